@@ -1,0 +1,123 @@
+//! `vimg convert`: copy an image into a new one of another format.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::staging::{check_staged, Staging};
+use crate::copy::{copy, CopyOptions};
+use crate::image::{self, Format};
+use crate::io::Access;
+use crate::options::Options;
+use crate::units::parse_size;
+
+/// Convert a disk image to another format or subformat.
+///
+/// Examples:
+///   vimg convert -O vhd disk.vmdk disk.vhd
+///   vimg convert -f vpc -O vmdk disk.vhd disk.vmdk
+///
+/// Only allocated, non-zero data is copied. The target is written beside
+/// its final name and moved into place only when the conversion succeeded;
+/// an existing TARGET is never overwritten unless --force is given.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// Source format (probed from the content when not given)
+    #[arg(short = 'f', long = "format")]
+    source_format: Option<String>,
+
+    /// Target format: vmdk, vhd (or vpc), raw
+    #[arg(short = 'O', long = "output-format", default_value = "raw")]
+    output_format: String,
+
+    /// Target format options as key=value[,key=value...]; may be repeated
+    #[arg(short = 'o', value_name = "OPTIONS")]
+    options: Vec<String>,
+
+    /// Show a progress bar (only when stderr is a terminal)
+    #[arg(short = 'p', long)]
+    progress: bool,
+
+    /// Zero runs of at least this many bytes are left unallocated in the
+    /// target; 0 allocates everything
+    #[arg(short = 'S', value_name = "SIZE", default_value = "4k")]
+    sparse_size: String,
+
+    /// Replace TARGET if it exists
+    #[arg(long)]
+    force: bool,
+
+    /// Print nothing on success
+    #[arg(short, long)]
+    quiet: bool,
+
+    /// The image to read
+    source: PathBuf,
+
+    /// The image to write
+    target: PathBuf,
+}
+
+pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
+    let source_format = args
+        .source_format
+        .as_deref()
+        .map(Format::from_name)
+        .transpose()?;
+    let target_format = Format::from_name(&args.output_format)?;
+    let sparse_size = parse_size(&args.sparse_size).map_err(anyhow::Error::msg)?;
+    if sparse_size % 512 != 0 {
+        bail!(
+            "-S {}: the sparse size must be a multiple of 512",
+            args.sparse_size
+        );
+    }
+    let mut opts = Options::parse(args.options.iter().map(String::as_str))?;
+
+    let mut src = image::open(&args.source, source_format, Access::Read)?;
+    let size = src.virtual_size();
+    let staging = Staging::new(&args.target, args.force)?;
+    let mut dst = image::create(&staging.path(), target_format, size, &mut opts)
+        .with_context(|| format!("cannot create {}", args.target.display()))?;
+    if dst.virtual_size() < size {
+        bail!(
+            "{}: the target would hold {} bytes, less than the source's {size}",
+            args.target.display(),
+            dst.virtual_size()
+        );
+    }
+
+    let bar = (args.progress && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new(size);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {percent:>3}% {bytes}/{total_bytes} {eta}")
+                .expect("a valid template"),
+        );
+        bar
+    });
+    let opts = CopyOptions { sparse_size };
+    copy(src.as_mut(), dst.as_mut(), size, &opts, &mut |done| {
+        if let Some(bar) = &bar {
+            bar.set_position(done);
+        }
+    })
+    .with_context(|| {
+        format!(
+            "converting {} to {} failed; the target was not written",
+            args.source.display(),
+            args.target.display()
+        )
+    })?;
+    dst.flush()?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let files = dst.files();
+    drop(dst);
+    check_staged(&staging, &files)?;
+    staging.commit(&files)?;
+    Ok(0)
+}

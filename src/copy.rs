@@ -1,0 +1,113 @@
+//! The streaming copy at the heart of `convert`: walk the source's
+//! allocation, skip what reads as zero (the fresh target already does), read
+//! large aligned runs, drop all-zero pieces, and write the rest.
+
+use crate::error::Result;
+use crate::image::{BlockDevice, Kind};
+use crate::io::{align_down, is_zero};
+
+/// Bytes read per step: large, and a multiple of every grain and block size
+/// vimg writes, so steps line up with the target's allocation units.
+pub const CHUNK: u64 = 2 << 20;
+
+/// How to copy.
+#[derive(Clone, Copy, Debug)]
+pub struct CopyOptions {
+    /// Runs of zeros at least this long (aligned to it) are not written;
+    /// 0 writes everything, holes included (a fully allocated target).
+    pub sparse_size: u64,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions { sparse_size: 4096 }
+    }
+}
+
+/// What a copy did, for reports and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CopyStats {
+    /// Bytes read from the source.
+    pub read: u64,
+    /// Bytes written to the target.
+    pub written: u64,
+}
+
+/// True when the source holds something to copy at a range of `kind`.
+fn holds_data(kind: &Kind, opts: &CopyOptions) -> bool {
+    match kind {
+        Kind::Data { .. } => true,
+        Kind::Zero { .. } | Kind::Unallocated => opts.sparse_size == 0,
+    }
+}
+
+/// Copy the first `size` bytes of `src` into `dst`, which must read as
+/// zeros. `progress` is told how far the copy has got.
+pub fn copy(
+    src: &mut dyn BlockDevice,
+    dst: &mut dyn BlockDevice,
+    size: u64,
+    opts: &CopyOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<CopyStats> {
+    let mut stats = CopyStats::default();
+    let mut buf = vec![0u8; CHUNK as usize];
+    let mut offset = 0u64;
+    while offset < size {
+        let first = src.block_status(offset, size - offset)?;
+        if !holds_data(&first.kind, opts) {
+            offset += first.len;
+            progress(offset);
+            continue;
+        }
+        // Join what follows to copy, up to the end of this chunk.
+        let chunk_end = (align_down(offset, CHUNK) + CHUNK).min(size);
+        let mut end = (offset + first.len).min(chunk_end);
+        while end < chunk_end {
+            let m = src.block_status(end, chunk_end - end)?;
+            if !holds_data(&m.kind, opts) {
+                break;
+            }
+            end += m.len;
+        }
+        let data = &mut buf[..(end - offset) as usize];
+        src.read_at(data, offset)?;
+        stats.read += data.len() as u64;
+        stats.written += write_nonzero(dst, data, offset, opts.sparse_size)?;
+        offset = end;
+        progress(offset);
+    }
+    Ok(stats)
+}
+
+/// Write `data` to `dst` at `offset`, leaving out zero pieces of
+/// `granule` bytes (aligned to the disk); returns the bytes written.
+fn write_nonzero(dst: &mut dyn BlockDevice, data: &[u8], offset: u64, granule: u64) -> Result<u64> {
+    if granule == 0 {
+        dst.write_at(data, offset)?;
+        return Ok(data.len() as u64);
+    }
+    let mut written = 0;
+    let mut run_start: Option<usize> = None;
+    let mut pos = 0usize;
+    while pos < data.len() {
+        let at = offset + pos as u64;
+        let next = ((align_down(at, granule) + granule - offset) as usize).min(data.len());
+        let zero = is_zero(&data[pos..next]);
+        match (zero, run_start) {
+            (false, None) => run_start = Some(pos),
+            (true, Some(start)) => {
+                dst.write_at(&data[start..pos], offset + start as u64)?;
+                written += (pos - start) as u64;
+                run_start = None;
+            }
+            _ => {}
+        }
+        pos = next;
+    }
+    if let Some(start) = run_start {
+        dst.write_at(&data[start..], offset + start as u64)?;
+        written += (data.len() - start) as u64;
+    }
+    Ok(written)
+}

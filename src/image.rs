@@ -1,0 +1,260 @@
+//! The one trait every format implements, the allocation picture it
+//! reports, and the registry that probes, opens and creates images by format.
+//!
+//! Subcommands hold a `Box<dyn BlockDevice>` and never ask which format it is.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::io::{Access, ImageFile, SECTOR};
+use crate::options::Options;
+use crate::{raw, vhd, vmdk};
+
+/// A place in a host file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Host {
+    pub file: Arc<Path>,
+    pub offset: u64,
+}
+
+/// What a range of the virtual disk is, in one layer of a chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Data stored in this layer; `host` is where, when it sits verbatim in
+    /// a file (compressed grains have no such place).
+    Data {
+        host: Option<Host>,
+        compressed: bool,
+    },
+    /// Known to read as zeros in this layer (a hole in a raw file, a zeroed
+    /// grain, an allocated block whose sectors are marked unused).
+    Zero { host: Option<Host> },
+    /// Nothing in this layer: reads come from the parent, or are zeros when
+    /// there is none.
+    Unallocated,
+}
+
+/// A run of the virtual disk, starting where it was asked for, that is all
+/// of one kind (and, for data, contiguous in its host file).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub len: u64,
+    pub kind: Kind,
+}
+
+impl Mapping {
+    pub fn new(len: u64, kind: Kind) -> Self {
+        Mapping { len, kind }
+    }
+
+    /// Extend this run by `next`, which starts where this one ends, when the
+    /// two are alike; returns false (and changes nothing) otherwise.
+    pub fn try_extend(&mut self, next: &Mapping) -> bool {
+        let contiguous = |a: &Option<Host>, b: &Option<Host>| match (a, b) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.file == b.file && a.offset + self.len == b.offset,
+            _ => false,
+        };
+        let alike = match (&self.kind, &next.kind) {
+            (Kind::Unallocated, Kind::Unallocated) => true,
+            (Kind::Zero { host: a }, Kind::Zero { host: b }) => contiguous(a, b),
+            (
+                Kind::Data {
+                    host: a,
+                    compressed: ca,
+                },
+                Kind::Data {
+                    host: b,
+                    compressed: cb,
+                },
+            ) => ca == cb && contiguous(a, b),
+            _ => false,
+        };
+        if alike {
+            self.len += next.len;
+        }
+        alike
+    }
+}
+
+/// What `info` reports about an image.
+#[derive(Clone, Debug)]
+pub struct ImageInfo {
+    /// Format name as qemu-img spells it (`vmdk`, `vpc`, `raw`).
+    pub format: &'static str,
+    pub virtual_size: u64,
+    pub cluster_size: Option<u64>,
+    /// The parent as recorded in the image, for delta images.
+    pub backing_file: Option<String>,
+    /// Format-specific fields, in display order: `(type, data)`.
+    pub specific: Option<(&'static str, Map<String, Value>)>,
+}
+
+/// A virtual disk: the one interface every format implements.
+pub trait BlockDevice: Send {
+    /// Size of the virtual disk in bytes.
+    fn virtual_size(&self) -> u64;
+
+    /// Allocation unit in bytes: grain or block size, 512 for raw.
+    fn cluster_size(&self) -> u64;
+
+    /// Fill `buf` from the virtual disk at `offset`.
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<()>;
+
+    /// Write `buf` to the virtual disk at `offset`.
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()>;
+
+    /// The kind of the virtual range starting at `offset`, for up to `len`
+    /// bytes (the answer may be shorter; never zero-length when `len > 0`).
+    fn block_status(&mut self, offset: u64, len: u64) -> Result<Mapping>;
+
+    /// Write back every table and header held in memory, in crash-safe
+    /// order (data is always on disk before what points at it).
+    fn flush(&mut self) -> Result<()>;
+
+    /// Header facts for `info`.
+    fn info(&mut self) -> Result<ImageInfo>;
+
+    /// Every host file the image consists of (for sizes and renames).
+    fn files(&self) -> Vec<PathBuf>;
+
+    /// The parent of a delta image.
+    fn parent(&mut self) -> Option<&mut dyn BlockDevice> {
+        None
+    }
+}
+
+/// Check that `[offset, offset + len)` lies inside a disk of `size` bytes.
+pub fn check_range(path: &Path, size: u64, offset: u64, len: usize) -> Result<()> {
+    match offset.checked_add(len as u64) {
+        Some(end) if end <= size => Ok(()),
+        _ => Err(Error::invalid(format!(
+            "{}: access at byte offset {offset}, length {len}, is beyond the end of the {size}-byte disk",
+            path.display()
+        ))),
+    }
+}
+
+/// The image formats vimg reads and writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Raw,
+    Vmdk,
+    Vhd,
+}
+
+impl Format {
+    /// Parse a format name as given to `-f`/`-O` (`vhd` and `vpc` are one).
+    pub fn from_name(name: &str) -> Result<Format> {
+        match name {
+            "raw" => Ok(Format::Raw),
+            "vmdk" => Ok(Format::Vmdk),
+            "vhd" | "vpc" => Ok(Format::Vhd),
+            _ => Err(Error::invalid(format!(
+                "unknown format '{name}' (known: raw, vmdk, vhd/vpc)"
+            ))),
+        }
+    }
+
+    /// The name qemu-img uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Raw => "raw",
+            Format::Vmdk => "vmdk",
+            Format::Vhd => "vpc",
+        }
+    }
+}
+
+/// Recognise a format from a file's content, never its name: VMDK magic or
+/// descriptor text, a VHD footer at offset 0 or at the end, else raw.
+pub fn probe(path: &Path) -> Result<Format> {
+    let file = ImageFile::open(path, Access::Read)?;
+    let len = file.length()?;
+    let mut head = vec![0u8; len.min(4096) as usize];
+    file.read_exact_at(&mut head, 0)?;
+    if vmdk::probe(&head) {
+        return Ok(Format::Vmdk);
+    }
+    if vhd::probe_head(&head) {
+        return Ok(Format::Vhd);
+    }
+    if len >= SECTOR {
+        let mut tail = [0u8; SECTOR as usize];
+        file.read_exact_at(&mut tail, len - SECTOR)?;
+        if vhd::probe_tail(&tail) {
+            return Ok(Format::Vhd);
+        }
+    }
+    Ok(Format::Raw)
+}
+
+/// Open an image, probing its format unless one is given.
+pub fn open(path: &Path, format: Option<Format>, access: Access) -> Result<Box<dyn BlockDevice>> {
+    let format = match format {
+        Some(f) => f,
+        None => probe(path)?,
+    };
+    match format {
+        Format::Raw => Ok(Box::new(raw::Raw::open(path, access)?)),
+        Format::Vmdk => vmdk::open(path, access),
+        Format::Vhd => vhd::open(path, access),
+    }
+}
+
+/// Create an image of `size` bytes and return it opened for writing.
+/// `opts` holds the `-o` options; any the format does not know is an error.
+pub fn create(
+    path: &Path,
+    format: Format,
+    size: u64,
+    opts: &mut Options,
+) -> Result<Box<dyn BlockDevice>> {
+    let image: Box<dyn BlockDevice> = match format {
+        Format::Raw => {
+            opts.finish("raw")?;
+            Box::new(raw::Raw::create(path, size)?)
+        }
+        Format::Vmdk => vmdk::create(path, size, opts)?,
+        Format::Vhd => vhd::create(path, size, opts)?,
+    };
+    Ok(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(offset: u64) -> Option<Host> {
+        Some(Host {
+            file: Arc::from(Path::new("f")),
+            offset,
+        })
+    }
+
+    #[test]
+    fn mappings_merge_only_when_alike_and_contiguous() {
+        let data = |h| Kind::Data {
+            host: h,
+            compressed: false,
+        };
+        let mut m = Mapping::new(512, data(host(0)));
+        assert!(m.try_extend(&Mapping::new(512, data(host(512)))));
+        assert_eq!(m.len, 1024);
+        assert!(!m.try_extend(&Mapping::new(512, data(host(4096)))));
+        assert!(!m.try_extend(&Mapping::new(512, Kind::Unallocated)));
+        let mut u = Mapping::new(1, Kind::Unallocated);
+        assert!(u.try_extend(&Mapping::new(2, Kind::Unallocated)));
+        assert_eq!(u.len, 3);
+    }
+
+    #[test]
+    fn format_names() {
+        assert_eq!(Format::from_name("vpc").unwrap(), Format::Vhd);
+        assert_eq!(Format::from_name("vhd").unwrap().name(), "vpc");
+        assert!(Format::from_name("qcow2").is_err());
+    }
+}

@@ -1,0 +1,322 @@
+//! Positioned I/O on image files: whole reads and writes at byte offsets,
+//! sparse-aware seeking, locking, and the alignment helpers formats share.
+//!
+//! Format code never moves a file cursor; every access names its offset, and
+//! every error names the file and the offset.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, ErrorKind};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{FlockOperation, SeekFrom};
+
+use crate::error::{Error, Result};
+
+/// Bytes in a disk sector, the unit both formats count in.
+pub const SECTOR: u64 = 512;
+
+/// Round `value` up to a multiple of `align` (a power of two).
+pub fn align_up(value: u64, align: u64) -> u64 {
+    debug_assert!(align.is_power_of_two());
+    (value + align - 1) & !(align - 1)
+}
+
+/// Round `value` down to a multiple of `align` (a power of two).
+pub fn align_down(value: u64, align: u64) -> u64 {
+    debug_assert!(align.is_power_of_two());
+    value & !(align - 1)
+}
+
+/// True when every byte of `buf` is zero.
+pub fn is_zero(buf: &[u8]) -> bool {
+    let (words, tail) = buf.split_at(buf.len() - buf.len() % 64);
+    words.chunks_exact(64).all(|block| {
+        block.chunks_exact(8).fold(0u64, |acc, w| {
+            acc | u64::from_ne_bytes(w.try_into().unwrap())
+        }) == 0
+    }) && tail.iter().all(|&b| b == 0)
+}
+
+/// How an image file is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Read only, with a shared lock.
+    Read,
+    /// Read and write, with an exclusive lock.
+    Write,
+}
+
+/// An open image file: a path for messages and positioned I/O on `&self`.
+#[derive(Debug)]
+pub struct ImageFile {
+    file: File,
+    path: PathBuf,
+    writable: bool,
+}
+
+impl ImageFile {
+    /// Open an existing file and take a lock matching `access`.
+    pub fn open(path: &Path, access: Access) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(access == Access::Write)
+            .open(path)
+            .map_err(|e| Error::file(path, "cannot open", e))?;
+        let image = ImageFile {
+            file,
+            path: path.to_path_buf(),
+            writable: access == Access::Write,
+        };
+        image.lock(access)?;
+        Ok(image)
+    }
+
+    /// Create a new file; fails if `path` exists, so nothing is overwritten.
+    pub fn create_new(path: &Path) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                ErrorKind::AlreadyExists => Error::Exists {
+                    path: path.to_path_buf(),
+                },
+                _ => Error::file(path, "cannot create", e),
+            })?;
+        let image = ImageFile {
+            file,
+            path: path.to_path_buf(),
+            writable: true,
+        };
+        image.lock(Access::Write)?;
+        Ok(image)
+    }
+
+    fn lock(&self, access: Access) -> Result<()> {
+        let op = match access {
+            Access::Read => FlockOperation::NonBlockingLockShared,
+            Access::Write => FlockOperation::NonBlockingLockExclusive,
+        };
+        // POSIX record locks conflict with the OFD locks QEMU takes on its
+        // images, so a running VM or qemu-img is noticed as well as vimg.
+        match rustix::fs::fcntl_lock(&self.file, op) {
+            Ok(()) => Ok(()),
+            Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::ACCESS => {
+                Err(Error::Locked {
+                    path: self.path.clone(),
+                })
+            }
+            // Filesystems without lock support: carry on unlocked.
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// The path the file was opened with.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the file was opened for writing.
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Length in bytes; works for block devices too.
+    pub fn length(&self) -> Result<u64> {
+        let meta = self
+            .file
+            .metadata()
+            .map_err(|e| Error::file(&self.path, "cannot stat", e))?;
+        if meta.is_file() {
+            return Ok(meta.len());
+        }
+        rustix::fs::seek(&self.file, SeekFrom::End(0))
+            .map_err(|e| Error::file(&self.path, "cannot find the length of", e.into()))
+    }
+
+    /// Bytes the file occupies on its filesystem (holes excluded).
+    pub fn allocated_bytes(&self) -> Result<u64> {
+        let meta = self
+            .file
+            .metadata()
+            .map_err(|e| Error::file(&self.path, "cannot stat", e))?;
+        Ok(meta.blocks() * 512)
+    }
+
+    /// Read exactly `buf.len()` bytes at `offset`; running into the end of
+    /// the file is an error naming the offset.
+    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let got = self.read_full(buf, offset)?;
+        if got < buf.len() {
+            return Err(Error::Io {
+                path: self.path.clone(),
+                op: "read past the end of the file",
+                offset: offset + got as u64,
+                source: io::Error::from(ErrorKind::UnexpectedEof),
+            });
+        }
+        Ok(())
+    }
+
+    /// Read `buf.len()` bytes at `offset`, with zeros for whatever lies past
+    /// the end of the file.
+    pub fn read_zero_filled(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let got = self.read_full(buf, offset)?;
+        buf[got..].fill(0);
+        Ok(())
+    }
+
+    /// Read until `buf` is full or the file ends; returns the bytes read.
+    fn read_full(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.file.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(Error::Io {
+                        path: self.path.clone(),
+                        op: "read failed",
+                        offset: offset + done as u64,
+                        source: e,
+                    })
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Write all of `buf` at `offset`.
+    pub fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        self.file.write_all_at(buf, offset).map_err(|e| Error::Io {
+            path: self.path.clone(),
+            op: "write failed",
+            offset,
+            source: e,
+        })
+    }
+
+    /// Set the file length (growing leaves a hole).
+    pub fn set_len(&self, len: u64) -> Result<()> {
+        self.file.set_len(len).map_err(|e| Error::Io {
+            path: self.path.clone(),
+            op: "cannot set the length",
+            offset: len,
+            source: e,
+        })
+    }
+
+    /// Flush written data and metadata to stable storage.
+    pub fn sync(&self) -> Result<()> {
+        self.file
+            .sync_all()
+            .map_err(|e| Error::file(&self.path, "cannot flush to disk", e))
+    }
+
+    /// The first offset at or after `offset` that holds data, `None` when
+    /// only a hole follows. Files that cannot tell report data everywhere.
+    pub fn next_data(&self, offset: u64) -> Result<Option<u64>> {
+        match rustix::fs::seek(&self.file, SeekFrom::Data(offset)) {
+            Ok(pos) => Ok(Some(pos)),
+            Err(rustix::io::Errno::NXIO) => Ok(None),
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::OPNOTSUPP) => Ok(Some(offset)),
+            Err(e) => Err(Error::Io {
+                path: self.path.clone(),
+                op: "cannot seek to data",
+                offset,
+                source: e.into(),
+            }),
+        }
+    }
+
+    /// The first hole at or after `offset` (the end of the file counts as
+    /// one). Files that cannot tell report their end.
+    pub fn next_hole(&self, offset: u64) -> Result<u64> {
+        match rustix::fs::seek(&self.file, SeekFrom::Hole(offset)) {
+            Ok(pos) => Ok(pos),
+            Err(rustix::io::Errno::NXIO) => Ok(offset),
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::OPNOTSUPP) => self.length(),
+            Err(e) => Err(Error::Io {
+                path: self.path.clone(),
+                op: "cannot seek to a hole",
+                offset,
+                source: e.into(),
+            }),
+        }
+    }
+
+    /// True when `[offset, offset + len)` holds no data (a hole, or past
+    /// the end of the file), found without reading it.
+    pub fn is_hole(&self, offset: u64, len: u64) -> Result<bool> {
+        Ok(match self.next_data(offset)? {
+            None => true,
+            Some(pos) => pos >= offset + len,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alignment() {
+        assert_eq!(align_up(0, 512), 0);
+        assert_eq!(align_up(1, 512), 512);
+        assert_eq!(align_up(512, 512), 512);
+        assert_eq!(align_down(1023, 512), 512);
+    }
+
+    #[test]
+    fn zero_detection() {
+        let mut buf = vec![0u8; 4096 + 7];
+        assert!(is_zero(&buf));
+        for pos in [0, 63, 64, 4095, 4096 + 6] {
+            buf[pos] = 1;
+            assert!(!is_zero(&buf), "byte {pos}");
+            buf[pos] = 0;
+        }
+        assert!(is_zero(&[]));
+    }
+
+    #[test]
+    fn short_read_names_offset_and_zero_fill_pads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let f = ImageFile::create_new(&path).unwrap();
+        f.write_all_at(b"abcd", 0).unwrap();
+        let mut buf = [0xffu8; 8];
+        let err = f.read_exact_at(&mut buf, 0).unwrap_err().to_string();
+        assert!(err.contains("byte offset 4"), "{err}");
+        f.read_zero_filled(&mut buf, 2).unwrap();
+        assert_eq!(&buf, b"cd\0\0\0\0\0\0");
+    }
+
+    #[test]
+    fn create_new_refuses_existing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"keep").unwrap();
+        assert!(matches!(
+            ImageFile::create_new(&path),
+            Err(Error::Exists { .. })
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn holes_are_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let f = ImageFile::create_new(&path).unwrap();
+        f.set_len(16 << 20).unwrap();
+        f.write_all_at(&[1u8; 4096], 8 << 20).unwrap();
+        assert!(f.is_hole(0, 4 << 20).unwrap());
+        assert!(!f.is_hole(0, 16 << 20).unwrap());
+        assert!(f.is_hole(12 << 20, 4 << 20).unwrap());
+    }
+}

@@ -1,0 +1,19 @@
+//! vimg: create, inspect and convert VMware VMDK and Microsoft VHD disk
+//! images. The library holds the formats behind one trait
+//! ([`image::BlockDevice`]); `cmd` holds the command-line interface.
+
+#![forbid(unsafe_code)]
+
+pub mod alloc;
+pub mod cmd;
+pub mod copy;
+pub mod error;
+pub mod image;
+pub mod io;
+pub mod options;
+pub mod raw;
+pub mod units;
+pub mod vhd;
+pub mod vmdk;
+
+pub use error::{Error, Result};

@@ -1,0 +1,151 @@
+//! Format options as given with `-o key=value,key2=value2,flag` (qemu-img
+//! syntax, `,,` for a literal comma). Each format takes the keys it knows;
+//! whatever is left over is an error, so a typo is never silently ignored.
+
+use crate::error::{Error, Result};
+use crate::units::parse_size;
+
+/// Options not yet taken by a format.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pairs: Vec<(String, Option<String>)>,
+}
+
+impl Options {
+    /// Parse one or more `-o` arguments; later values override earlier ones.
+    pub fn parse<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Options> {
+        let mut opts = Options::default();
+        for arg in args {
+            for item in split_unescaped(arg) {
+                if item.is_empty() {
+                    continue;
+                }
+                let (key, value) = match item.split_once('=') {
+                    Some((k, v)) => (k.trim().to_string(), Some(v.to_string())),
+                    None => (item.trim().to_string(), None),
+                };
+                if key.is_empty() {
+                    return Err(Error::invalid(format!("invalid option '{item}'")));
+                }
+                opts.pairs.retain(|(k, _)| *k != key);
+                opts.pairs.push((key, value));
+            }
+        }
+        Ok(opts)
+    }
+
+    /// Add an option unless one with that key is already present.
+    pub fn set_default(&mut self, key: &str, value: &str) {
+        if !self.pairs.iter().any(|(k, _)| k == key) {
+            self.pairs.push((key.to_string(), Some(value.to_string())));
+        }
+    }
+
+    /// True when no option is left.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    fn take(&mut self, key: &str) -> Option<Option<String>> {
+        let pos = self.pairs.iter().position(|(k, _)| k == key)?;
+        Some(self.pairs.remove(pos).1)
+    }
+
+    /// Take a string option.
+    pub fn take_str(&mut self, key: &str) -> Result<Option<String>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Some(v)) => Ok(Some(v)),
+            Some(None) => Err(Error::invalid(format!("option '{key}' needs a value"))),
+        }
+    }
+
+    /// Take a boolean option: `key`, `key=on|off|true|false|yes|no`.
+    pub fn take_bool(&mut self, key: &str) -> Result<Option<bool>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(None) => Ok(Some(true)),
+            Some(Some(v)) => match v.as_str() {
+                "on" | "true" | "yes" | "1" => Ok(Some(true)),
+                "off" | "false" | "no" | "0" => Ok(Some(false)),
+                _ => Err(Error::invalid(format!(
+                    "option '{key}' takes on or off, not '{v}'"
+                ))),
+            },
+        }
+    }
+
+    /// Take a size option (`64K`, `2M`, …).
+    pub fn take_size(&mut self, key: &str) -> Result<Option<u64>> {
+        match self.take_str(key)? {
+            None => Ok(None),
+            Some(v) => parse_size(&v)
+                .map(Some)
+                .map_err(|e| Error::invalid(format!("option '{key}': {e}"))),
+        }
+    }
+
+    /// Fail when options are left that `format` does not know.
+    pub fn finish(&self, format: &str) -> Result<()> {
+        match self.pairs.first() {
+            None => Ok(()),
+            Some((key, _)) => Err(Error::invalid(format!(
+                "format '{format}' has no option '{key}'"
+            ))),
+        }
+    }
+}
+
+/// Split on single commas; `,,` stands for a literal comma.
+fn split_unescaped(arg: &str) -> Vec<String> {
+    let mut items = vec![String::new()];
+    let mut chars = arg.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ',' {
+            if chars.peek() == Some(&',') {
+                chars.next();
+                items.last_mut().unwrap().push(',');
+            } else {
+                items.push(String::new());
+            }
+        } else {
+            items.last_mut().unwrap().push(c);
+        }
+    }
+    items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pairs_flags_and_escaped_commas() {
+        let mut o = Options::parse(["subformat=fixed,compat6", "name=a,,b"]).unwrap();
+        assert_eq!(o.take_str("subformat").unwrap().as_deref(), Some("fixed"));
+        assert_eq!(o.take_bool("compat6").unwrap(), Some(true));
+        assert_eq!(o.take_str("name").unwrap().as_deref(), Some("a,b"));
+        assert!(o.is_empty());
+        o.finish("vmdk").unwrap();
+    }
+
+    #[test]
+    fn leftovers_and_bad_values_are_errors() {
+        let o = Options::parse(["sbformat=fixed"]).unwrap();
+        let err = o.finish("vpc").unwrap_err().to_string();
+        assert!(err.contains("sbformat"), "{err}");
+        let mut o = Options::parse(["force_size=maybe"]).unwrap();
+        assert!(o.take_bool("force_size").is_err());
+        let mut o = Options::parse(["block_size=2M"]).unwrap();
+        assert_eq!(o.take_size("block_size").unwrap(), Some(2 << 20));
+    }
+
+    #[test]
+    fn later_values_win() {
+        let mut o = Options::parse(["a=1", "a=2"]).unwrap();
+        assert_eq!(o.take_str("a").unwrap().as_deref(), Some("2"));
+        o.set_default("b", "x");
+        o.set_default("b", "y");
+        assert_eq!(o.take_str("b").unwrap().as_deref(), Some("x"));
+    }
+}

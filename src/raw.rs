@@ -1,0 +1,130 @@
+//! Raw images: the file is the disk. Holes read as zeros and are reported
+//! as such (SEEK_DATA/SEEK_HOLE); new images are sparse.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::image::{check_range, BlockDevice, Host, ImageInfo, Kind, Mapping};
+use crate::io::{Access, ImageFile};
+
+/// A raw image file or block device.
+pub struct Raw {
+    file: ImageFile,
+    name: Arc<Path>,
+    size: u64,
+}
+
+impl Raw {
+    /// Open an existing raw file or device.
+    pub fn open(path: &Path, access: Access) -> Result<Raw> {
+        let file = ImageFile::open(path, access)?;
+        let size = file.length()?;
+        Ok(Raw {
+            name: Arc::from(path),
+            file,
+            size,
+        })
+    }
+
+    /// Create a sparse raw file of `size` bytes.
+    pub fn create(path: &Path, size: u64) -> Result<Raw> {
+        let file = ImageFile::create_new(path)?;
+        file.set_len(size)?;
+        Ok(Raw {
+            name: Arc::from(path),
+            file,
+            size,
+        })
+    }
+}
+
+impl BlockDevice for Raw {
+    fn virtual_size(&self) -> u64 {
+        self.size
+    }
+
+    fn cluster_size(&self) -> u64 {
+        512
+    }
+
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<()> {
+        check_range(self.file.path(), self.size, offset, buf.len())?;
+        self.file.read_zero_filled(buf, offset)
+    }
+
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
+        check_range(self.file.path(), self.size, offset, buf.len())?;
+        self.file.write_all_at(buf, offset)
+    }
+
+    fn block_status(&mut self, offset: u64, len: u64) -> Result<Mapping> {
+        file_status(&self.file, &self.name, offset, len.min(self.size - offset))
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        // Writes go straight to the file; nothing is held back.
+        Ok(())
+    }
+
+    fn info(&mut self) -> Result<ImageInfo> {
+        Ok(ImageInfo {
+            format: "raw",
+            virtual_size: self.size,
+            cluster_size: None,
+            backing_file: None,
+            specific: None,
+        })
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        vec![self.file.path().to_path_buf()]
+    }
+}
+
+/// The status of `len` bytes stored verbatim in `file` from byte `host` on:
+/// data, or a hole (reads as zeros), with where it lies.
+pub fn file_status(file: &ImageFile, name: &Arc<Path>, host: u64, len: u64) -> Result<Mapping> {
+    let end = host + len;
+    let at = Some(Host {
+        file: name.clone(),
+        offset: host,
+    });
+    Ok(match file.next_data(host)? {
+        Some(pos) if pos <= host => {
+            let hole = file.next_hole(host)?.clamp(host + 1, end);
+            Mapping::new(
+                hole - host,
+                Kind::Data {
+                    host: at,
+                    compressed: false,
+                },
+            )
+        }
+        Some(pos) => Mapping::new(pos.min(end) - host, Kind::Zero { host: at }),
+        None => Mapping::new(len, Kind::Zero { host: at }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_file_maps_holes_as_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.raw");
+        let mut raw = Raw::create(&path, 8 << 20).unwrap();
+        raw.write_at(&[7u8; 4096], 4 << 20).unwrap();
+        let m = raw.block_status(0, 8 << 20).unwrap();
+        assert!(matches!(m.kind, Kind::Zero { .. }));
+        assert_eq!(m.len, 4 << 20);
+        let m = raw.block_status(4 << 20, 4 << 20).unwrap();
+        assert!(matches!(m.kind, Kind::Data { .. }));
+        assert!(m.len >= 4096);
+        let mut buf = [0u8; 2];
+        raw.read_at(&mut buf, (4 << 20) + 4095).unwrap();
+        assert_eq!(buf, [7, 0]);
+        assert!(raw.read_at(&mut buf, (8 << 20) - 1).is_err());
+    }
+}

@@ -1,0 +1,242 @@
+//! The VHD hard disk footer: 512 bytes at the end of every VHD, with a copy
+//! at offset 0 in dynamic and differencing disks. All fields big-endian.
+//!
+//! ```text
+//! offset size field
+//!      0    8 cookie "conectix"
+//!      8    4 features (2 = reserved bit, always set)
+//!     12    4 file format version (0x00010000)
+//!     16    8 data offset: dynamic header, or all ones for fixed disks
+//!     24    4 timestamp: seconds since 2000-01-01 00:00 UTC
+//!     28    4 creator application ("win ", "vpc ", "qemu", "vimg", ...)
+//!     32    4 creator version (major << 16 | minor)
+//!     36    4 creator host OS ("Wi2k", "Mac ")
+//!     40    8 original size in bytes
+//!     48    8 current size in bytes
+//!     56    2 cylinders
+//!     58    1 heads
+//!     59    1 sectors per track
+//!     60    4 disk type: 2 fixed, 3 dynamic, 4 differencing
+//!     64    4 checksum: one's complement of the byte sum, this field as 0
+//!     68   16 unique id
+//!     84    1 saved state
+//!     85  427 reserved (zero)
+//! ```
+
+use byteorder::{BigEndian, ByteOrder};
+
+/// Size of the footer on disk.
+pub const FOOTER_SIZE: usize = 512;
+const COOKIE: &[u8; 8] = b"conectix";
+/// Seconds from the Unix epoch to the VHD epoch (2000-01-01 UTC).
+pub const VHD_EPOCH: u64 = 946_684_800;
+
+/// The kinds of VHD.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskType {
+    Fixed,
+    Dynamic,
+    Differencing,
+}
+
+impl DiskType {
+    fn code(self) -> u32 {
+        match self {
+            DiskType::Fixed => 2,
+            DiskType::Dynamic => 3,
+            DiskType::Differencing => 4,
+        }
+    }
+
+    /// Name as `info` shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DiskType::Fixed => "fixed",
+            DiskType::Dynamic => "dynamic",
+            DiskType::Differencing => "differencing",
+        }
+    }
+}
+
+/// Cylinders, heads, sectors per track.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub cylinders: u16,
+    pub heads: u8,
+    pub sectors: u8,
+}
+
+impl Geometry {
+    /// Sectors the geometry addresses.
+    pub fn total_sectors(self) -> u64 {
+        self.cylinders as u64 * self.heads as u64 * self.sectors as u64
+    }
+}
+
+/// A parsed, checksum-verified footer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Footer {
+    pub features: u32,
+    pub version: u32,
+    pub data_offset: u64,
+    pub timestamp: u32,
+    pub creator_app: [u8; 4],
+    pub creator_version: u32,
+    pub creator_os: [u8; 4],
+    pub original_size: u64,
+    pub current_size: u64,
+    pub geometry: Geometry,
+    pub disk_type: DiskType,
+    pub uuid: [u8; 16],
+    pub saved_state: bool,
+}
+
+/// One's complement of the sum of all bytes, the checksum field counted as
+/// zero (`field` is its offset).
+pub fn checksum(buf: &[u8], field: usize) -> u32 {
+    let sum = buf
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !(field..field + 4).contains(i))
+        .fold(0u32, |acc, (_, &b)| acc.wrapping_add(b as u32));
+    !sum
+}
+
+/// True when `buf` starts with the footer cookie.
+pub fn has_cookie(buf: &[u8]) -> bool {
+    buf.len() >= 8 && &buf[..8] == COOKIE
+}
+
+impl Footer {
+    /// Parse and verify a footer; the error says which field is wrong.
+    pub fn parse(buf: &[u8]) -> Result<Footer, String> {
+        if buf.len() < FOOTER_SIZE {
+            return Err(format!("{} bytes, a footer needs 512", buf.len()));
+        }
+        let buf = &buf[..FOOTER_SIZE];
+        if !has_cookie(buf) {
+            return Err("no \"conectix\" cookie".into());
+        }
+        let stored = BigEndian::read_u32(&buf[64..]);
+        let computed = checksum(buf, 64);
+        if stored != computed {
+            return Err(format!(
+                "checksum is {stored:#010x}, the content sums to {computed:#010x}"
+            ));
+        }
+        let disk_type = match BigEndian::read_u32(&buf[60..]) {
+            2 => DiskType::Fixed,
+            3 => DiskType::Dynamic,
+            4 => DiskType::Differencing,
+            other => return Err(format!("disk type {other} (known: 2, 3, 4)")),
+        };
+        Ok(Footer {
+            features: BigEndian::read_u32(&buf[8..]),
+            version: BigEndian::read_u32(&buf[12..]),
+            data_offset: BigEndian::read_u64(&buf[16..]),
+            timestamp: BigEndian::read_u32(&buf[24..]),
+            creator_app: buf[28..32].try_into().unwrap(),
+            creator_version: BigEndian::read_u32(&buf[32..]),
+            creator_os: buf[36..40].try_into().unwrap(),
+            original_size: BigEndian::read_u64(&buf[40..]),
+            current_size: BigEndian::read_u64(&buf[48..]),
+            geometry: Geometry {
+                cylinders: BigEndian::read_u16(&buf[56..]),
+                heads: buf[58],
+                sectors: buf[59],
+            },
+            disk_type,
+            uuid: buf[68..84].try_into().unwrap(),
+            saved_state: buf[84] != 0,
+        })
+    }
+
+    /// The footer as 512 bytes with a correct checksum.
+    pub fn encode(&self) -> [u8; FOOTER_SIZE] {
+        let mut buf = [0u8; FOOTER_SIZE];
+        buf[..8].copy_from_slice(COOKIE);
+        BigEndian::write_u32(&mut buf[8..], self.features);
+        BigEndian::write_u32(&mut buf[12..], self.version);
+        BigEndian::write_u64(&mut buf[16..], self.data_offset);
+        BigEndian::write_u32(&mut buf[24..], self.timestamp);
+        buf[28..32].copy_from_slice(&self.creator_app);
+        BigEndian::write_u32(&mut buf[32..], self.creator_version);
+        buf[36..40].copy_from_slice(&self.creator_os);
+        BigEndian::write_u64(&mut buf[40..], self.original_size);
+        BigEndian::write_u64(&mut buf[48..], self.current_size);
+        BigEndian::write_u16(&mut buf[56..], self.geometry.cylinders);
+        buf[58] = self.geometry.heads;
+        buf[59] = self.geometry.sectors;
+        BigEndian::write_u32(&mut buf[60..], self.disk_type.code());
+        buf[68..84].copy_from_slice(&self.uuid);
+        buf[84] = self.saved_state as u8;
+        let sum = checksum(&buf, 64);
+        BigEndian::write_u32(&mut buf[64..], sum);
+        buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The footer of qemu-iotests' Hyper-V 2012 R2 sample, field by field.
+    fn hyperv_footer() -> Vec<u8> {
+        let mut b = vec![0u8; 512];
+        b[..8].copy_from_slice(b"conectix"); // cookie
+        b[8..12].copy_from_slice(&[0, 0, 0, 2]); // features
+        b[12..16].copy_from_slice(&[0, 1, 0, 0]); // version 1.0
+        b[16..24].copy_from_slice(&512u64.to_be_bytes()); // dynamic header at 512
+        b[24..28].copy_from_slice(&0x1a2b_3c4du32.to_be_bytes()); // timestamp
+        b[28..32].copy_from_slice(b"win "); // creator app
+        b[32..36].copy_from_slice(&[0, 6, 0, 3]); // creator version 6.3
+        b[36..40].copy_from_slice(b"Wi2k"); // creator OS
+        b[40..48].copy_from_slice(&136_365_211_648u64.to_be_bytes()); // original size
+        b[48..56].copy_from_slice(&136_365_211_648u64.to_be_bytes()); // current size
+        b[56..58].copy_from_slice(&65278u16.to_be_bytes()); // cylinders
+        b[58] = 16; // heads
+        b[59] = 255; // sectors per track
+        b[60..64].copy_from_slice(&3u32.to_be_bytes()); // dynamic
+        b[68..84].copy_from_slice(&[0x11; 16]); // unique id
+        let sum = checksum(&b, 64);
+        b[64..68].copy_from_slice(&sum.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn parses_every_field_and_encodes_back() {
+        let raw = hyperv_footer();
+        let f = Footer::parse(&raw).unwrap();
+        assert_eq!(f.data_offset, 512);
+        assert_eq!(&f.creator_app, b"win ");
+        assert_eq!(f.creator_version, 0x0006_0003);
+        assert_eq!(f.current_size, 136_365_211_648);
+        assert_eq!(
+            f.geometry,
+            Geometry {
+                cylinders: 65278,
+                heads: 16,
+                sectors: 255
+            }
+        );
+        assert_eq!(f.disk_type, DiskType::Dynamic);
+        assert!(!f.saved_state);
+        assert_eq!(&f.encode()[..], &raw[..]);
+    }
+
+    #[test]
+    fn bad_checksum_cookie_and_type_are_named() {
+        let mut raw = hyperv_footer();
+        raw[100] = 1;
+        assert!(Footer::parse(&raw).unwrap_err().contains("checksum"));
+        let mut raw = hyperv_footer();
+        raw[0] = b'C';
+        assert!(Footer::parse(&raw).unwrap_err().contains("cookie"));
+        let mut f = Footer::parse(&hyperv_footer()).unwrap().encode();
+        f[63] = 9;
+        let sum = checksum(&f, 64);
+        f[64..68].copy_from_slice(&sum.to_be_bytes());
+        assert!(Footer::parse(&f).unwrap_err().contains("disk type 9"));
+        assert!(Footer::parse(&[0u8; 10]).is_err());
+    }
+}

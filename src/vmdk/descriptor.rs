@@ -1,0 +1,281 @@
+//! The VMDK text descriptor: header keys (version, CID, parentCID,
+//! createType, parentFileNameHint), extent lines and the disk database.
+//!
+//! ```text
+//! # Disk DescriptorFile
+//! version=1
+//! CID=fffffffe
+//! parentCID=ffffffff
+//! createType="monolithicSparse"
+//!
+//! # Extent description
+//! RW 20971520 SPARSE "disk.vmdk"
+//!
+//! # The Disk Data Base
+//! #DDB
+//! ddb.adapterType = "ide"
+//! ```
+//!
+//! Both header spellings are read; comments are skipped; file names are
+//! quoted and may hold spaces; unknown keys are kept and written back.
+
+/// Largest descriptor vimg reads.
+pub const MAX_DESCRIPTOR: u64 = 1 << 20;
+
+/// How an extent may be accessed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExtentAccess {
+    ReadWrite,
+    ReadOnly,
+    NoAccess,
+}
+
+impl ExtentAccess {
+    fn name(self) -> &'static str {
+        match self {
+            ExtentAccess::ReadWrite => "RW",
+            ExtentAccess::ReadOnly => "RDONLY",
+            ExtentAccess::NoAccess => "NOACCESS",
+        }
+    }
+}
+
+/// One extent line: `ACCESS SECTORS TYPE ["FILE" [OFFSET]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtentLine {
+    pub access: ExtentAccess,
+    pub sectors: u64,
+    /// The type as written: FLAT, SPARSE, ZERO, VMFS, VMFSSPARSE, ...
+    pub kind: String,
+    pub file: Option<String>,
+    /// Start of the extent's data in its file, in sectors (flat kinds).
+    pub offset: u64,
+}
+
+/// A parsed descriptor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Descriptor {
+    pub version: u32,
+    pub cid: u32,
+    pub parent_cid: u32,
+    pub create_type: String,
+    pub parent_hint: Option<String>,
+    /// Header keys vimg does not interpret, in order (`encoding`, ...).
+    pub other: Vec<(String, String)>,
+    pub extents: Vec<ExtentLine>,
+    /// Disk database entries, in order, values without quotes.
+    pub ddb: Vec<(String, String)>,
+}
+
+/// Parent CID of a disk without a parent.
+pub const NO_PARENT: u32 = 0xffff_ffff;
+
+fn unquote(value: &str) -> &str {
+    let v = value.trim();
+    v.strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(v)
+}
+
+/// Split the first whitespace-separated word off `rest`.
+fn next_word<'a>(rest: &mut &'a str) -> &'a str {
+    let text = rest.trim_start();
+    let end = text.find(char::is_whitespace).unwrap_or(text.len());
+    *rest = text[end..].trim_start();
+    &text[..end]
+}
+
+/// Parse `RW 2048 FLAT "name with spaces.vmdk" 0`.
+fn parse_extent(line: &str) -> Result<ExtentLine, String> {
+    let bad = |why: &str| format!("extent line '{line}': {why}");
+    let mut rest = line.trim();
+    let access = match next_word(&mut rest) {
+        "RW" => ExtentAccess::ReadWrite,
+        "RDONLY" => ExtentAccess::ReadOnly,
+        "NOACCESS" => ExtentAccess::NoAccess,
+        _ => return Err(bad("unknown access")),
+    };
+    let sectors: u64 = next_word(&mut rest).parse().map_err(|_| bad("bad size"))?;
+    let kind = next_word(&mut rest).to_string();
+    if kind.is_empty() {
+        return Err(bad("no extent type"));
+    }
+    let mut file = None;
+    if let Some(quoted) = rest.strip_prefix('"') {
+        let end = quoted
+            .find('"')
+            .ok_or_else(|| bad("unterminated file name"))?;
+        file = Some(quoted[..end].to_string());
+        rest = quoted[end + 1..].trim_start();
+    } else if !rest.is_empty() {
+        file = Some(next_word(&mut rest).to_string());
+    }
+    let offset = match rest.split_whitespace().next() {
+        None => 0,
+        Some(o) => o.parse().map_err(|_| bad("bad offset"))?,
+    };
+    Ok(ExtentLine {
+        access,
+        sectors,
+        kind,
+        file,
+        offset,
+    })
+}
+
+fn parse_cid(key: &str, value: &str) -> Result<u32, String> {
+    u32::from_str_radix(value, 16).map_err(|_| format!("{key} '{value}' is not a hex number"))
+}
+
+impl Descriptor {
+    /// Parse descriptor text (NUL padding after it is ignored).
+    pub fn parse(text: &[u8]) -> Result<Descriptor, String> {
+        let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+        let text = std::str::from_utf8(&text[..end])
+            .map_err(|e| format!("not UTF-8 text (byte {})", e.valid_up_to()))?;
+        let mut d = Descriptor {
+            version: 1,
+            cid: 0,
+            parent_cid: NO_PARENT,
+            create_type: String::new(),
+            parent_hint: None,
+            other: Vec::new(),
+            extents: Vec::new(),
+            ddb: Vec::new(),
+        };
+        let mut seen_type = false;
+        for raw in text.lines() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let first = line.split_whitespace().next().unwrap_or("");
+            if matches!(first, "RW" | "RDONLY" | "NOACCESS") {
+                d.extents.push(parse_extent(line)?);
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                return Err(format!("line '{line}' is neither key=value nor an extent"));
+            };
+            let key = key.trim();
+            let value = unquote(value);
+            match key {
+                "version" => {
+                    d.version = value
+                        .parse()
+                        .map_err(|_| format!("version '{value}' is not a number"))?
+                }
+                "CID" => d.cid = parse_cid(key, value)?,
+                "parentCID" => d.parent_cid = parse_cid(key, value)?,
+                "createType" => {
+                    d.create_type = value.to_string();
+                    seen_type = true;
+                }
+                "parentFileNameHint" => d.parent_hint = Some(value.to_string()),
+                _ if key.starts_with("ddb.") => d.ddb.push((key.to_string(), value.to_string())),
+                _ => d.other.push((key.to_string(), value.to_string())),
+            }
+        }
+        if !seen_type {
+            return Err("no createType".into());
+        }
+        Ok(d)
+    }
+
+    /// The descriptor as text, in the spelling VMware, VirtualBox and
+    /// libvmdk all accept.
+    pub fn encode(&self) -> String {
+        let mut s = String::from("# Disk DescriptorFile\n");
+        s += &format!("version={}\n", self.version);
+        for (k, v) in &self.other {
+            s += &format!("{k}=\"{v}\"\n");
+        }
+        s += &format!("CID={:08x}\n", self.cid);
+        s += &format!("parentCID={:08x}\n", self.parent_cid);
+        s += &format!("createType=\"{}\"\n", self.create_type);
+        if let Some(hint) = &self.parent_hint {
+            s += &format!("parentFileNameHint=\"{hint}\"\n");
+        }
+        s += "\n# Extent description\n";
+        for e in &self.extents {
+            s += &format!("{} {} {}", e.access.name(), e.sectors, e.kind);
+            if let Some(file) = &e.file {
+                s += &format!(" \"{file}\"");
+                if e.offset != 0 || e.kind.contains("FLAT") || e.kind == "VMFS" {
+                    s += &format!(" {}", e.offset);
+                }
+            }
+            s += "\n";
+        }
+        s += "\n# The Disk Data Base\n#DDB\n\n";
+        for (k, v) in &self.ddb {
+            s += &format!("{k} = \"{v}\"\n");
+        }
+        s
+    }
+
+    /// A disk database value.
+    pub fn ddb(&self, key: &str) -> Option<&str> {
+        self.ddb
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VMWARE: &str = "# Disk DescriptorFile\r\nversion=1\r\nencoding=\"windows-1252\"\r\nCID=6a9f2c6e\r\nparentCID=ffffffff\r\nisNativeSnapshot=\"no\"\r\ncreateType=\"twoGbMaxExtentSparse\"\r\n\r\n# Extent description\r\nRW 4192256 SPARSE \"My Disk-s001.vmdk\"\r\nRW 2048 FLAT \"flat file.vmdk\" 128\r\nRDONLY 100 ZERO\r\n\r\n# The Disk Data Base \r\n#DDB\r\n\r\nddb.adapterType = \"lsilogic\"\r\nddb.geometry.cylinders = \"261\"\r\nddb.toolsInstallType = \"4\"\r\n";
+
+    #[test]
+    fn parses_vmware_descriptor_with_spaces_and_crlf() {
+        let d = Descriptor::parse(VMWARE.as_bytes()).unwrap();
+        assert_eq!(d.cid, 0x6a9f_2c6e);
+        assert_eq!(d.parent_cid, NO_PARENT);
+        assert_eq!(d.create_type, "twoGbMaxExtentSparse");
+        assert_eq!(d.extents.len(), 3);
+        assert_eq!(d.extents[0].file.as_deref(), Some("My Disk-s001.vmdk"));
+        assert_eq!(d.extents[0].sectors, 4_192_256);
+        assert_eq!(d.extents[1].kind, "FLAT");
+        assert_eq!(d.extents[1].offset, 128);
+        assert_eq!(d.extents[2].access, ExtentAccess::ReadOnly);
+        assert_eq!(d.extents[2].file, None);
+        assert_eq!(d.ddb("ddb.adapterType"), Some("lsilogic"));
+        assert_eq!(d.ddb("ddb.toolsInstallType"), Some("4"));
+    }
+
+    #[test]
+    fn encodes_and_reparses_to_the_same() {
+        let d = Descriptor::parse(VMWARE.as_bytes()).unwrap();
+        let text = d.encode();
+        assert!(text.starts_with("# Disk DescriptorFile\n"));
+        assert!(text.contains("RW 2048 FLAT \"flat file.vmdk\" 128\n"));
+        assert!(text.contains("encoding=\"windows-1252\"\n"));
+        assert_eq!(Descriptor::parse(text.as_bytes()).unwrap(), d);
+    }
+
+    #[test]
+    fn qemu_spelling_and_nul_padding() {
+        let text = b"# Disk Descriptor File\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType=\"monolithicSparse\"\nRW 128 SPARSE \"x.vmdk\"\nddb.geometry.cylinders = \"0\"\n\0\0\0";
+        let d = Descriptor::parse(text).unwrap();
+        assert_eq!(d.cid, 0x1234_5678);
+        assert_eq!(d.extents[0].file.as_deref(), Some("x.vmdk"));
+    }
+
+    #[test]
+    fn bad_descriptors_say_why() {
+        for (text, why) in [
+            ("version=1\n", "createType"),
+            ("createType=\"x\"\nRW abc SPARSE \"f\"\n", "bad size"),
+            ("createType=\"x\"\nRW 1 SPARSE \"f\n", "unterminated"),
+            ("createType=\"x\"\nCID=zz\n", "hex"),
+            ("createType=\"x\"\nwhat is this\n", "neither"),
+        ] {
+            let err = Descriptor::parse(text.as_bytes()).unwrap_err();
+            assert!(err.contains(why), "{text:?}: {err}");
+        }
+        assert!(Descriptor::parse(&[0xff, 0xfe]).is_err());
+    }
+}

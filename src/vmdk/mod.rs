@@ -1,0 +1,521 @@
+//! VMware VMDK: a descriptor (embedded in a sparse extent, or a text file)
+//! listing extents (sparse, flat or zero) that together make the disk.
+
+mod create;
+mod descriptor;
+mod header;
+mod sparse;
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use self::descriptor::{Descriptor, ExtentAccess, ExtentLine, MAX_DESCRIPTOR};
+use self::header::MAGIC;
+use self::sparse::SparseExtent;
+use crate::error::{Error, Result};
+use crate::image::{check_range, BlockDevice, ImageInfo, Kind, Mapping};
+use crate::io::{Access, ImageFile, SECTOR};
+use crate::raw::file_status;
+
+pub use self::create::create;
+
+/// True when a file's first bytes are a VMDK: sparse or COWD magic, or a
+/// text descriptor.
+pub fn probe(head: &[u8]) -> bool {
+    if head.starts_with(MAGIC) || head.starts_with(b"COWD") {
+        return true;
+    }
+    let text = &head[..head.iter().position(|&b| b == 0).unwrap_or(head.len())];
+    let Ok(text) = std::str::from_utf8(text) else {
+        return false;
+    };
+    text.lines().any(|l| {
+        let l = l.trim();
+        l.starts_with("# Disk DescriptorFile")
+            || l.starts_with("# Disk Descriptor File")
+            || l.starts_with("createType")
+    })
+}
+
+/// Where an extent's data is.
+enum Storage {
+    Sparse(Box<SparseExtent>),
+    Flat {
+        file: Arc<ImageFile>,
+        name: Arc<Path>,
+        offset: u64,
+    },
+    Zero,
+}
+
+struct Extent {
+    /// Virtual offset where the extent starts.
+    start: u64,
+    len: u64,
+    access: ExtentAccess,
+    /// The extent type as the descriptor or qemu-img names it.
+    kind: String,
+    storage: Storage,
+}
+
+/// Where the descriptor lives.
+enum DescriptorHome {
+    /// Inside a sparse extent: `offset` and `capacity` in bytes.
+    Embedded {
+        file: Arc<ImageFile>,
+        offset: u64,
+        capacity: u64,
+    },
+    File(ImageFile),
+}
+
+/// An open VMDK.
+pub struct Vmdk {
+    path: PathBuf,
+    desc: Descriptor,
+    home: DescriptorHome,
+    extents: Vec<Extent>,
+    size: u64,
+    /// Data was written since open: the CID changes at flush.
+    changed: bool,
+}
+
+/// Open a VMDK.
+pub fn open(path: &Path, access: Access) -> Result<Box<dyn BlockDevice>> {
+    Ok(Box::new(Vmdk::open(path, access)?))
+}
+
+/// Resolve an extent name against the descriptor's directory, refusing
+/// absolute paths and `..`, so a descriptor cannot reach outside its folder.
+fn resolve_extent(desc: &Path, name: &str) -> Result<PathBuf> {
+    let rel = Path::new(name);
+    let bad = rel.is_absolute()
+        || name.contains('\\') && name.contains(':')
+        || rel
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+    if bad || name.is_empty() {
+        return Err(Error::unsupported(
+            desc,
+            format!("extent file name \"{name}\" is absolute, empty or leaves the descriptor's directory; refused"),
+        ));
+    }
+    Ok(desc.parent().unwrap_or(Path::new(".")).join(rel))
+}
+
+impl Vmdk {
+    /// Open a VMDK from its descriptor file or its (monolithic) extent.
+    pub fn open(path: &Path, access: Access) -> Result<Vmdk> {
+        let file = ImageFile::open(path, access)?;
+        let len = file.length()?;
+        let mut head = [0u8; 4];
+        file.read_zero_filled(&mut head, 0)?;
+        if &head == b"COWD" {
+            return Err(Error::unsupported(
+                path,
+                "VMDK3 (COWD) sparse extents are not supported yet",
+            ));
+        }
+        if &head == MAGIC {
+            return Self::open_monolithic(path, Arc::new(file));
+        }
+        if len > MAX_DESCRIPTOR {
+            return Err(Error::corrupt(
+                path,
+                "VMDK descriptor",
+                0,
+                format!("a {len}-byte text descriptor is too large (limit {MAX_DESCRIPTOR})"),
+            ));
+        }
+        let mut text = vec![0u8; len as usize];
+        file.read_exact_at(&mut text, 0)?;
+        let desc =
+            Descriptor::parse(&text).map_err(|d| Error::corrupt(path, "VMDK descriptor", 0, d))?;
+        let mut extents = Vec::with_capacity(desc.extents.len());
+        let mut start = 0u64;
+        for line in &desc.extents {
+            let extent = open_extent(path, line, start, access)?;
+            start += extent.len;
+            extents.push(extent);
+        }
+        Ok(Vmdk {
+            path: path.to_path_buf(),
+            desc,
+            home: DescriptorHome::File(file),
+            extents,
+            size: start,
+            changed: false,
+        })
+    }
+
+    /// A sparse extent opened directly: the disk is that one extent, and its
+    /// embedded descriptor (if any) holds the disk's identity.
+    fn open_monolithic(path: &Path, file: Arc<ImageFile>) -> Result<Vmdk> {
+        let sparse = SparseExtent::open(file.clone())?;
+        let h = &sparse.header;
+        let capacity = sparse.capacity();
+        let embedded = h.descriptor_offset != 0 && h.descriptor_size != 0;
+        let (desc, offset, room) = if embedded {
+            let offset = h.descriptor_offset.saturating_mul(SECTOR);
+            let room = h.descriptor_size.saturating_mul(SECTOR);
+            if room > MAX_DESCRIPTOR || offset.saturating_add(room) > file.length()? {
+                return Err(Error::corrupt(
+                    path,
+                    "VMDK sparse header",
+                    28,
+                    format!("the embedded descriptor ({room} bytes at byte {offset}) does not fit in the file"),
+                ));
+            }
+            let mut text = vec![0u8; room as usize];
+            file.read_exact_at(&mut text, offset)?;
+            let desc = Descriptor::parse(&text)
+                .map_err(|d| Error::corrupt(path, "VMDK embedded descriptor", offset, d))?;
+            (desc, offset, room)
+        } else {
+            (bare_descriptor(path, capacity), 0, 0)
+        };
+        let extent = Extent {
+            start: 0,
+            len: capacity,
+            access: ExtentAccess::ReadWrite,
+            kind: String::new(),
+            storage: Storage::Sparse(Box::new(sparse)),
+        };
+        Ok(Vmdk {
+            path: path.to_path_buf(),
+            desc,
+            home: DescriptorHome::Embedded {
+                file,
+                offset,
+                capacity: room,
+            },
+            extents: vec![extent],
+            size: capacity,
+            changed: false,
+        })
+    }
+
+    /// Index of the extent holding virtual offset `offset`.
+    fn extent_at(&self, offset: u64) -> usize {
+        self.extents.partition_point(|e| e.start + e.len <= offset)
+    }
+
+    /// Run `f` on each extent piece of `[offset, offset + len)`:
+    /// `(extent, offset in extent, range in the caller's buffer)`.
+    fn for_pieces(
+        &mut self,
+        offset: u64,
+        len: usize,
+        mut f: impl FnMut(&mut Extent, u64, std::ops::Range<usize>) -> Result<()>,
+    ) -> Result<()> {
+        let mut done = 0usize;
+        let mut i = self.extent_at(offset);
+        while done < len {
+            let at = offset + done as u64;
+            let e = &mut self.extents[i];
+            let rel = at - e.start;
+            let n = ((e.len - rel) as usize).min(len - done);
+            f(e, rel, done..done + n)?;
+            done += n;
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// Write the descriptor back where it came from.
+    fn write_descriptor(&mut self) -> Result<()> {
+        let text = self.desc.encode();
+        match &self.home {
+            DescriptorHome::Embedded {
+                file,
+                offset,
+                capacity,
+            } => {
+                if *capacity == 0 {
+                    return Ok(());
+                }
+                if text.len() as u64 > *capacity {
+                    return Err(Error::unsupported(
+                        &self.path,
+                        format!(
+                            "the descriptor ({} bytes) no longer fits its {capacity}-byte space",
+                            text.len()
+                        ),
+                    ));
+                }
+                let mut buf = text.into_bytes();
+                buf.resize(*capacity as usize, 0);
+                file.write_all_at(&buf, *offset)
+            }
+            DescriptorHome::File(file) => {
+                file.write_all_at(text.as_bytes(), 0)?;
+                file.set_len(text.len() as u64)
+            }
+        }
+    }
+}
+
+/// The descriptor a bare sparse extent stands for.
+fn bare_descriptor(path: &Path, capacity: u64) -> Descriptor {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    Descriptor {
+        version: 1,
+        cid: 0xffff_fffe,
+        parent_cid: descriptor::NO_PARENT,
+        create_type: "monolithicSparse".into(),
+        parent_hint: None,
+        other: Vec::new(),
+        extents: vec![ExtentLine {
+            access: ExtentAccess::ReadWrite,
+            sectors: capacity / SECTOR,
+            kind: "SPARSE".into(),
+            file: name,
+            offset: 0,
+        }],
+        ddb: Vec::new(),
+    }
+}
+
+/// Open the extent an extent line names.
+fn open_extent(desc_path: &Path, line: &ExtentLine, start: u64, access: Access) -> Result<Extent> {
+    let len = line.sectors.checked_mul(SECTOR).ok_or_else(|| {
+        Error::corrupt(
+            desc_path,
+            "VMDK extent line",
+            0,
+            format!("{} sectors is too large", line.sectors),
+        )
+    })?;
+    let access = if line.access == ExtentAccess::ReadWrite {
+        access
+    } else {
+        Access::Read
+    };
+    let open_file = || -> Result<(Arc<ImageFile>, Arc<Path>)> {
+        let name = line.file.as_deref().ok_or_else(|| {
+            Error::corrupt(
+                desc_path,
+                "VMDK extent line",
+                0,
+                format!("a {} extent needs a file name", line.kind),
+            )
+        })?;
+        let path = resolve_extent(desc_path, name)?;
+        let file = ImageFile::open(&path, access)?;
+        Ok((Arc::new(file), Arc::from(path.as_path())))
+    };
+    let storage = match line.kind.as_str() {
+        "SPARSE" => {
+            let (file, _) = open_file()?;
+            let sparse = SparseExtent::open(file)?;
+            if sparse.capacity() < len {
+                return Err(Error::corrupt(
+                    sparse.file().path(),
+                    "VMDK sparse header",
+                    12,
+                    format!(
+                        "capacity {} is less than the {len} bytes the descriptor gives the extent",
+                        sparse.capacity()
+                    ),
+                ));
+            }
+            Storage::Sparse(Box::new(sparse))
+        }
+        "FLAT" | "VMFS" => {
+            let (file, name) = open_file()?;
+            Storage::Flat {
+                file,
+                name,
+                offset: line.offset.saturating_mul(SECTOR),
+            }
+        }
+        "ZERO" => Storage::Zero,
+        other => {
+            return Err(Error::unsupported(
+                desc_path,
+                format!("extent type {other} is not supported"),
+            ))
+        }
+    };
+    Ok(Extent {
+        start,
+        len,
+        access: line.access,
+        kind: line.kind.clone(),
+        storage,
+    })
+}
+
+fn zero_fill(buf: &mut [u8], _: u64) -> Result<()> {
+    buf.fill(0);
+    Ok(())
+}
+
+impl BlockDevice for Vmdk {
+    fn virtual_size(&self) -> u64 {
+        self.size
+    }
+
+    fn cluster_size(&self) -> u64 {
+        match &self.extents.first().map(|e| &e.storage) {
+            Some(Storage::Sparse(s)) => s.grain_size(),
+            _ => SECTOR,
+        }
+    }
+
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<()> {
+        check_range(&self.path, self.size, offset, buf.len())?;
+        self.for_pieces(offset, buf.len(), |e, rel, range| {
+            let piece = &mut buf[range];
+            match &mut e.storage {
+                Storage::Sparse(s) => s.read(piece, rel, &mut zero_fill),
+                Storage::Flat { file, offset, .. } => file.read_zero_filled(piece, *offset + rel),
+                Storage::Zero => zero_fill(piece, rel),
+            }
+        })
+    }
+
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
+        check_range(&self.path, self.size, offset, buf.len())?;
+        self.changed = true;
+        let path = self.path.clone();
+        self.for_pieces(offset, buf.len(), |e, rel, range| {
+            let piece = &buf[range];
+            if e.access != ExtentAccess::ReadWrite {
+                return Err(Error::unsupported(
+                    &path,
+                    format!("cannot write into a read-only {} extent", e.kind),
+                ));
+            }
+            match &mut e.storage {
+                Storage::Sparse(s) => s.write(piece, rel, None),
+                Storage::Flat { file, offset, .. } => file.write_all_at(piece, *offset + rel),
+                Storage::Zero => Err(Error::unsupported(&path, "cannot write into a ZERO extent")),
+            }
+        })
+    }
+
+    fn block_status(&mut self, offset: u64, len: u64) -> Result<Mapping> {
+        let i = self.extent_at(offset);
+        let e = &mut self.extents[i];
+        let rel = offset - e.start;
+        let len = len.min(e.len - rel);
+        match &mut e.storage {
+            Storage::Sparse(s) => s.status(rel, len),
+            Storage::Flat { file, name, offset } => file_status(file, name, *offset + rel, len),
+            Storage::Zero => Ok(Mapping::new(len, Kind::Zero { host: None })),
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        for e in &mut self.extents {
+            if let Storage::Sparse(s) = &mut e.storage {
+                s.flush()?;
+            }
+        }
+        if self.changed {
+            // New content, new content ID, as VMware and QEMU do.
+            self.desc.cid = new_cid();
+            self.write_descriptor()?;
+            self.changed = false;
+        }
+        Ok(())
+    }
+
+    fn info(&mut self) -> Result<ImageInfo> {
+        let extents: Vec<Value> = self
+            .extents
+            .iter()
+            .map(|e| {
+                let mut x = Map::new();
+                x.insert("virtual-size".into(), json!(e.len));
+                let file = match &e.storage {
+                    Storage::Sparse(s) => Some(s.file().path().display().to_string()),
+                    Storage::Flat { name, .. } => Some(name.display().to_string()),
+                    Storage::Zero => None,
+                };
+                if let Some(file) = file {
+                    x.insert("filename".into(), json!(file));
+                }
+                if let Storage::Sparse(s) = &e.storage {
+                    x.insert("cluster-size".into(), json!(s.grain_size()));
+                    if s.header.compressed() {
+                        x.insert("compressed".into(), json!(true));
+                    }
+                }
+                x.insert("format".into(), json!(e.kind));
+                Value::Object(x)
+            })
+            .collect();
+        let mut data = Map::new();
+        data.insert("cid".into(), json!(self.desc.cid));
+        data.insert("parent-cid".into(), json!(self.desc.parent_cid));
+        data.insert("create-type".into(), json!(self.desc.create_type));
+        data.insert("extents".into(), Value::Array(extents));
+        for (key, name) in [
+            ("ddb.adapterType", "adapter-type"),
+            ("ddb.virtualHWVersion", "hardware-version"),
+        ] {
+            if let Some(v) = self.desc.ddb(key) {
+                data.insert(name.into(), json!(v));
+            }
+        }
+        let geometry: Vec<(&str, u64)> = ["cylinders", "heads", "sectors"]
+            .iter()
+            .filter_map(|k| {
+                let v = self.desc.ddb(&format!("ddb.geometry.{k}"))?.parse().ok()?;
+                Some((*k, v))
+            })
+            .collect();
+        if geometry.len() == 3 {
+            data.insert(
+                "geometry".into(),
+                Value::Object(
+                    geometry
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), json!(v)))
+                        .collect(),
+                ),
+            );
+        }
+        Ok(ImageInfo {
+            format: "vmdk",
+            virtual_size: self.size,
+            cluster_size: match self.extents.first().map(|e| &e.storage) {
+                Some(Storage::Sparse(s)) => Some(s.grain_size()),
+                _ => None,
+            },
+            backing_file: self.desc.parent_hint.clone(),
+            specific: Some(("vmdk", data)),
+        })
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.path.clone()];
+        for e in &self.extents {
+            let path = match &e.storage {
+                Storage::Sparse(s) => s.file().path().to_path_buf(),
+                Storage::Flat { name, .. } => name.to_path_buf(),
+                Storage::Zero => continue,
+            };
+            if !files.contains(&path) {
+                files.push(path);
+            }
+        }
+        files
+    }
+}
+
+/// A fresh random content ID.
+pub(crate) fn new_cid() -> u32 {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let cid = u32::from_le_bytes(bytes[..4].try_into().unwrap());
+    // ffffffff means "no parent"; fffffffe is what unwritten disks carry.
+    if cid >= 0xffff_fffe {
+        cid & 0x7fff_ffff
+    } else {
+        cid
+    }
+}

@@ -1,0 +1,427 @@
+//! A hosted sparse extent: grain directory → grain tables → grains, with
+//! the redundant copies, zeroed-grain entries and deflate-compressed grains
+//! (streamOptimized). Grains are appended at the end of the file; grain
+//! tables and directories are written back in batches at flush.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use byteorder::{ByteOrder, LittleEndian};
+
+use super::header::{SparseHeader, GD_AT_END, HEADER_SIZE};
+use crate::alloc::{Allocator, Endian, Homes, Runs, Table};
+use crate::error::{Error, Result};
+use crate::image::{Host, Kind, Mapping};
+use crate::io::{align_up, ImageFile, SECTOR};
+
+/// Largest disk vimg opens: 64 TiB (bounds the grain directory).
+const MAX_CAPACITY_SECTORS: u64 = 1 << 37;
+/// Grain table entry meaning "zeros" when the header allows it.
+const GTE_ZEROED: u32 = 1;
+/// Directory entries per directory page.
+const GD_PAGE: usize = 128;
+
+/// Where one grain's data is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Grain {
+    Unallocated,
+    Zero,
+    At(u64),
+    Compressed(u64),
+}
+
+/// Something to fill ranges this extent does not hold (the parent's data, or
+/// zeros). It gets extent-relative offsets.
+pub type Fill<'a> = &'a mut dyn FnMut(&mut [u8], u64) -> Result<()>;
+
+/// An open sparse extent.
+pub struct SparseExtent {
+    file: Arc<ImageFile>,
+    name: Arc<Path>,
+    pub header: SparseHeader,
+    grain: u64,
+    gt_entries: u64,
+    gt_bytes: u64,
+    capacity: u64,
+    gd: Table,
+    rgd: Option<Table>,
+    gts: Table,
+    alloc: Allocator,
+    /// The last compressed grain read: (index, data).
+    cache: Option<(u64, Vec<u8>)>,
+}
+
+impl SparseExtent {
+    /// Open the sparse extent in `file`, validating its header and
+    /// directories against the file's length.
+    pub fn open(file: Arc<ImageFile>) -> Result<SparseExtent> {
+        let path = file.path().to_path_buf();
+        let len = file.length()?;
+        let mut buf = [0u8; HEADER_SIZE];
+        file.read_exact_at(&mut buf, 0)?;
+        let mut header = SparseHeader::parse(&buf)
+            .map_err(|d| Error::corrupt(&path, "VMDK sparse header", 0, d))?;
+        if header.capacity > MAX_CAPACITY_SECTORS {
+            return Err(Error::unsupported(
+                &path,
+                format!(
+                    "capacity of {} sectors is more than the 64 TiB vimg handles",
+                    header.capacity
+                ),
+            ));
+        }
+        if header.gd_offset == GD_AT_END {
+            header = read_footer_header(&file, len, header)?;
+        }
+        let corrupt = |what: &'static str, at: u64, d: String| Error::corrupt(&path, what, at, d);
+        let grain = header.grain_size * SECTOR;
+        let gt_entries = header.num_gtes_per_gt as u64;
+        let gt_bytes = align_up(gt_entries * 4, SECTOR);
+        let n = header.gd_entries();
+        let dir = |offset_sectors: u64, what: &'static str| -> Result<Table> {
+            let at = offset_sectors.saturating_mul(SECTOR);
+            if at == 0 || at.checked_add(n * 4).is_none_or(|end| end > len) {
+                return Err(corrupt(
+                    what,
+                    0,
+                    format!(
+                        "{n} entries at sector {offset_sectors} do not fit in the {len}-byte file"
+                    ),
+                ));
+            }
+            let homes = (0..n.div_ceil(GD_PAGE as u64))
+                .map(|p| [at + p * SECTOR, 0])
+                .collect();
+            Ok(Table::new(Endian::Little, GD_PAGE, n, homes))
+        };
+        let mut gd = dir(header.gd_offset, "VMDK grain directory")?;
+        let mut rgd = if header.has_rgd() {
+            Some(dir(header.rgd_offset, "VMDK redundant grain directory")?)
+        } else {
+            None
+        };
+        let mut homes: Vec<Homes> = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            let mut home = [0u64; 2];
+            let tables = [Some(&mut gd), rgd.as_mut()];
+            for (copy, table) in tables.into_iter().enumerate() {
+                let Some(table) = table else { continue };
+                let sector = table.get(&file, i)? as u64;
+                if sector == 0 {
+                    continue;
+                }
+                if sector * SECTOR + gt_bytes > len {
+                    return Err(corrupt(
+                        if copy == 0 {
+                            "VMDK grain directory"
+                        } else {
+                            "VMDK redundant grain directory"
+                        },
+                        header.gd_offset * SECTOR + i * 4,
+                        format!("entry {i} points at sector {sector}, past the end of the file"),
+                    ));
+                }
+                home[copy] = sector * SECTOR;
+            }
+            if home[0] == 0 {
+                home = [0, 0];
+            }
+            homes.push(home);
+        }
+        let gts = Table::new(Endian::Little, gt_entries as usize, n * gt_entries, homes);
+        let mut extent = SparseExtent {
+            name: Arc::from(path.as_path()),
+            capacity: header.capacity * SECTOR,
+            grain,
+            gt_entries,
+            gt_bytes,
+            gd,
+            rgd,
+            gts,
+            alloc: Allocator::new(align_up(len, SECTOR)),
+            cache: None,
+            header,
+            file,
+        };
+        if extent.file.writable() {
+            extent.alloc = Allocator::new(extent.used_end(len)?);
+        }
+        Ok(extent)
+    }
+
+    /// The end of everything grains occupy (a crash can leave the last
+    /// grain past the end of the file).
+    fn used_end(&mut self, len: u64) -> Result<u64> {
+        let mut end = align_up(len, SECTOR);
+        for p in 0..self.gd.len() as usize {
+            if self.gts.page_is_zero(&self.file, p)? {
+                continue;
+            }
+            for i in 0..self.gt_entries {
+                let gte = self.gts.get(&self.file, p as u64 * self.gt_entries + i)? as u64;
+                if gte > GTE_ZEROED as u64 {
+                    end = end.max(gte * SECTOR + self.grain);
+                }
+            }
+        }
+        Ok(end)
+    }
+
+    /// Size of the extent in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Grain size in bytes.
+    pub fn grain_size(&self) -> u64 {
+        self.grain
+    }
+
+    pub fn file(&self) -> &Arc<ImageFile> {
+        &self.file
+    }
+
+    fn lookup(&mut self, index: u64) -> Result<Grain> {
+        let gte = self.gts.get(&self.file, index)?;
+        Ok(match gte {
+            0 => Grain::Unallocated,
+            GTE_ZEROED if self.header.zeroed_grain() => Grain::Zero,
+            s if self.header.compressed() => Grain::Compressed(s as u64 * SECTOR),
+            s => Grain::At(s as u64 * SECTOR),
+        })
+    }
+
+    /// Decompress grain `index`, stored at `host`, into the cache.
+    fn inflate(&mut self, index: u64, host: u64) -> Result<&[u8]> {
+        if self.cache.as_ref().map(|c| c.0) != Some(index) {
+            let data = read_compressed(&self.file, host, self.grain, self.header.has_markers())?;
+            self.cache = Some((index, data));
+        }
+        Ok(&self.cache.as_ref().unwrap().1)
+    }
+
+    /// Read `buf` at extent offset `offset`; ranges without data here come
+    /// from `fill`.
+    pub fn read(&mut self, buf: &mut [u8], offset: u64, fill: Fill) -> Result<()> {
+        let mut runs = Runs::new();
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let index = at / self.grain;
+            let in_grain = at % self.grain;
+            let len = ((self.grain - in_grain) as usize).min(buf.len() - done);
+            let piece = done..done + len;
+            match self.lookup(index)? {
+                Grain::Unallocated => fill(&mut buf[piece], at)?,
+                Grain::Zero => buf[piece].fill(0),
+                Grain::At(host) => runs.push(host + in_grain, piece),
+                Grain::Compressed(host) => {
+                    let data = self.inflate(index, host)?;
+                    buf[piece].copy_from_slice(&data[in_grain as usize..in_grain as usize + len]);
+                }
+            }
+            done += len;
+        }
+        runs.read_zero_filled(&self.file, buf)
+    }
+
+    /// Write `buf` at extent offset `offset`, allocating grains at the end of
+    /// the file. A partial write into a grain this extent lacks keeps the
+    /// rest of the grain as `fill` reads it (a parent's data); without a
+    /// `fill` the rest is zeros.
+    pub fn write(&mut self, buf: &[u8], offset: u64, mut fill: Option<Fill>) -> Result<()> {
+        if self.header.compressed() {
+            return Err(Error::unsupported(
+                &self.name,
+                "writing into a compressed (streamOptimized) extent is not supported; convert it to another subformat first",
+            ));
+        }
+        let mut runs = Runs::new();
+        let mut whole_grains: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let index = at / self.grain;
+            let in_grain = at % self.grain;
+            let len = ((self.grain - in_grain) as usize).min(buf.len() - done);
+            let host = match self.lookup(index)? {
+                Grain::At(host) => host,
+                old => {
+                    let host = self.allocate(index)?;
+                    let partial = len as u64 != self.grain;
+                    if let (true, Grain::Unallocated, Some(fill)) = (partial, old, fill.as_mut()) {
+                        let mut grain = vec![0u8; self.grain as usize];
+                        fill(&mut grain, index * self.grain)?;
+                        grain[in_grain as usize..in_grain as usize + len]
+                            .copy_from_slice(&buf[done..done + len]);
+                        whole_grains.push((host, grain));
+                        done += len;
+                        continue;
+                    }
+                    host
+                }
+            };
+            runs.push(host + in_grain, done..done + len);
+            done += len;
+        }
+        runs.write(&self.file, buf)?;
+        for (host, grain) in &whole_grains {
+            self.file.write_all_at(grain, *host)?;
+        }
+        Ok(())
+    }
+
+    /// Give grain `index` a place at the end of the file (and its grain
+    /// table one, if it had none). Tables reach the disk at flush.
+    fn allocate(&mut self, index: u64) -> Result<u64> {
+        let p = (index / self.gt_entries) as usize;
+        if !self.gts.page_present(p) {
+            let primary = self.alloc.take(self.gt_bytes, SECTOR);
+            let redundant = match &self.rgd {
+                Some(_) => self.alloc.take(self.gt_bytes, SECTOR),
+                None => 0,
+            };
+            self.gts.place_page(p, [primary, redundant]);
+            self.gd
+                .set(&self.file, p as u64, (primary / SECTOR) as u32)?;
+            if let Some(rgd) = &mut self.rgd {
+                rgd.set(&self.file, p as u64, (redundant / SECTOR) as u32)?;
+            }
+        }
+        let host = self.alloc.take(self.grain, SECTOR);
+        let sector = u32::try_from(host / SECTOR).map_err(|_| {
+            Error::unsupported(
+                &self.name,
+                "the extent file has grown past the 2 TiB a sparse extent can address",
+            )
+        })?;
+        self.gts.set(&self.file, index, sector)?;
+        Ok(host)
+    }
+
+    /// What the extent holds from `offset`, for up to `len` bytes.
+    pub fn status(&mut self, offset: u64, len: u64) -> Result<Mapping> {
+        let first = self.lookup(offset / self.grain)?;
+        let in_grain = offset % self.grain;
+        let mut run = (self.grain - in_grain).min(len);
+        let host_of = |g: Grain| match g {
+            Grain::At(h) => Some(h),
+            _ => None,
+        };
+        while run < len {
+            let next_offset = offset + run;
+            let index = next_offset / self.grain;
+            // A whole empty grain table is skipped in one step.
+            if first == Grain::Unallocated && index.is_multiple_of(self.gt_entries) {
+                let p = (index / self.gt_entries) as usize;
+                if self.gts.page_is_zero(&self.file, p)? {
+                    run = (run + self.gt_entries * self.grain).min(len);
+                    continue;
+                }
+            }
+            let next = self.lookup(index)?;
+            let alike = match (first, next) {
+                (Grain::At(a), Grain::At(b)) => a + in_grain + run == b,
+                (Grain::Compressed(_), Grain::Compressed(_)) => true,
+                (a, b) => a == b,
+            };
+            if !alike {
+                break;
+            }
+            run = (run + self.grain).min(len);
+        }
+        let kind = match first {
+            Grain::Unallocated => Kind::Unallocated,
+            Grain::Zero => Kind::Zero { host: None },
+            Grain::Compressed(_) => Kind::Data {
+                host: None,
+                compressed: true,
+            },
+            Grain::At(h) => Kind::Data {
+                host: host_of(Grain::At(h)).map(|h| Host {
+                    file: self.name.clone(),
+                    offset: h + in_grain,
+                }),
+                compressed: false,
+            },
+        };
+        Ok(Mapping::new(run, kind))
+    }
+
+    /// Write changed grain tables, then the directories; make sure the file
+    /// covers the last grain.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.file.length()? < self.alloc.end() {
+            self.file.set_len(self.alloc.end())?;
+        }
+        self.gts.flush(&self.file)?;
+        self.gd.flush(&self.file)?;
+        if let Some(rgd) = &mut self.rgd {
+            rgd.flush(&self.file)?;
+        }
+        Ok(())
+    }
+}
+
+/// A stream-optimized extent with the grain directory at the end keeps the
+/// real header in its footer, the second-to-last sector.
+fn read_footer_header(file: &ImageFile, len: u64, header: SparseHeader) -> Result<SparseHeader> {
+    let path = file.path();
+    if len < 3 * SECTOR {
+        return Err(Error::corrupt(
+            path,
+            "VMDK footer",
+            0,
+            "the header says the grain directory is in the footer, but the file is too short for one",
+        ));
+    }
+    let at = len - 2 * SECTOR;
+    let mut buf = [0u8; HEADER_SIZE];
+    file.read_exact_at(&mut buf, at)?;
+    let footer =
+        SparseHeader::parse(&buf).map_err(|d| Error::corrupt(path, "VMDK footer", at, d))?;
+    if footer.gd_offset == GD_AT_END
+        || footer.capacity != header.capacity
+        || footer.grain_size != header.grain_size
+    {
+        return Err(Error::corrupt(
+            path,
+            "VMDK footer",
+            at,
+            "it does not match the header or gives no grain directory",
+        ));
+    }
+    Ok(footer)
+}
+
+/// Read and inflate the compressed grain at `host`: with markers, a 12-byte
+/// header (LBA, compressed size) precedes the zlib stream.
+fn read_compressed(file: &ImageFile, host: u64, grain: u64, markers: bool) -> Result<Vec<u8>> {
+    let path = file.path();
+    let corrupt = |d: String| Error::corrupt(path, "VMDK compressed grain", host, d);
+    // Enough for any grain deflate can produce, plus the marker.
+    let limit = grain + grain / 8 + 1024;
+    let mut raw = vec![0u8; (limit as usize).min(64 << 10)];
+    file.read_zero_filled(&mut raw, host)?;
+    let (start, size) = if markers {
+        let size = LittleEndian::read_u32(&raw[8..12]) as u64;
+        if size == 0 || size > limit {
+            return Err(corrupt(format!(
+                "compressed size {size} is not between 1 and {limit}"
+            )));
+        }
+        (12usize, size as usize)
+    } else {
+        (0usize, raw.len())
+    };
+    if start + size > raw.len() {
+        raw.resize(start + size, 0);
+        file.read_zero_filled(&mut raw, host)?;
+    }
+    let mut out = vec![0u8; grain as usize];
+    let got = libdeflater::Decompressor::new()
+        .zlib_decompress(&raw[start..start + size], &mut out)
+        .map_err(|e| corrupt(format!("cannot inflate: {e}")))?;
+    out[got..].fill(0);
+    Ok(out)
+}
