@@ -43,7 +43,7 @@ pub enum Error {
     Unsupported { path: PathBuf, detail: String },
 
     /// The file's content matches no format vimg knows.
-    #[error("{path}: not a VMDK, VHD or raw image: {detail}", path = .path.display())]
+    #[error("{path}: {detail}", path = .path.display())]
     UnknownFormat { path: PathBuf, detail: String },
 
     /// Refusing to replace an existing file.

@@ -192,11 +192,32 @@ pub fn probe(path: &Path) -> Result<Format> {
     Ok(Format::Raw)
 }
 
+/// Probe, but refuse to fall back to raw for a file whose name claims
+/// VMDK or VHD: a damaged image must not be copied as if it were a raw disk.
+fn probe_named(path: &Path) -> Result<Format> {
+    let format = probe(path)?;
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let claimed = match ext.as_deref() {
+        Some("vmdk") => "not a VMDK (no KDMV or COWD magic, no descriptor text)",
+        Some("vhd" | "vpc") => "not a VHD (no \"conectix\" footer at the start or the end)",
+        _ => return Ok(format),
+    };
+    if format == Format::Raw {
+        return Err(Error::UnknownFormat {
+            path: path.to_path_buf(),
+            detail: format!("{claimed}; give -f raw to read it as a raw disk"),
+        });
+    }
+    Ok(format)
+}
+
 /// Open an image, probing its format unless one is given.
 pub fn open(path: &Path, format: Option<Format>, access: Access) -> Result<Box<dyn BlockDevice>> {
     let format = match format {
         Some(f) => f,
-        None => probe(path)?,
+        None => probe_named(path)?,
     };
     match format {
         Format::Raw => Ok(Box::new(raw::Raw::open(path, access)?)),

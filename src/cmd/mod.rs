@@ -43,6 +43,26 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
+/// The shell completion scripts in `completions/`, as (file name, text).
+pub fn completions() -> Vec<(&'static str, String)> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    [
+        (Shell::Bash, "vimg.bash"),
+        (Shell::Zsh, "_vimg"),
+        (Shell::Fish, "vimg.fish"),
+        (Shell::Elvish, "vimg.elv"),
+        (Shell::PowerShell, "_vimg.ps1"),
+    ]
+    .into_iter()
+    .map(|(shell, file)| {
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "vimg", &mut out);
+        (file, String::from_utf8(out).expect("completions are UTF-8"))
+    })
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +71,25 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Regenerate with `VIMG_UPDATE_COMPLETIONS=1 cargo test completions`.
+    #[test]
+    fn completions_are_current() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
+        let update = std::env::var_os("VIMG_UPDATE_COMPLETIONS").is_some();
+        for (file, text) in completions() {
+            let path = dir.join(file);
+            if update {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &text).unwrap();
+            }
+            let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                on_disk == text,
+                "{} is stale: run VIMG_UPDATE_COMPLETIONS=1 cargo test completions",
+                path.display()
+            );
+        }
     }
 }

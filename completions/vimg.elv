@@ -1,0 +1,84 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[vimg] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'vimg'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'vimg'= {
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand create 'Create a new, empty disk image'
+            cand info 'Show an image''s format, virtual and allocated size, and format details'
+            cand convert 'Convert a disk image to another format or subformat'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'vimg;create'= {
+            cand -f 'Image format: vmdk, vhd (or vpc), raw'
+            cand --format 'Image format: vmdk, vhd (or vpc), raw'
+            cand -o 'Format options as key=value[,key=value...]; may be repeated (vmdk: subformat, adapter_type, hwversion, compat6, toolsversion, zeroed_grain; vhd: subformat=dynamic|fixed, force_size, block_size)'
+            cand --force 'Replace FILE if it exists'
+            cand -q 'Print nothing on success'
+            cand --quiet 'Print nothing on success'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'vimg;info'= {
+            cand -f 'Image format (probed from the content when not given)'
+            cand --format 'Image format (probed from the content when not given)'
+            cand --output 'Output style'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'vimg;convert'= {
+            cand -f 'Source format (probed from the content when not given)'
+            cand --format 'Source format (probed from the content when not given)'
+            cand -O 'Target format: vmdk, vhd (or vpc), raw'
+            cand --output-format 'Target format: vmdk, vhd (or vpc), raw'
+            cand -o 'Target format options as key=value[,key=value...]; may be repeated'
+            cand -S 'Zero runs of at least this many bytes are left unallocated in the target; 0 allocates everything'
+            cand -p 'Show a progress bar (only when stderr is a terminal)'
+            cand --progress 'Show a progress bar (only when stderr is a terminal)'
+            cand --force 'Replace TARGET if it exists'
+            cand -q 'Print nothing on success'
+            cand --quiet 'Print nothing on success'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'vimg;help'= {
+            cand create 'Create a new, empty disk image'
+            cand info 'Show an image''s format, virtual and allocated size, and format details'
+            cand convert 'Convert a disk image to another format or subformat'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'vimg;help;create'= {
+        }
+        &'vimg;help;info'= {
+        }
+        &'vimg;help;convert'= {
+        }
+        &'vimg;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

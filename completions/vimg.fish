@@ -1,0 +1,56 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_vimg_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_vimg_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_vimg_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_vimg_using_subcommand
+    set -l cmd (__fish_vimg_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c vimg -n "__fish_vimg_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c vimg -n "__fish_vimg_needs_command" -s V -l version -d 'Print version'
+complete -c vimg -n "__fish_vimg_needs_command" -f -a "create" -d 'Create a new, empty disk image'
+complete -c vimg -n "__fish_vimg_needs_command" -f -a "info" -d 'Show an image\'s format, virtual and allocated size, and format details'
+complete -c vimg -n "__fish_vimg_needs_command" -f -a "convert" -d 'Convert a disk image to another format or subformat'
+complete -c vimg -n "__fish_vimg_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vimg -n "__fish_vimg_using_subcommand create" -s f -l format -d 'Image format: vmdk, vhd (or vpc), raw' -r
+complete -c vimg -n "__fish_vimg_using_subcommand create" -s o -d 'Format options as key=value[,key=value...]; may be repeated (vmdk: subformat, adapter_type, hwversion, compat6, toolsversion, zeroed_grain; vhd: subformat=dynamic|fixed, force_size, block_size)' -r
+complete -c vimg -n "__fish_vimg_using_subcommand create" -l force -d 'Replace FILE if it exists'
+complete -c vimg -n "__fish_vimg_using_subcommand create" -s q -l quiet -d 'Print nothing on success'
+complete -c vimg -n "__fish_vimg_using_subcommand create" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c vimg -n "__fish_vimg_using_subcommand create" -s V -l version -d 'Print version'
+complete -c vimg -n "__fish_vimg_using_subcommand info" -s f -l format -d 'Image format (probed from the content when not given)' -r
+complete -c vimg -n "__fish_vimg_using_subcommand info" -l output -d 'Output style' -r -f -a "human\t''
+json\t''"
+complete -c vimg -n "__fish_vimg_using_subcommand info" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c vimg -n "__fish_vimg_using_subcommand info" -s V -l version -d 'Print version'
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s f -l format -d 'Source format (probed from the content when not given)' -r
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s O -l output-format -d 'Target format: vmdk, vhd (or vpc), raw' -r
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s o -d 'Target format options as key=value[,key=value...]; may be repeated' -r
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s S -d 'Zero runs of at least this many bytes are left unallocated in the target; 0 allocates everything' -r
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s p -l progress -d 'Show a progress bar (only when stderr is a terminal)'
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -l force -d 'Replace TARGET if it exists'
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s q -l quiet -d 'Print nothing on success'
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s V -l version -d 'Print version'
+complete -c vimg -n "__fish_vimg_using_subcommand help; and not __fish_seen_subcommand_from create info convert help" -f -a "create" -d 'Create a new, empty disk image'
+complete -c vimg -n "__fish_vimg_using_subcommand help; and not __fish_seen_subcommand_from create info convert help" -f -a "info" -d 'Show an image\'s format, virtual and allocated size, and format details'
+complete -c vimg -n "__fish_vimg_using_subcommand help; and not __fish_seen_subcommand_from create info convert help" -f -a "convert" -d 'Convert a disk image to another format or subformat'
+complete -c vimg -n "__fish_vimg_using_subcommand help; and not __fish_seen_subcommand_from create info convert help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
