@@ -2,6 +2,7 @@
 //! allocation, skip what reads as zero (the fresh target already does), read
 //! large aligned runs, drop all-zero pieces, and write the rest.
 
+use crate::chain;
 use crate::error::Result;
 use crate::image::{BlockDevice, Kind};
 use crate::io::{align_down, is_zero};
@@ -54,7 +55,7 @@ pub fn copy(
     let mut buf = vec![0u8; CHUNK as usize];
     let mut offset = 0u64;
     while offset < size {
-        let first = src.block_status(offset, size - offset)?;
+        let (first, _) = chain::status(src, offset, size - offset)?;
         if !holds_data(&first.kind, opts) {
             offset += first.len;
             progress(offset);
@@ -64,7 +65,7 @@ pub fn copy(
         let chunk_end = (align_down(offset, CHUNK) + CHUNK).min(size);
         let mut end = (offset + first.len).min(chunk_end);
         while end < chunk_end {
-            let m = src.block_status(end, chunk_end - end)?;
+            let (m, _) = chain::status(src, end, chunk_end - end)?;
             if !holds_data(&m.kind, opts) {
                 break;
             }

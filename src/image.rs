@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::chain::Chain;
 use crate::error::{Error, Result};
 use crate::io::{Access, ImageFile, SECTOR};
 use crate::options::Options;
@@ -213,36 +214,92 @@ fn probe_named(path: &Path) -> Result<Format> {
     Ok(format)
 }
 
-/// Open an image, probing its format unless one is given.
+/// Open an image, probing its format unless one is given, together with
+/// the chain of parents it records.
 pub fn open(path: &Path, format: Option<Format>, access: Access) -> Result<Box<dyn BlockDevice>> {
+    let mut chain = Chain::new();
+    chain.enter(path)?;
     let format = match format {
         Some(f) => f,
         None => probe_named(path)?,
     };
     match format {
         Format::Raw => Ok(Box::new(raw::Raw::open(path, access)?)),
-        Format::Vmdk => vmdk::open(path, access),
+        Format::Vmdk => vmdk::open(path, access, &mut chain),
         Format::Vhd => vhd::open(path, access),
     }
 }
 
+/// The parent of a delta about to be created.
+#[derive(Clone, Debug)]
+pub struct Backing {
+    /// Where the parent is now.
+    pub path: PathBuf,
+    /// How the delta records it (relative to the delta's final folder).
+    pub name: String,
+    /// The parent's format, when given (`-F`); it must match the delta's.
+    pub format: Option<Format>,
+}
+
 /// Create an image of `size` bytes and return it opened for writing.
 /// `opts` holds the `-o` options; any the format does not know is an error.
+/// With `backing`, the image is a delta over that parent.
 pub fn create(
     path: &Path,
     format: Format,
     size: u64,
     opts: &mut Options,
+    backing: Option<&Backing>,
 ) -> Result<Box<dyn BlockDevice>> {
-    let image: Box<dyn BlockDevice> = match format {
-        Format::Raw => {
+    if let Some(b) = backing {
+        if b.format.is_some_and(|f| f != format) {
+            return Err(Error::invalid(format!(
+                "a {} image needs a {} parent, not {}",
+                format.name(),
+                format.name(),
+                b.format.map_or("", |f| f.name())
+            )));
+        }
+    }
+    if format != Format::Vmdk && opts.take_bool("compress")? == Some(true) {
+        return Err(Error::invalid(format!(
+            "{} images cannot be compressed; compression needs -O vmdk (streamOptimized)",
+            format.name()
+        )));
+    }
+    let image: Box<dyn BlockDevice> = match (format, backing) {
+        (Format::Raw, None) => {
             opts.finish("raw")?;
             Box::new(raw::Raw::create(path, size)?)
         }
-        Format::Vmdk => vmdk::create(path, size, opts)?,
-        Format::Vhd => vhd::create(path, size, opts)?,
+        (Format::Vmdk, _) => vmdk::create(path, size, opts, backing)?,
+        (Format::Vhd, None) => vhd::create(path, size, opts)?,
+        (_, Some(_)) => {
+            return Err(Error::invalid(format!(
+                "{} images cannot have a backing file",
+                format.name()
+            )))
+        }
     };
     Ok(image)
+}
+
+/// Create an image that is written front to back into `out` (a pipe):
+/// only formats made to stream can (streamOptimized VMDK).
+pub fn create_stream(
+    name: &Path,
+    format: Format,
+    size: u64,
+    opts: &mut Options,
+    out: Box<dyn std::io::Write + Send>,
+) -> Result<Box<dyn BlockDevice>> {
+    match format {
+        Format::Vmdk => vmdk::create_stream(name, size, opts, out),
+        _ => Err(Error::invalid(format!(
+            "{} images cannot be written to a pipe; only -O vmdk (streamOptimized) can",
+            format.name()
+        ))),
+    }
 }
 
 #[cfg(test)]

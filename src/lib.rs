@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alloc;
+pub mod chain;
 pub mod cmd;
 pub mod copy;
 pub mod error;

@@ -41,6 +41,12 @@ impl Options {
         }
     }
 
+    /// Set an option, replacing any value given before.
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.pairs.retain(|(k, _)| k != key);
+        self.pairs.push((key.to_string(), Some(value.to_string())));
+    }
+
     /// True when no option is left.
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()

@@ -23,6 +23,10 @@ use crate::units::parse_size;
 /// Only allocated, non-zero data is copied. The target is written beside
 /// its final name and moved into place only when the conversion succeeded;
 /// an existing TARGET is never overwritten unless --force is given.
+///
+/// A streamOptimized VMDK (-O vmdk -o subformat=streamOptimized, or -c) can
+/// be written to standard output with TARGET `-`, for piping into an
+/// upload tool.
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
     /// Source format (probed from the content when not given)
@@ -41,6 +45,11 @@ pub struct ConvertArgs {
     #[arg(short = 'p', long)]
     progress: bool,
 
+    /// Compress the target (streamOptimized VMDK, chosen when no subformat
+    /// is given; an error for targets that cannot be compressed)
+    #[arg(short = 'c', long = "compress")]
+    compress: bool,
+
     /// Zero runs of at least this many bytes are left unallocated in the
     /// target; 0 allocates everything
     #[arg(short = 'S', value_name = "SIZE", default_value = "4k")]
@@ -57,7 +66,8 @@ pub struct ConvertArgs {
     /// The image to read
     source: PathBuf,
 
-    /// The image to write
+    /// The image to write; `-` writes a streamOptimized VMDK to standard
+    /// output
     target: PathBuf,
 }
 
@@ -76,12 +86,39 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
         );
     }
     let mut opts = Options::parse(args.options.iter().map(String::as_str))?;
+    if args.compress {
+        opts.set("compress", "on");
+    }
 
     let mut src = image::open(&args.source, source_format, Access::Read)?;
     let size = src.virtual_size();
-    let staging = Staging::new(&args.target, args.force)?;
-    let mut dst = image::create(&staging.path(), target_format, size, &mut opts)
-        .with_context(|| format!("cannot create {}", args.target.display()))?;
+    let to_stdout = args.target.as_os_str() == "-";
+    let staging = match to_stdout {
+        true => None,
+        false => Some(Staging::new(&args.target, args.force)?),
+    };
+    let mut dst = match &staging {
+        Some(staging) => image::create(&staging.path(), target_format, size, &mut opts, None),
+        None => {
+            if std::io::stdout().is_terminal() {
+                bail!("refusing to write a disk image to a terminal; redirect standard output");
+            }
+            let out = Box::new(std::io::BufWriter::with_capacity(
+                1 << 20,
+                std::io::stdout(),
+            ));
+            // The stream names its extent; the likely final name is the
+            // source's with a .vmdk suffix.
+            let stem = args
+                .source
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy();
+            let name = PathBuf::from(format!("{stem}.vmdk"));
+            image::create_stream(&name, target_format, size, &mut opts, out)
+        }
+    }
+    .with_context(|| format!("cannot create {}", args.target.display()))?;
     if dst.virtual_size() < size {
         bail!(
             "{}: the target would hold {} bytes, less than the source's {size}",
@@ -117,7 +154,9 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
     }
     let files = dst.files();
     drop(dst);
-    check_staged(&staging, &files)?;
-    staging.commit(&files)?;
+    if let Some(staging) = staging {
+        check_staged(&staging, &files)?;
+        staging.commit(&files)?;
+    }
     Ok(0)
 }

@@ -1,12 +1,14 @@
 //! `vimg create`: make a new, empty disk image.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::Args;
 
 use super::staging::{check_staged, Staging};
-use crate::image::{self, Format};
+use crate::chain;
+use crate::image::{self, Backing, Format};
+use crate::io::Access;
 use crate::options::Options;
 use crate::units::parse_size;
 
@@ -17,6 +19,10 @@ use crate::units::parse_size;
 ///   vimg create -f vhd -o subformat=fixed disk.vhd 30G
 ///
 /// An existing FILE is never overwritten unless --force is given.
+///
+/// With -b, the new image is a delta (a VMware snapshot disk) over PARENT:
+/// it records PARENT relative to its own folder and PARENT's content ID,
+/// and reads PARENT's data wherever it holds none itself.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Image format: vmdk, vhd (or vpc), raw
@@ -37,20 +43,59 @@ pub struct CreateArgs {
     #[arg(short, long)]
     quiet: bool,
 
+    /// Make a delta (snapshot) over this parent image; a relative path is
+    /// relative to FILE's folder, as in qemu-img
+    #[arg(short = 'b', long = "backing", value_name = "PARENT")]
+    backing: Option<PathBuf>,
+
+    /// Format of the parent image (it must match -f)
+    #[arg(short = 'F', long = "backing-format", value_name = "FMT")]
+    backing_format: Option<String>,
+
     /// The image file to create
     file: PathBuf,
 
     /// Virtual disk size: 512, 64K, 10G, 1.5T (binary units; rounded up to
-    /// a whole 512-byte sector)
-    size: String,
+    /// a whole 512-byte sector); with -b, the parent's size by default
+    #[arg(required_unless_present = "backing")]
+    size: Option<String>,
 }
 
 pub fn run(args: CreateArgs) -> anyhow::Result<u8> {
     let format = Format::from_name(&args.format)?;
-    let size = parse_size(&args.size).map_err(anyhow::Error::msg)?;
     let mut opts = Options::parse(args.options.iter().map(String::as_str))?;
+    let backing = match &args.backing {
+        None => None,
+        Some(typed) => {
+            let path = chain::parent_path(&args.file, &typed.to_string_lossy());
+            let dir = args.file.parent().unwrap_or(Path::new("."));
+            Some(Backing {
+                name: chain::relative_name(
+                    if dir.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        dir
+                    },
+                    &path,
+                ),
+                format: args
+                    .backing_format
+                    .as_deref()
+                    .map(Format::from_name)
+                    .transpose()?,
+                path,
+            })
+        }
+    };
+    let size = match (&args.size, &backing) {
+        (Some(size), _) => parse_size(size).map_err(anyhow::Error::msg)?,
+        (None, Some(b)) => image::open(&b.path, b.format, Access::Read)
+            .with_context(|| format!("cannot open the parent {}", b.path.display()))?
+            .virtual_size(),
+        (None, None) => bail!("a size is needed without -b"),
+    };
     let staging = Staging::new(&args.file, args.force)?;
-    let mut image = image::create(&staging.path(), format, size, &mut opts)
+    let mut image = image::create(&staging.path(), format, size, &mut opts, backing.as_ref())
         .with_context(|| format!("cannot create {}", args.file.display()))?;
     image.flush()?;
     let files = image.files();

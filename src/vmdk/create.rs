@@ -1,40 +1,86 @@
-//! Creating VMDKs: the option set (`subformat`, `adapter_type`,
-//! `hwversion`, `compat6`, `toolsversion`, `zeroed_grain`), the descriptor
-//! VMware writes, and the monolithicSparse layout.
+//! Creating VMDKs: the options (`subformat`, `adapter_type`, `hwversion`,
+//! `compat6`, `toolsversion`, `zeroed_grain`, `compression_level`), the
+//! descriptor VMware writes, and the on-disk layout of each subformat.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::descriptor::{Descriptor, ExtentAccess, ExtentLine, NO_PARENT};
 use super::header::{SparseHeader, FLAG_NL_DETECT, FLAG_RGD, FLAG_ZERO_GRAIN};
+use super::stream::{StreamWriter, DEFAULT_LEVEL};
 use super::{new_cid, Vmdk};
+use crate::chain::Chain;
 use crate::error::{Error, Result};
-use crate::image::BlockDevice;
+use crate::image::{Backing, BlockDevice};
 use crate::io::{align_up, Access, ImageFile, SECTOR};
 use crate::options::Options;
 
 /// Grain size vimg writes, in sectors (64 KiB, as VMware and qemu-img).
-const GRAIN_SECTORS: u64 = 128;
+pub const GRAIN_SECTORS: u64 = 128;
 /// Grain table entries per table.
-const GTES: u64 = 512;
+pub const GTES: u64 = 512;
 /// Sectors reserved for an embedded descriptor.
 const DESCRIPTOR_SECTORS: u64 = 20;
+/// VMware's split size for twoGbMaxExtent* subformats: 2047 MiB.
+pub const SPLIT_SECTORS: u64 = 4_192_256;
 
-/// What the descriptor says about the virtual hardware.
+/// The subformats vimg writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Subformat {
+    MonolithicSparse,
+    MonolithicFlat,
+    TwoGbSparse,
+    TwoGbFlat,
+    StreamOptimized,
+}
+
+impl Subformat {
+    fn parse(name: &str) -> Result<Subformat> {
+        Ok(match name {
+            "monolithicSparse" => Subformat::MonolithicSparse,
+            "monolithicFlat" => Subformat::MonolithicFlat,
+            "twoGbMaxExtentSparse" => Subformat::TwoGbSparse,
+            "twoGbMaxExtentFlat" => Subformat::TwoGbFlat,
+            "streamOptimized" => Subformat::StreamOptimized,
+            other => {
+                return Err(Error::invalid(format!(
+                    "VMDK subformat '{other}' is not one of: monolithicSparse, monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat, streamOptimized"
+                )))
+            }
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Subformat::MonolithicSparse => "monolithicSparse",
+            Subformat::MonolithicFlat => "monolithicFlat",
+            Subformat::TwoGbSparse => "twoGbMaxExtentSparse",
+            Subformat::TwoGbFlat => "twoGbMaxExtentFlat",
+            Subformat::StreamOptimized => "streamOptimized",
+        }
+    }
+
+    fn sparse(self) -> bool {
+        matches!(self, Subformat::MonolithicSparse | Subformat::TwoGbSparse)
+    }
+}
+
+/// What the descriptor says about the virtual hardware; `None` fields are
+/// inherited from a parent or defaulted.
 struct DiskDb {
-    adapter: String,
-    hwversion: String,
+    adapter: Option<String>,
+    hwversion: Option<String>,
     toolsversion: String,
 }
 
 impl DiskDb {
     fn from_options(opts: &mut Options) -> Result<DiskDb> {
-        let adapter = opts
-            .take_str("adapter_type")?
-            .unwrap_or_else(|| "ide".into());
-        if !["ide", "lsilogic", "buslogic", "legacyESX"].contains(&adapter.as_str()) {
-            return Err(Error::invalid(format!(
-                "adapter_type '{adapter}' is not one of: ide, lsilogic, buslogic, legacyESX"
-            )));
+        let adapter = opts.take_str("adapter_type")?;
+        if let Some(a) = &adapter {
+            if !["ide", "lsilogic", "buslogic", "legacyESX"].contains(&a.as_str()) {
+                return Err(Error::invalid(format!(
+                    "adapter_type '{a}' is not one of: ide, lsilogic, buslogic, legacyESX"
+                )));
+            }
         }
         let hwversion = opts.take_str("hwversion")?;
         let compat6 = opts.take_bool("compat6")?.unwrap_or(false);
@@ -44,12 +90,12 @@ impl DiskDb {
                     "compat6 and hwversion cannot be given together",
                 ))
             }
-            (true, None) => "6".to_string(),
-            (false, Some(v)) if v.parse::<u32>().is_ok() => v,
+            (true, None) => Some("6".to_string()),
+            (false, Some(v)) if v.parse::<u32>().is_ok() => Some(v),
             (false, Some(v)) => {
                 return Err(Error::invalid(format!("hwversion '{v}' is not a number")))
             }
-            (false, None) => "4".to_string(),
+            (false, None) => None,
         };
         let toolsversion = opts
             .take_str("toolsversion")?
@@ -66,10 +112,12 @@ impl DiskDb {
         })
     }
 
-    /// The `ddb.*` entries for a disk of `sectors`, in VMware's order.
-    /// Cylinders are capped as VMware caps them (16383 on IDE, else 65535).
+    /// The `ddb.*` entries for a disk of `sectors`, sorted as VMware writes
+    /// them. Cylinders are capped as VMware caps them (16383 on IDE, else
+    /// 65535).
     fn entries(&self, sectors: u64, cid: u32) -> Vec<(String, String)> {
-        let (heads, cap) = if self.adapter == "ide" {
+        let adapter = self.adapter.clone().unwrap_or_else(|| "ide".into());
+        let (heads, cap) = if adapter == "ide" {
             (16u64, 16383u64)
         } else {
             (255, 65535)
@@ -80,83 +128,263 @@ impl DiskDb {
         let long_id = uuid::Uuid::new_v4().simple().to_string();
         let long_id = format!("{}{cid:08x}", &long_id[..24]);
         let mut ddb = vec![
-            ("ddb.adapterType", self.adapter.clone()),
+            ("ddb.adapterType", adapter),
             ("ddb.geometry.cylinders", cylinders.to_string()),
             ("ddb.geometry.heads", heads.to_string()),
             ("ddb.geometry.sectors", "63".to_string()),
             ("ddb.longContentID", long_id),
             ("ddb.toolsVersion", self.toolsversion.clone()),
             ("ddb.uuid", uuid.join(" ")),
-            ("ddb.virtualHWVersion", self.hwversion.clone()),
+            (
+                "ddb.virtualHWVersion",
+                self.hwversion.clone().unwrap_or_else(|| "4".into()),
+            ),
         ];
         ddb.sort();
         ddb.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 }
 
-/// Create a VMDK of `size` bytes (rounded up to a sector).
-pub fn create(path: &Path, size: u64, opts: &mut Options) -> Result<Box<dyn BlockDevice>> {
-    let subformat = opts
-        .take_str("subformat")?
-        .unwrap_or_else(|| "monolithicSparse".into());
-    let db = DiskDb::from_options(opts)?;
+/// The name of a file beside the descriptor: `disk.vmdk` → `disk-flat.vmdk`.
+fn extent_name(desc: &Path, suffix: &str) -> String {
+    let name = desc
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".vmdk").unwrap_or(&name);
+    format!("{stem}-{suffix}.vmdk")
+}
+
+/// Create a VMDK of `size` bytes (rounded up to a sector); with `backing`,
+/// a delta (sparse subformats only) over that VMDK.
+pub fn create(
+    path: &Path,
+    size: u64,
+    opts: &mut Options,
+    backing: Option<&Backing>,
+) -> Result<Box<dyn BlockDevice>> {
+    let subformat = subformat_option(opts)?;
+    let mut db = DiskDb::from_options(opts)?;
     let zeroed_grain = opts.take_bool("zeroed_grain")?.unwrap_or(false);
+    let level = level_option(opts, subformat == Subformat::StreamOptimized)?;
     opts.finish("vmdk")?;
-    let sectors = size.div_ceil(SECTOR);
-    match subformat.as_str() {
-        "monolithicSparse" => {}
-        "monolithicFlat" | "twoGbMaxExtentSparse" | "twoGbMaxExtentFlat" | "streamOptimized" => {
-            return Err(Error::invalid(format!(
-                "writing the {subformat} subformat is not supported yet"
-            )))
-        }
-        other => {
-            return Err(Error::invalid(format!(
-                "VMDK subformat '{other}' is not one of: monolithicSparse, monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat, streamOptimized"
-            )))
-        }
+    if zeroed_grain && !subformat.sparse() {
+        return Err(Error::invalid(format!(
+            "zeroed_grain needs a sparse subformat, not {}",
+            subformat.name()
+        )));
     }
-    if sectors > 1 << 32 {
+    let sectors = size.div_ceil(SECTOR);
+    if subformat != Subformat::TwoGbFlat
+        && subformat != Subformat::MonolithicFlat
+        && sectors > 1 << 32
+    {
         return Err(Error::invalid(format!(
             "a sparse VMDK extent addresses at most 2 TiB; {} bytes asked for",
             sectors * SECTOR
         )));
     }
+    let parent = match backing {
+        None => None,
+        Some(_) if !subformat.sparse() => {
+            return Err(Error::invalid(format!(
+            "a {} VMDK cannot have a backing file (use monolithicSparse or twoGbMaxExtentSparse)",
+            subformat.name()
+        )))
+        }
+        Some(b) => {
+            let mut chain = Chain::new();
+            chain.enter(&b.path)?;
+            let parent = Vmdk::open_in(&b.path, Access::Read, &mut chain)?;
+            db.adapter = db
+                .adapter
+                .or(parent.ddb("ddb.adapterType").map(str::to_string));
+            db.hwversion = db
+                .hwversion
+                .or(parent.ddb("ddb.virtualHWVersion").map(str::to_string));
+            Some(parent)
+        }
+    };
+
     let cid = new_cid();
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let mut desc = Descriptor {
+        version: 1,
+        cid,
+        parent_cid: NO_PARENT,
+        create_type: subformat.name().into(),
+        parent_hint: None,
+        other: vec![("encoding".into(), "UTF-8".into())],
+        extents: Vec::new(),
+        ddb: db.entries(sectors, cid),
+    };
+    if let (Some(p), Some(b)) = (&parent, backing) {
+        desc.parent_cid = p.cid();
+        desc.parent_hint = Some(b.name.clone());
+    }
+
+    if subformat == Subformat::StreamOptimized {
+        desc.extents = vec![extent_line(sectors, "SPARSE", path, None)];
+        let file = ImageFile::create_new(path)?;
+        return Ok(Box::new(StreamWriter::new_file(
+            file, sectors, desc, level,
+        )?));
+    }
+
+    let mut created: Vec<PathBuf> = Vec::new();
+    let result = write_files(
+        path,
+        subformat,
+        sectors,
+        &mut desc,
+        zeroed_grain,
+        &mut created,
+    );
+    if let Err(e) = result {
+        for f in created {
+            let _ = std::fs::remove_file(f);
+        }
+        return Err(e);
+    }
+    let mut vmdk = Vmdk::open_layer(path, Access::Write)?;
+    if let Some(parent) = parent {
+        vmdk.attach(parent)?;
+    }
+    Ok(Box::new(vmdk))
+}
+
+/// The subformat asked for; `compress` (convert -c) asks for the one
+/// compressed subformat, streamOptimized.
+fn subformat_option(opts: &mut Options) -> Result<Subformat> {
+    let compress = opts.take_bool("compress")?.unwrap_or(false);
+    match opts.take_str("subformat")? {
+        None if compress => Ok(Subformat::StreamOptimized),
+        None => Ok(Subformat::MonolithicSparse),
+        Some(name) => {
+            let sub = Subformat::parse(&name)?;
+            if compress && sub != Subformat::StreamOptimized {
+                return Err(Error::invalid(format!(
+                    "{name} VMDKs hold no compressed data; compression needs subformat=streamOptimized"
+                )));
+            }
+            Ok(sub)
+        }
+    }
+}
+
+/// A streamOptimized VMDK written front to back into `out`.
+pub fn create_stream(
+    name: &Path,
+    size: u64,
+    opts: &mut Options,
+    out: Box<dyn std::io::Write + Send>,
+) -> Result<Box<dyn BlockDevice>> {
+    opts.set_default("subformat", "streamOptimized");
+    if subformat_option(opts)? != Subformat::StreamOptimized {
+        return Err(Error::invalid(
+            "only streamOptimized VMDKs can be written to a pipe",
+        ));
+    }
+    let db = DiskDb::from_options(opts)?;
+    let level = level_option(opts, true)?;
+    opts.finish("vmdk")?;
+    let sectors = size.div_ceil(SECTOR);
+    let cid = new_cid();
     let desc = Descriptor {
         version: 1,
         cid,
         parent_cid: NO_PARENT,
-        create_type: subformat,
+        create_type: Subformat::StreamOptimized.name().into(),
         parent_hint: None,
         other: vec![("encoding".into(), "UTF-8".into())],
-        extents: vec![ExtentLine {
-            access: ExtentAccess::ReadWrite,
-            sectors,
-            kind: "SPARSE".into(),
-            file: Some(name),
-            offset: 0,
-        }],
+        extents: vec![extent_line(sectors, "SPARSE", name, None)],
         ddb: db.entries(sectors, cid),
     };
-    let file = ImageFile::create_new(path)?;
-    let written = write_sparse_extent(&file, sectors, Some(&desc), zeroed_grain);
-    drop(file);
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(path);
-        return Err(e);
+    Ok(Box::new(StreamWriter::new_pipe(
+        out, name, sectors, desc, level,
+    )?))
+}
+
+/// The `compression_level` option (1 to 9), for streamOptimized only.
+fn level_option(opts: &mut Options, stream: bool) -> Result<i32> {
+    match opts.take_str("compression_level")? {
+        None => Ok(DEFAULT_LEVEL),
+        Some(v) => match v.parse::<i32>() {
+            Ok(l @ 1..=9) if stream => Ok(l),
+            Ok(1..=9) => Err(Error::invalid(
+                "compression_level needs subformat=streamOptimized",
+            )),
+            _ => Err(Error::invalid(format!(
+                "compression_level '{v}' is not a number from 1 to 9"
+            ))),
+        },
     }
-    Ok(Box::new(Vmdk::open(path, Access::Write)?))
+}
+
+/// An extent line; `file` is the extent's own name (or the descriptor's).
+fn extent_line(sectors: u64, kind: &str, desc: &Path, file: Option<String>) -> ExtentLine {
+    let file = file.unwrap_or_else(|| {
+        desc.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    ExtentLine {
+        access: ExtentAccess::ReadWrite,
+        sectors,
+        kind: kind.into(),
+        file: Some(file),
+        offset: 0,
+    }
+}
+
+/// Write the files of a non-stream subformat, recording each in `created`.
+fn write_files(
+    path: &Path,
+    subformat: Subformat,
+    sectors: u64,
+    desc: &mut Descriptor,
+    zeroed_grain: bool,
+    created: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let mut new_file = |p: PathBuf| -> Result<ImageFile> {
+        let f = ImageFile::create_new(&p)?;
+        created.push(p);
+        Ok(f)
+    };
+    if subformat == Subformat::MonolithicSparse {
+        desc.extents = vec![extent_line(sectors, "SPARSE", path, None)];
+        let file = new_file(path.to_path_buf())?;
+        return write_sparse_extent(&file, sectors, Some(desc), zeroed_grain);
+    }
+    let (kind, split, tag) = match subformat {
+        Subformat::MonolithicFlat => ("FLAT", sectors.max(1), "flat"),
+        Subformat::TwoGbFlat => ("FLAT", SPLIT_SECTORS, "f"),
+        _ => ("SPARSE", SPLIT_SECTORS, "s"),
+    };
+    let count = sectors.div_ceil(split).max(1);
+    for i in 0..count {
+        let part = (sectors - i * split).min(split);
+        let name = if subformat == Subformat::MonolithicFlat {
+            extent_name(path, tag)
+        } else {
+            extent_name(path, &format!("{tag}{:03}", i + 1))
+        };
+        let file = new_file(dir.join(&name))?;
+        if kind == "FLAT" {
+            file.set_len(part * SECTOR)?;
+        } else {
+            write_sparse_extent(&file, part, None, zeroed_grain)?;
+        }
+        desc.extents.push(extent_line(part, kind, path, Some(name)));
+    }
+    let text = desc.encode();
+    new_file(path.to_path_buf())?.write_all_at(text.as_bytes(), 0)
 }
 
 /// Lay out an empty sparse extent of `sectors` as VMware does: header,
-/// embedded descriptor, redundant grain directory and tables, grain
-/// directory and tables, then grains from a grain-aligned overhead on.
-/// Grain tables are left as holes (all zero).
+/// embedded descriptor (monolithic only), redundant grain directory and
+/// tables, grain directory and tables, then grains from a grain-aligned
+/// overhead on. Grain tables are left as holes (all zero).
 fn write_sparse_extent(
     file: &ImageFile,
     sectors: u64,

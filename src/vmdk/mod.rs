@@ -1,10 +1,13 @@
 //! VMware VMDK: a descriptor (embedded in a sparse extent, or a text file)
 //! listing extents (sparse, flat or zero) that together make the disk.
 
+mod cowd;
 mod create;
 mod descriptor;
 mod header;
+mod marker;
 mod sparse;
+mod stream;
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -14,12 +17,13 @@ use serde_json::{json, Map, Value};
 use self::descriptor::{Descriptor, ExtentAccess, ExtentLine, MAX_DESCRIPTOR};
 use self::header::MAGIC;
 use self::sparse::SparseExtent;
+use crate::chain::{self, Chain};
 use crate::error::{Error, Result};
 use crate::image::{check_range, BlockDevice, ImageInfo, Kind, Mapping};
 use crate::io::{Access, ImageFile, SECTOR};
 use crate::raw::file_status;
 
-pub use self::create::create;
+pub use self::create::{create, create_stream};
 
 /// True when a file's first bytes are a VMDK: sparse or COWD magic, or a
 /// text descriptor.
@@ -80,11 +84,13 @@ pub struct Vmdk {
     size: u64,
     /// Data was written since open: the CID changes at flush.
     changed: bool,
+    /// The parent of a delta.
+    parent: Option<Box<dyn BlockDevice>>,
 }
 
-/// Open a VMDK.
-pub fn open(path: &Path, access: Access) -> Result<Box<dyn BlockDevice>> {
-    Ok(Box::new(Vmdk::open(path, access)?))
+/// Open a VMDK and the chain of parents it records.
+pub fn open(path: &Path, access: Access, chain: &mut Chain) -> Result<Box<dyn BlockDevice>> {
+    Ok(Box::new(Vmdk::open_in(path, access, chain)?))
 }
 
 /// Resolve an extent name against the descriptor's directory, refusing
@@ -106,19 +112,54 @@ fn resolve_extent(desc: &Path, name: &str) -> Result<PathBuf> {
 }
 
 impl Vmdk {
-    /// Open a VMDK from its descriptor file or its (monolithic) extent.
-    pub fn open(path: &Path, access: Access) -> Result<Vmdk> {
+    /// Open a VMDK and, for a delta, its parents (found through
+    /// `parentFileNameHint`, each checked against the CID its child recorded).
+    pub fn open_in(path: &Path, access: Access, chain: &mut Chain) -> Result<Vmdk> {
+        let mut vmdk = Vmdk::open_layer(path, access)?;
+        if let Some(hint) = vmdk.desc.parent_hint.clone() {
+            let parent_path = chain::parent_path(path, &hint);
+            chain.enter(&parent_path)?;
+            let parent = Vmdk::open_in(&parent_path, Access::Read, chain).map_err(|e| {
+                Error::invalid(format!("{}: cannot open its parent: {e}", path.display()))
+            })?;
+            vmdk.attach(parent)?;
+        }
+        Ok(vmdk)
+    }
+
+    /// Make `parent` this delta's parent, refusing one whose content ID is
+    /// not the one the delta was made from.
+    pub fn attach(&mut self, parent: Vmdk) -> Result<()> {
+        let expected = self.desc.parent_cid;
+        if expected != descriptor::NO_PARENT && parent.desc.cid != expected {
+            return Err(Error::invalid(format!(
+                "{}: its parent {} has content ID {:08x}, but the delta was made from content ID {expected:08x}: the parent changed after the delta was taken",
+                self.path.display(),
+                parent.path.display(),
+                parent.desc.cid
+            )));
+        }
+        self.parent = Some(Box::new(parent));
+        Ok(())
+    }
+
+    /// The content ID.
+    pub fn cid(&self) -> u32 {
+        self.desc.cid
+    }
+
+    /// A disk database value.
+    pub fn ddb(&self, key: &str) -> Option<&str> {
+        self.desc.ddb(key)
+    }
+
+    /// Open one VMDK file set (descriptor and extents), without parents.
+    pub fn open_layer(path: &Path, access: Access) -> Result<Vmdk> {
         let file = ImageFile::open(path, access)?;
         let len = file.length()?;
         let mut head = [0u8; 4];
         file.read_zero_filled(&mut head, 0)?;
-        if &head == b"COWD" {
-            return Err(Error::unsupported(
-                path,
-                "VMDK3 (COWD) sparse extents are not supported yet",
-            ));
-        }
-        if &head == MAGIC {
+        if &head == MAGIC || &head == b"COWD" {
             return Self::open_monolithic(path, Arc::new(file));
         }
         if len > MAX_DESCRIPTOR {
@@ -147,6 +188,7 @@ impl Vmdk {
             extents,
             size: start,
             changed: false,
+            parent: None,
         })
     }
 
@@ -174,7 +216,12 @@ impl Vmdk {
                 .map_err(|d| Error::corrupt(path, "VMDK embedded descriptor", offset, d))?;
             (desc, offset, room)
         } else {
-            (bare_descriptor(path, capacity), 0, 0)
+            let kind = if sparse.is_cowd() {
+                "vmfsSparse"
+            } else {
+                "monolithicSparse"
+            };
+            (bare_descriptor(path, capacity, kind), 0, 0)
         };
         let extent = Extent {
             start: 0,
@@ -194,34 +241,8 @@ impl Vmdk {
             extents: vec![extent],
             size: capacity,
             changed: false,
+            parent: None,
         })
-    }
-
-    /// Index of the extent holding virtual offset `offset`.
-    fn extent_at(&self, offset: u64) -> usize {
-        self.extents.partition_point(|e| e.start + e.len <= offset)
-    }
-
-    /// Run `f` on each extent piece of `[offset, offset + len)`:
-    /// `(extent, offset in extent, range in the caller's buffer)`.
-    fn for_pieces(
-        &mut self,
-        offset: u64,
-        len: usize,
-        mut f: impl FnMut(&mut Extent, u64, std::ops::Range<usize>) -> Result<()>,
-    ) -> Result<()> {
-        let mut done = 0usize;
-        let mut i = self.extent_at(offset);
-        while done < len {
-            let at = offset + done as u64;
-            let e = &mut self.extents[i];
-            let rel = at - e.start;
-            let n = ((e.len - rel) as usize).min(len - done);
-            f(e, rel, done..done + n)?;
-            done += n;
-            i += 1;
-        }
-        Ok(())
     }
 
     /// Write the descriptor back where it came from.
@@ -258,13 +279,13 @@ impl Vmdk {
 }
 
 /// The descriptor a bare sparse extent stands for.
-fn bare_descriptor(path: &Path, capacity: u64) -> Descriptor {
+fn bare_descriptor(path: &Path, capacity: u64, create_type: &str) -> Descriptor {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     Descriptor {
         version: 1,
         cid: 0xffff_fffe,
         parent_cid: descriptor::NO_PARENT,
-        create_type: "monolithicSparse".into(),
+        create_type: create_type.into(),
         parent_hint: None,
         other: Vec::new(),
         extents: vec![ExtentLine {
@@ -307,7 +328,7 @@ fn open_extent(desc_path: &Path, line: &ExtentLine, start: u64, access: Access) 
         Ok((Arc::new(file), Arc::from(path.as_path())))
     };
     let storage = match line.kind.as_str() {
-        "SPARSE" => {
+        "SPARSE" | "VMFSSPARSE" => {
             let (file, _) = open_file()?;
             let sparse = SparseExtent::open(file)?;
             if sparse.capacity() < len {
@@ -348,8 +369,25 @@ fn open_extent(desc_path: &Path, line: &ExtentLine, start: u64, access: Access) 
     })
 }
 
-fn zero_fill(buf: &mut [u8], _: u64) -> Result<()> {
-    buf.fill(0);
+/// Run `f` on each extent piece of `[offset, offset + len)`:
+/// `(extent, offset in extent, range in the caller's buffer)`.
+fn for_pieces(
+    extents: &mut [Extent],
+    offset: u64,
+    len: usize,
+    mut f: impl FnMut(&mut Extent, u64, std::ops::Range<usize>) -> Result<()>,
+) -> Result<()> {
+    let mut done = 0usize;
+    let mut i = extents.partition_point(|e| e.start + e.len <= offset);
+    while done < len {
+        let at = offset + done as u64;
+        let e = &mut extents[i];
+        let rel = at - e.start;
+        let n = ((e.len - rel) as usize).min(len - done);
+        f(e, rel, done..done + n)?;
+        done += n;
+        i += 1;
+    }
     Ok(())
 }
 
@@ -367,12 +405,19 @@ impl BlockDevice for Vmdk {
 
     fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<()> {
         check_range(&self.path, self.size, offset, buf.len())?;
-        self.for_pieces(offset, buf.len(), |e, rel, range| {
+        let parent = &mut self.parent;
+        for_pieces(&mut self.extents, offset, buf.len(), |e, rel, range| {
             let piece = &mut buf[range];
+            let start = e.start;
             match &mut e.storage {
-                Storage::Sparse(s) => s.read(piece, rel, &mut zero_fill),
+                Storage::Sparse(s) => s.read(piece, rel, &mut |b, at| {
+                    chain::read_parent(parent.as_deref_mut(), b, start + at)
+                }),
                 Storage::Flat { file, offset, .. } => file.read_zero_filled(piece, *offset + rel),
-                Storage::Zero => zero_fill(piece, rel),
+                Storage::Zero => {
+                    piece.fill(0);
+                    Ok(())
+                }
             }
         })
     }
@@ -381,7 +426,8 @@ impl BlockDevice for Vmdk {
         check_range(&self.path, self.size, offset, buf.len())?;
         self.changed = true;
         let path = self.path.clone();
-        self.for_pieces(offset, buf.len(), |e, rel, range| {
+        let parent = &mut self.parent;
+        for_pieces(&mut self.extents, offset, buf.len(), |e, rel, range| {
             let piece = &buf[range];
             if e.access != ExtentAccess::ReadWrite {
                 return Err(Error::unsupported(
@@ -389,8 +435,17 @@ impl BlockDevice for Vmdk {
                     format!("cannot write into a read-only {} extent", e.kind),
                 ));
             }
+            let start = e.start;
             match &mut e.storage {
-                Storage::Sparse(s) => s.write(piece, rel, None),
+                Storage::Sparse(s) => match parent.as_deref_mut() {
+                    // A partial grain keeps the rest of the parent's grain.
+                    Some(p) => s.write(
+                        piece,
+                        rel,
+                        Some(&mut |b, at| chain::read_parent(Some(&mut *p), b, start + at)),
+                    ),
+                    None => s.write(piece, rel, None),
+                },
                 Storage::Flat { file, offset, .. } => file.write_all_at(piece, *offset + rel),
                 Storage::Zero => Err(Error::unsupported(&path, "cannot write into a ZERO extent")),
             }
@@ -398,7 +453,7 @@ impl BlockDevice for Vmdk {
     }
 
     fn block_status(&mut self, offset: u64, len: u64) -> Result<Mapping> {
-        let i = self.extent_at(offset);
+        let i = self.extents.partition_point(|e| e.start + e.len <= offset);
         let e = &mut self.extents[i];
         let rel = offset - e.start;
         let len = len.min(e.len - rel);
@@ -490,6 +545,13 @@ impl BlockDevice for Vmdk {
             backing_file: self.desc.parent_hint.clone(),
             specific: Some(("vmdk", data)),
         })
+    }
+
+    fn parent(&mut self) -> Option<&mut dyn BlockDevice> {
+        match &mut self.parent {
+            Some(p) => Some(p.as_mut()),
+            None => None,
+        }
     }
 
     fn files(&self) -> Vec<PathBuf> {

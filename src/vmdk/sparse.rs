@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use byteorder::{ByteOrder, LittleEndian};
 
+use super::cowd::{CowdHeader, COWD_HEADER_SIZE};
 use super::header::{SparseHeader, GD_AT_END, HEADER_SIZE};
 use crate::alloc::{Allocator, Endian, Homes, Runs, Table};
 use crate::error::{Error, Result};
@@ -49,6 +50,8 @@ pub struct SparseExtent {
     alloc: Allocator,
     /// The last compressed grain read: (index, data).
     cache: Option<(u64, Vec<u8>)>,
+    /// A VMDK3 (COWD) extent: read only.
+    cowd: bool,
 }
 
 impl SparseExtent {
@@ -57,10 +60,21 @@ impl SparseExtent {
     pub fn open(file: Arc<ImageFile>) -> Result<SparseExtent> {
         let path = file.path().to_path_buf();
         let len = file.length()?;
-        let mut buf = [0u8; HEADER_SIZE];
-        file.read_exact_at(&mut buf, 0)?;
-        let mut header = SparseHeader::parse(&buf)
-            .map_err(|d| Error::corrupt(&path, "VMDK sparse header", 0, d))?;
+        let mut magic = [0u8; 4];
+        file.read_zero_filled(&mut magic, 0)?;
+        let cowd = &magic == b"COWD";
+        let mut header = if cowd {
+            let mut buf = [0u8; COWD_HEADER_SIZE];
+            file.read_exact_at(&mut buf, 0)?;
+            CowdHeader::parse(&buf)
+                .map_err(|d| Error::corrupt(&path, "VMDK3 (COWD) header", 0, d))?
+                .as_sparse()
+        } else {
+            let mut buf = [0u8; HEADER_SIZE];
+            file.read_exact_at(&mut buf, 0)?;
+            SparseHeader::parse(&buf)
+                .map_err(|d| Error::corrupt(&path, "VMDK sparse header", 0, d))?
+        };
         if header.capacity > MAX_CAPACITY_SECTORS {
             return Err(Error::unsupported(
                 &path,
@@ -70,7 +84,7 @@ impl SparseExtent {
                 ),
             ));
         }
-        if header.gd_offset == GD_AT_END {
+        if header.gd_offset == GD_AT_END && !cowd {
             header = read_footer_header(&file, len, header)?;
         }
         let corrupt = |what: &'static str, at: u64, d: String| Error::corrupt(&path, what, at, d);
@@ -140,10 +154,11 @@ impl SparseExtent {
             gts,
             alloc: Allocator::new(align_up(len, SECTOR)),
             cache: None,
+            cowd,
             header,
             file,
         };
-        if extent.file.writable() {
+        if extent.file.writable() && !cowd {
             extent.alloc = Allocator::new(extent.used_end(len)?);
         }
         Ok(extent)
@@ -175,6 +190,11 @@ impl SparseExtent {
     /// Grain size in bytes.
     pub fn grain_size(&self) -> u64 {
         self.grain
+    }
+
+    /// True for a VMDK3 (COWD) extent.
+    pub fn is_cowd(&self) -> bool {
+        self.cowd
     }
 
     pub fn file(&self) -> &Arc<ImageFile> {
@@ -230,6 +250,12 @@ impl SparseExtent {
     /// rest of the grain as `fill` reads it (a parent's data); without a
     /// `fill` the rest is zeros.
     pub fn write(&mut self, buf: &[u8], offset: u64, mut fill: Option<Fill>) -> Result<()> {
+        if self.cowd {
+            return Err(Error::unsupported(
+                &self.name,
+                "writing into a VMDK3 (COWD) extent is not supported; convert it first",
+            ));
+        }
         if self.header.compressed() {
             return Err(Error::unsupported(
                 &self.name,

@@ -1,0 +1,158 @@
+//! Backing chains: finding a delta's parent from the name the delta records,
+//! refusing loops and runaway depth, reading through to the parent, and
+//! resolving the allocation picture down the chain.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::image::{BlockDevice, Kind, Mapping};
+
+/// Deepest chain vimg follows (VMware allows 32 snapshots per disk).
+pub const MAX_DEPTH: usize = 64;
+
+/// The images opened so far along one chain, top first.
+#[derive(Debug, Default)]
+pub struct Chain {
+    seen: Vec<PathBuf>,
+}
+
+impl Chain {
+    pub fn new() -> Chain {
+        Chain::default()
+    }
+
+    /// Record that `path` is opened as the next, deeper layer; fails when
+    /// the chain loops back or is too deep.
+    pub fn enter(&mut self, path: &Path) -> Result<()> {
+        let id = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if self.seen.contains(&id) {
+            return Err(Error::invalid(format!(
+                "{}: the backing chain loops back to this image",
+                path.display()
+            )));
+        }
+        if self.seen.len() >= MAX_DEPTH {
+            return Err(Error::invalid(format!(
+                "{}: the backing chain is deeper than {MAX_DEPTH} images",
+                path.display()
+            )));
+        }
+        self.seen.push(id);
+        Ok(())
+    }
+}
+
+/// Where a parent recorded as `name` by the image at `child` lives:
+/// relative names are relative to the child's folder.
+pub fn parent_path(child: &Path, name: &str) -> PathBuf {
+    let name = Path::new(name);
+    if name.is_absolute() {
+        return name.to_path_buf();
+    }
+    child.parent().unwrap_or(Path::new("")).join(name)
+}
+
+/// How to record `parent` in a delta that will live in `child_dir`: a path
+/// relative to that folder when one exists, else the absolute path.
+pub fn relative_name(child_dir: &Path, parent: &Path) -> String {
+    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let (from, to) = (abs(child_dir), abs(parent));
+    let common = from
+        .components()
+        .zip(to.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    if common == 0 {
+        return to.display().to_string();
+    }
+    let mut rel = PathBuf::new();
+    for _ in from.components().skip(common) {
+        rel.push("..");
+    }
+    for c in to.components().skip(common) {
+        rel.push(c);
+    }
+    rel.display().to_string()
+}
+
+/// Fill `buf` with what a delta reads where it holds nothing itself: the
+/// parent's data where the parent reaches, zeros beyond it or without one.
+pub fn read_parent(
+    parent: Option<&mut (dyn BlockDevice + 'static)>,
+    buf: &mut [u8],
+    offset: u64,
+) -> Result<()> {
+    let Some(parent) = parent else {
+        buf.fill(0);
+        return Ok(());
+    };
+    let size = parent.virtual_size();
+    let within = size.saturating_sub(offset).min(buf.len() as u64) as usize;
+    parent.read_at(&mut buf[..within], offset)?;
+    buf[within..].fill(0);
+    Ok(())
+}
+
+/// The allocation picture at `offset` resolved down the chain: the first
+/// layer that holds something there decides, with its depth (0 = top).
+/// `Unallocated` at the end means zeros with nothing below.
+pub fn status(dev: &mut dyn BlockDevice, offset: u64, len: u64) -> Result<(Mapping, u32)> {
+    let m = dev.block_status(offset, len)?;
+    if m.kind != Kind::Unallocated {
+        return Ok((m, 0));
+    }
+    let Some(parent) = dev.parent() else {
+        return Ok((m, 0));
+    };
+    if offset >= parent.virtual_size() {
+        return Ok((m, 0));
+    }
+    let within = m.len.min(parent.virtual_size() - offset);
+    let (pm, depth) = status(parent, offset, within)?;
+    Ok((pm, depth + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("a/base.vmdk");
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(&base, b"").unwrap();
+        assert_eq!(relative_name(&dir.path().join("a"), &base), "base.vmdk");
+        assert_eq!(
+            relative_name(&dir.path().join("a/b"), &base),
+            "../base.vmdk"
+        );
+        assert_eq!(
+            parent_path(Path::new("/x/y/child.vmdk"), "../base.vmdk"),
+            Path::new("/x/y/../base.vmdk")
+        );
+        assert_eq!(
+            parent_path(Path::new("child.vmdk"), "/abs/base.vmdk"),
+            Path::new("/abs/base.vmdk")
+        );
+    }
+
+    #[test]
+    fn loops_and_depth_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        std::fs::write(&a, b"").unwrap();
+        let mut chain = Chain::new();
+        chain.enter(&a).unwrap();
+        let err = chain
+            .enter(&dir.path().join("./a"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("loops"), "{err}");
+        let mut chain = Chain::new();
+        for i in 0..MAX_DEPTH {
+            chain.enter(&dir.path().join(format!("n{i}"))).unwrap();
+        }
+        assert!(chain.enter(&dir.path().join("last")).is_err());
+    }
+}

@@ -1,0 +1,347 @@
+//! Writing streamOptimized VMDKs in the canonical layout VMware documents:
+//! header (version 3, compressed grains with markers, grain directory at the
+//! end), embedded descriptor, then each non-zero grain deflated behind its
+//! grain marker, each grain table behind a marker after its grains, the grain
+//! directory, the footer (a header copy holding the real directory offset)
+//! and the end-of-stream marker.
+//!
+//! The image is written strictly front to back, so it can go to a pipe.
+//! Grains are compressed in batches on every core; output order is kept.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::create::{GRAIN_SECTORS, GTES};
+use super::descriptor::Descriptor;
+use super::header::{
+    SparseHeader, COMPRESS_DEFLATE, FLAG_COMPRESSED, FLAG_MARKERS, FLAG_NL_DETECT, GD_AT_END,
+};
+use super::marker::{self, MarkerType};
+use crate::error::{Error, Result};
+use crate::image::{BlockDevice, ImageInfo, Mapping};
+use crate::io::{align_up, is_zero, ImageFile, SECTOR};
+
+/// Default deflate level: qemu-img's (zlib's) size, at libdeflate's speed.
+pub const DEFAULT_LEVEL: i32 = 6;
+/// Grains compressed together.
+const BATCH_GRAINS: usize = 64;
+const GRAIN: u64 = GRAIN_SECTORS * SECTOR;
+
+/// Where the stream goes.
+enum Sink {
+    File(ImageFile),
+    Pipe(Box<dyn Write + Send>),
+}
+
+/// A streamOptimized VMDK being written.
+pub struct StreamWriter {
+    sink: Sink,
+    path: PathBuf,
+    /// Bytes emitted so far.
+    pos: u64,
+    sectors: u64,
+    level: i32,
+    header: SparseHeader,
+    /// The grain being filled: (index, data).
+    current: Option<(u64, Vec<u8>)>,
+    /// Complete grains waiting to be compressed, in order.
+    pending: Vec<(u64, Vec<u8>)>,
+    /// The grain table being filled: (index, entries).
+    table: Option<(u64, Vec<u32>)>,
+    /// Grain directory: sector of each grain table, 0 for none.
+    directory: Vec<u32>,
+    finished: bool,
+}
+
+impl StreamWriter {
+    /// Start a stream into a new file.
+    pub fn new_file(file: ImageFile, sectors: u64, desc: Descriptor, level: i32) -> Result<Self> {
+        let path = file.path().to_path_buf();
+        Self::start(Sink::File(file), path, sectors, desc, level)
+    }
+
+    /// Start a stream into a pipe (`name` is used in messages).
+    pub fn new_pipe(
+        out: Box<dyn Write + Send>,
+        name: &Path,
+        sectors: u64,
+        desc: Descriptor,
+        level: i32,
+    ) -> Result<Self> {
+        Self::start(Sink::Pipe(out), name.to_path_buf(), sectors, desc, level)
+    }
+
+    fn start(
+        sink: Sink,
+        path: PathBuf,
+        sectors: u64,
+        desc: Descriptor,
+        level: i32,
+    ) -> Result<Self> {
+        let text = desc.encode();
+        let desc_sectors = (text.len() as u64).div_ceil(SECTOR).max(1);
+        let overhead = align_up(1 + desc_sectors, GRAIN_SECTORS);
+        let header = SparseHeader {
+            version: 3,
+            flags: FLAG_NL_DETECT | FLAG_COMPRESSED | FLAG_MARKERS,
+            capacity: sectors,
+            grain_size: GRAIN_SECTORS,
+            descriptor_offset: 1,
+            descriptor_size: desc_sectors,
+            num_gtes_per_gt: GTES as u32,
+            rgd_offset: 0,
+            gd_offset: GD_AT_END,
+            overhead,
+            unclean_shutdown: false,
+            compress_algorithm: COMPRESS_DEFLATE,
+        };
+        let tables = sectors.div_ceil(GRAIN_SECTORS).div_ceil(GTES).max(1);
+        let mut writer = StreamWriter {
+            sink,
+            path,
+            pos: 0,
+            sectors,
+            level,
+            header: header.clone(),
+            current: None,
+            pending: Vec::new(),
+            table: None,
+            directory: vec![0; tables as usize],
+            finished: false,
+        };
+        let mut head = header.encode().to_vec();
+        head.extend_from_slice(text.as_bytes());
+        head.resize((overhead * SECTOR) as usize, 0);
+        writer.emit(&head)?;
+        Ok(writer)
+    }
+
+    fn emit(&mut self, bytes: &[u8]) -> Result<()> {
+        match &mut self.sink {
+            Sink::File(f) => f.write_all_at(bytes, self.pos)?,
+            Sink::Pipe(p) => p.write_all(bytes).map_err(|e| Error::Io {
+                path: self.path.clone(),
+                op: "write failed",
+                offset: self.pos,
+                source: e,
+            })?,
+        }
+        self.pos += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Move the filled grain to the queue; compress the queue when full.
+    fn retire_current(&mut self) -> Result<()> {
+        if let Some((index, data)) = self.current.take() {
+            if !is_zero(&data) {
+                self.pending.push((index, data));
+            }
+        }
+        if self.pending.len() >= BATCH_GRAINS {
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    /// Compress the queued grains on every core and emit them in order,
+    /// with the grain tables they complete.
+    fn drain(&mut self) -> Result<()> {
+        let grains = std::mem::take(&mut self.pending);
+        if grains.is_empty() {
+            return Ok(());
+        }
+        let compressed = compress_all(&grains, self.level);
+        let mut out = Vec::new();
+        let mut start = self.pos;
+        for ((index, _), data) in grains.iter().zip(compressed) {
+            let table = index / GTES;
+            if self.table.as_ref().is_some_and(|(t, _)| *t != table) {
+                self.emit(&out)?;
+                out.clear();
+                self.close_table()?;
+                start = self.pos;
+            }
+            let entries = &mut self
+                .table
+                .get_or_insert_with(|| (table, vec![0; GTES as usize]))
+                .1;
+            let at = start + out.len() as u64;
+            entries[(index % GTES) as usize] = sector_of(at, &self.path)?;
+            marker::push_grain(&mut out, index * GRAIN_SECTORS, &data);
+        }
+        self.emit(&out)
+    }
+
+    /// Emit the grain table being filled, behind its marker.
+    fn close_table(&mut self) -> Result<()> {
+        let Some((index, entries)) = self.table.take() else {
+            return Ok(());
+        };
+        let bytes = GTES * 4;
+        let mut out = marker::meta(bytes.div_ceil(SECTOR), MarkerType::GrainTable).to_vec();
+        let at = self.pos + out.len() as u64;
+        for e in &entries {
+            out.extend_from_slice(&e.to_le_bytes());
+        }
+        out.resize(align_up(out.len() as u64, SECTOR) as usize, 0);
+        self.directory[index as usize] = sector_of(at, &self.path)?;
+        self.emit(&out)
+    }
+
+    /// Emit everything left, the directory, the footer and the end marker.
+    fn finish(&mut self) -> Result<()> {
+        self.retire_current()?;
+        self.drain()?;
+        self.close_table()?;
+        let gd_bytes = self.directory.len() as u64 * 4;
+        let gd_sectors = gd_bytes.div_ceil(SECTOR);
+        let mut out = marker::meta(gd_sectors, MarkerType::GrainDirectory).to_vec();
+        let gd_at = self.pos + out.len() as u64;
+        for e in &self.directory {
+            out.extend_from_slice(&e.to_le_bytes());
+        }
+        out.resize(align_up(out.len() as u64, SECTOR) as usize, 0);
+        let mut footer = self.header.clone();
+        footer.gd_offset = gd_at / SECTOR;
+        out.extend_from_slice(&marker::meta(1, MarkerType::Footer));
+        out.extend_from_slice(&footer.encode());
+        out.extend_from_slice(&marker::meta(0, MarkerType::EndOfStream));
+        self.emit(&out)?;
+        match &mut self.sink {
+            Sink::File(_) => {}
+            Sink::Pipe(p) => p.flush().map_err(|e| Error::Io {
+                path: self.path.clone(),
+                op: "write failed",
+                offset: self.pos,
+                source: e,
+            })?,
+        }
+        self.finished = true;
+        Ok(())
+    }
+}
+
+fn sector_of(at: u64, path: &Path) -> Result<u32> {
+    u32::try_from(at / SECTOR).map_err(|_| {
+        Error::unsupported(
+            path,
+            "the stream has grown past the 2 TiB a sparse extent can address",
+        )
+    })
+}
+
+/// Deflate (zlib format) each grain, spread over the available cores.
+fn compress_all(grains: &[(u64, Vec<u8>)], level: i32) -> Vec<Vec<u8>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(grains.len())
+        .max(1);
+    let per = grains.len().div_ceil(threads);
+    let compress = |part: &[(u64, Vec<u8>)]| -> Vec<Vec<u8>> {
+        let lvl = libdeflater::CompressionLvl::new(level).unwrap_or_default();
+        let mut z = libdeflater::Compressor::new(lvl);
+        part.iter()
+            .map(|(_, data)| {
+                let mut out = vec![0u8; z.zlib_compress_bound(data.len())];
+                let n = z
+                    .zlib_compress(data, &mut out)
+                    .expect("the output buffer is at least the compress bound");
+                out.truncate(n);
+                out
+            })
+            .collect()
+    };
+    if threads == 1 {
+        return compress(grains);
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = grains
+            .chunks(per)
+            .map(|part| s.spawn(move || compress(part)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a compression thread panicked"))
+            .collect()
+    })
+}
+
+impl BlockDevice for StreamWriter {
+    fn virtual_size(&self) -> u64 {
+        self.sectors * SECTOR
+    }
+
+    fn cluster_size(&self) -> u64 {
+        GRAIN
+    }
+
+    fn read_at(&mut self, _buf: &mut [u8], _offset: u64) -> Result<()> {
+        Err(Error::unsupported(
+            &self.path,
+            "a streamOptimized image being written cannot be read back",
+        ))
+    }
+
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
+        crate::image::check_range(&self.path, self.virtual_size(), offset, buf.len())?;
+        if self.finished {
+            return Err(Error::unsupported(
+                &self.path,
+                "the stream is already finished",
+            ));
+        }
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let index = at / GRAIN;
+            let in_grain = (at % GRAIN) as usize;
+            let len = (GRAIN as usize - in_grain).min(buf.len() - done);
+            if self.current.as_ref().map(|c| c.0) != Some(index) {
+                let behind = self.current.as_ref().is_some_and(|c| index < c.0)
+                    || self.pending.last().is_some_and(|p| index <= p.0)
+                    || self.table.as_ref().is_some_and(|(t, _)| index / GTES < *t);
+                if behind {
+                    return Err(Error::unsupported(
+                        &self.path,
+                        format!("streamOptimized images are written front to back; byte {at} comes too late"),
+                    ));
+                }
+                self.retire_current()?;
+                self.current = Some((index, vec![0u8; GRAIN as usize]));
+            }
+            let grain = &mut self.current.as_mut().unwrap().1;
+            grain[in_grain..in_grain + len].copy_from_slice(&buf[done..done + len]);
+            done += len;
+        }
+        Ok(())
+    }
+
+    fn block_status(&mut self, _offset: u64, len: u64) -> Result<Mapping> {
+        Ok(Mapping::new(len, crate::image::Kind::Unallocated))
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.finished {
+            return Ok(());
+        }
+        self.finish()
+    }
+
+    fn info(&mut self) -> Result<ImageInfo> {
+        Ok(ImageInfo {
+            format: "vmdk",
+            virtual_size: self.virtual_size(),
+            cluster_size: Some(GRAIN),
+            backing_file: None,
+            specific: None,
+        })
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        match &self.sink {
+            Sink::File(f) => vec![f.path().to_path_buf()],
+            Sink::Pipe(_) => Vec::new(),
+        }
+    }
+}
