@@ -159,6 +159,11 @@ impl Table {
         ((self.len - first).min(self.page_entries as u64) * 4) as usize
     }
 
+    /// Where page `p`'s primary copy is (0 when it has none).
+    pub fn home(&self, p: usize) -> u64 {
+        self.pages[p].homes[0]
+    }
+
     /// True when page `p` has a place in the file.
     pub fn page_present(&self, p: usize) -> bool {
         self.pages[p].homes[0] != 0

@@ -6,7 +6,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, ErrorKind};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{FlockOperation, SeekFrom};
@@ -63,6 +63,17 @@ impl ImageFile {
             .write(access == Access::Write)
             .open(path)
             .map_err(|e| Error::file(path, "cannot open", e))?;
+        let kind = file
+            .metadata()
+            .map_err(|e| Error::file(path, "cannot stat", e))?
+            .file_type();
+        if !(kind.is_file() || kind.is_block_device()) {
+            return Err(Error::file(
+                path,
+                "cannot open",
+                io::Error::other("not a regular file or block device"),
+            ));
+        }
         let image = ImageFile {
             file,
             path: path.to_path_buf(),

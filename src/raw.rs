@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::image::{check_range, BlockDevice, Host, ImageInfo, Kind, Mapping};
-use crate::io::{Access, ImageFile};
+use crate::io::{align_up, Access, ImageFile, SECTOR};
 
 /// A raw image file or block device.
 pub struct Raw {
@@ -16,10 +16,12 @@ pub struct Raw {
 }
 
 impl Raw {
-    /// Open an existing raw file or device.
+    /// Open an existing raw file or device. Like qemu-img, a file whose
+    /// length is not a whole number of sectors is a disk of the next whole
+    /// sector, the rest reading as zeros.
     pub fn open(path: &Path, access: Access) -> Result<Raw> {
         let file = ImageFile::open(path, access)?;
-        let size = file.length()?;
+        let size = align_up(file.length()?, SECTOR);
         Ok(Raw {
             name: Arc::from(path),
             file,

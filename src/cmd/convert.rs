@@ -97,6 +97,13 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
         true => None,
         false => Some(Staging::new(&args.target, args.force)?),
     };
+    // Errors name the target, not the hidden work folder.
+    let explain = |e: crate::Error| -> anyhow::Error {
+        match &staging {
+            Some(s) => s.explain(e),
+            None => e.into(),
+        }
+    };
     let mut dst = match &staging {
         Some(staging) => image::create(&staging.path(), target_format, size, &mut opts, None),
         None => {
@@ -118,6 +125,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
             image::create_stream(&name, target_format, size, &mut opts, out)
         }
     }
+    .map_err(explain)
     .with_context(|| format!("cannot create {}", args.target.display()))?;
     if dst.virtual_size() < size {
         bail!(
@@ -141,6 +149,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
             bar.set_position(done);
         }
     })
+    .map_err(explain)
     .with_context(|| {
         format!(
             "converting {} to {} failed; the target was not written",
@@ -148,7 +157,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
             args.target.display()
         )
     })?;
-    dst.flush()?;
+    dst.flush().map_err(explain)?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

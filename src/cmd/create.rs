@@ -95,9 +95,10 @@ pub fn run(args: CreateArgs) -> anyhow::Result<u8> {
         (None, None) => bail!("a size is needed without -b"),
     };
     let staging = Staging::new(&args.file, args.force)?;
-    let mut image = image::create(&staging.path(), format, size, &mut opts, backing.as_ref())
+    let image = image::create(&staging.path(), format, size, &mut opts, backing.as_ref())
+        .and_then(|mut image| image.flush().map(|()| image))
+        .map_err(|e| staging.explain(e))
         .with_context(|| format!("cannot create {}", args.file.display()))?;
-    image.flush()?;
     let files = image.files();
     let virtual_size = image.virtual_size();
     drop(image);

@@ -48,6 +48,18 @@ impl Staging {
         })
     }
 
+    /// `err` as a message that names the target's folder, not the hidden
+    /// work folder.
+    pub fn explain(&self, err: impl Into<anyhow::Error>) -> anyhow::Error {
+        let text = format!("{:#}", err.into());
+        let hidden = format!("{}/", self.dir.display());
+        let shown = match self.target_dir.as_os_str().to_str() {
+            Some(".") => String::new(),
+            _ => format!("{}/", self.target_dir.display()),
+        };
+        anyhow::anyhow!(text.replace(&hidden, &shown))
+    }
+
     /// Where to build the image.
     pub fn path(&self) -> PathBuf {
         self.dir.join(&self.name)

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::dyn_header::DynamicHeader;
+use super::dyn_header::{DynamicHeader, ParentLocator, HEADER_SIZE};
 use super::footer::FOOTER_SIZE;
 use crate::alloc::{Allocator, Endian, Runs, Table};
 use crate::error::{Error, Result};
@@ -23,6 +23,21 @@ pub const UNALLOCATED: u32 = 0xffff_ffff;
 const DATA_ALIGN: u64 = 4096;
 /// BAT entries per table page (one sector).
 const BAT_PAGE: usize = 128;
+
+/// Where the BAT entry of `block` is in the file.
+fn header_offset_bat(header: &DynamicHeader, block: u64) -> u64 {
+    header.table_offset + block * 4
+}
+
+/// What a new differencing disk records about its parent.
+pub struct ParentRecord {
+    pub uuid: [u8; 16],
+    pub timestamp: u32,
+    /// UTF-16BE, NUL padded.
+    pub name: [u8; 512],
+    /// Locator codes and payloads, in slot order.
+    pub locators: Vec<([u8; 4], Vec<u8>)>,
+}
 
 /// Which sectors of an allocated block hold data.
 #[derive(Debug)]
@@ -103,6 +118,16 @@ impl Dynamic {
                     header.table_offset
                 ))
             })?;
+        let header_range = header_offset..header_offset + HEADER_SIZE as u64;
+        if header.table_offset < SECTOR
+            || header_range.contains(&header.table_offset)
+            || (header.table_offset..bat_end).contains(&header_offset)
+        {
+            return Err(corrupt(format!(
+                "the BAT at byte {} overlaps the footer copy or the dynamic header",
+                header.table_offset
+            )));
+        }
         let pages = entries.div_ceil(BAT_PAGE as u64);
         let homes = (0..pages)
             .map(|p| [header.table_offset + p * SECTOR, 0])
@@ -121,33 +146,74 @@ impl Dynamic {
             bitmaps: HashMap::new(),
             differencing,
         };
-        if file.writable() {
-            // New blocks must go past every existing one, even where a
-            // damaged BAT points beyond the footer.
-            let mut end = footer_at;
-            for block in 0..entries {
-                let entry = dynamic.bat.get(file, block)?;
-                if entry != UNALLOCATED {
-                    end = end.max(entry as u64 * SECTOR + bitmap_size + block_size);
-                }
+        // Every block must lie inside the file (as qemu-img also demands):
+        // a truncated disk is refused, not read as zeros. New blocks go past
+        // every existing one.
+        let mut end = footer_at;
+        for block in 0..entries {
+            let entry = dynamic.bat.get(file, block)?;
+            if entry == UNALLOCATED {
+                continue;
             }
-            dynamic.alloc = Allocator::new(end);
+            let host = entry as u64 * SECTOR;
+            let block_end = host + bitmap_size + block_size;
+            if block_end > file_len || host < SECTOR {
+                return Err(Error::corrupt(
+                    path,
+                    "VHD block allocation table",
+                    header_offset_bat(&dynamic.header, block),
+                    format!(
+                        "block {block} at byte {host} ends at byte {block_end}, outside the {file_len}-byte file (truncated?)"
+                    ),
+                ));
+            }
+            end = end.max(block_end);
         }
+        dynamic.alloc = Allocator::new(end);
         Ok(dynamic)
     }
 
-    /// Lay out a new, empty dynamic disk: header at 512, BAT at 1536, footer
-    /// after the BAT. Returns the bytes to write at offset 0 onwards (footer
-    /// copy excluded) and the trailing footer's offset.
-    pub fn initial_layout(size: u64, block_size: u32) -> (DynamicHeader, Vec<u8>, u64) {
+    /// Lay out a new, empty disk: header at 512, then (differencing
+    /// disks) the parent locators' data, then the BAT, then the footer.
+    /// Locator data sits before the BAT so that a tool which takes the disk
+    /// for a plain dynamic one and appends blocks after the BAT cannot
+    /// overwrite it. Returns the header, the bytes from offset 0 on (the
+    /// footer copy left zero) and the trailing footer's offset.
+    pub fn initial_layout(
+        size: u64,
+        block_size: u32,
+        parent: Option<&ParentRecord>,
+    ) -> (DynamicHeader, Vec<u8>, u64) {
         let entries = size.div_ceil(block_size as u64) as u32;
-        let table_offset = 3 * SECTOR;
-        let header = DynamicHeader::new(table_offset, entries, block_size);
+        let mut at = 3 * SECTOR;
+        let mut header = DynamicHeader::new(0, entries, block_size);
+        let mut payloads = Vec::new();
+        if let Some(p) = parent {
+            header.parent_uuid = p.uuid;
+            header.parent_timestamp = p.timestamp;
+            header.parent_name = p.name;
+            for (slot, (code, data)) in header.locators.iter_mut().zip(&p.locators) {
+                let space = align_up(data.len() as u64, SECTOR).max(SECTOR);
+                *slot = ParentLocator {
+                    code: *code,
+                    // Bytes, as Hyper-V writes it (the specification says sectors).
+                    data_space: space as u32,
+                    data_length: data.len() as u32,
+                    data_offset: at,
+                };
+                payloads.push((at, data));
+                at += space;
+            }
+        }
+        header.table_offset = at;
         let bat_bytes = align_up(entries as u64 * 4, SECTOR);
-        let mut meta = vec![0xffu8; (table_offset + bat_bytes) as usize];
-        meta[..512].fill(0);
+        let mut meta = vec![0u8; (at + bat_bytes) as usize];
         meta[512..1536].copy_from_slice(&header.encode());
-        (header, meta, table_offset + bat_bytes)
+        for (offset, data) in payloads {
+            meta[offset as usize..offset as usize + data.len()].copy_from_slice(data);
+        }
+        meta[at as usize..].fill(0xff);
+        (header, meta, at + bat_bytes)
     }
 
     pub fn block_size(&self) -> u64 {

@@ -236,7 +236,7 @@ fn write_new(file: &ImageFile, footer: &Footer, size: u64, block_size: u32) -> R
         file.set_len(size + FOOTER_SIZE as u64)?;
         return file.write_all_at(&bytes, size);
     }
-    let (_, mut meta, footer_at) = Dynamic::initial_layout(size, block_size);
+    let (_, mut meta, footer_at) = Dynamic::initial_layout(size, block_size, None);
     meta[..FOOTER_SIZE].copy_from_slice(&bytes);
     file.write_all_at(&meta, 0)?;
     file.write_all_at(&bytes, footer_at)

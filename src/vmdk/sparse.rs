@@ -158,28 +158,43 @@ impl SparseExtent {
             header,
             file,
         };
-        if extent.file.writable() && !cowd {
-            extent.alloc = Allocator::new(extent.used_end(len)?);
-        }
+        extent.check_grains(len)?;
         Ok(extent)
     }
 
-    /// The end of everything grains occupy (a crash can leave the last
-    /// grain past the end of the file).
-    fn used_end(&mut self, len: u64) -> Result<u64> {
-        let mut end = align_up(len, SECTOR);
+    /// Check that every grain the tables point at lies inside the file, so
+    /// a truncated or damaged extent is refused rather than read as zeros.
+    /// Empty grain tables are skipped without reading them.
+    fn check_grains(&mut self, len: u64) -> Result<()> {
+        let grains = self.capacity.div_ceil(self.grain);
+        let need = if self.header.compressed() {
+            12
+        } else {
+            self.grain
+        };
         for p in 0..self.gd.len() as usize {
             if self.gts.page_is_zero(&self.file, p)? {
                 continue;
             }
-            for i in 0..self.gt_entries {
-                let gte = self.gts.get(&self.file, p as u64 * self.gt_entries + i)? as u64;
-                if gte > GTE_ZEROED as u64 {
-                    end = end.max(gte * SECTOR + self.grain);
+            let first = p as u64 * self.gt_entries;
+            for index in first..(first + self.gt_entries).min(grains) {
+                let host = match self.lookup(index)? {
+                    Grain::At(h) | Grain::Compressed(h) => h,
+                    Grain::Unallocated | Grain::Zero => continue,
+                };
+                if host.saturating_add(need) > len {
+                    return Err(Error::corrupt(
+                        &self.name,
+                        "VMDK grain table",
+                        self.gts.home(p) + (index - first) * 4,
+                        format!(
+                            "grain {index} at byte {host} lies past the end of the {len}-byte file (truncated?)"
+                        ),
+                    ));
                 }
             }
         }
-        Ok(end)
+        Ok(())
     }
 
     /// Size of the extent in bytes.
@@ -434,6 +449,11 @@ fn read_compressed(file: &ImageFile, host: u64, grain: u64, markers: bool) -> Re
         if size == 0 || size > limit {
             return Err(corrupt(format!(
                 "compressed size {size} is not between 1 and {limit}"
+            )));
+        }
+        if host + 12 + size > file.length()? {
+            return Err(corrupt(format!(
+                "its {size} compressed bytes run past the end of the file (truncated?)"
             )));
         }
         (12usize, size as usize)
