@@ -1,0 +1,295 @@
+//! Images made by `vimg create` as qemu-img (and libvhdi) see them: the
+//! right format, the exact virtual size, and for VMDK a clean
+//! `qemu-img check`. VHD sizes are tried on both sides of CHS
+//! representability (acceptance items 1 and 6).
+
+mod common;
+
+use common::*;
+
+/// Sizes with odd corners: whole GiB, one sector past a GiB, sector
+/// multiples that are not grain or block multiples, small disks.
+const SIZES: [u64; 8] = [
+    10 * GIB,
+    GIB + 512,
+    100 * MIB + 3 * 512,
+    5 * MIB,
+    512,
+    64 * KIB + 512,
+    2 * MIB - 512,
+    37 * GIB + 7 * 512,
+];
+
+/// The chunk of `vimg info --output json` and `qemu-img info --output json`
+/// that must agree for a vimg-made image.
+fn check_info(fmt: &str, qemu_needs_fmt: bool, path: &std::path::Path, size: u64) {
+    let q = qemu_info(qemu_needs_fmt.then_some(fmt), path);
+    assert_eq!(field_str(&q, "format"), qemu_fmt(fmt), "{}: {q:#}", s(path));
+    assert_eq!(
+        field_u64(&q, "virtual-size"),
+        size,
+        "qemu-img's virtual size of {}",
+        s(path)
+    );
+    let v = vimg_info(None, path);
+    assert_eq!(field_str(&v, "format"), qemu_fmt(fmt), "{v:#}");
+    assert_eq!(
+        field_u64(&v, "virtual-size"),
+        size,
+        "vimg's virtual size of {}",
+        s(path)
+    );
+    // Same answer when the format is given.
+    let vf = vimg_info(Some(fmt), path);
+    assert_eq!(field_u64(&vf, "virtual-size"), size);
+    if let Some(c) = q.get("cluster-size") {
+        assert_eq!(
+            Some(c),
+            v.get("cluster-size"),
+            "cluster-size of {}: qemu {q:#} vimg {v:#}",
+            s(path)
+        );
+    }
+}
+
+#[test]
+fn vmdk_passes_qemu_img_check_with_the_exact_size() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, &size) in SIZES.iter().enumerate() {
+        let path = p(dir.path(), &format!("d{i}.vmdk"));
+        let out = vimg_ok(&["create", "-f", "vmdk", &s(&path), &size.to_string()]);
+        assert_eq!(
+            out.trim(),
+            format!("Formatting '{}', fmt=vmdk size={size}", s(&path))
+        );
+        let check = qemu_img(&["check", "-f", "vmdk", &s(&path)]);
+        assert!(check.contains("No errors were found"), "{check}");
+        check_info("vmdk", false, &path, size);
+        let q = qemu_info(None, &path);
+        assert_eq!(field_u64(&q, "cluster-size"), 65536);
+        assert_eq!(
+            q["format-specific"]["data"]["create-type"], "monolithicSparse",
+            "{q:#}"
+        );
+    }
+}
+
+#[test]
+fn vmdk_size_suffixes_and_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    // Suffixes as qemu-img reads them; a partial sector is rounded up.
+    for (arg, size) in [
+        ("10G", 10 * GIB),
+        ("5M", 5 * MIB),
+        ("1.5G", 3 * GIB / 2),
+        ("1000", 1024),
+        ("2T", 2 << 40),
+    ] {
+        let path = p(dir.path(), &format!("s{arg}.vmdk"));
+        vimg_ok(&["create", "-q", "-f", "vmdk", &s(&path), arg]);
+        check_info("vmdk", false, &path, size);
+    }
+    // A sparse extent addresses 2 TiB at most: one sector more is refused.
+    let path = p(dir.path(), "too-big.vmdk");
+    let out = vimg_run(&[
+        "create",
+        "-f",
+        "vmdk",
+        &s(&path),
+        &((2u64 << 40) + 512).to_string(),
+    ]);
+    assert_one_line_error(&out, &path, "create a 2 TiB + 512 VMDK");
+    assert!(!path.exists());
+}
+
+#[test]
+fn dynamic_vhd_has_the_exact_size_in_qemu_img() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, &size) in SIZES.iter().enumerate() {
+        let path = p(dir.path(), &format!("d{i}.vhd"));
+        let out = vimg_ok(&["create", "-f", "vhd", &s(&path), &size.to_string()]);
+        assert_eq!(
+            out.trim(),
+            format!("Formatting '{}', fmt=vpc size={size}", s(&path))
+        );
+        check_info("vhd", false, &path, size);
+        let v = vimg_info(None, &path);
+        assert_eq!(v["format-specific"]["data"]["disk-type"], "dynamic");
+    }
+}
+
+#[test]
+fn fixed_vhd_has_the_exact_size_in_qemu_img() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, &size) in SIZES.iter().enumerate() {
+        let path = p(dir.path(), &format!("f{i}.vhd"));
+        vimg_ok(&[
+            "create",
+            "-q",
+            "-f",
+            "vhd",
+            "-o",
+            "subformat=fixed",
+            &s(&path),
+            &size.to_string(),
+        ]);
+        // Data, then the 512-byte footer.
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), size + 512);
+        // qemu-img cannot probe a fixed VHD: -f vpc.
+        check_info("vhd", true, &path, size);
+        let v = vimg_info(None, &path);
+        assert_eq!(v["format-specific"]["data"]["disk-type"], "fixed");
+    }
+}
+
+/// Sector counts that the VHD specification's CHS algorithm addresses
+/// exactly, one for each of its sectors-per-track branches (17, 31, 63,
+/// 255), and sizes that it does not.
+const CHS_EXACT: [u64; 4] = [
+    121 * 4 * 17 * 512,
+    600 * 16 * 31 * 512,
+    1000 * 16 * 63 * 512,
+    40000 * 16 * 255 * 512,
+];
+const NOT_CHS: [u64; 6] = [
+    10 * GIB,
+    GIB + 512,
+    512 * MIB,
+    5 * MIB + 512,
+    100 * MIB + 3 * 512,
+    200 * GIB,
+];
+
+/// libvhdi's idea of a VHD's size.
+fn pyvhdi_size(path: &std::path::Path) -> u64 {
+    python(
+        "import sys, pyvhdi\nf = pyvhdi.file()\nf.open(sys.argv[1])\nprint(f.get_media_size())",
+        &[&s(path)],
+    )
+    .trim()
+    .parse()
+    .unwrap()
+}
+
+#[test]
+fn vhd_sizes_are_exact_whether_or_not_chs_can_express_them() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, &size) in CHS_EXACT.iter().chain(NOT_CHS.iter()).enumerate() {
+        for (sub, qemu_needs_fmt) in [("dynamic", false), ("fixed", true)] {
+            let path = p(dir.path(), &format!("{sub}{i}.vhd"));
+            vimg_ok(&[
+                "create",
+                "-q",
+                "-f",
+                "vpc",
+                "-o",
+                &format!("subformat={sub}"),
+                &s(&path),
+                &size.to_string(),
+            ]);
+            check_info("vhd", qemu_needs_fmt, &path, size);
+            assert_eq!(pyvhdi_size(&path), size, "libvhdi's size of {sub} {size}");
+            let v = vimg_info(None, &path);
+            let data = &v["format-specific"]["data"];
+            assert_eq!(field_u64(data, "current-size"), size, "{v:#}");
+            let g = &data["geometry"];
+            let chs = field_u64(g, "cylinders") * field_u64(g, "heads") * field_u64(g, "sectors");
+            if CHS_EXACT.contains(&size) {
+                // qemu-img sizes a disk of an unknown creator by its
+                // geometry: it must address the disk exactly.
+                assert_eq!(chs * 512, size, "geometry of {size}: {g}");
+            } else {
+                assert_eq!(
+                    (
+                        field_u64(g, "cylinders"),
+                        field_u64(g, "heads"),
+                        field_u64(g, "sectors")
+                    ),
+                    (65535, 16, 255),
+                    "geometry of {size}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn vhd_force_size_off_rounds_like_qemu_img() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, size) in [
+        1_000_000_000u64,
+        8 * GIB,
+        4 * MIB,
+        100 * MIB + 3 * 512,
+        4_212_736,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ours = p(dir.path(), &format!("v{i}.vhd"));
+        let theirs = p(dir.path(), &format!("q{i}.vhd"));
+        vimg_ok(&[
+            "create",
+            "-q",
+            "-f",
+            "vhd",
+            "-o",
+            "force_size=off",
+            &s(&ours),
+            &size.to_string(),
+        ]);
+        qemu_img(&["create", "-q", "-f", "vpc", &s(&theirs), &size.to_string()]);
+        let want = field_u64(&qemu_info(None, &theirs), "virtual-size");
+        assert!(want >= size);
+        assert_eq!(
+            field_u64(&qemu_info(None, &ours), "virtual-size"),
+            want,
+            "qemu-img's size of a force_size=off {size}-byte vimg VHD"
+        );
+        assert_eq!(field_u64(&vimg_info(None, &ours), "virtual-size"), want);
+        assert_eq!(field_u64(&vimg_info(None, &theirs), "virtual-size"), want);
+    }
+}
+
+#[test]
+fn vhd_size_limit_is_2040_gib() {
+    let dir = tempfile::tempdir().unwrap();
+    let max = 2040 * GIB;
+    let path = p(dir.path(), "max.vhd");
+    vimg_ok(&["create", "-q", "-f", "vhd", &s(&path), "2040G"]);
+    check_info("vhd", false, &path, max);
+    let path = p(dir.path(), "over.vhd");
+    let out = vimg_run(&["create", "-f", "vhd", &s(&path), &(max + 512).to_string()]);
+    assert_one_line_error(&out, &path, "create a 2040 GiB + 512 VHD");
+    assert!(!path.exists());
+    assert_eq!(dir_names(dir.path()), ["max.vhd"]);
+}
+
+#[test]
+fn human_info_names_format_and_exact_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = GIB + 512;
+    for (fmt, opts, name) in [
+        ("vmdk", "", "h.vmdk"),
+        ("vhd", "subformat=dynamic", "h.vhd"),
+        ("vhd", "subformat=fixed", "hf.vhd"),
+    ] {
+        let path = p(dir.path(), name);
+        let mut args = vec!["create", "-q", "-f", fmt];
+        if !opts.is_empty() {
+            args.extend(["-o", opts]);
+        }
+        let ps = s(&path);
+        let sz = size.to_string();
+        args.extend([ps.as_str(), sz.as_str()]);
+        // -q prints nothing.
+        assert_eq!(vimg_ok(&args), "");
+        let human = vimg_ok(&["info", &ps]);
+        assert!(
+            human.contains(&format!("file format: {}\n", qemu_fmt(fmt))),
+            "{human}"
+        );
+        assert!(human.contains(&format!("({size} bytes)")), "{human}");
+        assert!(human.starts_with(&format!("image: {ps}\n")), "{human}");
+    }
+}
