@@ -226,7 +226,7 @@ pub fn open(path: &Path, format: Option<Format>, access: Access) -> Result<Box<d
     match format {
         Format::Raw => Ok(Box::new(raw::Raw::open(path, access)?)),
         Format::Vmdk => vmdk::open(path, access, &mut chain),
-        Format::Vhd => vhd::open(path, access),
+        Format::Vhd => vhd::open(path, access, &mut chain),
     }
 }
 
@@ -273,7 +273,7 @@ pub fn create(
             Box::new(raw::Raw::create(path, size)?)
         }
         (Format::Vmdk, _) => vmdk::create(path, size, opts, backing)?,
-        (Format::Vhd, None) => vhd::create(path, size, opts)?,
+        (Format::Vhd, _) => vhd::create(path, size, opts, backing)?,
         (_, Some(_)) => {
             return Err(Error::invalid(format!(
                 "{} images cannot have a backing file",

@@ -5,10 +5,12 @@
 use crate::error::{Error, Result};
 use crate::units::parse_size;
 
-/// Options not yet taken by a format.
+/// Options not yet taken by a format, and the notes (warnings) the format
+/// leaves for the user while taking them.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
     pairs: Vec<(String, Option<String>)>,
+    notes: Vec<String>,
 }
 
 impl Options {
@@ -45,6 +47,16 @@ impl Options {
     pub fn set(&mut self, key: &str, value: &str) {
         self.pairs.retain(|(k, _)| k != key);
         self.pairs.push((key.to_string(), Some(value.to_string())));
+    }
+
+    /// Leave a note for the user (printed by the command).
+    pub fn note(&mut self, text: impl Into<String>) {
+        self.notes.push(text.into());
+    }
+
+    /// The notes left so far.
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
     }
 
     /// True when no option is left.

@@ -127,6 +127,11 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
     }
     .map_err(explain)
     .with_context(|| format!("cannot create {}", args.target.display()))?;
+    if !args.quiet {
+        for note in opts.take_notes() {
+            eprintln!("vimg: {note}");
+        }
+    }
     if dst.virtual_size() < size {
         bail!(
             "{}: the target would hold {} bytes, less than the source's {size}",

@@ -99,6 +99,11 @@ pub fn run(args: CreateArgs) -> anyhow::Result<u8> {
         .and_then(|mut image| image.flush().map(|()| image))
         .map_err(|e| staging.explain(e))
         .with_context(|| format!("cannot create {}", args.file.display()))?;
+    if !args.quiet {
+        for note in opts.take_notes() {
+            eprintln!("vimg: {note}");
+        }
+    }
     let files = image.files();
     let virtual_size = image.virtual_size();
     drop(image);

@@ -1,34 +1,34 @@
-//! Microsoft VHD (QEMU's `vpc`): fixed and dynamic disks.
+//! Microsoft VHD (QEMU's `vpc`): fixed, dynamic and differencing disks.
 //!
 //! A fixed disk is its data followed by a 512-byte footer. A dynamic disk
 //! has a footer copy at offset 0, a dynamic header, a block allocation table
-//! and blocks of bitmap + data, with the footer last.
+//! and blocks of bitmap + data, with the footer last. A differencing disk is
+//! a dynamic one whose unused sectors read from its parent.
 
+mod create;
 mod dyn_header;
 mod dynamic;
 mod footer;
 mod geometry;
+mod locator;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
 use self::dyn_header::{DynamicHeader, HEADER_SIZE};
 use self::dynamic::Dynamic;
-use self::footer::{has_cookie, DiskType, Footer, FOOTER_SIZE, VHD_EPOCH};
+use self::footer::{has_cookie, DiskType, Footer, FOOTER_SIZE};
 use self::geometry::SizeSource;
+use crate::chain::{self, Chain};
 use crate::error::{Error, Result};
 use crate::image::{check_range, BlockDevice, ImageInfo, Mapping};
 use crate::io::{align_down, align_up, Access, ImageFile, SECTOR};
-use crate::options::Options;
 use crate::raw::file_status;
 
+pub use self::create::create;
 pub use self::geometry::MAX_SIZE;
-
-/// Default block size of dynamic disks, as Hyper-V and qemu-img use.
-const DEFAULT_BLOCK_SIZE: u64 = 2 << 20;
 
 /// True when the first bytes of a file are a VHD footer copy.
 pub fn probe_head(head: &[u8]) -> bool {
@@ -40,6 +40,13 @@ pub fn probe_tail(tail: &[u8]) -> bool {
     has_cookie(tail)
 }
 
+/// The parent of a differencing disk, and how it was found.
+struct Parent {
+    image: Box<dyn BlockDevice>,
+    path: PathBuf,
+    via: Option<&'static str>,
+}
+
 /// An open VHD.
 pub struct Vhd {
     file: ImageFile,
@@ -49,11 +56,12 @@ pub struct Vhd {
     size: u64,
     size_source: SizeSource,
     dynamic: Option<Dynamic>,
+    parent: Option<Parent>,
 }
 
-/// Open a VHD.
-pub fn open(path: &Path, access: Access) -> Result<Box<dyn BlockDevice>> {
-    Ok(Box::new(Vhd::open(path, access)?))
+/// Open a VHD and, for a differencing disk, its parents.
+pub fn open(path: &Path, access: Access, chain: &mut Chain) -> Result<Box<dyn BlockDevice>> {
+    Ok(Box::new(Vhd::open_in(path, access, chain)?))
 }
 
 /// The footer to trust: the one at the end when it is valid, else the copy
@@ -87,8 +95,64 @@ fn read_footer(file: &ImageFile, len: u64) -> Result<Footer> {
 }
 
 impl Vhd {
-    /// Open a VHD, checking its footer, header and table against the file.
-    pub fn open(path: &Path, access: Access) -> Result<Vhd> {
+    /// Open a VHD and, for a differencing disk, its parent: found through
+    /// the locators and checked against the UUID the child recorded.
+    pub fn open_in(path: &Path, access: Access, chain: &mut Chain) -> Result<Vhd> {
+        let mut vhd = Vhd::open_layer(path, access)?;
+        if let Some(d) = vhd
+            .dynamic
+            .as_ref()
+            .filter(|_| vhd.footer.disk_type == DiskType::Differencing)
+        {
+            let found = locator::find_parent(&vhd.file, path, &d.header)?;
+            chain.enter(&found.path)?;
+            let parent = Vhd::open_in(&found.path, Access::Read, chain).map_err(|e| {
+                Error::invalid(format!("{}: cannot open its parent: {e}", path.display()))
+            })?;
+            vhd.attach(parent, Some(found.via))?;
+        }
+        Ok(vhd)
+    }
+
+    /// Make `parent` this differencing disk's parent, refusing a disk that
+    /// is not the one the child was made from.
+    pub fn attach(&mut self, parent: Vhd, via: Option<&'static str>) -> Result<()> {
+        let expected = self
+            .dynamic
+            .as_ref()
+            .map(|d| d.header.parent_uuid)
+            .unwrap_or_default();
+        if parent.footer.uuid != expected {
+            return Err(Error::invalid(format!(
+                "{}: its parent {} has UUID {}, but the child was made from the disk with UUID {}: the parent was replaced by another disk",
+                self.name.display(),
+                parent.name.display(),
+                uuid::Uuid::from_bytes(parent.footer.uuid),
+                uuid::Uuid::from_bytes(expected)
+            )));
+        }
+        let path = parent.name.to_path_buf();
+        self.parent = Some(Parent {
+            image: Box::new(parent),
+            path,
+            via,
+        });
+        Ok(())
+    }
+
+    /// The disk's unique ID.
+    pub fn uuid(&self) -> [u8; 16] {
+        self.footer.uuid
+    }
+
+    /// Block size of a dynamic or differencing disk.
+    pub fn block_size(&self) -> Option<u64> {
+        self.dynamic.as_ref().map(|d| d.block_size())
+    }
+
+    /// Open one VHD file, checking its footer, header and table against the
+    /// file, without its parent.
+    pub fn open_layer(path: &Path, access: Access) -> Result<Vhd> {
         let file = ImageFile::open(path, access)?;
         let len = file.length()?;
         let footer = read_footer(&file, len)?;
@@ -105,13 +169,8 @@ impl Vhd {
                 }
                 None
             }
-            DiskType::Dynamic => Some(open_dynamic(&file, &footer, len, size)?),
-            DiskType::Differencing => {
-                return Err(Error::unsupported(
-                    path,
-                    "differencing VHD: reading through the parent is not supported yet",
-                ))
-            }
+            DiskType::Dynamic => Some(open_dynamic(&file, &footer, len, size, false)?),
+            DiskType::Differencing => Some(open_dynamic(&file, &footer, len, size, true)?),
         };
         let footer_bytes = footer.encode();
         Ok(Vhd {
@@ -122,6 +181,7 @@ impl Vhd {
             size,
             size_source,
             dynamic,
+            parent: None,
         })
     }
 
@@ -143,7 +203,13 @@ impl Vhd {
     }
 }
 
-fn open_dynamic(file: &ImageFile, footer: &Footer, len: u64, size: u64) -> Result<Dynamic> {
+fn open_dynamic(
+    file: &ImageFile,
+    footer: &Footer,
+    len: u64,
+    size: u64,
+    differencing: bool,
+) -> Result<Dynamic> {
     let at = footer.data_offset;
     if at
         .checked_add(HEADER_SIZE as u64)
@@ -160,86 +226,7 @@ fn open_dynamic(file: &ImageFile, footer: &Footer, len: u64, size: u64) -> Resul
     file.read_exact_at(&mut buf, at)?;
     let header = DynamicHeader::parse(&buf)
         .map_err(|detail| Error::corrupt(file.path(), "VHD dynamic header", at, detail))?;
-    Dynamic::open(file, header, at, size, false)
-}
-
-/// Create a VHD of `size` bytes (rounded up to a sector). Options:
-/// `subformat=dynamic|fixed`, `force_size=on|off` (off: round up to a CHS
-/// geometry as qemu-img does), `block_size=` (dynamic; 512K to 256M).
-pub fn create(path: &Path, size: u64, opts: &mut Options) -> Result<Box<dyn BlockDevice>> {
-    let fixed = match opts.take_str("subformat")?.as_deref() {
-        None | Some("dynamic") => false,
-        Some("fixed") => true,
-        Some(other) => {
-            return Err(Error::invalid(format!(
-                "VHD subformat '{other}' is not one of: dynamic, fixed"
-            )))
-        }
-    };
-    let exact = opts.take_bool("force_size")?.unwrap_or(true);
-    let block_size = opts.take_size("block_size")?.unwrap_or(DEFAULT_BLOCK_SIZE);
-    opts.finish("vpc")?;
-    if !block_size.is_power_of_two() || !(512 << 10..=256 << 20).contains(&block_size) {
-        return Err(Error::invalid(format!(
-            "VHD block size {block_size} must be a power of two from 512K to 256M"
-        )));
-    }
-    let size = align_up(size, SECTOR);
-    let (size, geometry) = if exact {
-        (size, geometry::geometry_for_exact(size))
-    } else {
-        geometry::round_to_geometry(size)
-    };
-    if size > MAX_SIZE {
-        return Err(Error::invalid(format!(
-            "a VHD holds at most 2040 GiB ({MAX_SIZE} bytes); {size} bytes asked for"
-        )));
-    }
-    let version = env!("CARGO_PKG_VERSION");
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    let footer = Footer {
-        features: 2,
-        version: 0x0001_0000,
-        data_offset: if fixed { u64::MAX } else { SECTOR },
-        timestamp: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs().saturating_sub(VHD_EPOCH) as u32)
-            .unwrap_or(0),
-        creator_app: *b"vimg",
-        creator_version: (major << 16) | minor,
-        creator_os: *b"Wi2k",
-        original_size: size,
-        current_size: size,
-        geometry,
-        disk_type: if fixed {
-            DiskType::Fixed
-        } else {
-            DiskType::Dynamic
-        },
-        uuid: *uuid::Uuid::new_v4().as_bytes(),
-        saved_state: false,
-    };
-    let file = ImageFile::create_new(path)?;
-    let written = write_new(&file, &footer, size, block_size as u32);
-    drop(file);
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(path);
-        return Err(e);
-    }
-    Ok(Box::new(Vhd::open(path, Access::Write)?))
-}
-
-fn write_new(file: &ImageFile, footer: &Footer, size: u64, block_size: u32) -> Result<()> {
-    let bytes = footer.encode();
-    if footer.disk_type == DiskType::Fixed {
-        file.set_len(size + FOOTER_SIZE as u64)?;
-        return file.write_all_at(&bytes, size);
-    }
-    let (_, mut meta, footer_at) = Dynamic::initial_layout(size, block_size, None);
-    meta[..FOOTER_SIZE].copy_from_slice(&bytes);
-    file.write_all_at(&meta, 0)?;
-    file.write_all_at(&bytes, footer_at)
+    Dynamic::open(file, header, at, size, differencing)
 }
 
 impl BlockDevice for Vhd {
@@ -255,10 +242,12 @@ impl BlockDevice for Vhd {
         check_range(self.file.path(), self.size, offset, buf.len())?;
         match &mut self.dynamic {
             None => self.file.read_exact_at(buf, offset),
-            Some(d) => d.read(&self.file, buf, offset, &mut |b, _| {
-                b.fill(0);
-                Ok(())
-            }),
+            Some(d) => {
+                let mut parent = self.parent.as_mut().map(|p| p.image.as_mut());
+                d.read(&self.file, buf, offset, &mut |b, at| {
+                    chain::read_parent(parent.as_deref_mut(), b, at)
+                })
+            }
         }
     }
 
@@ -321,14 +310,34 @@ impl BlockDevice for Vhd {
         data.insert("size-source".into(), json!(self.size_source.name()));
         if let Some(d) = &self.dynamic {
             data.insert("block-size".into(), Value::from(d.block_size()));
+            if f.disk_type == DiskType::Differencing {
+                let h = &d.header;
+                data.insert(
+                    "parent-uuid".into(),
+                    json!(uuid::Uuid::from_bytes(h.parent_uuid).to_string()),
+                );
+                data.insert("parent-name".into(), json!(locator::parent_name(h)));
+                if let Some(p) = &self.parent {
+                    data.insert("parent-path".into(), json!(p.path.display().to_string()));
+                    if let Some(via) = p.via {
+                        data.insert("parent-found-via".into(), json!(via));
+                    }
+                }
+            }
         }
         Ok(ImageInfo {
             format: "vpc",
             virtual_size: self.size,
             cluster_size: self.dynamic.as_ref().map(|d| d.block_size()),
-            backing_file: None,
+            backing_file: self.parent.as_ref().map(|p| p.path.display().to_string()),
             specific: Some(("vpc", data)),
         })
+    }
+
+    fn parent(&mut self) -> Option<&mut dyn BlockDevice> {
+        self.parent
+            .as_mut()
+            .map(|p| p.image.as_mut() as &mut dyn BlockDevice)
     }
 
     fn files(&self) -> Vec<PathBuf> {

@@ -1,0 +1,166 @@
+//! Finding a differencing disk's parent: the platform locators (W2ru:
+//! relative Windows path, W2ku: absolute Windows path, both UTF-16LE; MacX:
+//! UTF-8 file URL) and, last, the parent name in the dynamic header,
+//! looked for beside the child.
+
+use std::path::{Path, PathBuf};
+
+use super::dyn_header::{DynamicHeader, ParentLocator};
+use crate::chain;
+use crate::error::{Error, Result};
+use crate::io::ImageFile;
+
+/// Longest locator payload vimg reads.
+const MAX_LOCATOR: u32 = 64 << 10;
+
+/// Encode a path for a W2ru/W2ku locator: UTF-16LE with backslashes.
+pub fn encode_windows_path(path: &str) -> Vec<u8> {
+    path.replace('/', "\\")
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect()
+}
+
+/// Encode a name for the header's parent-name field: UTF-16BE, at most
+/// 255 characters, NUL padded.
+pub fn encode_parent_name(name: &str) -> [u8; 512] {
+    let mut out = [0u8; 512];
+    for (i, unit) in name.encode_utf16().take(255).enumerate() {
+        out[2 * i..2 * i + 2].copy_from_slice(&unit.to_be_bytes());
+    }
+    out
+}
+
+/// The header's parent name, decoded.
+pub fn parent_name(header: &DynamicHeader) -> String {
+    let units: Vec<u16> = header
+        .parent_name
+        .chunks_exact(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .take_while(|&u| u != 0)
+        .collect();
+    String::from_utf16_lossy(&units)
+}
+
+/// The path a locator holds, as a string; `None` when unreadable.
+fn read_locator(file: &ImageFile, loc: &ParentLocator) -> Option<String> {
+    let len = loc.data_length;
+    if len == 0 || len > MAX_LOCATOR {
+        return None;
+    }
+    let end = loc.data_offset.checked_add(len as u64)?;
+    if end > file.length().ok()? {
+        return None;
+    }
+    let mut data = vec![0u8; len as usize];
+    file.read_exact_at(&mut data, loc.data_offset).ok()?;
+    let text = match &loc.code {
+        b"W2ru" | b"W2ku" => {
+            let units: Vec<u16> = data
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .take_while(|&u| u != 0)
+                .collect();
+            String::from_utf16(&units).ok()?
+        }
+        b"MacX" => {
+            let s = String::from_utf8(data).ok()?;
+            let s = s.trim_end_matches('\0');
+            s.strip_prefix("file://").unwrap_or(s).to_string()
+        }
+        _ => return None,
+    };
+    (!text.is_empty()).then_some(text)
+}
+
+/// Turn a stored path into one to try on this system: backslashes become
+/// slashes, a leading `.\` is dropped; a Windows drive path cannot be used
+/// as is and yields `None`.
+fn usable(child: &Path, stored: &str) -> Option<PathBuf> {
+    let unix = stored.replace('\\', "/");
+    let bytes = unix.as_bytes();
+    if bytes.len() >= 2 && bytes[1] == b':' {
+        return None;
+    }
+    let unix = unix.strip_prefix("./").unwrap_or(&unix);
+    Some(chain::parent_path(child, unix))
+}
+
+/// Where the parent was found, and how.
+pub struct Found {
+    pub path: PathBuf,
+    pub via: &'static str,
+}
+
+/// Look for the parent of the differencing disk at `child`: the relative
+/// locator, then the absolute one, then the header's parent name beside
+/// the child. The first that names an existing file wins.
+pub fn find_parent(file: &ImageFile, child: &Path, header: &DynamicHeader) -> Result<Found> {
+    let mut tried = Vec::new();
+    for (code, via) in [
+        (b"W2ru", "relative locator (W2ru)"),
+        (b"W2ku", "absolute locator (W2ku)"),
+        (b"MacX", "Mac locator (MacX)"),
+    ] {
+        for loc in header.locators.iter().filter(|l| &l.code == code) {
+            let Some(stored) = read_locator(file, loc) else {
+                continue;
+            };
+            if let Some(path) = usable(child, &stored) {
+                if path.is_file() {
+                    return Ok(Found { path, via });
+                }
+            }
+            tried.push(stored);
+        }
+    }
+    let name = parent_name(header);
+    let base = name.rsplit(['\\', '/']).next().unwrap_or("");
+    if !base.is_empty() {
+        let path = chain::parent_path(child, base);
+        if path.is_file() {
+            return Ok(Found {
+                path,
+                via: "parent name beside the child",
+            });
+        }
+        tried.push(name.clone());
+    }
+    Err(Error::invalid(format!(
+        "{}: cannot find the parent disk (tried: {})",
+        child.display(),
+        if tried.is_empty() {
+            "no locator or parent name is recorded".to_string()
+        } else {
+            tried.join(", ")
+        }
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_paths_encode_and_resolve() {
+        assert_eq!(encode_windows_path(".\\a"), b".\0\\\0a\0");
+        assert_eq!(encode_windows_path("../b"), b".\0.\0\\\0b\0");
+        let child = Path::new("/d/child.vhd");
+        assert_eq!(
+            usable(child, ".\\base.vhd"),
+            Some(PathBuf::from("/d/base.vhd"))
+        );
+        assert_eq!(
+            usable(child, "..\\x\\base.vhd"),
+            Some(PathBuf::from("/d/../x/base.vhd"))
+        );
+        assert_eq!(usable(child, "C:\\x\\base.vhd"), None);
+    }
+
+    #[test]
+    fn parent_name_round_trips() {
+        let mut h = DynamicHeader::new(1536, 1, 2 << 20);
+        h.parent_name = encode_parent_name("C:\\vms\\base.vhd");
+        assert_eq!(parent_name(&h), "C:\\vms\\base.vhd");
+    }
+}
