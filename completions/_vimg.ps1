@@ -28,6 +28,7 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a new, empty disk image')
             [CompletionResult]::new('info', 'info', [CompletionResultType]::ParameterValue, 'Show an image''s format, virtual and allocated size, and format details')
             [CompletionResult]::new('convert', 'convert', [CompletionResultType]::ParameterValue, 'Convert a disk image to another format or subformat')
+            [CompletionResult]::new('map', 'map', [CompletionResultType]::ParameterValue, 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -78,10 +79,23 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'vimg;map' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Image format (probed from the content when not given)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Image format (probed from the content when not given)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output style')
+            [CompletionResult]::new('--start-offset', '--start-offset', [CompletionResultType]::ParameterName, 'Start mapping at this byte offset')
+            [CompletionResult]::new('--max-length', '--max-length', [CompletionResultType]::ParameterName, 'Map at most this many bytes')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'vimg;help' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a new, empty disk image')
             [CompletionResult]::new('info', 'info', [CompletionResultType]::ParameterValue, 'Show an image''s format, virtual and allocated size, and format details')
             [CompletionResult]::new('convert', 'convert', [CompletionResultType]::ParameterValue, 'Convert a disk image to another format or subformat')
+            [CompletionResult]::new('map', 'map', [CompletionResultType]::ParameterValue, 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -92,6 +106,9 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             break
         }
         'vimg;help;convert' {
+            break
+        }
+        'vimg;help;map' {
             break
         }
         'vimg;help;help' {

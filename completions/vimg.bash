@@ -28,6 +28,9 @@ _vimg() {
             vimg,info)
                 cmd="vimg__subcmd__info"
                 ;;
+            vimg,map)
+                cmd="vimg__subcmd__map"
+                ;;
             vimg__subcmd__help,convert)
                 cmd="vimg__subcmd__help__subcmd__convert"
                 ;;
@@ -40,6 +43,9 @@ _vimg() {
             vimg__subcmd__help,info)
                 cmd="vimg__subcmd__help__subcmd__info"
                 ;;
+            vimg__subcmd__help,map)
+                cmd="vimg__subcmd__help__subcmd__map"
+                ;;
             *)
                 ;;
         esac
@@ -47,7 +53,7 @@ _vimg() {
 
     case "${cmd}" in
         vimg)
-            opts="-h -V --help --version create info convert help"
+            opts="-h -V --help --version create info convert map help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -141,7 +147,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__help)
-            opts="create info convert help"
+            opts="create info convert map help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -210,6 +216,20 @@ _vimg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        vimg__subcmd__help__subcmd__map)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         vimg__subcmd__info)
             opts="-f -h -V --format --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -227,6 +247,40 @@ _vimg() {
                     ;;
                 --output)
                     COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vimg__subcmd__map)
+            opts="-f -h -V --format --output --start-offset --max-length --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                --start-offset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-length)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

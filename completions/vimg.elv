@@ -25,6 +25,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand create 'Create a new, empty disk image'
             cand info 'Show an image''s format, virtual and allocated size, and format details'
             cand convert 'Convert a disk image to another format or subformat'
+            cand map 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'vimg;create'= {
@@ -71,10 +72,22 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'vimg;map'= {
+            cand -f 'Image format (probed from the content when not given)'
+            cand --format 'Image format (probed from the content when not given)'
+            cand --output 'Output style'
+            cand --start-offset 'Start mapping at this byte offset'
+            cand --max-length 'Map at most this many bytes'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'vimg;help'= {
             cand create 'Create a new, empty disk image'
             cand info 'Show an image''s format, virtual and allocated size, and format details'
             cand convert 'Convert a disk image to another format or subformat'
+            cand map 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'vimg;help;create'= {
@@ -82,6 +95,8 @@ set edit:completion:arg-completer[vimg] = {|@words|
         &'vimg;help;info'= {
         }
         &'vimg;help;convert'= {
+        }
+        &'vimg;help;map'= {
         }
         &'vimg;help;help'= {
         }

@@ -29,6 +29,7 @@ complete -c vimg -n "__fish_vimg_needs_command" -s V -l version -d 'Print versio
 complete -c vimg -n "__fish_vimg_needs_command" -f -a "create" -d 'Create a new, empty disk image'
 complete -c vimg -n "__fish_vimg_needs_command" -f -a "info" -d 'Show an image\'s format, virtual and allocated size, and format details'
 complete -c vimg -n "__fish_vimg_needs_command" -f -a "convert" -d 'Convert a disk image to another format or subformat'
+complete -c vimg -n "__fish_vimg_needs_command" -f -a "map" -d 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are'
 complete -c vimg -n "__fish_vimg_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vimg -n "__fish_vimg_using_subcommand create" -s f -l format -d 'Image format: vmdk, vhd (or vpc), raw' -r
 complete -c vimg -n "__fish_vimg_using_subcommand create" -s o -d 'Format options as key=value[,key=value...]; may be repeated (vmdk: subformat, adapter_type, hwversion, compat6, toolsversion, zeroed_grain; vhd: subformat=dynamic|fixed, force_size, block_size)' -r
@@ -53,7 +54,15 @@ complete -c vimg -n "__fish_vimg_using_subcommand convert" -l force -d 'Replace 
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s q -l quiet -d 'Print nothing on success'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s V -l version -d 'Print version'
-complete -c vimg -n "__fish_vimg_using_subcommand help; and not __fish_seen_subcommand_from create info convert help" -f -a "create" -d 'Create a new, empty disk image'
-complete -c vimg -n "__fish_vimg_using_subcommand help; and not __fish_seen_subcommand_from create info convert help" -f -a "info" -d 'Show an image\'s format, virtual and allocated size, and format details'
-complete -c vimg -n "__fish_vimg_using_subcommand help; and not __fish_seen_subcommand_from create info convert help" -f -a "convert" -d 'Convert a disk image to another format or subformat'
-complete -c vimg -n "__fish_vimg_using_subcommand help; and not __fish_seen_subcommand_from create info convert help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vimg -n "__fish_vimg_using_subcommand map" -s f -l format -d 'Image format (probed from the content when not given)' -r
+complete -c vimg -n "__fish_vimg_using_subcommand map" -l output -d 'Output style' -r -f -a "human\t''
+json\t''"
+complete -c vimg -n "__fish_vimg_using_subcommand map" -l start-offset -d 'Start mapping at this byte offset' -r
+complete -c vimg -n "__fish_vimg_using_subcommand map" -l max-length -d 'Map at most this many bytes' -r
+complete -c vimg -n "__fish_vimg_using_subcommand map" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c vimg -n "__fish_vimg_using_subcommand map" -s V -l version -d 'Print version'
+complete -c vimg -n "__fish_vimg_using_subcommand help; and not __fish_seen_subcommand_from create info convert map help" -f -a "create" -d 'Create a new, empty disk image'
+complete -c vimg -n "__fish_vimg_using_subcommand help; and not __fish_seen_subcommand_from create info convert map help" -f -a "info" -d 'Show an image\'s format, virtual and allocated size, and format details'
+complete -c vimg -n "__fish_vimg_using_subcommand help; and not __fish_seen_subcommand_from create info convert map help" -f -a "convert" -d 'Convert a disk image to another format or subformat'
+complete -c vimg -n "__fish_vimg_using_subcommand help; and not __fish_seen_subcommand_from create info convert map help" -f -a "map" -d 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are'
+complete -c vimg -n "__fish_vimg_using_subcommand help; and not __fish_seen_subcommand_from create info convert map help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -31,8 +31,10 @@ pub enum Kind {
         compressed: bool,
     },
     /// Known to read as zeros in this layer (a hole in a raw file, a zeroed
-    /// grain, an allocated block whose sectors are marked unused).
-    Zero { host: Option<Host> },
+    /// grain, a block of a dynamic VHD that holds nothing). `data` is true
+    /// where the format stores data that reads as zeros: a hole in the file
+    /// of a fixed VHD or a flat extent.
+    Zero { host: Option<Host>, data: bool },
     /// Nothing in this layer: reads come from the parent, or are zeros when
     /// there is none.
     Unallocated,
@@ -61,7 +63,9 @@ impl Mapping {
         };
         let alike = match (&self.kind, &next.kind) {
             (Kind::Unallocated, Kind::Unallocated) => true,
-            (Kind::Zero { host: a }, Kind::Zero { host: b }) => contiguous(a, b),
+            (Kind::Zero { host: a, data: da }, Kind::Zero { host: b, data: db }) => {
+                da == db && contiguous(a, b)
+            }
             (
                 Kind::Data {
                     host: a,

@@ -61,7 +61,13 @@ impl BlockDevice for Raw {
     }
 
     fn block_status(&mut self, offset: u64, len: u64) -> Result<Mapping> {
-        file_status(&self.file, &self.name, offset, len.min(self.size - offset))
+        file_status(
+            &self.file,
+            &self.name,
+            offset,
+            len.min(self.size - offset),
+            false,
+        )
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -85,8 +91,16 @@ impl BlockDevice for Raw {
 }
 
 /// The status of `len` bytes stored verbatim in `file` from byte `host` on:
-/// data, or a hole (reads as zeros), with where it lies.
-pub fn file_status(file: &ImageFile, name: &Arc<Path>, host: u64, len: u64) -> Result<Mapping> {
+/// data, or a hole (reads as zeros), with where it lies. `stored` says
+/// whether the format counts a hole as its data (fixed VHD, flat extent)
+/// or the file is the disk (raw).
+pub fn file_status(
+    file: &ImageFile,
+    name: &Arc<Path>,
+    host: u64,
+    len: u64,
+    stored: bool,
+) -> Result<Mapping> {
     let end = host + len;
     let at = Some(Host {
         file: name.clone(),
@@ -103,8 +117,20 @@ pub fn file_status(file: &ImageFile, name: &Arc<Path>, host: u64, len: u64) -> R
                 },
             )
         }
-        Some(pos) => Mapping::new(pos.min(end) - host, Kind::Zero { host: at }),
-        None => Mapping::new(len, Kind::Zero { host: at }),
+        Some(pos) => Mapping::new(
+            pos.min(end) - host,
+            Kind::Zero {
+                host: at,
+                data: stored,
+            },
+        ),
+        None => Mapping::new(
+            len,
+            Kind::Zero {
+                host: at,
+                data: stored,
+            },
+        ),
     })
 }
 

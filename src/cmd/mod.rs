@@ -4,6 +4,7 @@
 mod convert;
 mod create;
 mod info;
+mod map;
 mod staging;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -24,6 +25,7 @@ pub enum Command {
     Create(create::CreateArgs),
     Info(info::InfoArgs),
     Convert(convert::ConvertArgs),
+    Map(map::MapArgs),
 }
 
 /// Output style of `info`, `map` and `check`.
@@ -40,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Create(args) => create::run(args),
         Command::Info(args) => info::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Map(args) => map::run(args),
     }
 }
 

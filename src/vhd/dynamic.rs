@@ -276,11 +276,10 @@ impl Dynamic {
                 }
                 run = (run + self.block_size).min(len);
             }
-            return Ok(Mapping::new(run, Kind::Unallocated));
+            return Ok(Mapping::new(run, self.unused()));
         };
         let data_host = host + self.bitmap_size + in_block;
         let span = (self.block_size - in_block).min(len);
-        let differencing = self.differencing;
         let bitmap = self.bitmap(file, block, host)?;
         let first = in_block / SECTOR;
         let set = bitmap.get(first);
@@ -297,12 +296,23 @@ impl Dynamic {
                 }),
                 compressed: false,
             }
-        } else if differencing {
-            Kind::Unallocated
         } else {
-            Kind::Zero { host: None }
+            self.unused()
         };
         Ok(Mapping::new(run, kind))
+    }
+
+    /// What sectors this disk holds nothing for are: the parent's, for a
+    /// differencing disk; zeros, for a dynamic one.
+    fn unused(&self) -> Kind {
+        if self.differencing {
+            Kind::Unallocated
+        } else {
+            Kind::Zero {
+                host: None,
+                data: false,
+            }
+        }
     }
 
     /// Read `buf` from `offset`. Sectors this disk does not hold are left

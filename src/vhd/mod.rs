@@ -263,7 +263,7 @@ impl BlockDevice for Vhd {
         let len = len.min(self.size - offset);
         match &mut self.dynamic {
             Some(d) => d.status(&self.file, &self.name, offset, len),
-            None => file_status(&self.file, &self.name, offset, len),
+            None => file_status(&self.file, &self.name, offset, len, true),
         }
     }
 

@@ -459,8 +459,16 @@ impl BlockDevice for Vmdk {
         let len = len.min(e.len - rel);
         match &mut e.storage {
             Storage::Sparse(s) => s.status(rel, len),
-            Storage::Flat { file, name, offset } => file_status(file, name, *offset + rel, len),
-            Storage::Zero => Ok(Mapping::new(len, Kind::Zero { host: None })),
+            Storage::Flat { file, name, offset } => {
+                file_status(file, name, *offset + rel, len, true)
+            }
+            Storage::Zero => Ok(Mapping::new(
+                len,
+                Kind::Zero {
+                    host: None,
+                    data: false,
+                },
+            )),
         }
     }
 

@@ -373,7 +373,10 @@ impl SparseExtent {
         }
         let kind = match first {
             Grain::Unallocated => Kind::Unallocated,
-            Grain::Zero => Kind::Zero { host: None },
+            Grain::Zero => Kind::Zero {
+                host: None,
+                data: false,
+            },
             Grain::Compressed(_) => Kind::Data {
                 host: None,
                 compressed: true,
