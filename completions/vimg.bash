@@ -67,7 +67,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__convert)
-            opts="-f -O -o -p -c -S -q -h -V --format --output-format --progress --compress --force --quiet --help --version"
+            opts="-f -O -o -p -c -S -U -q -h -V --format --output-format --progress --compress --force-share --force --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -231,7 +231,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__info)
-            opts="-f -h -V --format --output --help --version"
+            opts="-f -U -h -V --format --output --force-share --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -257,7 +257,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__map)
-            opts="-f -h -V --format --output --start-offset --max-length --help --version"
+            opts="-f -U -h -V --format --output --force-share --start-offset --max-length --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -42,6 +42,7 @@ complete -c vimg -n "__fish_vimg_using_subcommand create" -s V -l version -d 'Pr
 complete -c vimg -n "__fish_vimg_using_subcommand info" -s f -l format -d 'Image format (probed from the content when not given)' -r
 complete -c vimg -n "__fish_vimg_using_subcommand info" -l output -d 'Output style' -r -f -a "human\t''
 json\t''"
+complete -c vimg -n "__fish_vimg_using_subcommand info" -s U -l force-share -d 'Read the image even while another process may be writing it'
 complete -c vimg -n "__fish_vimg_using_subcommand info" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vimg -n "__fish_vimg_using_subcommand info" -s V -l version -d 'Print version'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s f -l format -d 'Source format (probed from the content when not given)' -r
@@ -50,6 +51,7 @@ complete -c vimg -n "__fish_vimg_using_subcommand convert" -s o -d 'Target forma
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s S -d 'Zero runs of at least this many bytes are left unallocated in the target; 0 allocates everything' -r
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s p -l progress -d 'Show a progress bar (only when stderr is a terminal)'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s c -l compress -d 'Compress the target (streamOptimized VMDK, chosen when no subformat is given; an error for targets that cannot be compressed)'
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s U -l force-share -d 'Read the source even while another process may be writing it'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -l force -d 'Replace TARGET if it exists'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s q -l quiet -d 'Print nothing on success'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -59,6 +61,7 @@ complete -c vimg -n "__fish_vimg_using_subcommand map" -l output -d 'Output styl
 json\t''"
 complete -c vimg -n "__fish_vimg_using_subcommand map" -l start-offset -d 'Start mapping at this byte offset' -r
 complete -c vimg -n "__fish_vimg_using_subcommand map" -l max-length -d 'Map at most this many bytes' -r
+complete -c vimg -n "__fish_vimg_using_subcommand map" -s U -l force-share -d 'Read the image even while another process may be writing it'
 complete -c vimg -n "__fish_vimg_using_subcommand map" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vimg -n "__fish_vimg_using_subcommand map" -s V -l version -d 'Print version'
 complete -c vimg -n "__fish_vimg_using_subcommand help; and not __fish_seen_subcommand_from create info convert map help" -f -a "create" -d 'Create a new, empty disk image'

@@ -51,8 +51,12 @@ pub enum Error {
     Exists { path: PathBuf },
 
     /// Another process holds a lock on the file.
-    #[error("{path}: in use by another process (it holds a lock on the file)", path = .path.display())]
+    #[error("{path}: in use by another process (a running VM, qemu-img or vimg holds a lock on it)", path = .path.display())]
     Locked { path: PathBuf },
+
+    /// Another process may be writing the file being read.
+    #[error("{path}: another process may be writing it (a running VM, qemu-img or vimg holds its write lock); -U reads it anyway", path = .path.display())]
+    BeingWritten { path: PathBuf },
 
     /// A request that cannot be carried out as asked (bad option, size, range).
     #[error("{0}")]

@@ -177,7 +177,7 @@ impl Format {
 /// Recognise a format from a file's content, never its name: VMDK magic or
 /// descriptor text, a VHD footer at offset 0 or at the end, else raw.
 pub fn probe(path: &Path) -> Result<Format> {
-    let file = ImageFile::open(path, Access::Read)?;
+    let file = ImageFile::open(path, Access::ReadShared)?;
     let len = file.length()?;
     let mut head = vec![0u8; len.min(4096) as usize];
     file.read_exact_at(&mut head, 0)?;

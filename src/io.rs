@@ -9,9 +9,15 @@ use std::io::{self, ErrorKind};
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use std::os::fd::AsRawFd;
+
 use rustix::fs::{FlockOperation, SeekFrom};
 
 use crate::error::{Error, Result};
+
+/// The byte QEMU locks while it holds permission to write an image
+/// (block/file-posix.c: RAW_LOCK_PERM_BASE + the WRITE bit).
+const QEMU_WRITE_BYTE: u64 = 101;
 
 /// Bytes in a disk sector, the unit both formats count in.
 pub const SECTOR: u64 = 512;
@@ -41,10 +47,22 @@ pub fn is_zero(buf: &[u8]) -> bool {
 /// How an image file is opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// Read only, with a shared lock.
+    /// Read only; refused while another process may be writing the file.
     Read,
+    /// Read only, whoever else has the file open (qemu-img's `-U`).
+    ReadShared,
     /// Read and write, with an exclusive lock.
     Write,
+}
+
+impl Access {
+    /// How the parents of an image opened this way are opened.
+    pub fn for_parent(self) -> Access {
+        match self {
+            Access::Write => Access::Read,
+            other => other,
+        }
+    }
 }
 
 /// An open image file: a path for messages and positioned I/O on `&self`.
@@ -79,7 +97,11 @@ impl ImageFile {
             path: path.to_path_buf(),
             writable: access == Access::Write,
         };
-        image.lock(access)?;
+        match access {
+            Access::Write => image.lock()?,
+            Access::Read => image.check_no_writer()?,
+            Access::ReadShared => {}
+        }
         Ok(image)
     }
 
@@ -102,18 +124,15 @@ impl ImageFile {
             path: path.to_path_buf(),
             writable: true,
         };
-        image.lock(Access::Write)?;
+        image.lock()?;
         Ok(image)
     }
 
-    fn lock(&self, access: Access) -> Result<()> {
-        let op = match access {
-            Access::Read => FlockOperation::NonBlockingLockShared,
-            Access::Write => FlockOperation::NonBlockingLockExclusive,
-        };
-        // POSIX record locks conflict with the OFD locks QEMU takes on its
-        // images, so a running VM or qemu-img is noticed as well as vimg.
-        match rustix::fs::fcntl_lock(&self.file, op) {
+    /// Take the whole file exclusively. POSIX record locks conflict with
+    /// the OFD locks QEMU takes on its images, so a running VM or qemu-img
+    /// is noticed, and notices us.
+    fn lock(&self) -> Result<()> {
+        match rustix::fs::fcntl_lock(&self.file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => Ok(()),
             Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::ACCESS => {
                 Err(Error::Locked {
@@ -122,6 +141,20 @@ impl ImageFile {
             }
             // Filesystems without lock support: carry on unlocked.
             Err(_) => Ok(()),
+        }
+    }
+
+    /// Fail when another process may be writing the file, as qemu-img
+    /// does: QEMU holds byte 101 (its "write" permission) while it may
+    /// write an image; a vimg writer holds the whole file. Readers take no
+    /// lock themselves, so they never stop QEMU or qemu-img from reading.
+    fn check_no_writer(&self) -> Result<()> {
+        match write_lock_held(&self.file, QEMU_WRITE_BYTE) {
+            Ok(true) => Err(Error::BeingWritten {
+                path: self.path.clone(),
+            }),
+            // Filesystems without lock support: nothing to respect.
+            _ => Ok(()),
         }
     }
 
@@ -268,6 +301,31 @@ impl ImageFile {
             Some(pos) => pos >= offset + len,
         })
     }
+}
+
+/// True when another process holds a lock that would stop us from taking
+/// a write lock on byte `at` of `file` (fcntl `F_OFD_GETLK`, which sees
+/// both OFD locks, as QEMU takes, and POSIX record locks).
+///
+/// rustix's `fcntl_getlk` cannot be used: it panics on the process ID of
+/// -1 that the kernel reports for OFD locks.
+#[allow(unsafe_code)]
+fn write_lock_held(file: &File, at: u64) -> io::Result<bool> {
+    // SAFETY: `flock` is a plain C struct of integers; all zeros is a
+    // valid value of it.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = at as libc::off_t;
+    fl.l_len = 1;
+    // SAFETY: the descriptor is open for the whole call (we borrow `file`),
+    // and `fl` is a valid, exclusively borrowed `flock` that F_OFD_GETLK
+    // reads and overwrites in place.
+    let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
 }
 
 #[cfg(test)]

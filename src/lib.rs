@@ -2,7 +2,8 @@
 //! images. The library holds the formats behind one trait
 //! ([`image::BlockDevice`]); `cmd` holds the command-line interface.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod alloc;
 pub mod chain;

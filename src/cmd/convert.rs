@@ -10,7 +10,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::staging::{check_staged, Staging};
 use crate::copy::{copy, CopyOptions};
 use crate::image::{self, Format};
-use crate::io::Access;
 use crate::options::Options;
 use crate::units::parse_size;
 
@@ -55,6 +54,10 @@ pub struct ConvertArgs {
     #[arg(short = 'S', value_name = "SIZE", default_value = "4k")]
     sparse_size: String,
 
+    /// Read the source even while another process may be writing it
+    #[arg(short = 'U', long = "force-share")]
+    force_share: bool,
+
     /// Replace TARGET if it exists
     #[arg(long)]
     force: bool,
@@ -90,7 +93,11 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
         opts.set("compress", "on");
     }
 
-    let mut src = image::open(&args.source, source_format, Access::Read)?;
+    let mut src = image::open(
+        &args.source,
+        source_format,
+        super::read_access(args.force_share),
+    )?;
     let size = src.virtual_size();
     let to_stdout = args.target.as_os_str() == "-";
     let staging = match to_stdout {

@@ -8,7 +8,6 @@ use serde_json::{json, Map, Value};
 
 use super::Output;
 use crate::image::{self, Format, ImageInfo};
-use crate::io::Access;
 use crate::units::human_size;
 
 /// Show an image's format, virtual and allocated size, and format details.
@@ -26,6 +25,10 @@ pub struct InfoArgs {
     #[arg(long, value_enum, default_value_t)]
     output: Output,
 
+    /// Read the image even while another process may be writing it
+    #[arg(short = 'U', long = "force-share")]
+    force_share: bool,
+
     /// The image to inspect
     file: PathBuf,
 }
@@ -41,7 +44,7 @@ pub fn actual_size(files: &[PathBuf]) -> u64 {
 
 pub fn run(args: InfoArgs) -> anyhow::Result<u8> {
     let format = args.format.as_deref().map(Format::from_name).transpose()?;
-    let mut image = image::open(&args.file, format, Access::Read)?;
+    let mut image = image::open(&args.file, format, super::read_access(args.force_share))?;
     let info = image.info()?;
     let actual = actual_size(&image.files());
     match args.output {

@@ -9,7 +9,6 @@ use clap::Args;
 use super::Output;
 use crate::chain;
 use crate::image::{self, BlockDevice, Format, Kind, Mapping};
-use crate::io::Access;
 use crate::units::parse_size;
 
 /// Show which ranges of an image hold data, which read as zeros, at which
@@ -27,6 +26,10 @@ pub struct MapArgs {
     /// Output style
     #[arg(long, value_enum, default_value_t)]
     output: Output,
+
+    /// Read the image even while another process may be writing it
+    #[arg(short = 'U', long = "force-share")]
+    force_share: bool,
 
     /// Start mapping at this byte offset
     #[arg(long = "start-offset", value_name = "OFFSET", default_value = "0")]
@@ -145,7 +148,7 @@ pub fn run(args: MapArgs) -> anyhow::Result<u8> {
         Some(m) => parse_size(m).map_err(anyhow::Error::msg)?,
         None => u64::MAX,
     };
-    let mut image = image::open(&args.file, format, Access::Read)?;
+    let mut image = image::open(&args.file, format, super::read_access(args.force_share))?;
     let size = image.virtual_size();
     let end = start.saturating_add(max).min(size);
     let list = entries(image.as_mut(), start.min(size), end)?;

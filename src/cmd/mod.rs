@@ -36,6 +36,16 @@ pub enum Output {
     Json,
 }
 
+/// How commands that only read open their images: `-U` reads whatever
+/// others are doing, as in qemu-img.
+fn read_access(force_share: bool) -> crate::io::Access {
+    if force_share {
+        crate::io::Access::ReadShared
+    } else {
+        crate::io::Access::Read
+    }
+}
+
 /// Run a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {

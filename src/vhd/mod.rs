@@ -106,7 +106,7 @@ impl Vhd {
         {
             let found = locator::find_parent(&vhd.file, path, &d.header)?;
             chain.enter(&found.path)?;
-            let parent = Vhd::open_in(&found.path, Access::Read, chain).map_err(|e| {
+            let parent = Vhd::open_in(&found.path, access.for_parent(), chain).map_err(|e| {
                 Error::invalid(format!("{}: cannot open its parent: {e}", path.display()))
             })?;
             vhd.attach(parent, Some(found.via))?;

@@ -119,7 +119,7 @@ impl Vmdk {
         if let Some(hint) = vmdk.desc.parent_hint.clone() {
             let parent_path = chain::parent_path(path, &hint);
             chain.enter(&parent_path)?;
-            let parent = Vmdk::open_in(&parent_path, Access::Read, chain).map_err(|e| {
+            let parent = Vmdk::open_in(&parent_path, access.for_parent(), chain).map_err(|e| {
                 Error::invalid(format!("{}: cannot open its parent: {e}", path.display()))
             })?;
             vmdk.attach(parent)?;
