@@ -1,0 +1,335 @@
+//! Every VMDK of the third-party corpus (`../shared/corpus`, see its
+//! MANIFEST.md): vimg converts it to raw with the content sha256 the
+//! MANIFEST gives (what qemu-img reads), reports the MANIFEST's virtual
+//! size, and writes it on as a VMDK qemu-img finds identical. Malformed
+//! images and descriptors whose data is missing fail with exit code 1 and
+//! one error line naming a file, never a panic.
+
+mod common;
+mod vmdk_support;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::*;
+use vmdk_support::*;
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
+}
+
+/// Table A of MANIFEST.md: path → (virtual size, content sha256), where
+/// the MANIFEST gives them.
+fn manifest() -> HashMap<String, (Option<u64>, Option<String>)> {
+    let text = fs::read_to_string(corpus().join("MANIFEST.md")).expect("corpus MANIFEST.md");
+    let table = text
+        .split("## A. Files")
+        .nth(1)
+        .and_then(|t| t.split("## B.").next())
+        .expect("table A in MANIFEST.md");
+    let mut rows = HashMap::new();
+    for line in table.lines().filter(|l| l.starts_with("| `")) {
+        let cols: Vec<&str> = line.split(" | ").collect();
+        assert!(cols.len() >= 10, "MANIFEST row: {line}");
+        let path = cols[0]
+            .trim_start_matches("| ")
+            .trim_matches('`')
+            .to_string();
+        let size: String = cols[7]
+            .trim()
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == ',')
+            .filter(|c| *c != ',')
+            .collect();
+        let sha = cols[9]
+            .trim()
+            .trim_end_matches('|')
+            .trim()
+            .trim_matches('`');
+        let sha = (sha.len() == 64 && sha.chars().all(|c| c.is_ascii_hexdigit()))
+            .then(|| sha.to_string());
+        rows.insert(path, (size.parse().ok(), sha));
+    }
+    rows
+}
+
+/// The corpus's readable VMDKs: MANIFEST path and the files (relative to
+/// the corpus) to put beside it; `.gz` files are decompressed. An empty
+/// list reads the image in place.
+fn readable() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
+    vec![
+        ("dfvfs/ext2.vmdk", vec![]),
+        ("dfvfs/image.vmdk", vec![]),
+        ("freebsd-mkimg/img-63x255-512-mbr.vmdk", vec![]),
+        ("freebsd-mkimg/img-63x255-512-mbr.vmdks", vec![]),
+        ("go-vmdk-parser/vmdk-monolith.img", vec![]),
+        ("go-vmdk-parser/vmdk-streamoptimized.img", vec![]),
+        ("xo-vmdk-to-vhd/test.vmdk", vec![]),
+        ("vmdk-rs/monolithicSparse.vmdk", vec![]),
+        ("vmdk-rs/streamOptimized.vmdk", vec![]),
+        ("vmdk-rs/streamOptimizedWithMarkers.vmdk", vec![]),
+        ("vmdk-rs/twoGbMaxExtentSparse.vmdk", vec![]),
+        ("vmdk-rs/vmfs_thick.vmdk", vec![]),
+        (
+            "vmdk-rs/monolithicFlat.vmdk",
+            vec![
+                ("vmdk-rs/monolithicFlat.vmdk", "monolithicFlat.vmdk"),
+                (
+                    "vmdk-rs/monolithicFlat-flat.vmdk.gz",
+                    "monolithicFlat-flat.vmdk",
+                ),
+            ],
+        ),
+        (
+            "vmdk-rs/twoGbMaxExtentFlat.vmdk",
+            vec![
+                ("vmdk-rs/twoGbMaxExtentFlat.vmdk", "twoGbMaxExtentFlat.vmdk"),
+                // Upstream stores the same blob under both names.
+                (
+                    "vmdk-rs/monolithicFlat-flat.vmdk.gz",
+                    "twoGbMaxExtentFlat-f001.vmdk",
+                ),
+            ],
+        ),
+    ]
+}
+
+/// Put `files` into `dir` (decompressing `.gz`); returns the image path.
+fn materialize(dir: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    if files.is_empty() {
+        return corpus().join(name);
+    }
+    for (from, to) in files {
+        let src = corpus().join(from);
+        let dst = p(dir, to);
+        if from.ends_with(".gz") {
+            let status = Command::new("gzip")
+                .arg("-dc")
+                .arg(&src)
+                .stdout(Stdio::from(fs::File::create(&dst).unwrap()))
+                .status()
+                .expect("run gzip");
+            assert!(status.success(), "gzip -dc {}", s(&src));
+        } else {
+            fs::copy(&src, &dst).unwrap();
+        }
+    }
+    p(dir, files[0].1)
+}
+
+/// Convert one corpus image and check it against the MANIFEST.
+fn check_image(
+    name: &str,
+    files: &[(&str, &str)],
+    manifest: &HashMap<String, (Option<u64>, Option<String>)>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (size, sha) = manifest
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} is not in MANIFEST.md"))
+        .clone();
+    let size = size.unwrap_or_else(|| panic!("no virtual size for {name}"));
+    let sha = sha.unwrap_or_else(|| panic!("no content sha256 for {name}"));
+    let image = materialize(d, name, files);
+
+    let info = vimg_info(None, &image);
+    assert_eq!(field_str(&info, "format"), "vmdk", "{name}");
+    assert_eq!(field_u64(&info, "virtual-size"), size, "{name}: {info:#}");
+    assert_eq!(
+        info["format-specific"]["data"]["create-type"],
+        qemu_create_type(&image),
+        "{name}: create-type"
+    );
+    vimg_ok(&["info", &s(&image)]);
+
+    let raw = vimg_to_raw(&image, &p(d, "out.raw"));
+    assert_eq!(fs::metadata(&raw).unwrap().len(), size, "{name}");
+    assert_eq!(
+        sha256_file(&raw),
+        sha,
+        "{name}: content sha256 of vimg's raw"
+    );
+    fs::remove_file(&raw).unwrap();
+
+    // vimg's own VMDK of it is what qemu-img reads from the original.
+    let copy = p(d, "copy.vmdk");
+    vimg_ok(&["convert", "-q", "-O", "vmdk", &s(&image), &s(&copy)]);
+    assert_identical("vmdk", &image, "vmdk", &copy);
+    assert_qemu_check(&copy);
+}
+
+#[test]
+fn corpus_vmdks_convert_to_the_manifest_content() {
+    let manifest = manifest();
+    for (name, files) in readable() {
+        check_image(name, &files, &manifest);
+    }
+}
+
+#[test]
+fn corpus_16_gib_vmware_stream_converts_to_the_manifest_content() {
+    // VMware export tooling's streamOptimized, 16 GiB virtual, read whole.
+    check_image("qemu-iotests/iotest-version3.vmdk", &[], &manifest());
+}
+
+#[test]
+fn corpus_manifest_covers_the_expected_images() {
+    // The table parser itself: known values from MANIFEST.md.
+    let m = manifest();
+    assert_eq!(
+        m["vmdk-rs/monolithicSparse.vmdk"],
+        (
+            Some(10_485_760),
+            Some("a3bcf05f07a1c06a3380eeca8571f0efb2b85afafa1e21662b8cad436d1f7727".into())
+        )
+    );
+    assert_eq!(
+        m["qemu-iotests/iotest-version3.vmdk"].0,
+        Some(17_179_869_184)
+    );
+    assert_eq!(m["vmdk-forensic/ms3-win.vmdk"], (None, None));
+    for (name, _) in readable() {
+        assert!(m.contains_key(name), "{name}");
+    }
+}
+
+/// Every reading command on `image` fails with exit 1 and one error line
+/// naming one of `named`, without a panic and without leaving a target.
+fn assert_refused(image: &Path, named: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let runs: Vec<Vec<String>> = vec![
+        vec!["info".into(), s(image)],
+        vec!["info".into(), "--output".into(), "json".into(), s(image)],
+        vec![
+            "convert".into(),
+            "-O".into(),
+            "raw".into(),
+            s(image),
+            s(&p(d, "o.raw")),
+        ],
+        vec![
+            "convert".into(),
+            "-O".into(),
+            "vmdk".into(),
+            s(image),
+            s(&p(d, "o.vmdk")),
+        ],
+        vec![
+            "convert".into(),
+            "-O".into(),
+            "vhd".into(),
+            s(image),
+            s(&p(d, "o.vhd")),
+        ],
+        vec![
+            "convert".into(),
+            "-f".into(),
+            "vmdk".into(),
+            "-O".into(),
+            "raw".into(),
+            s(image),
+            s(&p(d, "f.raw")),
+        ],
+    ];
+    for args in runs {
+        let out = vimg_run(&args);
+        let what = format!("vimg {}", args.join(" "));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{what} panicked: {err}");
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(out.stdout.is_empty(), "{what} printed: {:?}", out.stdout);
+        assert_eq!(err.lines().count(), 1, "{what}: {err}");
+        assert!(
+            err.starts_with("vimg: error: ") && err.ends_with('\n'),
+            "{what}: {err}"
+        );
+        assert!(
+            named.iter().any(|n| err.contains(n)),
+            "{what}: the error names none of {named:?}: {err}"
+        );
+        assert!(dir_names(d).is_empty(), "{what} left {:?}", dir_names(d));
+    }
+}
+
+#[test]
+fn malformed_corpus_vmdks_are_refused_cleanly() {
+    for name in [
+        "malformed/qemu-iotests/afl9.vmdk",
+        "malformed/go-vmdk-parser/vmdk-invalid.img",
+        "malformed/govmomi/ttylinux-pc_i486-16.1-disk1.vmdk",
+    ] {
+        let image = corpus().join(name);
+        let file = image.file_name().unwrap().to_string_lossy().into_owned();
+        assert_refused(&image, &[&file]);
+    }
+}
+
+#[test]
+fn descriptors_whose_data_is_missing_are_refused_cleanly() {
+    // A twoGbMaxExtentSparse descriptor without its 16 extents, and a
+    // vmfsSparse delta descriptor without its -delta file.
+    assert_refused(
+        &corpus().join("vmdk-forensic/ms3-win.vmdk"),
+        &["ms3-win.vmdk", "disk-s001.vmdk"],
+    );
+    assert_refused(
+        &corpus().join("vmdk-rs/vmfs_thick-000001.vmdk"),
+        &["vmfs_thick-000001.vmdk", "vmfs_thick-000001-delta.vmdk"],
+    );
+    // The same with a delta file present (empty) but its parent gone.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let desc = p(d, "vmfs_thick-000001.vmdk");
+    fs::copy(corpus().join("vmdk-rs/vmfs_thick-000001.vmdk"), &desc).unwrap();
+    build_cowd(&p(d, "vmfs_thick-000001-delta.vmdk"), 4096, &[]);
+    assert_refused(&desc, &["vmfs_thick-000001.vmdk", "vmfs_thick.vmdk"]);
+}
+
+#[test]
+fn real_esx_vmfs_sparse_descriptor_over_its_real_parent() {
+    // The corpus has ESXi's vmfsSparse delta descriptor and its thick
+    // parent, but not the delta's data: a hand-built COWD file stands in.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for f in [
+        "vmfs_thick.vmdk",
+        "vmfs_thick-flat.vmdk",
+        "vmfs_thick-000001.vmdk",
+    ] {
+        fs::copy(corpus().join("vmdk-rs").join(f), p(d, f)).unwrap();
+    }
+    let desc = p(d, "vmfs_thick-000001.vmdk");
+    let lines = extent_lines(&fs::read_to_string(&desc).unwrap());
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].kind, "VMFSSPARSE");
+    assert_eq!(cid_of(&p(d, "vmfs_thick.vmdk")), 0x0172_e8a4);
+    let grains: Vec<(u64, u8)> = vec![(0, 0xa0), (63, 0xa1), (2048, 0xa2), (4095, 0xa3)];
+    build_cowd(
+        &p(d, "vmfs_thick-000001-delta.vmdk"),
+        lines[0].sectors,
+        &grains,
+    );
+
+    assert_eq!(
+        field_str(&qemu_info(Some("vmdk"), &desc), "backing-filename"),
+        "vmfs_thick.vmdk"
+    );
+    let info = vimg_info(None, &desc);
+    assert_eq!(field_u64(&info, "virtual-size"), 2 * MIB);
+    assert_eq!(field_str(&info, "backing-filename"), "vmfs_thick.vmdk");
+    let ours = vimg_to_raw(&desc, &p(d, "vimg.raw"));
+    let theirs = qemu_to_raw(&desc, &p(d, "qemu.raw"));
+    assert_same_bytes(&theirs, &ours);
+    let mut want = fs::read(p(d, "vmfs_thick-flat.vmdk")).unwrap();
+    for (sector, fill) in grains {
+        want[sector as usize * 512..(sector as usize + 1) * 512].fill(fill);
+    }
+    assert!(
+        fs::read(&ours).unwrap() == want,
+        "delta grains over the ESXi parent"
+    );
+}

@@ -1,0 +1,706 @@
+//! VMDK deltas (snapshot disks): `vimg create -b`, with the child beside
+//! its parent and in a subfolder, read exactly as qemu-img reads them after
+//! qemu-io wrote into them; moved pairs still open; a parent written after
+//! the delta was taken is refused naming both content IDs; two-level
+//! chains; and ESX vmfsSparse (VMDK3/COWD) deltas built by hand.
+
+mod common;
+mod vmdk_support;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use vmdk_support::*;
+
+const BASE_SIZE: u64 = 40 * MIB + 3 * 512;
+
+/// A vimg monolithicSparse base of BASE_SIZE that qemu-io filled in part.
+fn make_base(path: &Path) {
+    vimg_ok(&[
+        "create",
+        "-q",
+        "-f",
+        "vmdk",
+        &s(path),
+        &BASE_SIZE.to_string(),
+    ]);
+    qemu_io(
+        "vmdk",
+        path,
+        &[
+            "write -P 0x11 0 8M".into(),
+            "write -P 0x12 10M 100k".into(),
+            "write -P 0x13 33M 3M".into(),
+            format!("write -P 0x14 {} 1536", BASE_SIZE - 1536),
+        ],
+    );
+}
+
+/// Writes into a child: partial grains over parent data (the rest of the
+/// grain must come from the parent), whole grains, zeros over parent data,
+/// and data where the parent has none.
+fn child_writes(tag: u8) -> Vec<String> {
+    vec![
+        format!("write -P {:#04x} 4M 100k", 0x20 + tag),
+        format!("write -P {:#04x} 1000 1", 0x30 + tag),
+        format!("write -P {:#04x} 10M 64k", 0x40 + tag),
+        format!("write -P {:#04x} 20M 1000", 0x50 + tag),
+        "write -z 6M 128k".to_string(),
+        "write -z 7340032 3000".to_string(),
+        format!("write -P {:#04x} 34603008 131073", 0x60 + tag),
+    ]
+}
+
+/// vimg's raw of `image` equals qemu-img's, byte for byte.
+fn assert_reads_like_qemu(image: &Path, scratch: &Path) {
+    let q = qemu_to_raw(image, &p(scratch, "qemu-view.raw"));
+    let v = vimg_to_raw(image, &p(scratch, "vimg-view.raw"));
+    assert_same_bytes(&q, &v);
+    // The same through vimg's flattening into a new VMDK.
+    let flat = p(scratch, "flattened.vmdk");
+    vimg_ok(&[
+        "convert",
+        "-q",
+        "-O",
+        "vmdk",
+        "--force",
+        &s(image),
+        &s(&flat),
+    ]);
+    assert_identical("raw", &q, "vmdk", &flat);
+    for f in [q, v, flat] {
+        fs::remove_file(f).unwrap();
+    }
+}
+
+/// The parent hint and parent CID a delta records.
+fn parent_of(image: &Path) -> (String, u32) {
+    let text = descriptor_text(image);
+    let hint = desc_value(&text, "parentFileNameHint")
+        .unwrap_or_else(|| panic!("no parentFileNameHint in:\n{text}"));
+    let cid = u32::from_str_radix(&desc_value(&text, "parentCID").unwrap(), 16).unwrap();
+    (hint, cid)
+}
+
+fn assert_backing(image: &Path, hint: &str) {
+    let q = qemu_info(Some("vmdk"), image);
+    assert_eq!(field_str(&q, "backing-filename"), hint, "{q:#}");
+    let v = vimg_info(None, image);
+    assert_eq!(field_str(&v, "backing-filename"), hint, "{v:#}");
+    assert_eq!(field_u64(&v, "virtual-size"), field_u64(&q, "virtual-size"));
+}
+
+#[test]
+fn delta_beside_its_parent_reads_like_qemu() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = p(d, "base.vmdk");
+    make_base(&base);
+    let child = p(d, "child.vmdk");
+    // No size: the parent's.
+    vimg_ok(&["create", "-q", "-f", "vmdk", "-b", &s(&base), &s(&child)]);
+    assert_eq!(
+        field_u64(&qemu_info(Some("vmdk"), &child), "virtual-size"),
+        BASE_SIZE
+    );
+    assert_eq!(parent_of(&child), ("base.vmdk".to_string(), cid_of(&base)));
+    assert_backing(&child, "base.vmdk");
+    // Before any write the child reads as its parent.
+    assert_identical("vmdk", &base, "vmdk", &child);
+    assert_reads_like_qemu(&child, d);
+
+    qemu_io("vmdk", &child, &child_writes(1));
+    assert_qemu_check(&child);
+    assert_reads_like_qemu(&child, d);
+    // qemu-img rewrote the child's CID, not the parent link.
+    assert_eq!(parent_of(&child).1, cid_of(&base));
+
+    // -b with a relative name given from another working directory is
+    // relative to the new image's folder, as in qemu-img.
+    let status = Command::new(VIMG)
+        .current_dir(d)
+        .args([
+            "create",
+            "-q",
+            "-f",
+            "vmdk",
+            "-b",
+            "base.vmdk",
+            "child2.vmdk",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(parent_of(&p(d, "child2.vmdk")).0, "base.vmdk");
+    assert_identical("vmdk", &base, "vmdk", &p(d, "child2.vmdk"));
+}
+
+#[test]
+fn delta_in_a_subfolder_and_moved_pairs_read_like_qemu() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = p(d, "base.vmdk");
+    make_base(&base);
+    let sub = p(d, "snapshots");
+    fs::create_dir(&sub).unwrap();
+    // `-b ../base.vmdk` is relative to the child's folder.
+    let child = p(&sub, "child.vmdk");
+    vimg_ok(&[
+        "create",
+        "-q",
+        "-f",
+        "vmdk",
+        "-b",
+        "../base.vmdk",
+        &s(&child),
+    ]);
+    assert_eq!(parent_of(&child).0, "../base.vmdk");
+    assert_backing(&child, "../base.vmdk");
+    // An absolute -b is recorded relative as well, so the pair can move.
+    let child_abs = p(&sub, "abs.vmdk");
+    vimg_ok(&[
+        "create",
+        "-q",
+        "-f",
+        "vmdk",
+        "-b",
+        &s(&base),
+        &s(&child_abs),
+    ]);
+    assert_eq!(parent_of(&child_abs).0, "../base.vmdk");
+
+    qemu_io("vmdk", &child, &child_writes(2));
+    qemu_io("vmdk", &child_abs, &child_writes(3));
+    assert_reads_like_qemu(&child, d);
+    assert_reads_like_qemu(&child_abs, d);
+    let before = vimg_to_raw(&child, &p(d, "before.raw"));
+    let before_abs = vimg_to_raw(&child_abs, &p(d, "before-abs.raw"));
+
+    // Move the whole set to another folder.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let moved = p(elsewhere.path(), "vm");
+    fs::create_dir(&moved).unwrap();
+    fs::rename(&base, p(&moved, "base.vmdk")).unwrap();
+    fs::rename(&sub, p(&moved, "snapshots")).unwrap();
+    for (name, want) in [("child.vmdk", &before), ("abs.vmdk", &before_abs)] {
+        let image = p(&p(&moved, "snapshots"), name);
+        let after = vimg_to_raw(&image, &p(d, "after.raw"));
+        assert_same_bytes(want, &after);
+        assert_reads_like_qemu(&image, d);
+        fs::remove_file(after).unwrap();
+    }
+}
+
+#[test]
+fn a_parent_written_after_the_delta_is_refused_naming_both_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = p(d, "base.vmdk");
+    make_base(&base);
+    let child = p(d, "child.vmdk");
+    vimg_ok(&["create", "-q", "-f", "vmdk", "-b", &s(&base), &s(&child)]);
+    qemu_io("vmdk", &child, &child_writes(4));
+    let recorded = parent_of(&child).1;
+    assert_eq!(recorded, cid_of(&base));
+
+    qemu_io("vmdk", &base, &["write -P 0x77 0 512".into()]);
+    let now = cid_of(&base);
+    assert_ne!(now, recorded, "qemu-io did not change the base's CID");
+    let target = p(d, "out.raw");
+    for args in [
+        vec![
+            "convert".to_string(),
+            "-O".into(),
+            "raw".into(),
+            s(&child),
+            s(&target),
+        ],
+        vec!["info".to_string(), s(&child)],
+        vec![
+            "info".to_string(),
+            "--output".into(),
+            "json".into(),
+            s(&child),
+        ],
+    ] {
+        let out = vimg_run(&args);
+        assert_one_line_error(&out, &child, &format!("vimg {}", args.join(" ")));
+        let err = String::from_utf8_lossy(&out.stderr);
+        for id in [recorded, now] {
+            assert!(
+                err.contains(&format!("{id:08x}")),
+                "the error does not name content ID {id:08x}: {err}"
+            );
+        }
+        assert!(out.stdout.is_empty());
+    }
+    assert!(!target.exists());
+    // The base alone is still fine.
+    vimg_to_raw(&base, &p(d, "base.raw"));
+}
+
+#[test]
+fn two_level_chain_reads_like_qemu() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = p(d, "base.vmdk");
+    make_base(&base);
+    // mid is split into sparse extents; top is bigger than the chain below.
+    let mid = p(d, "mid.vmdk");
+    vimg_ok(&[
+        "create",
+        "-q",
+        "-f",
+        "vmdk",
+        "-o",
+        "subformat=twoGbMaxExtentSparse",
+        "-b",
+        &s(&base),
+        &s(&mid),
+    ]);
+    assert_eq!(
+        desc_value(&descriptor_text(&mid), "createType").as_deref(),
+        Some("twoGbMaxExtentSparse")
+    );
+    qemu_io("vmdk", &mid, &child_writes(5));
+    let top = p(d, "top.vmdk");
+    let top_size = BASE_SIZE + 8 * MIB;
+    vimg_ok(&[
+        "create",
+        "-q",
+        "-f",
+        "vmdk",
+        "-b",
+        "mid.vmdk",
+        &s(&top),
+        &top_size.to_string(),
+    ]);
+    assert_eq!(parent_of(&top), ("mid.vmdk".to_string(), cid_of(&mid)));
+    assert_eq!(parent_of(&mid).1, cid_of(&base));
+    qemu_io(
+        "vmdk",
+        &top,
+        &[
+            "write -P 0x91 4M 64k".into(),
+            "write -P 0x92 10M 1".into(),
+            "write -z 33M 1M".into(),
+            format!("write -P 0x93 {} 4096", BASE_SIZE + 4 * MIB),
+        ],
+    );
+    let chain = qemu_img(&["info", "--backing-chain", &s(&top)]);
+    assert_eq!(chain.matches("image:").count(), 3, "{chain}");
+    assert_qemu_check(&top);
+    assert_reads_like_qemu(&top, d);
+    assert_reads_like_qemu(&mid, d);
+    assert_eq!(field_u64(&vimg_info(None, &top), "virtual-size"), top_size);
+    // Reads past the parent's end are zeros, the new tail data is there.
+    let v = vimg_to_raw(&top, &p(d, "top.raw"));
+    let tail = read_at(&v, BASE_SIZE, (8 * MIB) as usize);
+    let at = (4 * MIB) as usize;
+    assert!(tail[..at].iter().all(|&b| b == 0));
+    assert!(tail[at..at + 4096].iter().all(|&b| b == 0x93));
+}
+
+#[test]
+fn zeroed_grains_in_a_delta_hide_the_parent_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = p(d, "base.vmdk");
+    make_base(&base);
+    let child = p(d, "child.vmdk");
+    vimg_ok(&[
+        "create",
+        "-q",
+        "-f",
+        "vmdk",
+        "-o",
+        "zeroed_grain",
+        "-b",
+        &s(&base),
+        &s(&child),
+    ]);
+    qemu_io(
+        "vmdk",
+        &child,
+        &[
+            "write -z 64k 128k".into(),
+            "write -z 1M 1000".into(),
+            "write -z 2M 64k".into(),
+            "write -z 33M 2M".into(),
+        ],
+    );
+    assert_qemu_check(&child);
+    assert_reads_like_qemu(&child, d);
+    let v = vimg_to_raw(&child, &p(d, "v.raw"));
+    assert!(read_at(&v, 64 * KIB, (128 * KIB) as usize)
+        .iter()
+        .all(|&b| b == 0));
+    assert!(read_at(&v, 33 * MIB, (2 * MIB) as usize)
+        .iter()
+        .all(|&b| b == 0));
+    assert!(read_at(&v, 1_000_000, 48_576).iter().all(|&b| b == 0x11));
+}
+
+/// A vmfsSparse descriptor over `parent` for a COWD file.
+fn vmfs_sparse_descriptor(path: &Path, sectors: u64, parent: &str, parent_cid: u32, extent: &str) {
+    let text = format!(
+        "# Disk DescriptorFile\nversion=1\nencoding=\"UTF-8\"\nCID=5a5a5a5a\nparentCID={parent_cid:08x}\n\
+         createType=\"vmfsSparse\"\nparentFileNameHint=\"{parent}\"\n\n# Extent description\n\
+         RW {sectors} VMFSSPARSE \"{extent}\"\n\n# The Disk Data Base\n#DDB\n\n\
+         ddb.longContentID = \"0123456789abcdef012345675a5a5a5a\"\n\
+         ddb.virtualHWVersion = \"8\"\n"
+    );
+    fs::write(path, text).unwrap();
+}
+
+#[test]
+fn vmfs_sparse_cowd_delta_reads_like_qemu() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = p(d, "base.vmdk");
+    make_base(&base);
+    let sectors = BASE_SIZE / 512;
+    // Grains in the first, a middle and the last grain table, next to
+    // parent data and where the parent holds none, the last sector too.
+    let grains: Vec<(u64, u8)> = vec![
+        (0, 0xc0),
+        (1, 0xc1),
+        (7, 0xc2),
+        (4095, 0xc3),
+        (4096, 0xc4),
+        (8192 + 100, 0xc5),
+        (20480, 0xc6),
+        (20481, 0xc7),
+        (40000, 0xc8),
+        (sectors - 1, 0xc9),
+    ];
+    let delta = p(d, "x-delta.vmdk");
+    build_cowd(&delta, sectors, &grains);
+    let desc = p(d, "x.vmdk");
+    vmfs_sparse_descriptor(&desc, sectors, "base.vmdk", cid_of(&base), "x-delta.vmdk");
+
+    // The oracle opens it as a delta over base.vmdk.
+    let q = qemu_info(Some("vmdk"), &desc);
+    assert_eq!(field_str(&q, "backing-filename"), "base.vmdk");
+    assert_eq!(qemu_create_type(&desc), "vmfsSparse");
+    let v = vimg_info(None, &desc);
+    assert_eq!(field_u64(&v, "virtual-size"), BASE_SIZE);
+    assert_eq!(v["format-specific"]["data"]["create-type"], "vmfsSparse");
+    assert_eq!(field_str(&v, "backing-filename"), "base.vmdk");
+    assert_reads_like_qemu(&desc, d);
+
+    // And the bytes are what was put there: delta grains over the base.
+    let base_raw = vimg_to_raw(&base, &p(d, "base.raw"));
+    let ours = vimg_to_raw(&desc, &p(d, "x.raw"));
+    let mut want = fs::read(&base_raw).unwrap();
+    for &(sector, fill) in &grains {
+        let at = (sector * 512) as usize;
+        want[at..at + 512].fill(fill);
+    }
+    let got = fs::read(&ours).unwrap();
+    assert!(
+        got == want,
+        "the vmfsSparse delta does not read as base + grains"
+    );
+
+    // The COWD file opened on its own (qemu-img cannot): a legacy sparse
+    // disk without a parent, holding only the grains.
+    let alone = vimg_to_raw(&delta, &p(d, "alone.raw"));
+    let mut want = vec![0u8; BASE_SIZE as usize];
+    for &(sector, fill) in &grains {
+        let at = (sector * 512) as usize;
+        want[at..at + 512].fill(fill);
+    }
+    assert!(
+        fs::read(&alone).unwrap() == want,
+        "the bare COWD file misreads"
+    );
+}
+
+#[test]
+fn vmfs_sparse_delta_over_a_changed_parent_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = p(d, "base.vmdk");
+    make_base(&base);
+    let sectors = BASE_SIZE / 512;
+    build_cowd(&p(d, "x-delta.vmdk"), sectors, &[(5, 0xaa)]);
+    let desc = p(d, "x.vmdk");
+    let wrong = cid_of(&base) ^ 0x0101_0101;
+    vmfs_sparse_descriptor(&desc, sectors, "base.vmdk", wrong, "x-delta.vmdk");
+    let out = vimg_run(&["convert", "-O", "raw", &s(&desc), &s(&p(d, "o.raw"))]);
+    assert_one_line_error(&out, &desc, "vmfsSparse over a parent with another CID");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{wrong:08x}")), "{err}");
+    assert!(err.contains(&format!("{:08x}", cid_of(&base))), "{err}");
+}
+
+#[test]
+fn deltas_over_parents_of_every_subformat_read_like_qemu() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = p(d, "src.raw");
+    build_raw(&src, BASE_SIZE, 0xde_0001);
+    for sub in SUBFORMATS {
+        let folder = p(d, sub);
+        fs::create_dir(&folder).unwrap();
+        let parent = p(&folder, "parent.vmdk");
+        vimg_ok(&[
+            "convert",
+            "-q",
+            "-O",
+            "vmdk",
+            "-o",
+            &format!("subformat={sub}"),
+            &s(&src),
+            &s(&parent),
+        ]);
+        let child = p(&folder, "child.vmdk");
+        vimg_ok(&[
+            "create",
+            "-q",
+            "-f",
+            "vmdk",
+            "-F",
+            "vmdk",
+            "-b",
+            &s(&parent),
+            &s(&child),
+        ]);
+        assert_eq!(
+            parent_of(&child),
+            ("parent.vmdk".to_string(), cid_of(&parent))
+        );
+        assert_identical("raw", &src, "vmdk", &child);
+        qemu_io("vmdk", &child, &child_writes(6));
+        assert_qemu_check(&child);
+        assert_reads_like_qemu(&child, &folder);
+    }
+}
+
+#[test]
+fn library_writes_into_a_delta_keep_the_rest_of_the_parent_grain() {
+    use vimg::image::{open, Format};
+    use vimg::io::Access;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = p(d, "base.vmdk");
+    make_base(&base);
+    for sub in ["monolithicSparse", "twoGbMaxExtentSparse"] {
+        let child = p(d, &format!("{sub}.vmdk"));
+        vimg_ok(&[
+            "create",
+            "-q",
+            "-f",
+            "vmdk",
+            "-o",
+            &format!("subformat={sub}"),
+            "-b",
+            &s(&base),
+            &s(&child),
+        ]);
+        let cid = cid_of(&child);
+        // Partial grains over parent data, across a grain boundary, over
+        // a part the parent lacks, and the very last byte.
+        let writes: Vec<(u64, Vec<u8>)> = vec![
+            (1000, vec![0xa1; 10]),
+            (10 * MIB + 65_000, vec![0xa2; 2_000]),
+            (20 * MIB + 1, vec![0xa3; 100]),
+            (33 * MIB + 64 * KIB, vec![0xa4; 64 * 1024]),
+            (BASE_SIZE - 1, vec![0xa5]),
+        ];
+        let mut disk = open(&child, Some(Format::Vmdk), Access::Write).unwrap();
+        for (at, data) in &writes {
+            disk.write_at(data, *at).unwrap();
+        }
+        disk.flush().unwrap();
+        drop(disk);
+        assert_ne!(cid_of(&child), cid, "{sub}: the CID did not change");
+        assert_eq!(parent_of(&child), ("base.vmdk".to_string(), cid_of(&base)));
+        assert_qemu_check(&child);
+        let mut want = fs::read(qemu_to_raw(&base, &p(d, "base.raw"))).unwrap();
+        for (at, data) in &writes {
+            want[*at as usize..*at as usize + data.len()].copy_from_slice(data);
+        }
+        let got = fs::read(qemu_to_raw(&child, &p(d, "child.raw"))).unwrap();
+        if let Some(i) = first_difference(&got, &want) {
+            panic!(
+                "{sub}: qemu reads byte {i} of the child as {:#04x}, not {:#04x}",
+                got[i], want[i]
+            );
+        }
+        assert_reads_like_qemu(&child, d);
+    }
+}
+
+#[test]
+fn a_written_text_descriptor_parent_is_detected_too() {
+    // The parent is a twoGbMaxExtentSparse: qemu-io rewrites the CID in
+    // its text descriptor.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = p(d, "base.vmdk");
+    vimg_ok(&[
+        "create",
+        "-q",
+        "-f",
+        "vmdk",
+        "-o",
+        "subformat=twoGbMaxExtentSparse",
+        &s(&base),
+        "8M",
+    ]);
+    let child = p(d, "child.vmdk");
+    vimg_ok(&["create", "-q", "-f", "vmdk", "-b", &s(&base), &s(&child)]);
+    let recorded = parent_of(&child).1;
+    vimg_to_raw(&child, &p(d, "ok.raw"));
+    qemu_io("vmdk", &base, &["write -P 0x01 0 4k".into()]);
+    let now = cid_of(&base);
+    assert_ne!(now, recorded);
+    let out = vimg_run(&["convert", "-O", "raw", &s(&child), &s(&p(d, "x.raw"))]);
+    assert_one_line_error(&out, &child, "a child of a written twoGbMaxExtentSparse");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{recorded:08x}")) && err.contains(&format!("{now:08x}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn delta_options_that_cannot_work_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = p(d, "base.vmdk");
+    vimg_ok(&["create", "-q", "-f", "vmdk", &s(&base), "8M"]);
+    let before = dir_names(d);
+    for args in [
+        vec!["-o", "subformat=monolithicFlat"],
+        vec!["-o", "subformat=twoGbMaxExtentFlat"],
+        vec!["-o", "subformat=streamOptimized"],
+        vec!["-F", "vpc"],
+    ] {
+        let child = p(d, "child.vmdk");
+        let mut all = vec!["create", "-f", "vmdk"];
+        all.extend(args.iter());
+        let (b, c) = (s(&base), s(&child));
+        all.extend(["-b", b.as_str(), c.as_str(), "8M"]);
+        let out = vimg_run(&all);
+        assert_one_line_error(&out, &child, &format!("vimg {}", all.join(" ")));
+        assert_eq!(dir_names(d), before);
+    }
+    // Without a size the parent is opened as -F says, and refused.
+    let child = p(d, "child.vmdk");
+    let out = vimg_run(&[
+        "create",
+        "-f",
+        "vmdk",
+        "-F",
+        "vpc",
+        "-b",
+        &s(&base),
+        &s(&child),
+    ]);
+    assert_one_line_error(&out, &base, "create -F vpc -b base.vmdk");
+    assert_eq!(dir_names(d), before);
+    // A missing parent names the parent.
+    let child = p(d, "orphan.vmdk");
+    let out = vimg_run(&["create", "-f", "vmdk", "-b", "missing.vmdk", &s(&child)]);
+    assert_one_line_error(&out, &p(d, "missing.vmdk"), "create -b missing.vmdk");
+    assert_eq!(dir_names(d), before);
+}
+
+#[test]
+fn looping_chains_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = vec![0x5au8; 512 * 1024];
+    fs::write(p(d, "a-flat.bin"), &data).unwrap();
+    fs::write(p(d, "b-flat.bin"), &data).unwrap();
+    // Sparse layers would be usual; flat ones keep the files short. Each
+    // names the other (or itself) as its parent.
+    for (name, parent, extent) in [
+        ("a.vmdk", "b.vmdk", "a-flat.bin"),
+        ("b.vmdk", "a.vmdk", "b-flat.bin"),
+        ("self.vmdk", "self.vmdk", "a-flat.bin"),
+    ] {
+        let text = format!(
+            "# Disk DescriptorFile\nversion=1\nCID=11111111\nparentCID=11111111\ncreateType=\"monolithicFlat\"\n\
+             parentFileNameHint=\"{parent}\"\n\nRW 1024 FLAT \"{extent}\" 0\n"
+        );
+        fs::write(p(d, name), text).unwrap();
+    }
+    for name in ["a.vmdk", "self.vmdk"] {
+        let image = p(d, name);
+        for args in [
+            vec!["info".to_string(), s(&image)],
+            vec![
+                "convert".into(),
+                "-O".into(),
+                "raw".into(),
+                s(&image),
+                s(&p(d, "o.raw")),
+            ],
+        ] {
+            let out = vimg_run(&args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+            assert_eq!(err.lines().count(), 1, "{name}: {err}");
+            assert!(err.contains("loop"), "{name}: {err}");
+            assert!(!err.contains("panicked"));
+        }
+    }
+}
+
+#[test]
+fn deltas_made_by_qemu_img_read_like_qemu() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = p(d, "base.vmdk");
+    make_base(&base);
+    let sub = p(d, "sub");
+    fs::create_dir(&sub).unwrap();
+    // Relative (beside and from a subfolder) and absolute backing names,
+    // monolithicSparse and twoGbMaxExtentSparse children.
+    for (child, backing, opts) in [
+        (
+            p(d, "rel.vmdk"),
+            "base.vmdk".to_string(),
+            "subformat=monolithicSparse",
+        ),
+        (
+            p(&sub, "up.vmdk"),
+            "../base.vmdk".to_string(),
+            "subformat=monolithicSparse",
+        ),
+        (p(d, "abs.vmdk"), s(&base), "subformat=monolithicSparse"),
+        (
+            p(d, "split.vmdk"),
+            "base.vmdk".to_string(),
+            "subformat=twoGbMaxExtentSparse",
+        ),
+    ] {
+        qemu_img(&[
+            "create",
+            "-f",
+            "vmdk",
+            "-F",
+            "vmdk",
+            "-b",
+            &backing,
+            "-o",
+            opts,
+            &s(&child),
+        ]);
+        assert_eq!(parent_of(&child), (backing.clone(), cid_of(&base)));
+        qemu_io("vmdk", &child, &child_writes(7));
+        assert_backing(&child, &backing);
+        assert_reads_like_qemu(&child, d);
+    }
+    // A vimg delta over qemu's delta.
+    let top = p(d, "top.vmdk");
+    vimg_ok(&["create", "-q", "-f", "vmdk", "-b", "rel.vmdk", &s(&top)]);
+    qemu_io("vmdk", &top, &["write -P 0x7f 4M 1".into()]);
+    assert_reads_like_qemu(&top, d);
+}
