@@ -110,11 +110,11 @@ pub fn run(args: CreateArgs) -> anyhow::Result<u8> {
     check_staged(&staging, &files)?;
     staging.commit(&files)?;
     if !args.quiet {
-        println!(
-            "Formatting '{}', fmt={} size={virtual_size}",
+        super::print(&format!(
+            "Formatting '{}', fmt={} size={virtual_size}\n",
             args.file.display(),
             format.name()
-        );
+        ))?;
     }
     Ok(0)
 }

@@ -50,9 +50,9 @@ pub fn run(args: InfoArgs) -> anyhow::Result<u8> {
     match args.output {
         Output::Json => {
             let v = to_json(&args.file, &info, actual);
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            super::print(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
         }
-        Output::Human => print!("{}", to_human(&args.file, &info, actual)),
+        Output::Human => super::print(&to_human(&args.file, &info, actual))?,
     }
     Ok(0)
 }

@@ -196,7 +196,7 @@ pub fn run(args: MapArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    print!("{out}");
+    super::print(&out)?;
     Ok(0)
 }
 

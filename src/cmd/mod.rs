@@ -46,6 +46,17 @@ fn read_access(force_share: bool) -> crate::io::Access {
     }
 }
 
+/// Print `text` to standard output. A reader that went away (`| head`)
+/// ends the command quietly instead of failing it.
+fn print(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 /// Run a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {

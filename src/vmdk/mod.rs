@@ -64,6 +64,23 @@ struct Extent {
     storage: Storage,
 }
 
+impl Extent {
+    /// Fail unless data can be written into this extent.
+    fn check_writable(&self, path: &Path) -> Result<()> {
+        if self.access != ExtentAccess::ReadWrite {
+            return Err(Error::unsupported(
+                path,
+                format!("cannot write into a read-only {} extent", self.kind),
+            ));
+        }
+        match &self.storage {
+            Storage::Sparse(s) => s.check_writable(),
+            Storage::Flat { .. } => Ok(()),
+            Storage::Zero => Err(Error::unsupported(path, "cannot write into a ZERO extent")),
+        }
+    }
+}
+
 /// Where the descriptor lives.
 enum DescriptorHome {
     /// Inside a sparse extent: `offset` and `capacity` in bytes.
@@ -424,17 +441,16 @@ impl BlockDevice for Vmdk {
 
     fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
         check_range(&self.path, self.size, offset, buf.len())?;
-        self.changed = true;
         let path = self.path.clone();
+        // A write the disk cannot take whole must change nothing: check
+        // every extent it touches before writing any.
+        for_pieces(&mut self.extents, offset, buf.len(), |e, _, _| {
+            e.check_writable(&path)
+        })?;
+        self.changed = true;
         let parent = &mut self.parent;
         for_pieces(&mut self.extents, offset, buf.len(), |e, rel, range| {
             let piece = &buf[range];
-            if e.access != ExtentAccess::ReadWrite {
-                return Err(Error::unsupported(
-                    &path,
-                    format!("cannot write into a read-only {} extent", e.kind),
-                ));
-            }
             let start = e.start;
             match &mut e.storage {
                 Storage::Sparse(s) => match parent.as_deref_mut() {
@@ -447,7 +463,7 @@ impl BlockDevice for Vmdk {
                     None => s.write(piece, rel, None),
                 },
                 Storage::Flat { file, offset, .. } => file.write_all_at(piece, *offset + rel),
-                Storage::Zero => Err(Error::unsupported(&path, "cannot write into a ZERO extent")),
+                Storage::Zero => unreachable!("refused by check_writable"),
             }
         })
     }

@@ -260,11 +260,9 @@ impl SparseExtent {
         runs.read_zero_filled(&self.file, buf)
     }
 
-    /// Write `buf` at extent offset `offset`, allocating grains at the end of
-    /// the file. A partial write into a grain this extent lacks keeps the
-    /// rest of the grain as `fill` reads it (a parent's data); without a
-    /// `fill` the rest is zeros.
-    pub fn write(&mut self, buf: &[u8], offset: u64, mut fill: Option<Fill>) -> Result<()> {
+    /// Fail unless this extent takes writes (COWD and compressed extents
+    /// do not).
+    pub fn check_writable(&self) -> Result<()> {
         if self.cowd {
             return Err(Error::unsupported(
                 &self.name,
@@ -277,6 +275,15 @@ impl SparseExtent {
                 "writing into a compressed (streamOptimized) extent is not supported; convert it to another subformat first",
             ));
         }
+        Ok(())
+    }
+
+    /// Write `buf` at extent offset `offset`, allocating grains at the end of
+    /// the file. A partial write into a grain this extent lacks keeps the
+    /// rest of the grain as `fill` reads it (a parent's data); without a
+    /// `fill` the rest is zeros.
+    pub fn write(&mut self, buf: &[u8], offset: u64, mut fill: Option<Fill>) -> Result<()> {
+        self.check_writable()?;
         let mut runs = Runs::new();
         let mut whole_grains: Vec<(u64, Vec<u8>)> = Vec::new();
         let mut done = 0usize;
