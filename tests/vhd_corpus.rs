@@ -1,0 +1,222 @@
+//! The third-party VHDs of the shared corpus (`../shared/corpus`, see its
+//! MANIFEST.md): each converts to a raw disk with the MANIFEST's virtual
+//! size and content sha256 (what qemu-img 10 reads), `vimg info` says
+//! which footer size it trusted, the differencing disk without its parent
+//! and the images with stale checksums are refused with one error line.
+
+mod common;
+mod vhd_util;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use vhd_util::*;
+use vimg::image::BlockDevice;
+use vimg::io::Access;
+use vimg::vhd::Vhd;
+
+/// The corpus file `rel` ready to read: as is, or decompressed into `dir`.
+fn materialize(dir: &Path, rel: &str) -> PathBuf {
+    let src = corpus().join(rel);
+    assert!(src.is_file(), "{} is missing from the corpus", s(&src));
+    let (tool, stem) = if let Some(stem) = rel.strip_suffix(".gz") {
+        ("gzip", stem)
+    } else if let Some(stem) = rel.strip_suffix(".bz2") {
+        ("bzip2", stem)
+    } else {
+        return src;
+    };
+    let out = dir.join(Path::new(stem).file_name().unwrap());
+    let file = std::fs::File::create(&out).unwrap();
+    let status = Command::new(tool)
+        .args(["-dc", &s(&src)])
+        .stdout(file)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"));
+    assert!(status.success(), "{tool} -dc {}", s(&src));
+    out
+}
+
+/// Convert corpus image `rel` to raw without -f and compare with the
+/// MANIFEST; `source` is the `size-source` vimg must report (None: not
+/// checked). Returns vimg's format-specific info.
+fn check_image(rel: &str, disk_type: &str, source: Option<&str>) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let image = materialize(dir.path(), rel);
+    let (size, sha) = manifest_entry(rel);
+
+    let v = vimg_info(None, &image);
+    assert_eq!(field_str(&v, "format"), "vpc", "{rel}: {v:#}");
+    let data = v["format-specific"]["data"].clone();
+    assert_eq!(data["disk-type"], disk_type, "{rel}: {v:#}");
+    if let Some(src) = source {
+        assert_eq!(data["size-source"], src, "{rel}: {v:#}");
+    }
+    assert_eq!(
+        field_u64(&v, "virtual-size"),
+        size,
+        "{rel}: vimg's virtual size vs the MANIFEST's (qemu-img's)"
+    );
+
+    let raw = dir.path().join("out.raw");
+    vimg_ok(&["convert", "-O", "raw", &s(&image), &s(&raw)]);
+    assert_eq!(file_len(&raw), size, "{rel}: raw size");
+    // qemu-img reads the same (with -f vpc: it cannot probe fixed disks).
+    assert_identical("vhd", &image, "raw", &raw);
+    if size > 8 * GIB {
+        // The 127 GiB empty disks: hashing 127 GiB of zeros takes minutes.
+        // The MANIFEST lists them as all zeros (section F): the raw disk
+        // must be all holes.
+        assert!(all_holes(&raw), "{rel}: the raw disk holds data");
+    } else {
+        assert_eq!(sha256(&raw), sha, "{rel}: content sha256");
+    }
+    data
+}
+
+#[test]
+fn dfvfs_ext2_qemu_dynamic() {
+    let d = check_image("dfvfs/ext2.vhd", "dynamic", Some("geometry"));
+    assert_eq!(d["creator-app"], "qemu");
+}
+
+#[test]
+fn dfvfs_image_old_qemu_dynamic() {
+    let d = check_image("dfvfs/image.vhd", "dynamic", Some("geometry"));
+    assert_eq!(d["creator-app"], "qemu");
+}
+
+#[test]
+fn freebsd_mkimg_fixed_vhdf() {
+    check_image("freebsd-mkimg/img-1x1-512-mbr.vhdf", "fixed", None);
+}
+
+#[test]
+fn freebsd_mkimg_dynamic_gz() {
+    check_image("freebsd-mkimg/img-63x255-512-mbr.vhd.gz", "dynamic", None);
+}
+
+#[test]
+fn imhex_windows_fixed() {
+    let d = check_image(
+        "imhex-patterns/vhd.hexpat.vhd",
+        "fixed",
+        Some("current-size"),
+    );
+    assert_eq!(d["creator-app"], "win");
+}
+
+#[test]
+fn node_vhd_windows_dynamic() {
+    let d = check_image("node-vhd/dynamic.vhd.gz", "dynamic", Some("current-size"));
+    assert_eq!(d["creator-app"], "win");
+}
+
+#[test]
+fn node_vhd_windows_fixed() {
+    let d = check_image("node-vhd/fixed.vhd.gz", "fixed", Some("current-size"));
+    assert_eq!(d["creator-app"], "win");
+}
+
+#[test]
+fn qemu_iotests_hyperv_2012r2_dynamic() {
+    let d = check_image(
+        "qemu-iotests/hyperv2012r2-dynamic.vhd",
+        "dynamic",
+        Some("current-size"),
+    );
+    assert_eq!(d["creator-app"], "win");
+}
+
+#[test]
+fn qemu_iotests_virtual_pc_dynamic_is_sized_by_geometry() {
+    let d = check_image(
+        "qemu-iotests/virtualpc-dynamic.vhd",
+        "dynamic",
+        Some("geometry"),
+    );
+    assert_eq!(d["creator-app"], "vpc");
+    // Its current size says more than its geometry; the geometry wins.
+    assert!(field_u64(&d, "current-size") > manifest_entry("qemu-iotests/virtualpc-dynamic.vhd").0);
+}
+
+#[test]
+fn qemu_iotests_disk2vhd_zero_filled() {
+    let d = check_image(
+        "qemu-iotests/d2v-zerofilled.vhd.bz2",
+        "dynamic",
+        Some("current-size"),
+    );
+    assert_eq!(d["creator-app"], "d2v");
+}
+
+#[test]
+fn dfvfs_fat_differential_without_its_parent() {
+    let child = corpus().join("dfvfs/fat-differential.vhd");
+    // Recognised as a differencing disk (the library opens the layer alone).
+    let mut layer = Vhd::open_layer(&child, Access::Read).expect("the child layer opens");
+    let info = layer.info().unwrap();
+    let data = serde_json::Value::Object(info.specific.unwrap().1);
+    assert_eq!(data["disk-type"], "differencing", "{data:#}");
+    assert_eq!(data["creator-app"], "win", "{data:#}");
+    assert!(
+        field_str(&data, "parent-name").ends_with("fat-parent.vhd"),
+        "{data:#}"
+    );
+    assert_eq!(
+        layer.virtual_size(),
+        manifest_entry("dfvfs/fat-differential.vhd").0
+    );
+    drop(layer);
+    // The parent is not in the corpus: one line naming what was tried.
+    let dir = tempfile::tempdir().unwrap();
+    let out_raw = dir.path().join("out.raw");
+    for args in [
+        vec!["info".to_string(), s(&child)],
+        vec!["info".into(), "--output".into(), "json".into(), s(&child)],
+        vec![
+            "convert".into(),
+            "-O".into(),
+            "raw".into(),
+            s(&child),
+            s(&out_raw),
+        ],
+    ] {
+        let line = vimg_one_line_error(&args, &child, "fat-differential.vhd");
+        assert!(line.contains("cannot find the parent"), "{line}");
+        assert!(line.contains(".\\fat-parent.vhd"), "W2ru not named: {line}");
+        assert!(
+            line.contains("C:\\Projects\\dfvfs\\test_data\\fat-parent.vhd"),
+            "W2ku not named: {line}"
+        );
+    }
+    assert!(!out_raw.exists());
+}
+
+#[test]
+fn malformed_dfvfs_stale_checksums_are_one_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for rel in [
+        "malformed/dfvfs/image.vhd",
+        "malformed/dfvfs/image-differential.vhd",
+    ] {
+        let image = corpus().join(rel);
+        let out_raw = dir.path().join("out.raw");
+        for args in [
+            vec!["info".to_string(), s(&image)],
+            vec!["info".into(), "-f".into(), "vpc".into(), s(&image)],
+            vec![
+                "convert".into(),
+                "-O".into(),
+                "raw".into(),
+                s(&image),
+                s(&out_raw),
+            ],
+        ] {
+            let line = vimg_one_line_error(&args, &image, rel);
+            assert!(line.contains("checksum"), "{rel}: {line}");
+        }
+        assert_eq!(dir_names(dir.path()), Vec::<String>::new());
+    }
+}
