@@ -21,10 +21,12 @@ pub const MAX_GEOMETRY: Geometry = Geometry {
 /// Largest disk a VHD can describe: 2040 GiB.
 pub const MAX_SIZE: u64 = 0xff00_0000 * SECTOR;
 
-/// Creator applications whose disks are sized by the footer's current size.
-const CURRENT_SIZE_CREATORS: [&[u8; 4]; 8] = [
-    b"win ", b"qem2", b"d2v ", b"tap\0", b"CTXS", b"wa\0\0", b"vbox", b"vimg",
-];
+/// Creator applications whose disks are sized by their CHS geometry:
+/// Virtual PC and QEMU before `force_size`. Every other creator (Hyper-V
+/// `win `, Disk2vhd `d2v `, XenServer `tap\0`, `CTXS`, Azure `wa\0\0`, qemu
+/// `qem2`, VirtualBox `vbox`, vimg, and any unknown one) is sized by the
+/// footer's current size, as qemu-img does since 10.0.
+const GEOMETRY_CREATORS: [&[u8; 4]; 2] = [b"vpc ", b"qemu"];
 
 /// Where the disk size was read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,13 +111,13 @@ pub fn round_to_geometry(size: u64) -> (u64, Geometry) {
 /// Which size to trust for an existing disk, by its creator and geometry.
 pub fn size_source(footer: &Footer) -> SizeSource {
     let g = footer.geometry;
-    if g == MAX_GEOMETRY
-        || g.total_sectors() == 0
-        || CURRENT_SIZE_CREATORS.contains(&&footer.creator_app)
+    if GEOMETRY_CREATORS.contains(&&footer.creator_app)
+        && g != MAX_GEOMETRY
+        && g.total_sectors() != 0
     {
-        SizeSource::CurrentSize
-    } else {
         SizeSource::Geometry
+    } else {
+        SizeSource::CurrentSize
     }
 }
 
@@ -157,6 +159,33 @@ mod tests {
         assert_eq!(geometry_for_exact(4_212_736), g(121, 4, 17));
         // 10 GiB is not a CHS product: maximum geometry says "current size"
         assert_eq!(geometry_for_exact(10 << 30), MAX_GEOMETRY);
+    }
+
+    #[test]
+    fn size_source_follows_qemu_img_10() {
+        let mut f = Footer::parse(&{
+            let mut b = vec![0u8; 512];
+            b[..8].copy_from_slice(b"conectix");
+            b[60..64].copy_from_slice(&3u32.to_be_bytes());
+            let sum = super::super::footer::checksum(&b, 64);
+            b[64..68].copy_from_slice(&sum.to_be_bytes());
+            b
+        })
+        .unwrap();
+        f.geometry = g(1003, 12, 17);
+        for (creator, source) in [
+            (b"vpc ", SizeSource::Geometry),
+            (b"qemu", SizeSource::Geometry),
+            (b"win ", SizeSource::CurrentSize),
+            (b"*img", SizeSource::CurrentSize),
+            (b"d2v\0", SizeSource::CurrentSize),
+        ] {
+            f.creator_app = *creator;
+            assert_eq!(size_source(&f), source, "{creator:?}");
+        }
+        f.creator_app = *b"vpc ";
+        f.geometry = MAX_GEOMETRY;
+        assert_eq!(size_source(&f), SizeSource::CurrentSize);
     }
 
     #[test]
