@@ -55,6 +55,9 @@ pub enum Endian {
 
 /// Pages loaded together when a table is walked.
 const LOAD_BATCH: usize = 128;
+/// Memory that loaded, unchanged pages may take before they are dropped
+/// (and read again when needed): it bounds what a huge image costs.
+const MAX_LOADED_BYTES: usize = 32 << 20;
 
 #[derive(Debug)]
 enum State {
@@ -86,6 +89,10 @@ pub struct Table {
     page_entries: usize,
     len: u64,
     pages: Vec<Page>,
+    /// Pages in the `Loaded` state.
+    loaded: usize,
+    /// When loaded pages take more than this, unchanged ones are dropped.
+    max_loaded_bytes: usize,
 }
 
 impl Table {
@@ -110,6 +117,8 @@ impl Table {
             page_entries,
             len,
             pages,
+            loaded: 0,
+            max_loaded_bytes: MAX_LOADED_BYTES,
         }
     }
 
@@ -130,6 +139,9 @@ impl Table {
                 State::Loaded(vec![fill; page_entries].into_boxed_slice())
             };
             page.dirty = true;
+        }
+        if fill != 0 {
+            table.loaded = table.pages.len();
         }
         table
     }
@@ -202,6 +214,7 @@ impl Table {
                 return Ok(());
             }
             page.state = State::Loaded(vec![0; self.page_entries].into_boxed_slice());
+            self.loaded += 1;
         }
         if let State::Loaded(entries) = &mut page.state {
             if entries[i] != value {
@@ -228,6 +241,9 @@ impl Table {
             count += 1;
         }
         let total = count as u64 * bytes;
+        if (self.loaded + count) * bytes as usize > self.max_loaded_bytes {
+            self.evict_clean();
+        }
         if file.is_hole(start, total)? {
             for page in &mut self.pages[p..p + count] {
                 page.state = State::Zero;
@@ -248,10 +264,22 @@ impl Table {
             self.pages[p + k].state = if entries.iter().all(|&e| e == 0) {
                 State::Zero
             } else {
+                self.loaded += 1;
                 State::Loaded(entries.into_boxed_slice())
             };
         }
         Ok(())
+    }
+
+    /// Drop every loaded page that has not changed; they are read again
+    /// when next needed.
+    fn evict_clean(&mut self) {
+        for page in &mut self.pages {
+            if !page.dirty && matches!(page.state, State::Loaded(_)) {
+                page.state = State::Unloaded;
+                self.loaded -= 1;
+            }
+        }
     }
 
     /// True when every entry of page `p` is zero (an absent page counts).
@@ -433,6 +461,37 @@ mod tests {
         let mut raw = [0u8; 16];
         f.read_exact_at(&mut raw, 512).unwrap();
         assert_eq!(LittleEndian::read_u32(&raw[8..]), 3);
+    }
+
+    #[test]
+    fn unchanged_pages_are_dropped_past_the_memory_cap_and_read_again() {
+        let (_d, f) = temp_file();
+        // 64 pages of 4 entries, 32 bytes apart: each loads on its own.
+        let homes = || (0..64u64).map(|p| [512 + p * 32, 0]).collect();
+        let mut t = Table::new_filled(Endian::Little, 4, 256, homes(), 0);
+        for i in 0..256 {
+            t.set(&f, i, i as u32 + 1).unwrap();
+        }
+        t.flush(&f).unwrap();
+        let cap_pages = 8;
+        let mut again = Table::new(Endian::Little, 4, 256, homes());
+        again.max_loaded_bytes = cap_pages * 16;
+        for i in 0..256 {
+            assert_eq!(again.get(&f, i).unwrap(), i as u32 + 1);
+            assert!(again.loaded <= cap_pages, "{} pages loaded", again.loaded);
+        }
+        // A changed page survives eviction until it is flushed.
+        again.set(&f, 0, 77).unwrap();
+        for i in 4..256 {
+            again.get(&f, i).unwrap();
+        }
+        again.flush(&f).unwrap();
+        assert_eq!(
+            Table::new(Endian::Little, 4, 256, homes())
+                .get(&f, 0)
+                .unwrap(),
+            77
+        );
     }
 
     #[test]

@@ -147,28 +147,55 @@ impl Dynamic {
             differencing,
         };
         // Every block must lie inside the file (as qemu-img also demands):
-        // a truncated disk is refused, not read as zeros. New blocks go past
-        // every existing one.
-        let mut end = footer_at;
+        // a truncated disk is refused, not read as zeros. Blocks must not
+        // overlap the headers, the BAT or each other, or writing one would
+        // destroy another. New blocks go past every existing one.
+        let metadata = [
+            (0, SECTOR),
+            (header_offset, header_offset + HEADER_SIZE as u64),
+            (dynamic.header.table_offset, bat_end),
+        ];
+        let block_len = bitmap_size + block_size;
+        let mut blocks = Vec::new();
         for block in 0..entries {
             let entry = dynamic.bat.get(file, block)?;
             if entry == UNALLOCATED {
                 continue;
             }
             let host = entry as u64 * SECTOR;
-            let block_end = host + bitmap_size + block_size;
-            if block_end > file_len || host < SECTOR {
+            let block_end = host + block_len;
+            let bad = if block_end > file_len {
+                Some(format!("ends at byte {block_end}, past the end of the {file_len}-byte file (truncated?)"))
+            } else if metadata.iter().any(|&(a, b)| host < b && a < block_end) {
+                Some("overlaps the footer copy, the dynamic header or the BAT".to_string())
+            } else {
+                None
+            };
+            if let Some(why) = bad {
                 return Err(Error::corrupt(
                     path,
                     "VHD block allocation table",
                     header_offset_bat(&dynamic.header, block),
-                    format!(
-                        "block {block} at byte {host} ends at byte {block_end}, outside the {file_len}-byte file (truncated?)"
-                    ),
+                    format!("block {block} at byte {host} {why}"),
                 ));
             }
-            end = end.max(block_end);
+            blocks.push((host, block));
         }
+        blocks.sort_unstable();
+        for pair in blocks.windows(2) {
+            let ((a, first), (b, second)) = (pair[0], pair[1]);
+            if a + block_len > b {
+                return Err(Error::corrupt(
+                    path,
+                    "VHD block allocation table",
+                    header_offset_bat(&dynamic.header, second),
+                    format!("blocks {first} and {second} overlap at byte {b}"),
+                ));
+            }
+        }
+        let end = blocks
+            .last()
+            .map_or(footer_at, |&(h, _)| footer_at.max(h + block_len));
         dynamic.alloc = Allocator::new(end);
         Ok(dynamic)
     }
@@ -282,12 +309,14 @@ impl Dynamic {
         let span = (self.block_size - in_block).min(len);
         let bitmap = self.bitmap(file, block, host)?;
         let first = in_block / SECTOR;
+        // The run starts `lead` bytes into its first sector.
+        let lead = in_block % SECTOR;
         let set = bitmap.get(first);
         let mut sectors = 1;
-        while sectors * SECTOR < span && bitmap.get(first + sectors) == set {
+        while sectors * SECTOR - lead < span && bitmap.get(first + sectors) == set {
             sectors += 1;
         }
-        let run = (sectors * SECTOR).min(span);
+        let run = (sectors * SECTOR - lead).min(span);
         let kind = if set {
             Kind::Data {
                 host: Some(Host {

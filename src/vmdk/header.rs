@@ -42,8 +42,9 @@ pub const COMPRESS_DEFLATE: u16 = 1;
 
 /// Largest grain vimg accepts (sectors): 16 MiB.
 const MAX_GRAIN_SECTORS: u64 = 32768;
-/// Largest grain table vimg accepts (entries).
-const MAX_GTES: u32 = 65536;
+/// Largest grain table vimg accepts (entries): 512, as every writer uses
+/// and as qemu-img insists on.
+const MAX_GTES: u32 = 512;
 
 /// A parsed, sanity-checked sparse extent header.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -195,7 +195,14 @@ impl Vmdk {
         let mut start = 0u64;
         for line in &desc.extents {
             let extent = open_extent(path, line, start, access)?;
-            start += extent.len;
+            start = start.checked_add(extent.len).ok_or_else(|| {
+                Error::corrupt(
+                    path,
+                    "VMDK descriptor",
+                    0,
+                    "the extents add up to more than 16 EiB",
+                )
+            })?;
             extents.push(extent);
         }
         Ok(Vmdk {
@@ -362,12 +369,20 @@ fn open_extent(desc_path: &Path, line: &ExtentLine, start: u64, access: Access) 
             Storage::Sparse(Box::new(sparse))
         }
         "FLAT" | "VMFS" => {
+            let offset = line
+                .offset
+                .checked_mul(SECTOR)
+                .filter(|o| o.checked_add(len).is_some())
+                .ok_or_else(|| {
+                    Error::corrupt(
+                        desc_path,
+                        "VMDK extent line",
+                        0,
+                        format!("offset {} sectors is too large", line.offset),
+                    )
+                })?;
             let (file, name) = open_file()?;
-            Storage::Flat {
-                file,
-                name,
-                offset: line.offset.saturating_mul(SECTOR),
-            }
+            Storage::Flat { file, name, offset }
         }
         "ZERO" => Storage::Zero,
         other => {

@@ -142,6 +142,30 @@ impl SparseExtent {
             }
             homes.push(home);
         }
+        // Grain tables must not overlap one another: a table two directory
+        // entries share would make a write through one corrupt the other.
+        let mut spans: Vec<(u64, u64)> = homes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, h)| {
+                h.iter()
+                    .filter(|&&at| at != 0)
+                    .map(move |&at| (at, i as u64))
+            })
+            .collect();
+        spans.sort_unstable();
+        for pair in spans.windows(2) {
+            if pair[0].0 + gt_bytes > pair[1].0 {
+                return Err(corrupt(
+                    "VMDK grain directory",
+                    header.gd_offset * SECTOR + pair[1].1 * 4,
+                    format!(
+                        "the grain tables of entries {} and {} overlap at byte {}",
+                        pair[0].1, pair[1].1, pair[1].0
+                    ),
+                ));
+            }
+        }
         let gts = Table::new(Endian::Little, gt_entries as usize, n * gt_entries, homes);
         let mut extent = SparseExtent {
             name: Arc::from(path.as_path()),
@@ -172,6 +196,8 @@ impl SparseExtent {
         } else {
             self.grain
         };
+        // Header, descriptor, directories and tables come before `overhead`.
+        let metadata_end = self.header.overhead.saturating_mul(SECTOR);
         for p in 0..self.gd.len() as usize {
             if self.gts.page_is_zero(&self.file, p)? {
                 continue;
@@ -182,6 +208,16 @@ impl SparseExtent {
                     Grain::At(h) | Grain::Compressed(h) => h,
                     Grain::Unallocated | Grain::Zero => continue,
                 };
+                if host < metadata_end {
+                    return Err(Error::corrupt(
+                        &self.name,
+                        "VMDK grain table",
+                        self.gts.home(p) + (index - first) * 4,
+                        format!(
+                            "grain {index} at byte {host} lies inside the metadata area (before byte {metadata_end})"
+                        ),
+                    ));
+                }
                 if host.saturating_add(need) > len {
                     return Err(Error::corrupt(
                         &self.name,
