@@ -52,6 +52,8 @@ pub struct SparseExtent {
     cache: Option<(u64, Vec<u8>)>,
     /// A VMDK3 (COWD) extent: read only.
     cowd: bool,
+    /// Space was allocated since open.
+    grew: bool,
 }
 
 impl SparseExtent {
@@ -179,6 +181,7 @@ impl SparseExtent {
             alloc: Allocator::new(align_up(len, SECTOR)),
             cache: None,
             cowd,
+            grew: false,
             header,
             file,
         };
@@ -373,6 +376,7 @@ impl SparseExtent {
             }
         }
         let host = self.alloc.take(self.grain, SECTOR);
+        self.grew = true;
         let sector = u32::try_from(host / SECTOR).map_err(|_| {
             Error::unsupported(
                 &self.name,
@@ -438,7 +442,10 @@ impl SparseExtent {
     /// Write changed grain tables, then the directories; make sure the file
     /// covers the last grain.
     pub fn flush(&mut self) -> Result<()> {
-        if self.file.length()? < self.alloc.end() {
+        // Only grains allocated now can need the file to grow; an extent
+        // nothing was added to keeps its length (a stream's footer must
+        // stay in its second-to-last sector).
+        if self.grew && self.file.length()? < self.alloc.end() {
             self.file.set_len(self.alloc.end())?;
         }
         self.gts.flush(&self.file)?;
