@@ -55,6 +55,7 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output style')
             [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Read the image even while another process may be writing it')
             [CompletionResult]::new('--force-share', '--force-share', [CompletionResultType]::ParameterName, 'Read the image even while another process may be writing it')
+            [CompletionResult]::new('--backing-chain', '--backing-chain', [CompletionResultType]::ParameterName, 'Show every image of the backing chain, top first')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')

@@ -231,7 +231,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__info)
-            opts="-f -U -h -V --format --output --force-share --help --version"
+            opts="-f -U -h -V --format --output --force-share --backing-chain --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -50,6 +50,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand --output 'Output style'
             cand -U 'Read the image even while another process may be writing it'
             cand --force-share 'Read the image even while another process may be writing it'
+            cand --backing-chain 'Show every image of the backing chain, top first'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'

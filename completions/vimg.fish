@@ -43,6 +43,7 @@ complete -c vimg -n "__fish_vimg_using_subcommand info" -s f -l format -d 'Image
 complete -c vimg -n "__fish_vimg_using_subcommand info" -l output -d 'Output style' -r -f -a "human\t''
 json\t''"
 complete -c vimg -n "__fish_vimg_using_subcommand info" -s U -l force-share -d 'Read the image even while another process may be writing it'
+complete -c vimg -n "__fish_vimg_using_subcommand info" -l backing-chain -d 'Show every image of the backing chain, top first'
 complete -c vimg -n "__fish_vimg_using_subcommand info" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vimg -n "__fish_vimg_using_subcommand info" -s V -l version -d 'Print version'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s f -l format -d 'Source format (probed from the content when not given)' -r

@@ -704,3 +704,70 @@ fn deltas_made_by_qemu_img_read_like_qemu() {
     qemu_io("vmdk", &top, &["write -P 0x7f 4M 1".into()]);
     assert_reads_like_qemu(&top, d);
 }
+
+/// `info --backing-chain` lists every layer top first, with the fields
+/// qemu-img gives each one (file names, sizes, backing names and formats).
+#[test]
+fn info_backing_chain_lists_the_layers_like_qemu_img() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    make_base(&p(d, "base.vmdk"));
+    std::fs::create_dir(p(d, "sub")).unwrap();
+    vimg_ok(&[
+        "create",
+        "-q",
+        "-f",
+        "vmdk",
+        "-b",
+        "../base.vmdk",
+        &s(&p(d, "sub/mid.vmdk")),
+    ]);
+    vimg_ok(&[
+        "create",
+        "-q",
+        "-f",
+        "vmdk",
+        "-b",
+        "mid.vmdk",
+        &s(&p(d, "sub/top.vmdk")),
+    ]);
+    let top = s(&p(d, "sub/top.vmdk"));
+    let ours: serde_json::Value = serde_json::from_str(&vimg_ok(&[
+        "info",
+        "--backing-chain",
+        "--output",
+        "json",
+        &top,
+    ]))
+    .unwrap();
+    let qemu: serde_json::Value = serde_json::from_str(&qemu_img(&[
+        "info",
+        "--backing-chain",
+        "--output=json",
+        &top,
+    ]))
+    .unwrap();
+    let (ours, qemu) = (ours.as_array().unwrap(), qemu.as_array().unwrap());
+    assert_eq!(ours.len(), 3);
+    assert_eq!(ours.len(), qemu.len());
+    for (a, b) in ours.iter().zip(qemu) {
+        for key in [
+            "virtual-size",
+            "format",
+            "backing-filename",
+            "backing-filename-format",
+        ] {
+            assert_eq!(a.get(key), b.get(key), "{key} of {}", a["filename"]);
+        }
+        let canon = |v: &serde_json::Value| v.as_str().map(|f| std::fs::canonicalize(f).unwrap());
+        for key in ["filename", "full-backing-filename"] {
+            assert_eq!(canon(&a[key]), canon(&b[key]), "{key} of {}", a["filename"]);
+        }
+    }
+    // Without the flag, only the top image.
+    let one: serde_json::Value =
+        serde_json::from_str(&vimg_ok(&["info", "--output", "json", &top])).unwrap();
+    assert!(one.is_object());
+    let human = vimg_ok(&["info", "--backing-chain", &top]);
+    assert_eq!(human.matches("image: ").count(), 3, "{human}");
+}

@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::{json, Map, Value};
 
 use super::Output;
-use crate::image::{self, Format, ImageInfo};
+use crate::image::{self, BlockDevice, Format, ImageInfo};
 use crate::units::human_size;
 
 /// Show an image's format, virtual and allocated size, and format details.
@@ -29,6 +29,10 @@ pub struct InfoArgs {
     #[arg(short = 'U', long = "force-share")]
     force_share: bool,
 
+    /// Show every image of the backing chain, top first
+    #[arg(long = "backing-chain")]
+    backing_chain: bool,
+
     /// The image to inspect
     file: PathBuf,
 }
@@ -42,33 +46,84 @@ pub fn actual_size(files: &[PathBuf]) -> u64 {
         .sum()
 }
 
+/// One image of a chain, as `info` shows it.
+struct Layer {
+    file: PathBuf,
+    info: ImageInfo,
+    actual: u64,
+    /// The parent's file and format, for a delta.
+    parent: Option<(PathBuf, &'static str)>,
+}
+
+/// The top image, and with `all` every image below it.
+fn layers(image: &mut dyn BlockDevice, top: &Path, all: bool) -> anyhow::Result<Vec<Layer>> {
+    let mut out = Vec::new();
+    let mut file = top.to_path_buf();
+    let mut current = Some(image);
+    while let Some(layer) = current {
+        let info = layer.info()?;
+        let actual = actual_size(&layer.files());
+        let parent = match layer.parent() {
+            Some(p) => Some((
+                p.files().into_iter().next().unwrap_or_default(),
+                p.info()?.format,
+            )),
+            None => None,
+        };
+        let next = parent.as_ref().map(|(f, _)| f.clone());
+        out.push(Layer {
+            file,
+            info,
+            actual,
+            parent,
+        });
+        match (all, next) {
+            (true, Some(next)) => {
+                file = next;
+                current = layer.parent();
+            }
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
 pub fn run(args: InfoArgs) -> anyhow::Result<u8> {
     let format = args.format.as_deref().map(Format::from_name).transpose()?;
     let mut image = image::open(&args.file, format, super::read_access(args.force_share))?;
-    let info = image.info()?;
-    let actual = actual_size(&image.files());
-    match args.output {
-        Output::Json => {
-            let v = to_json(&args.file, &info, actual);
-            super::print(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
+    let list = layers(image.as_mut(), &args.file, args.backing_chain)?;
+    let text = match (args.output, args.backing_chain) {
+        (Output::Json, false) => serde_json::to_string_pretty(&to_json(&list[0]))? + "\n",
+        (Output::Json, true) => {
+            let all: Vec<Value> = list.iter().map(to_json).collect();
+            serde_json::to_string_pretty(&all)? + "\n"
         }
-        Output::Human => super::print(&to_human(&args.file, &info, actual))?,
-    }
+        (Output::Human, _) => list.iter().map(to_human).collect::<Vec<_>>().join("\n"),
+    };
+    super::print(&text)?;
     Ok(0)
 }
 
 /// qemu-img's JSON shape.
-fn to_json(file: &Path, info: &ImageInfo, actual: u64) -> Value {
+fn to_json(layer: &Layer) -> Value {
+    let info = &layer.info;
     let mut v = Map::new();
     v.insert("virtual-size".into(), json!(info.virtual_size));
-    v.insert("filename".into(), json!(file.display().to_string()));
+    v.insert("filename".into(), json!(layer.file.display().to_string()));
     if let Some(c) = info.cluster_size {
         v.insert("cluster-size".into(), json!(c));
     }
     v.insert("format".into(), json!(info.format));
-    v.insert("actual-size".into(), json!(actual));
+    v.insert("actual-size".into(), json!(layer.actual));
     if let Some(b) = &info.backing_file {
         v.insert("backing-filename".into(), json!(b));
+    }
+    if let Some((file, format)) = &layer.parent {
+        v.insert(
+            "full-backing-filename".into(),
+            json!(file.display().to_string()),
+        );
+        v.insert("backing-filename-format".into(), json!(format));
     }
     if let Some((kind, data)) = &info.specific {
         v.insert(
@@ -81,8 +136,9 @@ fn to_json(file: &Path, info: &ImageInfo, actual: u64) -> Value {
 }
 
 /// qemu-img's human layout.
-fn to_human(file: &Path, info: &ImageInfo, actual: u64) -> String {
-    let mut s = format!("image: {}\n", file.display());
+fn to_human(layer: &Layer) -> String {
+    let (info, actual) = (&layer.info, layer.actual);
+    let mut s = format!("image: {}\n", layer.file.display());
     s += &format!("file format: {}\n", info.format);
     s += &format!(
         "virtual size: {} ({} bytes)\n",
@@ -94,7 +150,16 @@ fn to_human(file: &Path, info: &ImageInfo, actual: u64) -> String {
         s += &format!("cluster_size: {c}\n");
     }
     if let Some(b) = &info.backing_file {
-        s += &format!("backing file: {b}\n");
+        s += &format!("backing file: {b}");
+        match &layer.parent {
+            Some((file, format)) => {
+                if file.as_path() != Path::new(b) {
+                    s += &format!(" (actual path: {})", file.display());
+                }
+                s += &format!("\nbacking file format: {format}\n");
+            }
+            None => s.push('\n'),
+        }
     }
     if let Some((_, data)) = &info.specific {
         s += "Format specific information:\n";
