@@ -67,7 +67,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__convert)
-            opts="-f -O -o -p -c -S -U -q -h -V --format --output-format --progress --compress --force-share --force --quiet --help --version"
+            opts="-f -O -o -p -c -S -U -t -q -h -V --format --output-format --progress --compress --force-share --cache --force --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -97,6 +97,14 @@ _vimg() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cache)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -105,7 +113,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__create)
-            opts="-f -o -q -b -F -h -V --format --force --quiet --backing --backing-format --help --version"
+            opts="-f -o -t -q -b -F -h -V --format --cache --force --quiet --backing --backing-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -121,6 +129,14 @@ _vimg() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
                     return 0
                     ;;
                 --backing)

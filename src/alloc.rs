@@ -122,8 +122,9 @@ impl Table {
         }
     }
 
-    /// A table held only in memory so far: every page starts as `fill` and
+    /// A table held only in memory so far (tests build tables this way): every page starts as `fill` and
     /// dirty, and is written to its homes at the next flush.
+    #[cfg(test)]
     pub fn new_filled(
         endian: Endian,
         page_entries: usize,
@@ -289,6 +290,7 @@ impl Table {
     }
 
     /// True when some page changed since the last flush.
+    #[cfg(test)]
     pub fn is_dirty(&self) -> bool {
         self.pages.iter().any(|p| p.dirty)
     }

@@ -43,13 +43,23 @@ impl Chain {
 }
 
 /// Where a parent recorded as `name` by the image at `child` lives:
-/// relative names are relative to the child's folder.
+/// relative names are relative to the child's folder. Windows names (with
+/// backslashes) are read with slashes, and one with a drive letter, which
+/// cannot exist here, stands for its file name beside the child.
 pub fn parent_path(child: &Path, name: &str) -> PathBuf {
-    let name = Path::new(name);
-    if name.is_absolute() {
-        return name.to_path_buf();
+    let dir = child.parent().unwrap_or(Path::new(""));
+    let unix = name.replace('\\', "/");
+    let bytes = unix.as_bytes();
+    if bytes.len() >= 2 && bytes[1] == b':' && bytes[0].is_ascii_alphabetic() {
+        let file = unix.rsplit('/').next().unwrap_or("");
+        return dir.join(file);
     }
-    child.parent().unwrap_or(Path::new("")).join(name)
+    let unix = unix.strip_prefix("./").unwrap_or(&unix);
+    let path = Path::new(unix);
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    dir.join(path)
 }
 
 /// How to record `parent` in a delta that will live in `child_dir`: a path
@@ -134,6 +144,14 @@ mod tests {
         assert_eq!(
             parent_path(Path::new("child.vmdk"), "/abs/base.vmdk"),
             Path::new("/abs/base.vmdk")
+        );
+        assert_eq!(
+            parent_path(Path::new("/d/child.vmdk"), "C:\\VMs\\base.vmdk"),
+            Path::new("/d/base.vmdk")
+        );
+        assert_eq!(
+            parent_path(Path::new("/d/child.vhd"), ".\\sub\\base.vhd"),
+            Path::new("/d/sub/base.vhd")
         );
     }
 

@@ -58,6 +58,15 @@ pub enum Error {
     #[error("{path}: another process may be writing it (a running VM, qemu-img or vimg holds its write lock); -U reads it anyway", path = .path.display())]
     BeingWritten { path: PathBuf },
 
+    /// A delta's parent cannot be opened.
+    #[error("{path}: cannot open its parent {parent}", path = .path.display(), parent = .parent.display())]
+    Parent {
+        path: PathBuf,
+        parent: PathBuf,
+        #[source]
+        source: Box<Error>,
+    },
+
     /// A request that cannot be carried out as asked (bad option, size, range).
     #[error("{0}")]
     Invalid(String),
@@ -93,6 +102,15 @@ impl Error {
             path: path.to_path_buf(),
             op,
             source,
+        }
+    }
+
+    /// A parent-opening error for the delta at `path`.
+    pub fn parent(path: &Path, parent: &Path, source: Error) -> Self {
+        Error::Parent {
+            path: path.to_path_buf(),
+            parent: parent.to_path_buf(),
+            source: Box::new(source),
         }
     }
 

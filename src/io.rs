@@ -6,7 +6,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, ErrorKind};
-use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use std::os::fd::AsRawFd;
@@ -70,7 +70,6 @@ impl Access {
 pub struct ImageFile {
     file: File,
     path: PathBuf,
-    writable: bool,
 }
 
 impl ImageFile {
@@ -95,7 +94,6 @@ impl ImageFile {
         let image = ImageFile {
             file,
             path: path.to_path_buf(),
-            writable: access == Access::Write,
         };
         match access {
             Access::Write => image.lock()?,
@@ -122,7 +120,6 @@ impl ImageFile {
         let image = ImageFile {
             file,
             path: path.to_path_buf(),
-            writable: true,
         };
         image.lock()?;
         Ok(image)
@@ -163,11 +160,6 @@ impl ImageFile {
         &self.path
     }
 
-    /// Whether the file was opened for writing.
-    pub fn writable(&self) -> bool {
-        self.writable
-    }
-
     /// Length in bytes; works for block devices too.
     pub fn length(&self) -> Result<u64> {
         let meta = self
@@ -179,15 +171,6 @@ impl ImageFile {
         }
         rustix::fs::seek(&self.file, SeekFrom::End(0))
             .map_err(|e| Error::file(&self.path, "cannot find the length of", e.into()))
-    }
-
-    /// Bytes the file occupies on its filesystem (holes excluded).
-    pub fn allocated_bytes(&self) -> Result<u64> {
-        let meta = self
-            .file
-            .metadata()
-            .map_err(|e| Error::file(&self.path, "cannot stat", e))?;
-        Ok(meta.blocks() * 512)
     }
 
     /// Read exactly `buf.len()` bytes at `offset`; running into the end of

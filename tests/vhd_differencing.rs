@@ -394,7 +394,9 @@ fn created_child_records_its_parent_as_specified() {
     // vimg info.
     let v = vimg_info(None, &child);
     assert_eq!(field_u64(&v, "virtual-size"), SIZE);
-    assert_eq!(field_str(&v, "backing-filename"), s(&base));
+    // As recorded (qemu-img's meaning), and resolved.
+    assert_eq!(field_str(&v, "backing-filename"), ".\\base.vhd");
+    assert_eq!(field_str(&v, "full-backing-filename"), s(&base));
     let data = &v["format-specific"]["data"];
     assert_eq!(data["disk-type"], "differencing", "{v:#}");
     assert_eq!(data["uuid"], cf.uuid.as_str());

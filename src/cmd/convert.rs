@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::staging::{check_staged, Staging};
+use super::staging::{Cache, Staging};
 use crate::copy::{copy, CopyOptions};
 use crate::image::{self, Format};
 use crate::options::Options;
@@ -58,6 +58,12 @@ pub struct ConvertArgs {
     #[arg(short = 'U', long = "force-share")]
     force_share: bool,
 
+    /// When to flush the new image to disk: unsafe (never), writeback, none,
+    /// writethrough or directsync (before it is moved into place). Without
+    /// -t, only an image that replaces an existing file is flushed
+    #[arg(short = 't', long = "cache", value_enum, value_name = "CACHE")]
+    cache: Option<Cache>,
+
     /// Replace TARGET if it exists
     #[arg(long)]
     force: bool,
@@ -102,7 +108,11 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
     let to_stdout = args.target.as_os_str() == "-";
     let staging = match to_stdout {
         true => None,
-        false => Some(Staging::new(&args.target, args.force)?),
+        false => Some(Staging::new(
+            &args.target,
+            args.force,
+            args.cache.unwrap_or_default(),
+        )?),
     };
     // Errors name the target, not the hidden work folder.
     let explain = |e: crate::Error| -> anyhow::Error {
@@ -176,7 +186,6 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
     let files = dst.files();
     drop(dst);
     if let Some(staging) = staging {
-        check_staged(&staging, &files)?;
         staging.commit(&files)?;
     }
     Ok(0)

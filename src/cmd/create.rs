@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::Args;
 
-use super::staging::{check_staged, Staging};
+use super::staging::{Cache, Staging};
 use crate::chain;
 use crate::image::{self, Backing, Format};
 use crate::io::Access;
@@ -34,6 +34,12 @@ pub struct CreateArgs {
     /// zeroed_grain; vhd: subformat=dynamic|fixed, force_size, block_size)
     #[arg(short = 'o', value_name = "OPTIONS")]
     options: Vec<String>,
+
+    /// When to flush the new image to disk: unsafe (never), writeback, none,
+    /// writethrough or directsync (before it is moved into place). Without
+    /// -t, only an image that replaces an existing file is flushed
+    #[arg(short = 't', long = "cache", value_enum, value_name = "CACHE")]
+    cache: Option<Cache>,
 
     /// Replace FILE if it exists
     #[arg(long)]
@@ -94,7 +100,7 @@ pub fn run(args: CreateArgs) -> anyhow::Result<u8> {
             .virtual_size(),
         (None, None) => bail!("a size is needed without -b"),
     };
-    let staging = Staging::new(&args.file, args.force)?;
+    let staging = Staging::new(&args.file, args.force, args.cache.unwrap_or_default())?;
     let image = image::create(&staging.path(), format, size, &mut opts, backing.as_ref())
         .and_then(|mut image| image.flush().map(|()| image))
         .map_err(|e| staging.explain(e))
@@ -107,7 +113,6 @@ pub fn run(args: CreateArgs) -> anyhow::Result<u8> {
     let files = image.files();
     let virtual_size = image.virtual_size();
     drop(image);
-    check_staged(&staging, &files)?;
     staging.commit(&files)?;
     if !args.quiet {
         super::print(&format!(

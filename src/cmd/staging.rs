@@ -1,14 +1,43 @@
 //! Making new images safely: files are built in a hidden folder beside the
-//! target and renamed into place only when everything has succeeded, so a
+//! target and moved into place only when everything has succeeded, so a
 //! failure or an interruption never leaves a half-written image, and an
-//! existing file is only replaced with `--force`.
+//! existing file is only replaced with `--force` — then atomically, keeping
+//! its mode and owner, and flushed to disk first, so a crash can never
+//! leave neither the old image nor the new one.
 
 use std::ffi::OsString;
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use clap::ValueEnum;
 use rustix::fs::{renameat_with, RenameFlags, CWD};
+
+/// When new images are flushed to disk (qemu-img's `-t` cache modes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Cache {
+    /// Flush what replaces an existing file (vimg's default).
+    #[default]
+    #[value(skip)]
+    Replacing,
+    /// Never flush (fastest; a power cut can lose the new image).
+    Unsafe,
+    /// Flush the new image before it is moved into place.
+    Writeback,
+    /// As writeback.
+    None,
+    /// As writeback.
+    Writethrough,
+    /// As writeback.
+    Directsync,
+}
+
+impl Cache {
+    fn flush_all(self) -> bool {
+        !matches!(self, Cache::Replacing | Cache::Unsafe)
+    }
+}
 
 /// A hidden build folder for one target.
 pub struct Staging {
@@ -16,22 +45,34 @@ pub struct Staging {
     target_dir: PathBuf,
     name: OsString,
     force: bool,
+    cache: Cache,
 }
 
 impl Staging {
     /// Prepare to build `target`; fails at once when it exists and `force`
-    /// is not given.
-    pub fn new(target: &Path, force: bool) -> anyhow::Result<Staging> {
+    /// is not given, or when it is something other than a regular file. A
+    /// symbolic link stands for the file it names.
+    pub fn new(target: &Path, force: bool, cache: Cache) -> anyhow::Result<Staging> {
+        let mut target = target.to_path_buf();
+        if let Ok(meta) = fs::symlink_metadata(&target) {
+            if !force {
+                return Err(crate::Error::Exists { path: target }.into());
+            }
+            if meta.file_type().is_symlink() {
+                target = fs::canonicalize(&target)
+                    .with_context(|| format!("{}: a symbolic link to nothing", target.display()))?;
+            }
+            if !fs::metadata(&target)?.is_file() {
+                bail!(
+                    "{}: not a regular file; vimg only replaces image files",
+                    target.display()
+                );
+            }
+        }
         let name = target
             .file_name()
             .with_context(|| format!("{}: not a file name", target.display()))?
             .to_os_string();
-        if !force && fs::symlink_metadata(target).is_ok() {
-            return Err(crate::Error::Exists {
-                path: target.to_path_buf(),
-            }
-            .into());
-        }
         let target_dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -45,6 +86,7 @@ impl Staging {
             target_dir,
             name,
             force,
+            cache,
         })
     }
 
@@ -65,50 +107,92 @@ impl Staging {
         self.dir.join(&self.name)
     }
 
-    /// Move the built files into place, the target itself last. With
-    /// `force`, files that replace existing ones are flushed to disk first.
+    /// Move the built files into place, the target itself last. A file
+    /// that replaces an existing one takes its mode and owner, is flushed to
+    /// disk, and is swapped in atomically; when one move fails, the ones
+    /// made are undone and the old files are back.
     pub fn commit(self, files: &[PathBuf]) -> anyhow::Result<()> {
+        for f in files {
+            if f.parent() != Some(self.dir.as_path()) {
+                bail!("{}: image file outside the work folder", f.display());
+            }
+        }
         let mut order: Vec<&PathBuf> = files
             .iter()
             .filter(|f| f.file_name() != Some(&self.name))
             .collect();
-        order.push(
-            &files[files
-                .iter()
-                .position(|f| f.file_name() == Some(&self.name))
-                .unwrap_or(0)],
-        );
-        let mut moved: Vec<(PathBuf, PathBuf)> = Vec::new();
+        order.extend(files.iter().filter(|f| f.file_name() == Some(&self.name)));
+        let mut done: Vec<(PathBuf, PathBuf, bool)> = Vec::new();
         for staged in order {
             let Some(name) = staged.file_name() else {
                 continue;
             };
             let dest = self.target_dir.join(name);
-            let result = if self.force {
-                if dest.exists() {
-                    fs::File::open(staged)
-                        .and_then(|f| f.sync_all())
-                        .with_context(|| format!("{}: cannot flush to disk", staged.display()))?;
-                }
-                fs::rename(staged, &dest).map_err(anyhow::Error::from)
-            } else {
-                renameat_with(CWD, staged, CWD, &dest, RenameFlags::NOREPLACE).map_err(|e| {
-                    if e == rustix::io::Errno::EXIST {
-                        crate::Error::Exists { path: dest.clone() }.into()
-                    } else {
-                        anyhow::Error::from(std::io::Error::from(e))
+            match self.place(staged, &dest) {
+                Ok(swapped) => done.push((staged.clone(), dest, swapped)),
+                Err(e) => {
+                    for (staged, dest, swapped) in done.iter().rev() {
+                        let flags = match swapped {
+                            true => RenameFlags::EXCHANGE,
+                            false => RenameFlags::empty(),
+                        };
+                        let _ = renameat_with(CWD, dest, CWD, staged, flags);
                     }
-                })
-            };
-            if let Err(e) = result {
-                for (from, to) in moved.iter().rev() {
-                    let _ = fs::rename(to, from);
+                    return Err(
+                        e.context(format!("cannot move the new image to {}", dest.display()))
+                    );
                 }
-                return Err(e.context(format!("cannot move the new image to {}", dest.display())));
             }
-            moved.push((staged.clone(), dest));
+        }
+        if self.cache != Cache::Unsafe {
+            // The new names themselves.
+            fs::File::open(&self.target_dir)
+                .and_then(|d| d.sync_all())
+                .with_context(|| {
+                    format!("{}: cannot flush the folder", self.target_dir.display())
+                })?;
         }
         Ok(())
+    }
+
+    /// Put `staged` at `dest`; returns true when it swapped with an
+    /// existing file (which then sits at `staged`).
+    fn place(&self, staged: &Path, dest: &Path) -> anyhow::Result<bool> {
+        let existing = match fs::symlink_metadata(dest) {
+            Ok(meta) if self.force && meta.is_file() => Some(meta),
+            Ok(_) => {
+                return Err(crate::Error::Exists {
+                    path: dest.to_path_buf(),
+                }
+                .into())
+            }
+            Err(_) => None,
+        };
+        if let Some(old) = &existing {
+            fs::set_permissions(staged, old.permissions())?;
+            // Only root may give a file away; otherwise it stays ours.
+            let _ = std::os::unix::fs::chown(staged, Some(old.uid()), Some(old.gid()));
+        }
+        if self.cache != Cache::Unsafe && (existing.is_some() || self.cache.flush_all()) {
+            fs::File::open(staged)
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("{}: cannot flush to disk", staged.display()))?;
+        }
+        let flags = match existing {
+            Some(_) => RenameFlags::EXCHANGE,
+            None => RenameFlags::NOREPLACE,
+        };
+        renameat_with(CWD, staged, CWD, dest, flags).map_err(|e| {
+            if e == rustix::io::Errno::EXIST {
+                crate::Error::Exists {
+                    path: dest.to_path_buf(),
+                }
+                .into()
+            } else {
+                anyhow::Error::from(std::io::Error::from(e))
+            }
+        })?;
+        Ok(existing.is_some())
     }
 }
 
@@ -116,15 +200,4 @@ impl Drop for Staging {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
     }
-}
-
-/// Fail unless every file lies in the staging folder (a format that wrote
-/// elsewhere would escape the rename).
-pub fn check_staged(staging: &Staging, files: &[PathBuf]) -> anyhow::Result<()> {
-    for f in files {
-        if f.parent() != Some(staging.dir.as_path()) {
-            bail!("{}: image file outside the work folder", f.display());
-        }
-    }
-    Ok(())
 }

@@ -194,7 +194,7 @@ fn write_new(
         file.set_len(size + FOOTER_SIZE as u64)?;
         return file.write_all_at(&bytes, size);
     }
-    let (_, mut meta, footer_at) = Dynamic::initial_layout(size, block_size, parent);
+    let (mut meta, footer_at) = Dynamic::initial_layout(size, block_size, parent);
     meta[..FOOTER_SIZE].copy_from_slice(&bytes);
     file.write_all_at(&meta, 0)?;
     file.write_all_at(&bytes, footer_at)

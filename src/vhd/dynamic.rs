@@ -21,12 +21,69 @@ use crate::io::{align_up, ImageFile, SECTOR};
 pub const UNALLOCATED: u32 = 0xffff_ffff;
 /// Where new block data is aligned to.
 const DATA_ALIGN: u64 = 4096;
+/// The most BAT entries vimg accepts: 2040 GiB in 512 KiB blocks needs
+/// about 4.2 million.
+const MAX_BAT_ENTRIES: u64 = 1 << 23;
+/// The end of what 32-bit sector numbers in the BAT can point at.
+const MAX_ADDRESSABLE: u64 = (u32::MAX as u64) * SECTOR;
 /// BAT entries per table page (one sector).
 const BAT_PAGE: usize = 128;
 
-/// Where the BAT entry of `block` is in the file.
-fn header_offset_bat(header: &DynamicHeader, block: u64) -> u64 {
-    header.table_offset + block * 4
+/// Check that the BAT described by `header` can map a disk of `size`
+/// bytes, lies inside the file and clear of the headers, and is of a size
+/// vimg handles. Returns where it ends.
+fn check_bat(
+    path: &Path,
+    header: &DynamicHeader,
+    header_offset: u64,
+    size: u64,
+    file_len: u64,
+) -> Result<u64> {
+    let corrupt =
+        |detail: String| Error::corrupt(path, "VHD dynamic header", header_offset, detail);
+    let block_size = header.block_size as u64;
+    let entries = header.max_table_entries as u64;
+    if entries > MAX_BAT_ENTRIES {
+        return Err(corrupt(format!(
+            "{entries} BAT entries are more than vimg handles ({MAX_BAT_ENTRIES})"
+        )));
+    }
+    if entries * block_size < size {
+        return Err(corrupt(format!(
+            "{entries} BAT entries of {block_size} bytes cannot hold a {size}-byte disk"
+        )));
+    }
+    let at = header.table_offset;
+    let end = at
+        .checked_add(entries * 4)
+        .filter(|&end| end <= file_len)
+        .ok_or_else(|| {
+            corrupt(format!(
+                "the BAT ({entries} entries at byte {at}) runs past the end of the {file_len}-byte file"
+            ))
+        })?;
+    let header_end = header_offset + HEADER_SIZE as u64;
+    if at < SECTOR || at < header_end && header_offset < end {
+        return Err(corrupt(format!(
+            "the BAT at byte {at} overlaps the footer copy or the dynamic header"
+        )));
+    }
+    Ok(end)
+}
+
+/// True when the first `sectors` bits of a bitmap (most significant bit
+/// first) are all set; a block of fewer than 8 sectors uses part of a byte.
+fn all_set(bits: &[u8], sectors: u64) -> bool {
+    let (whole, rest) = ((sectors / 8) as usize, sectors % 8);
+    let tail = 0xffu8 << ((8 - rest) as u32 % 8);
+    bits[..whole].iter().all(|&b| b == 0xff) && (rest == 0 || bits[whole] & tail == tail)
+}
+
+/// Whether block data can be 4 KiB-aligned: a fully allocated disk of
+/// `entries` blocks laid out from `start` must stay addressable by the
+/// BAT's 32-bit sector numbers with the padding that costs.
+fn can_align(start: u64, entries: u64, bitmap: u64, block: u64) -> bool {
+    start + entries * (bitmap + block + DATA_ALIGN) <= MAX_ADDRESSABLE
 }
 
 /// What a new differencing disk records about its parent.
@@ -85,132 +142,130 @@ pub struct Dynamic {
     /// For dynamic disks an unused sector reads as zero; for differencing
     /// disks it reads from the parent.
     differencing: bool,
+    /// New block data goes on 4 KiB boundaries (when the disk stays
+    /// addressable with the padding that costs).
+    align_data: bool,
 }
 
 impl Dynamic {
     /// Load the BAT description for a disk of `size` bytes from `header`,
-    /// checking it against the file's length.
+    /// checking it and every block it points at against the file.
+    /// `tail_footer` says whether the file ends in a valid footer (when it
+    /// does not, nothing at its end may be taken for one and cleared).
     pub fn open(
         file: &ImageFile,
         header: DynamicHeader,
         header_offset: u64,
         size: u64,
         differencing: bool,
+        tail_footer: bool,
     ) -> Result<Dynamic> {
-        let path = file.path();
         let file_len = file.length()?;
-        let corrupt =
-            |detail: String| Error::corrupt(path, "VHD dynamic header", header_offset, detail);
-        let block_size = header.block_size as u64;
+        let bat_end = check_bat(file.path(), &header, header_offset, size, file_len)?;
         let entries = header.max_table_entries as u64;
-        if entries * block_size < size {
-            return Err(corrupt(format!(
-                "{entries} BAT entries of {block_size} bytes cannot hold a {size}-byte disk"
-            )));
-        }
-        let bat_end = header
-            .table_offset
-            .checked_add(entries * 4)
-            .filter(|&end| end <= file_len)
-            .ok_or_else(|| {
-                corrupt(format!(
-                    "the BAT ({entries} entries at byte {}) runs past the end of the {file_len}-byte file",
-                    header.table_offset
-                ))
-            })?;
-        let header_range = header_offset..header_offset + HEADER_SIZE as u64;
-        if header.table_offset < SECTOR
-            || header_range.contains(&header.table_offset)
-            || (header.table_offset..bat_end).contains(&header_offset)
-        {
-            return Err(corrupt(format!(
-                "the BAT at byte {} overlaps the footer copy or the dynamic header",
-                header.table_offset
-            )));
-        }
-        let pages = entries.div_ceil(BAT_PAGE as u64);
-        let homes = (0..pages)
+        let homes = (0..entries.div_ceil(BAT_PAGE as u64))
             .map(|p| [header.table_offset + p * SECTOR, 0])
             .collect();
-        let bat = Table::new(Endian::Big, BAT_PAGE, entries, homes);
-        let bitmap_size = align_up(block_size / SECTOR / 8, SECTOR);
-        let footer_at = file_len.saturating_sub(FOOTER_SIZE as u64).max(bat_end);
+        let block_size = header.block_size as u64;
+        let bitmap_size = align_up((block_size / SECTOR).div_ceil(8), SECTOR);
         let mut dynamic = Dynamic {
-            header,
-            bat,
+            bat: Table::new(Endian::Big, BAT_PAGE, entries, homes),
             block_size,
             bitmap_size,
-            alloc: Allocator::new(footer_at),
-            footer_at,
+            alloc: Allocator::new(0),
+            footer_at: 0,
             file_end: file_len,
             bitmaps: HashMap::new(),
             differencing,
+            align_data: false,
+            header,
         };
-        // Every block must lie inside the file (as qemu-img also demands):
-        // a truncated disk is refused, not read as zeros. Blocks must not
-        // overlap the headers, the BAT or each other, or writing one would
-        // destroy another. New blocks go past every existing one.
         let metadata = [
             (0, SECTOR),
             (header_offset, header_offset + HEADER_SIZE as u64),
             (dynamic.header.table_offset, bat_end),
         ];
-        let block_len = bitmap_size + block_size;
+        let blocks_end = dynamic.check_blocks(file, file_len, &metadata)?;
+        // The footer is the file's last sector when there is a valid one;
+        // else new blocks (and a new footer) go past everything there is.
+        dynamic.footer_at = if tail_footer {
+            file_len - FOOTER_SIZE as u64
+        } else {
+            align_up(file_len, SECTOR)
+        }
+        .max(bat_end)
+        .max(blocks_end);
+        dynamic.alloc = Allocator::new(dynamic.footer_at);
+        // Data is placed 4 KiB-aligned, as Windows places it, when even a
+        // fully allocated disk then stays addressable by the BAT's 32-bit
+        // sector numbers; else blocks are packed.
+        dynamic.align_data = can_align(dynamic.footer_at, entries, bitmap_size, block_size);
+        Ok(dynamic)
+    }
+
+    /// Check every allocated block: inside the file, clear of the headers
+    /// and the BAT (`metadata`), and clear of each other, or writing one
+    /// would destroy another. Returns the end of the last block.
+    fn check_blocks(
+        &mut self,
+        file: &ImageFile,
+        file_len: u64,
+        metadata: &[(u64, u64)],
+    ) -> Result<u64> {
+        let block_len = self.bitmap_size + self.block_size;
         let mut blocks = Vec::new();
-        for block in 0..entries {
-            let entry = dynamic.bat.get(file, block)?;
+        for block in 0..self.header.max_table_entries as u64 {
+            let entry = self.bat.get(file, block)?;
             if entry == UNALLOCATED {
                 continue;
             }
             let host = entry as u64 * SECTOR;
-            let block_end = host + block_len;
-            let bad = if block_end > file_len {
-                Some(format!("ends at byte {block_end}, past the end of the {file_len}-byte file (truncated?)"))
-            } else if metadata.iter().any(|&(a, b)| host < b && a < block_end) {
-                Some("overlaps the footer copy, the dynamic header or the BAT".to_string())
+            let end = host + block_len;
+            let why = if end > file_len {
+                format!("ends at byte {end}, past the end of the {file_len}-byte file (truncated?)")
+            } else if metadata.iter().any(|&(a, b)| host < b && a < end) {
+                "overlaps the footer copy, the dynamic header or the BAT".to_string()
             } else {
-                None
+                blocks.push((host, block));
+                continue;
             };
-            if let Some(why) = bad {
-                return Err(Error::corrupt(
-                    path,
-                    "VHD block allocation table",
-                    header_offset_bat(&dynamic.header, block),
-                    format!("block {block} at byte {host} {why}"),
-                ));
-            }
-            blocks.push((host, block));
+            return Err(self.bat_error(file, block, format!("block {block} at byte {host} {why}")));
         }
         blocks.sort_unstable();
         for pair in blocks.windows(2) {
             let ((a, first), (b, second)) = (pair[0], pair[1]);
             if a + block_len > b {
-                return Err(Error::corrupt(
-                    path,
-                    "VHD block allocation table",
-                    header_offset_bat(&dynamic.header, second),
+                return Err(self.bat_error(
+                    file,
+                    second,
                     format!("blocks {first} and {second} overlap at byte {b}"),
                 ));
             }
         }
-        let end = blocks
-            .last()
-            .map_or(footer_at, |&(h, _)| footer_at.max(h + block_len));
-        dynamic.alloc = Allocator::new(end);
-        Ok(dynamic)
+        Ok(blocks.last().map_or(0, |&(h, _)| h + block_len))
+    }
+
+    /// A corrupt-BAT error about the entry of `block`.
+    fn bat_error(&self, file: &ImageFile, block: u64, detail: String) -> Error {
+        Error::corrupt(
+            file.path(),
+            "VHD block allocation table",
+            self.header.table_offset + block * 4,
+            detail,
+        )
     }
 
     /// Lay out a new, empty disk: header at 512, then (differencing
     /// disks) the parent locators' data, then the BAT, then the footer.
     /// Locator data sits before the BAT so that a tool which takes the disk
     /// for a plain dynamic one and appends blocks after the BAT cannot
-    /// overwrite it. Returns the header, the bytes from offset 0 on (the
-    /// footer copy left zero) and the trailing footer's offset.
+    /// overwrite it. Returns the bytes from offset 0 on (the footer copy
+    /// left zero) and the trailing footer's offset.
     pub fn initial_layout(
         size: u64,
         block_size: u32,
         parent: Option<&ParentRecord>,
-    ) -> (DynamicHeader, Vec<u8>, u64) {
+    ) -> (Vec<u8>, u64) {
         let entries = size.div_ceil(block_size as u64) as u32;
         let mut at = 3 * SECTOR;
         let mut header = DynamicHeader::new(0, entries, block_size);
@@ -240,7 +295,7 @@ impl Dynamic {
             meta[offset as usize..offset as usize + data.len()].copy_from_slice(data);
         }
         meta[at as usize..].fill(0xff);
-        (header, meta, at + bat_bytes)
+        (meta, at + bat_bytes)
     }
 
     pub fn block_size(&self) -> u64 {
@@ -253,27 +308,16 @@ impl Dynamic {
         if entry == UNALLOCATED {
             return Ok(None);
         }
-        let host = entry as u64 * SECTOR;
-        let end = host + self.bitmap_size + self.block_size;
-        if end > self.file_end.max(self.alloc.end()) {
-            return Err(Error::corrupt(
-                file.path(),
-                "VHD block allocation table",
-                self.header.table_offset + block * 4,
-                format!(
-                    "block {block} at byte {host} ends at byte {end}, past the end of the file"
-                ),
-            ));
-        }
-        Ok(Some(host))
+        // Every entry was checked against the file at open; new ones are
+        // placed by `allocate`.
+        Ok(Some(entry as u64 * SECTOR))
     }
 
     fn bitmap(&mut self, file: &ImageFile, block: u64, host: u64) -> Result<&mut Bitmap> {
         if !self.bitmaps.contains_key(&block) {
-            let used = (self.block_size / SECTOR / 8) as usize;
             let mut bits = vec![0u8; self.bitmap_size as usize];
             file.read_exact_at(&mut bits, host)?;
-            let bitmap = if bits[..used].iter().all(|&b| b == 0xff) {
+            let bitmap = if all_set(&bits, self.block_size / SECTOR) {
                 Bitmap::Full
             } else {
                 Bitmap::Bits(bits.into_boxed_slice())
@@ -308,6 +352,19 @@ impl Dynamic {
         let data_host = host + self.bitmap_size + in_block;
         let span = (self.block_size - in_block).min(len);
         let bitmap = self.bitmap(file, block, host)?;
+        if let Bitmap::Full = bitmap {
+            let host = Host {
+                file: name.clone(),
+                offset: data_host,
+            };
+            return Ok(Mapping::new(
+                span,
+                Kind::Data {
+                    host: Some(host),
+                    compressed: false,
+                },
+            ));
+        }
         let first = in_block / SECTOR;
         // The run starts `lead` bytes into its first sector.
         let lead = in_block % SECTOR;
@@ -445,11 +502,24 @@ impl Dynamic {
         footer: &[u8; FOOTER_SIZE],
         block: u64,
     ) -> Result<u64> {
-        let host = self.alloc.take_with_lead(
-            self.bitmap_size + self.block_size,
-            self.bitmap_size,
-            DATA_ALIGN,
-        );
+        let len = self.bitmap_size + self.block_size;
+        let mut next = self.alloc.clone();
+        let host = if self.align_data {
+            next.take_with_lead(len, self.bitmap_size, DATA_ALIGN)
+        } else {
+            next.take(len, SECTOR)
+        };
+        // The BAT holds 32-bit sector numbers: refuse before changing anything.
+        let sector = u32::try_from(host / SECTOR)
+            .ok()
+            .filter(|&s| s != UNALLOCATED)
+            .ok_or_else(|| {
+                Error::unsupported(
+                    file.path(),
+                    "the file would grow past what the BAT's 32-bit sector numbers address",
+                )
+            })?;
+        self.alloc = next;
         let new_footer = self.alloc.end();
         file.write_all_at(footer, new_footer)?;
         let (bitmap, fill) = if self.differencing {
@@ -474,7 +544,7 @@ impl Dynamic {
         }
         self.footer_at = new_footer;
         self.file_end = new_footer + FOOTER_SIZE as u64;
-        self.bat.set(file, block, (host / SECTOR) as u32)?;
+        self.bat.set(file, block, sector)?;
         self.bitmaps.insert(block, bitmap);
         Ok(host)
     }
@@ -482,5 +552,35 @@ impl Dynamic {
     /// Write the changed BAT pages.
     pub fn flush(&mut self, file: &ImageFile) -> Result<()> {
         self.bat.flush(file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitmaps_of_small_blocks_use_part_of_a_byte() {
+        // 1 KiB blocks: two sectors, the top two bits.
+        assert!(all_set(&[0xc0], 2));
+        assert!(!all_set(&[0x80], 2));
+        assert!(all_set(&[0xff, 0xff], 16));
+        assert!(!all_set(&[0xff, 0xfe], 16));
+        assert!(all_set(&[0xff, 0xe0], 11));
+    }
+
+    #[test]
+    fn padding_is_dropped_where_it_would_outgrow_the_bat() {
+        let entries = |size: u64, block: u64| size.div_ceil(block);
+        let disk = 2040u64 << 30;
+        // 2 MiB blocks: 4 KiB of padding each still fits below 2 TiB.
+        assert!(can_align(1 << 20, entries(disk, 2 << 20), 512, 2 << 20));
+        // 512 KiB blocks: the padding would reach past 2 TiB.
+        assert!(!can_align(
+            1 << 20,
+            entries(disk, 512 << 10),
+            512,
+            512 << 10
+        ));
     }
 }

@@ -73,23 +73,11 @@ fn read_locator(file: &ImageFile, loc: &ParentLocator) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-/// Turn a stored path into one to try on this system: backslashes become
-/// slashes, a leading `.\` is dropped; a Windows drive path cannot be used
-/// as is and yields `None`.
-fn usable(child: &Path, stored: &str) -> Option<PathBuf> {
-    let unix = stored.replace('\\', "/");
-    let bytes = unix.as_bytes();
-    if bytes.len() >= 2 && bytes[1] == b':' {
-        return None;
-    }
-    let unix = unix.strip_prefix("./").unwrap_or(&unix);
-    Some(chain::parent_path(child, unix))
-}
-
-/// Where the parent was found, and how.
+/// Where the parent was found, how, and the name the child records there.
 pub struct Found {
     pub path: PathBuf,
     pub via: &'static str,
+    pub recorded: String,
 }
 
 /// Look for the parent of the differencing disk at `child`: the relative
@@ -106,10 +94,13 @@ pub fn find_parent(file: &ImageFile, child: &Path, header: &DynamicHeader) -> Re
             let Some(stored) = read_locator(file, loc) else {
                 continue;
             };
-            if let Some(path) = usable(child, &stored) {
-                if path.is_file() {
-                    return Ok(Found { path, via });
-                }
+            let path = chain::parent_path(child, &stored);
+            if path.is_file() {
+                return Ok(Found {
+                    path,
+                    via,
+                    recorded: stored,
+                });
             }
             tried.push(stored);
         }
@@ -122,6 +113,7 @@ pub fn find_parent(file: &ImageFile, child: &Path, header: &DynamicHeader) -> Re
             return Ok(Found {
                 path,
                 via: "parent name beside the child",
+                recorded: name,
             });
         }
         tried.push(name.clone());
@@ -142,19 +134,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn windows_paths_encode_and_resolve() {
+    fn windows_paths_encode() {
         assert_eq!(encode_windows_path(".\\a"), b".\0\\\0a\0");
         assert_eq!(encode_windows_path("../b"), b".\0.\0\\\0b\0");
-        let child = Path::new("/d/child.vhd");
-        assert_eq!(
-            usable(child, ".\\base.vhd"),
-            Some(PathBuf::from("/d/base.vhd"))
-        );
-        assert_eq!(
-            usable(child, "..\\x\\base.vhd"),
-            Some(PathBuf::from("/d/../x/base.vhd"))
-        );
-        assert_eq!(usable(child, "C:\\x\\base.vhd"), None);
     }
 
     #[test]

@@ -35,16 +35,20 @@ pub fn probe_head(head: &[u8]) -> bool {
     has_cookie(head)
 }
 
-/// True when the last 512 bytes of a file are a VHD footer.
+/// True when the last 512 bytes of a file are the valid footer of a fixed
+/// VHD (the only kind without a copy at offset 0). Only that kind is taken
+/// from the end: a raw disk's last sector is the guest's to fill, and must
+/// not make vimg follow a parent the guest names.
 pub fn probe_tail(tail: &[u8]) -> bool {
-    has_cookie(tail)
+    Footer::parse(tail).is_ok_and(|f| f.disk_type == DiskType::Fixed)
 }
 
 /// The parent of a differencing disk, and how it was found.
 struct Parent {
     image: Box<dyn BlockDevice>,
     path: PathBuf,
-    via: Option<&'static str>,
+    /// How it was found, and the name the child records there.
+    found: Option<(&'static str, String)>,
 }
 
 /// An open VHD.
@@ -65,8 +69,8 @@ pub fn open(path: &Path, access: Access, chain: &mut Chain) -> Result<Box<dyn Bl
 }
 
 /// The footer to trust: the one at the end when it is valid, else the copy
-/// at offset 0 of a dynamic disk.
-fn read_footer(file: &ImageFile, len: u64) -> Result<Footer> {
+/// at offset 0 of a dynamic disk. Also says whether the end held it.
+fn read_footer(file: &ImageFile, len: u64) -> Result<(Footer, bool)> {
     let path = file.path();
     if len < FOOTER_SIZE as u64 {
         return Err(Error::corrupt(
@@ -80,13 +84,13 @@ fn read_footer(file: &ImageFile, len: u64) -> Result<Footer> {
     let mut tail = [0u8; FOOTER_SIZE];
     file.read_exact_at(&mut tail, tail_at)?;
     let tail_err = match Footer::parse(&tail) {
-        Ok(f) => return Ok(f),
+        Ok(f) => return Ok((f, true)),
         Err(e) => e,
     };
     let mut head = [0u8; FOOTER_SIZE];
     file.read_exact_at(&mut head, 0)?;
     match Footer::parse(&head) {
-        Ok(f) if f.disk_type != DiskType::Fixed => Ok(f),
+        Ok(f) if f.disk_type != DiskType::Fixed => Ok((f, false)),
         Err(head_err) if has_cookie(&head) && !has_cookie(&tail) => {
             Err(Error::corrupt(path, "VHD footer copy", 0, head_err))
         }
@@ -106,17 +110,16 @@ impl Vhd {
         {
             let found = locator::find_parent(&vhd.file, path, &d.header)?;
             chain.enter(&found.path)?;
-            let parent = Vhd::open_in(&found.path, access.for_parent(), chain).map_err(|e| {
-                Error::invalid(format!("{}: cannot open its parent: {e}", path.display()))
-            })?;
-            vhd.attach(parent, Some(found.via))?;
+            let parent = Vhd::open_in(&found.path, access.for_parent(), chain)
+                .map_err(|e| Error::parent(path, &found.path, e))?;
+            vhd.attach(parent, Some((found.via, found.recorded)))?;
         }
         Ok(vhd)
     }
 
     /// Make `parent` this differencing disk's parent, refusing a disk that
     /// is not the one the child was made from.
-    pub fn attach(&mut self, parent: Vhd, via: Option<&'static str>) -> Result<()> {
+    pub fn attach(&mut self, parent: Vhd, found: Option<(&'static str, String)>) -> Result<()> {
         let expected = self
             .dynamic
             .as_ref()
@@ -135,7 +138,7 @@ impl Vhd {
         self.parent = Some(Parent {
             image: Box::new(parent),
             path,
-            via,
+            found,
         });
         Ok(())
     }
@@ -155,22 +158,23 @@ impl Vhd {
     pub fn open_layer(path: &Path, access: Access) -> Result<Vhd> {
         let file = ImageFile::open(path, access)?;
         let len = file.length()?;
-        let footer = read_footer(&file, len)?;
+        let (footer, tail_footer) = read_footer(&file, len)?;
         let (size, size_source) = geometry::disk_size(&footer);
         let dynamic = match footer.disk_type {
             DiskType::Fixed => {
-                if size + FOOTER_SIZE as u64 > len {
+                if size > len - FOOTER_SIZE as u64 {
                     return Err(Error::corrupt(
                         path,
                         "VHD footer",
                         len - FOOTER_SIZE as u64,
-                        format!("a fixed disk of {size} bytes needs a file of {} bytes, this one has {len} (truncated?)", size + FOOTER_SIZE as u64),
+                        format!("a fixed disk of {size} bytes does not fit in this {len}-byte file (truncated?)"),
                     ));
                 }
                 None
             }
-            DiskType::Dynamic => Some(open_dynamic(&file, &footer, len, size, false)?),
-            DiskType::Differencing => Some(open_dynamic(&file, &footer, len, size, true)?),
+            DiskType::Dynamic | DiskType::Differencing => {
+                Some(open_dynamic(&file, &footer, len, size, tail_footer)?)
+            }
         };
         let footer_bytes = footer.encode();
         Ok(Vhd {
@@ -194,8 +198,11 @@ impl Vhd {
         if start == offset && end == offset + buf.len() as u64 {
             return dynamic.write(&self.file, &self.footer_bytes, buf, offset);
         }
+        // Only the two edge sectors need what the disk holds now.
         let mut whole = vec![0u8; (end - start) as usize];
-        self.read_at(&mut whole, start)?;
+        let last = whole.len() - SECTOR as usize;
+        self.read_at(&mut whole[..SECTOR as usize], start)?;
+        self.read_at(&mut whole[last..], end - SECTOR)?;
         let at = (offset - start) as usize;
         whole[at..at + buf.len()].copy_from_slice(buf);
         let dynamic = self.dynamic.as_mut().unwrap();
@@ -208,8 +215,9 @@ fn open_dynamic(
     footer: &Footer,
     len: u64,
     size: u64,
-    differencing: bool,
+    tail_footer: bool,
 ) -> Result<Dynamic> {
+    let differencing = footer.disk_type == DiskType::Differencing;
     let at = footer.data_offset;
     if at
         .checked_add(HEADER_SIZE as u64)
@@ -226,7 +234,7 @@ fn open_dynamic(
     file.read_exact_at(&mut buf, at)?;
     let header = DynamicHeader::parse(&buf)
         .map_err(|detail| Error::corrupt(file.path(), "VHD dynamic header", at, detail))?;
-    Dynamic::open(file, header, at, size, differencing)
+    Dynamic::open(file, header, at, size, differencing, tail_footer)
 }
 
 impl BlockDevice for Vhd {
@@ -319,7 +327,7 @@ impl BlockDevice for Vhd {
                 data.insert("parent-name".into(), json!(locator::parent_name(h)));
                 if let Some(p) = &self.parent {
                     data.insert("parent-path".into(), json!(p.path.display().to_string()));
-                    if let Some(via) = p.via {
+                    if let Some((via, _)) = &p.found {
                         data.insert("parent-found-via".into(), json!(via));
                     }
                 }
@@ -329,7 +337,11 @@ impl BlockDevice for Vhd {
             format: "vpc",
             virtual_size: self.size,
             cluster_size: self.dynamic.as_ref().map(|d| d.block_size()),
-            backing_file: self.parent.as_ref().map(|p| p.path.display().to_string()),
+            // As the image records it, as qemu-img reports backing files.
+            backing_file: self.parent.as_ref().map(|p| match &p.found {
+                Some((_, recorded)) => recorded.clone(),
+                None => p.path.display().to_string(),
+            }),
             specific: Some(("vpc", data)),
         })
     }
@@ -342,5 +354,14 @@ impl BlockDevice for Vhd {
 
     fn files(&self) -> Vec<PathBuf> {
         vec![self.file.path().to_path_buf()]
+    }
+}
+
+/// The BAT pages still held in memory are written out when the image is
+/// dropped without a flush (errors can only be ignored here; call `flush`
+/// to see them).
+impl Drop for Vhd {
+    fn drop(&mut self) {
+        let _ = self.flush();
     }
 }

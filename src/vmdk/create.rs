@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::descriptor::{Descriptor, ExtentAccess, ExtentLine, NO_PARENT};
+use super::descriptor::{long_content_id, Descriptor, ExtentAccess, ExtentLine, NO_PARENT};
 use super::header::{SparseHeader, FLAG_NL_DETECT, FLAG_RGD, FLAG_ZERO_GRAIN};
 use super::stream::{StreamWriter, DEFAULT_LEVEL};
 use super::{new_cid, Vmdk};
@@ -123,10 +123,16 @@ impl DiskDb {
             (255, 65535)
         };
         let cylinders = (sectors / (heads * 63)).min(cap);
+        // VMware's spelling: "60 00 c2 9b 69 2b 26 0e-23 ef 8e e9 e1 ce 37 ff".
         let id = uuid::Uuid::new_v4().into_bytes();
-        let uuid: Vec<String> = id.iter().map(|b| format!("{b:02x}")).collect();
-        let long_id = uuid::Uuid::new_v4().simple().to_string();
-        let long_id = format!("{}{cid:08x}", &long_id[..24]);
+        let hex = |b: &[u8]| {
+            b.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let uuid = format!("{}-{}", hex(&id[..8]), hex(&id[8..]));
+        let long_id = long_content_id(cid);
         let mut ddb = vec![
             ("ddb.adapterType", adapter),
             ("ddb.geometry.cylinders", cylinders.to_string()),
@@ -134,7 +140,7 @@ impl DiskDb {
             ("ddb.geometry.sectors", "63".to_string()),
             ("ddb.longContentID", long_id),
             ("ddb.toolsVersion", self.toolsversion.clone()),
-            ("ddb.uuid", uuid.join(" ")),
+            ("ddb.uuid", uuid),
             (
                 "ddb.virtualHWVersion",
                 self.hwversion.clone().unwrap_or_else(|| "4".into()),
@@ -175,12 +181,16 @@ pub fn create(
         )));
     }
     let sectors = size.div_ceil(SECTOR);
-    if subformat != Subformat::TwoGbFlat
-        && subformat != Subformat::MonolithicFlat
-        && sectors > 1 << 32
-    {
+    // One sparse extent addresses at most 2 TiB; split ones hold 2047 MiB
+    // each and flat ones are plain files.
+    let single_sparse = matches!(
+        subformat,
+        Subformat::MonolithicSparse | Subformat::StreamOptimized
+    );
+    if single_sparse && sectors > 1 << 32 {
         return Err(Error::invalid(format!(
-            "a sparse VMDK extent addresses at most 2 TiB; {} bytes asked for",
+            "a {} VMDK addresses at most 2 TiB; {} bytes asked for (twoGbMaxExtentSparse has no such limit)",
+            subformat.name(),
             sectors * SECTOR
         )));
     }

@@ -67,6 +67,28 @@ pub struct Descriptor {
     pub ddb: Vec<(String, String)>,
 }
 
+/// Windows-1252: Latin-1, but for 32 characters in 0x80..0x9f.
+fn decode_windows_1252(bytes: &[u8]) -> String {
+    const HIGH: [u16; 32] = [
+        0x20ac, 0x81, 0x201a, 0x192, 0x201e, 0x2026, 0x2020, 0x2021, 0x2c6, 0x2030, 0x160, 0x2039,
+        0x152, 0x8d, 0x17d, 0x8f, 0x90, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022, 0x2013, 0x2014,
+        0x2dc, 0x2122, 0x161, 0x203a, 0x153, 0x9d, 0x17e, 0x178,
+    ];
+    bytes
+        .iter()
+        .map(|&b| match b {
+            0x80..=0x9f => char::from_u32(HIGH[(b - 0x80) as usize] as u32).unwrap_or('?'),
+            _ => b as char,
+        })
+        .collect()
+}
+
+/// A fresh long content ID for `cid`: 24 random hex digits, then the CID.
+pub fn long_content_id(cid: u32) -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}{cid:08x}", &random[..24])
+}
+
 /// Parent CID of a disk without a parent.
 pub const NO_PARENT: u32 = 0xffff_ffff;
 
@@ -128,11 +150,15 @@ fn parse_cid(key: &str, value: &str) -> Result<u32, String> {
 }
 
 impl Descriptor {
-    /// Parse descriptor text (NUL padding after it is ignored).
+    /// Parse descriptor text (NUL padding after it is ignored). Text that
+    /// is not UTF-8 is read as Windows-1252, which VMware writes on Windows
+    /// (`encoding="windows-1252"`); it is written back as UTF-8.
     pub fn parse(text: &[u8]) -> Result<Descriptor, String> {
         let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
-        let text = std::str::from_utf8(&text[..end])
-            .map_err(|e| format!("not UTF-8 text (byte {})", e.valid_up_to()))?;
+        let (text, recoded) = match std::str::from_utf8(&text[..end]) {
+            Ok(t) => (t.to_string(), false),
+            Err(_) => (decode_windows_1252(&text[..end]), true),
+        };
         let mut d = Descriptor {
             version: 1,
             cid: 0,
@@ -179,6 +205,10 @@ impl Descriptor {
         if !seen_type {
             return Err("no createType".into());
         }
+        if recoded {
+            d.other.retain(|(k, _)| k != "encoding");
+            d.other.insert(0, ("encoding".into(), "UTF-8".into()));
+        }
         Ok(d)
     }
 
@@ -212,6 +242,15 @@ impl Descriptor {
             s += &format!("{k} = \"{v}\"\n");
         }
         s
+    }
+
+    /// Give the disk a new content ID; the long content ID, which ends in
+    /// it, follows.
+    pub fn set_cid(&mut self, cid: u32) {
+        self.cid = cid;
+        if let Some((_, v)) = self.ddb.iter_mut().find(|(k, _)| k == "ddb.longContentID") {
+            *v = long_content_id(cid);
+        }
     }
 
     /// A disk database value.
@@ -262,6 +301,18 @@ mod tests {
         let d = Descriptor::parse(text).unwrap();
         assert_eq!(d.cid, 0x1234_5678);
         assert_eq!(d.extents[0].file.as_deref(), Some("x.vmdk"));
+    }
+
+    #[test]
+    fn windows_1252_text_is_read_and_rewritten_as_utf8() {
+        let text = b"# Disk DescriptorFile\nversion=1\nencoding=\"windows-1252\"\nCID=1\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\nRW 8 FLAT \"R\xe9sum\xe9 \x80.vmdk\" 0\n";
+        let d = Descriptor::parse(text).unwrap();
+        assert_eq!(
+            d.extents[0].file.as_deref(),
+            Some("R\u{e9}sum\u{e9} \u{20ac}.vmdk")
+        );
+        assert!(d.encode().contains("encoding=\"UTF-8\""));
+        assert!(!d.encode().contains("windows-1252"));
     }
 
     #[test]

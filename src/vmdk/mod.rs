@@ -31,11 +31,10 @@ pub fn probe(head: &[u8]) -> bool {
     if head.starts_with(MAGIC) || head.starts_with(b"COWD") {
         return true;
     }
+    // Bytes, not UTF-8: the head may cut a character in two, and VMware
+    // writes Windows-1252 descriptors.
     let text = &head[..head.iter().position(|&b| b == 0).unwrap_or(head.len())];
-    let Ok(text) = std::str::from_utf8(text) else {
-        return false;
-    };
-    text.lines().any(|l| {
+    String::from_utf8_lossy(text).lines().any(|l| {
         let l = l.trim();
         l.starts_with("# Disk DescriptorFile")
             || l.starts_with("# Disk Descriptor File")
@@ -136,9 +135,8 @@ impl Vmdk {
         if let Some(hint) = vmdk.desc.parent_hint.clone() {
             let parent_path = chain::parent_path(path, &hint);
             chain.enter(&parent_path)?;
-            let parent = Vmdk::open_in(&parent_path, access.for_parent(), chain).map_err(|e| {
-                Error::invalid(format!("{}: cannot open its parent: {e}", path.display()))
-            })?;
+            let parent = Vmdk::open_in(&parent_path, access.for_parent(), chain)
+                .map_err(|e| Error::parent(path, &parent_path, e))?;
             vmdk.attach(parent)?;
         }
         Ok(vmdk)
@@ -158,6 +156,15 @@ impl Vmdk {
         }
         self.parent = Some(Box::new(parent));
         Ok(())
+    }
+
+    /// The grain size, when the disk starts with a sparse extent (what
+    /// qemu-img reports as the cluster size).
+    fn grain_size(&self) -> Option<u64> {
+        match self.extents.first().map(|e| &e.storage) {
+            Some(Storage::Sparse(s)) => Some(s.grain_size()),
+            _ => None,
+        }
     }
 
     /// The content ID.
@@ -429,10 +436,7 @@ impl BlockDevice for Vmdk {
     }
 
     fn cluster_size(&self) -> u64 {
-        match &self.extents.first().map(|e| &e.storage) {
-            Some(Storage::Sparse(s)) => s.grain_size(),
-            _ => SECTOR,
-        }
+        self.grain_size().unwrap_or(SECTOR)
     }
 
     fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<()> {
@@ -462,7 +466,14 @@ impl BlockDevice for Vmdk {
         for_pieces(&mut self.extents, offset, buf.len(), |e, _, _| {
             e.check_writable(&path)
         })?;
-        self.changed = true;
+        if !self.changed {
+            // New content, new content ID, as VMware and QEMU do; written
+            // before the data, so that no crash leaves changed content
+            // under the ID its deltas were made from.
+            self.desc.set_cid(new_cid());
+            self.write_descriptor()?;
+            self.changed = true;
+        }
         let parent = &mut self.parent;
         for_pieces(&mut self.extents, offset, buf.len(), |e, rel, range| {
             let piece = &buf[range];
@@ -508,12 +519,6 @@ impl BlockDevice for Vmdk {
             if let Storage::Sparse(s) = &mut e.storage {
                 s.flush()?;
             }
-        }
-        if self.changed {
-            // New content, new content ID, as VMware and QEMU do.
-            self.desc.cid = new_cid();
-            self.write_descriptor()?;
-            self.changed = false;
         }
         Ok(())
     }
@@ -577,10 +582,7 @@ impl BlockDevice for Vmdk {
         Ok(ImageInfo {
             format: "vmdk",
             virtual_size: self.size,
-            cluster_size: match self.extents.first().map(|e| &e.storage) {
-                Some(Storage::Sparse(s)) => Some(s.grain_size()),
-                _ => None,
-            },
+            cluster_size: self.grain_size(),
             backing_file: self.desc.parent_hint.clone(),
             specific: Some(("vmdk", data)),
         })
@@ -618,5 +620,14 @@ pub(crate) fn new_cid() -> u32 {
         cid & 0x7fff_ffff
     } else {
         cid
+    }
+}
+
+/// Tables still held in memory are written out when the image is dropped
+/// without a flush (errors can only be ignored here; call `flush` to see
+/// them).
+impl Drop for Vmdk {
+    fn drop(&mut self) {
+        let _ = self.flush();
     }
 }

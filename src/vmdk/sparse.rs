@@ -21,6 +21,9 @@ const MAX_CAPACITY_SECTORS: u64 = 1 << 37;
 const GTE_ZEROED: u32 = 1;
 /// Directory entries per directory page.
 const GD_PAGE: usize = 128;
+/// The most grain tables one extent may have: 2 TiB in 64 KiB grains
+/// needs 65,536; this allows 8 TiB, or 1 TiB in 8 KiB grains.
+const MAX_GD_ENTRIES: u64 = 1 << 18;
 
 /// Where one grain's data is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,122 +60,52 @@ pub struct SparseExtent {
 }
 
 impl SparseExtent {
-    /// Open the sparse extent in `file`, validating its header and
-    /// directories against the file's length.
+    /// Open the sparse extent in `file`, validating its header, directories
+    /// and tables against the file's length and each other.
     pub fn open(file: Arc<ImageFile>) -> Result<SparseExtent> {
-        let path = file.path().to_path_buf();
+        let name: Arc<Path> = Arc::from(file.path());
         let len = file.length()?;
-        let mut magic = [0u8; 4];
-        file.read_zero_filled(&mut magic, 0)?;
-        let cowd = &magic == b"COWD";
-        let mut header = if cowd {
-            let mut buf = [0u8; COWD_HEADER_SIZE];
-            file.read_exact_at(&mut buf, 0)?;
-            CowdHeader::parse(&buf)
-                .map_err(|d| Error::corrupt(&path, "VMDK3 (COWD) header", 0, d))?
-                .as_sparse()
-        } else {
-            let mut buf = [0u8; HEADER_SIZE];
-            file.read_exact_at(&mut buf, 0)?;
-            SparseHeader::parse(&buf)
-                .map_err(|d| Error::corrupt(&path, "VMDK sparse header", 0, d))?
-        };
-        if header.capacity > MAX_CAPACITY_SECTORS {
-            return Err(Error::unsupported(
-                &path,
-                format!(
-                    "capacity of {} sectors is more than the 64 TiB vimg handles",
-                    header.capacity
-                ),
-            ));
-        }
-        if header.gd_offset == GD_AT_END && !cowd {
-            header = read_footer_header(&file, len, header)?;
-        }
-        let corrupt = |what: &'static str, at: u64, d: String| Error::corrupt(&path, what, at, d);
-        let grain = header.grain_size * SECTOR;
+        let (header, cowd) = read_header(&file, len)?;
         let gt_entries = header.num_gtes_per_gt as u64;
         let gt_bytes = align_up(gt_entries * 4, SECTOR);
         let n = header.gd_entries();
-        let dir = |offset_sectors: u64, what: &'static str| -> Result<Table> {
-            let at = offset_sectors.saturating_mul(SECTOR);
-            if at == 0 || at.checked_add(n * 4).is_none_or(|end| end > len) {
-                return Err(corrupt(
-                    what,
-                    0,
-                    format!(
-                        "{n} entries at sector {offset_sectors} do not fit in the {len}-byte file"
-                    ),
-                ));
-            }
-            let homes = (0..n.div_ceil(GD_PAGE as u64))
-                .map(|p| [at + p * SECTOR, 0])
-                .collect();
-            Ok(Table::new(Endian::Little, GD_PAGE, n, homes))
-        };
-        let mut gd = dir(header.gd_offset, "VMDK grain directory")?;
-        let mut rgd = if header.has_rgd() {
-            Some(dir(header.rgd_offset, "VMDK redundant grain directory")?)
-        } else {
-            None
+        if n > MAX_GD_ENTRIES {
+            return Err(Error::unsupported(
+                &name,
+                format!(
+                    "a grain directory of {n} entries is more than vimg handles ({MAX_GD_ENTRIES})"
+                ),
+            ));
+        }
+        let mut gd = directory(&file, header.gd_offset, n, len, "VMDK grain directory")?;
+        let mut rgd = match header.has_rgd() {
+            true => Some(directory(
+                &file,
+                header.rgd_offset,
+                n,
+                len,
+                "VMDK redundant grain directory",
+            )?),
+            false => None,
         };
         let mut homes: Vec<Homes> = Vec::with_capacity(n as usize);
         for i in 0..n {
             let mut home = [0u64; 2];
-            let tables = [Some(&mut gd), rgd.as_mut()];
-            for (copy, table) in tables.into_iter().enumerate() {
+            for (copy, table) in [Some(&mut gd), rgd.as_mut()].into_iter().enumerate() {
                 let Some(table) = table else { continue };
-                let sector = table.get(&file, i)? as u64;
-                if sector == 0 {
-                    continue;
-                }
-                if sector * SECTOR + gt_bytes > len {
-                    return Err(corrupt(
-                        if copy == 0 {
-                            "VMDK grain directory"
-                        } else {
-                            "VMDK redundant grain directory"
-                        },
-                        header.gd_offset * SECTOR + i * 4,
-                        format!("entry {i} points at sector {sector}, past the end of the file"),
-                    ));
-                }
-                home[copy] = sector * SECTOR;
+                home[copy] = table.get(&file, i)? as u64 * SECTOR;
             }
             if home[0] == 0 {
                 home = [0, 0];
             }
             homes.push(home);
         }
-        // Grain tables must not overlap one another: a table two directory
-        // entries share would make a write through one corrupt the other.
-        let mut spans: Vec<(u64, u64)> = homes
-            .iter()
-            .enumerate()
-            .flat_map(|(i, h)| {
-                h.iter()
-                    .filter(|&&at| at != 0)
-                    .map(move |&at| (at, i as u64))
-            })
-            .collect();
-        spans.sort_unstable();
-        for pair in spans.windows(2) {
-            if pair[0].0 + gt_bytes > pair[1].0 {
-                return Err(corrupt(
-                    "VMDK grain directory",
-                    header.gd_offset * SECTOR + pair[1].1 * 4,
-                    format!(
-                        "the grain tables of entries {} and {} overlap at byte {}",
-                        pair[0].1, pair[1].1, pair[1].0
-                    ),
-                ));
-            }
-        }
+        check_tables(&name, &header, &homes, gt_bytes, len)?;
         let gts = Table::new(Endian::Little, gt_entries as usize, n * gt_entries, homes);
         let mut extent = SparseExtent {
-            name: Arc::from(path.as_path()),
+            name,
             capacity: header.capacity * SECTOR,
-            grain,
+            grain: header.grain_size * SECTOR,
             gt_entries,
             gt_bytes,
             gd,
@@ -362,28 +295,38 @@ impl SparseExtent {
     /// table one, if it had none). Tables reach the disk at flush.
     fn allocate(&mut self, index: u64) -> Result<u64> {
         let p = (index / self.gt_entries) as usize;
-        if !self.gts.page_present(p) {
-            let primary = self.alloc.take(self.gt_bytes, SECTOR);
-            let redundant = match &self.rgd {
-                Some(_) => self.alloc.take(self.gt_bytes, SECTOR),
-                None => 0,
-            };
-            self.gts.place_page(p, [primary, redundant]);
-            self.gd
-                .set(&self.file, p as u64, (primary / SECTOR) as u32)?;
-            if let Some(rgd) = &mut self.rgd {
-                rgd.set(&self.file, p as u64, (redundant / SECTOR) as u32)?;
+        let new_table = !self.gts.page_present(p);
+        // Place everything first, and refuse before changing any state when
+        // a 32-bit sector number cannot reach it.
+        let mut next = self.alloc.clone();
+        let (mut primary, mut redundant) = (0, 0);
+        if new_table {
+            primary = next.take(self.gt_bytes, SECTOR);
+            if self.rgd.is_some() {
+                redundant = next.take(self.gt_bytes, SECTOR);
             }
         }
-        let host = self.alloc.take(self.grain, SECTOR);
+        let host = next.take(self.grain, SECTOR);
+        let sector = |at: u64| {
+            u32::try_from(at / SECTOR).map_err(|_| {
+                Error::unsupported(
+                    &self.name,
+                    "the extent file would grow past the 2 TiB a sparse extent can address",
+                )
+            })
+        };
+        let (grain_sector, gt_sector, rgt_sector) =
+            (sector(host)?, sector(primary)?, sector(redundant)?);
+        self.alloc = next;
         self.grew = true;
-        let sector = u32::try_from(host / SECTOR).map_err(|_| {
-            Error::unsupported(
-                &self.name,
-                "the extent file has grown past the 2 TiB a sparse extent can address",
-            )
-        })?;
-        self.gts.set(&self.file, index, sector)?;
+        if new_table {
+            self.gts.place_page(p, [primary, redundant]);
+            self.gd.set(&self.file, p as u64, gt_sector)?;
+            if let Some(rgd) = &mut self.rgd {
+                rgd.set(&self.file, p as u64, rgt_sector)?;
+            }
+        }
+        self.gts.set(&self.file, index, grain_sector)?;
         Ok(host)
     }
 
@@ -392,10 +335,6 @@ impl SparseExtent {
         let first = self.lookup(offset / self.grain)?;
         let in_grain = offset % self.grain;
         let mut run = (self.grain - in_grain).min(len);
-        let host_of = |g: Grain| match g {
-            Grain::At(h) => Some(h),
-            _ => None,
-        };
         while run < len {
             let next_offset = offset + run;
             let index = next_offset / self.grain;
@@ -429,7 +368,7 @@ impl SparseExtent {
                 compressed: true,
             },
             Grain::At(h) => Kind::Data {
-                host: host_of(Grain::At(h)).map(|h| Host {
+                host: Some(Host {
                     file: self.name.clone(),
                     offset: h + in_grain,
                 }),
@@ -455,6 +394,113 @@ impl SparseExtent {
         }
         Ok(())
     }
+}
+
+/// The extent's header: KDMV, or COWD turned into the same terms (the
+/// footer's copy when the directory is at the end). Says whether it is COWD.
+fn read_header(file: &ImageFile, len: u64) -> Result<(SparseHeader, bool)> {
+    let path = file.path();
+    let mut magic = [0u8; 4];
+    file.read_zero_filled(&mut magic, 0)?;
+    if &magic == b"COWD" {
+        let mut buf = [0u8; COWD_HEADER_SIZE];
+        file.read_exact_at(&mut buf, 0)?;
+        let header = CowdHeader::parse(&buf)
+            .map_err(|d| Error::corrupt(path, "VMDK3 (COWD) header", 0, d))?;
+        return Ok((header.as_sparse(), true));
+    }
+    let mut buf = [0u8; HEADER_SIZE];
+    file.read_exact_at(&mut buf, 0)?;
+    let mut header =
+        SparseHeader::parse(&buf).map_err(|d| Error::corrupt(path, "VMDK sparse header", 0, d))?;
+    if header.capacity > MAX_CAPACITY_SECTORS {
+        return Err(Error::unsupported(
+            path,
+            format!(
+                "capacity of {} sectors is more than the 64 TiB vimg handles",
+                header.capacity
+            ),
+        ));
+    }
+    if header.gd_offset == GD_AT_END {
+        header = read_footer_header(file, len, header)?;
+    }
+    Ok((header, false))
+}
+
+/// A grain directory of `n` entries at sector `at`, which must lie inside
+/// the file.
+fn directory(file: &ImageFile, at: u64, n: u64, len: u64, what: &'static str) -> Result<Table> {
+    let start = at.saturating_mul(SECTOR);
+    if start == 0 || start.checked_add(n * 4).is_none_or(|end| end > len) {
+        return Err(Error::corrupt(
+            file.path(),
+            what,
+            start,
+            format!("{n} entries at sector {at} do not fit in the {len}-byte file"),
+        ));
+    }
+    let homes = (0..n.div_ceil(GD_PAGE as u64))
+        .map(|p| [start + p * SECTOR, 0])
+        .collect();
+    Ok(Table::new(Endian::Little, GD_PAGE, n, homes))
+}
+
+/// Check where the grain tables are: inside the file, clear of the header,
+/// descriptor and directories, and clear of one another (a table two
+/// directory entries share, or one lying on the directory, would make a
+/// write through one corrupt the other).
+fn check_tables(
+    path: &Path,
+    h: &SparseHeader,
+    homes: &[Homes],
+    gt_bytes: u64,
+    len: u64,
+) -> Result<()> {
+    let dir_bytes = align_up(homes.len() as u64 * 4, SECTOR);
+    let mut spans: Vec<(u64, u64, Option<usize>)> = vec![(0, SECTOR, None)];
+    if h.descriptor_offset != 0 {
+        let (at, size) = (h.descriptor_offset, h.descriptor_size);
+        spans.push((at.saturating_mul(SECTOR), size.saturating_mul(SECTOR), None));
+    }
+    spans.push((h.gd_offset.saturating_mul(SECTOR), dir_bytes, None));
+    if h.has_rgd() {
+        spans.push((h.rgd_offset.saturating_mul(SECTOR), dir_bytes, None));
+    }
+    for (i, home) in homes.iter().enumerate() {
+        for &at in home.iter().filter(|&&at| at != 0) {
+            if at.saturating_add(gt_bytes) > len {
+                return Err(Error::corrupt(
+                    path,
+                    "VMDK grain directory",
+                    h.gd_offset.saturating_mul(SECTOR) + i as u64 * 4,
+                    format!("entry {i} points at byte {at}, past the end of the file"),
+                ));
+            }
+            spans.push((at, gt_bytes, Some(i)));
+        }
+    }
+    spans.sort_unstable();
+    for pair in spans.windows(2) {
+        let ((a, a_len, a_entry), (b, _, b_entry)) = (pair[0], pair[1]);
+        if a.saturating_add(a_len) <= b || (a_entry.is_none() && b_entry.is_none()) {
+            continue;
+        }
+        let entry = b_entry.or(a_entry).unwrap_or(0);
+        let other = match (a_entry, b_entry) {
+            (Some(x), Some(y)) => format!("the grain tables of entries {x} and {y} overlap"),
+            _ => format!(
+                "the grain table of entry {entry} overlaps the header, descriptor or a directory"
+            ),
+        };
+        return Err(Error::corrupt(
+            path,
+            "VMDK grain directory",
+            h.gd_offset.saturating_mul(SECTOR) + entry as u64 * 4,
+            format!("{other} at byte {b}"),
+        ));
+    }
+    Ok(())
 }
 
 /// A stream-optimized extent with the grain directory at the end keeps the
@@ -495,7 +541,10 @@ fn read_compressed(file: &ImageFile, host: u64, grain: u64, markers: bool) -> Re
     let corrupt = |d: String| Error::corrupt(path, "VMDK compressed grain", host, d);
     // Enough for any grain deflate can produce, plus the marker.
     let limit = grain + grain / 8 + 1024;
-    let mut raw = vec![0u8; (limit as usize).min(64 << 10)];
+    // With markers the size comes first: read a grain's worth and more if
+    // needed. Without them the stream runs up to the limit.
+    let first = if markers { limit.min(64 << 10) } else { limit };
+    let mut raw = vec![0u8; first as usize];
     file.read_zero_filled(&mut raw, host)?;
     let (start, size) = if markers {
         let size = LittleEndian::read_u32(&raw[8..12]) as u64;

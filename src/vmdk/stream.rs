@@ -119,15 +119,19 @@ impl StreamWriter {
     fn emit(&mut self, bytes: &[u8]) -> Result<()> {
         match &mut self.sink {
             Sink::File(f) => f.write_all_at(bytes, self.pos)?,
-            Sink::Pipe(p) => p.write_all(bytes).map_err(|e| Error::Io {
-                path: self.path.clone(),
-                op: "write failed",
-                offset: self.pos,
-                source: e,
-            })?,
+            Sink::Pipe(p) => p.write_all(bytes).map_err(|e| self.pipe_error(e))?,
         }
         self.pos += bytes.len() as u64;
         Ok(())
+    }
+
+    fn pipe_error(&self, source: std::io::Error) -> Error {
+        Error::Io {
+            path: self.path.clone(),
+            op: "write failed",
+            offset: self.pos,
+            source,
+        }
     }
 
     /// Move the filled grain to the queue; compress the queue when full.
@@ -209,12 +213,7 @@ impl StreamWriter {
         self.emit(&out)?;
         match &mut self.sink {
             Sink::File(_) => {}
-            Sink::Pipe(p) => p.flush().map_err(|e| Error::Io {
-                path: self.path.clone(),
-                op: "write failed",
-                offset: self.pos,
-                source: e,
-            })?,
+            Sink::Pipe(p) => p.flush().map_err(|e| self.pipe_error(e))?,
         }
         self.finished = true;
         Ok(())

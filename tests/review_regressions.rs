@@ -1,0 +1,310 @@
+//! Findings of the pre-release code review, each kept fixed by a test: a
+//! damaged VHD tail, overflowing sizes, hostile directory sizes, the VMDK
+//! content ID, `-S` granules, split-sparse size limits, parent errors and
+//! `--force` replacement.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use vimg::image::{open, Format};
+use vimg::io::Access;
+
+const MIB: u64 = 1 << 20;
+
+/// Write `data` at `offset` through the library.
+fn lib_write(path: &Path, format: Format, data: &[u8], offset: u64) {
+    let mut dev = open(path, Some(format), Access::Write).unwrap();
+    dev.write_at(data, offset).unwrap();
+    dev.flush().unwrap();
+}
+
+/// A dynamic VHD whose trailing footer is gone opens from the copy at
+/// offset 0; allocating a block then must not clear the end of the last
+/// block (which sits where the footer used to be).
+#[test]
+fn vhd_without_its_trailing_footer_keeps_its_last_bytes_on_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let vhd = p(dir.path(), "d.vhd");
+    vimg_ok(&["create", "-q", "-f", "vhd", &s(&vhd), "6M"]);
+    qemu_io(
+        "vpc",
+        &vhd,
+        &["write -P 0x11 0 2M".into(), "write -P 0x22 2M 2M".into()],
+    );
+    let len = std::fs::metadata(&vhd).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&vhd)
+        .unwrap()
+        .set_len(len - 512)
+        .unwrap();
+    lib_write(&vhd, Format::Vhd, &[0x33; 4096], 4 * MIB);
+    let out = p(dir.path(), "out.raw");
+    vimg_ok(&["convert", "-O", "raw", &s(&vhd), &s(&out)]);
+    let data = std::fs::read(&out).unwrap();
+    assert!(data[..2 << 20].iter().all(|&b| b == 0x11));
+    assert!(
+        data[2 << 20..4 << 20].iter().all(|&b| b == 0x22),
+        "block 1 lost bytes"
+    );
+    assert!(data[4 << 20..(4 << 20) + 4096].iter().all(|&b| b == 0x33));
+    // The file ends in a footer again.
+    let bytes = std::fs::read(&vhd).unwrap();
+    assert_eq!(&bytes[bytes.len() - 512..][..8], b"conectix");
+}
+
+/// A fixed-VHD footer claiming a size near 2^64 is refused, not wrapped.
+#[test]
+fn fixed_vhd_with_an_absurd_size_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let vhd = p(dir.path(), "f.vhd");
+    vimg_ok(&[
+        "create",
+        "-q",
+        "-f",
+        "vhd",
+        "-o",
+        "subformat=fixed",
+        &s(&vhd),
+        "1M",
+    ]);
+    let mut bytes = std::fs::read(&vhd).unwrap();
+    let at = bytes.len() - 512;
+    let footer = &mut bytes[at..];
+    footer[48..56].copy_from_slice(&(u64::MAX - 511).to_be_bytes()); // current size
+    footer[56..60].copy_from_slice(&[0xff, 0xff, 16, 255]); // maximum geometry
+    footer[64..68].fill(0);
+    let sum = !footer.iter().fold(0u32, |a, &b| a.wrapping_add(b as u32));
+    footer[64..68].copy_from_slice(&sum.to_be_bytes());
+    std::fs::write(&vhd, &bytes).unwrap();
+    for cmd in [vec!["info"], vec!["map", "--output", "json"]] {
+        let mut args: Vec<String> = cmd.iter().map(|a| a.to_string()).collect();
+        args.push(s(&vhd));
+        let out = vimg_run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+/// A tiny sparse file whose header asks for billions of grain tables is
+/// refused at once, without allocating for them.
+#[test]
+fn vmdk_with_an_absurd_directory_is_refused_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let vmdk = p(dir.path(), "h.vmdk");
+    let mut h = vec![0u8; 512];
+    h[..4].copy_from_slice(b"KDMV");
+    h[4..8].copy_from_slice(&1u32.to_le_bytes()); // version
+    h[12..20].copy_from_slice(&(1u64 << 33).to_le_bytes()); // capacity
+    h[20..28].copy_from_slice(&1u64.to_le_bytes()); // 1-sector grains
+    h[44..48].copy_from_slice(&1u32.to_le_bytes()); // 1 entry per table
+    h[56..64].copy_from_slice(&1u64.to_le_bytes()); // directory at sector 1
+    h[73..77].copy_from_slice(b"\n \r\n");
+    std::fs::write(&vmdk, &h).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&vmdk).unwrap();
+    f.set_len(1 << 40).unwrap(); // sparse: costs nothing on disk
+    drop(f);
+    let started = Instant::now();
+    let out = vimg_run(&["info".to_string(), s(&vmdk)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("grain directory"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// The descriptor's long content ID ends in the CID, also after the CID
+/// changed with the first write.
+#[test]
+fn long_content_id_follows_the_cid() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = p(dir.path(), "src.raw");
+    std::fs::write(&src, vec![0x5au8; 3 << 20]).unwrap();
+    let vmdk = p(dir.path(), "d.vmdk");
+    vimg_ok(&[
+        "convert",
+        "-O",
+        "vmdk",
+        "-o",
+        "subformat=monolithicFlat",
+        &s(&src),
+        &s(&vmdk),
+    ]);
+    let text = std::fs::read_to_string(&vmdk).unwrap();
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| {
+                v.trim_start_matches([' ', '='])
+                    .trim_matches('"')
+                    .to_string()
+            })
+            .unwrap_or_else(|| panic!("no {key} in\n{text}"))
+    };
+    let cid = value("CID");
+    assert!(value("ddb.longContentID").ends_with(&cid), "{text}");
+}
+
+/// `-S` takes any multiple of 512, as qemu-img does.
+#[test]
+fn sparse_size_that_is_not_a_power_of_two_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = p(dir.path(), "src.raw");
+    let mut data = vec![0u8; 4 << 20];
+    data[5000..9000].fill(7);
+    data[3 << 20..(3 << 20) + 100].fill(9);
+    std::fs::write(&src, &data).unwrap();
+    for fmt in ["raw", "vmdk", "vhd"] {
+        let out = p(dir.path(), &format!("o.{fmt}"));
+        vimg_ok(&["convert", "-S", "1536", "-O", fmt, &s(&src), &s(&out)]);
+        assert_identical("raw", &src, fmt, &out);
+    }
+}
+
+/// The 2 TiB limit is per sparse extent: a split sparse disk may be bigger.
+#[test]
+fn split_sparse_disks_may_exceed_two_tib() {
+    let dir = tempfile::tempdir().unwrap();
+    let vmdk = p(dir.path(), "big.vmdk");
+    vimg_ok(&[
+        "create",
+        "-q",
+        "-f",
+        "vmdk",
+        "-o",
+        "subformat=twoGbMaxExtentSparse",
+        &s(&vmdk),
+        "3T",
+    ]);
+    let info = vimg_info(None, &vmdk);
+    assert_eq!(field_u64(&info, "virtual-size"), 3 << 40);
+    let out = vimg_run(&[
+        "create",
+        "-f",
+        "vmdk",
+        &s(&p(dir.path(), "mono.vmdk")),
+        "3T",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// A missing parent's message says why it cannot be opened.
+#[test]
+fn a_missing_parent_error_gives_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = p(dir.path(), "base.vmdk");
+    vimg_ok(&["create", "-q", "-f", "vmdk", &s(&base), "1M"]);
+    let child = p(dir.path(), "child.vmdk");
+    vimg_ok(&["create", "-q", "-f", "vmdk", "-b", "base.vmdk", &s(&child)]);
+    std::fs::remove_file(&base).unwrap();
+    let out = vimg_run(&["info".to_string(), s(&child)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("base.vmdk") && err.contains("No such file"),
+        "{err}"
+    );
+}
+
+/// `--force` replaces the file a symbolic link names (keeping the link),
+/// keeps the replaced file's mode, and refuses things that are not files.
+#[test]
+fn force_replaces_in_place_keeping_mode_and_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = p(d, "src.raw");
+    std::fs::write(&src, vec![1u8; 1 << 20]).unwrap();
+    let old = p(d, "old.vmdk");
+    std::fs::write(&old, b"old").unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink("old.vmdk", p(d, "link.vmdk")).unwrap();
+    vimg_ok(&[
+        "convert",
+        "-q",
+        "-O",
+        "vmdk",
+        "--force",
+        &s(&src),
+        &s(&p(d, "link.vmdk")),
+    ]);
+    assert!(std::fs::symlink_metadata(p(d, "link.vmdk"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::metadata(&old).unwrap().mode() & 0o777, 0o600);
+    assert_identical("raw", &src, "vmdk", &old);
+    std::fs::create_dir(p(d, "dir.vmdk")).unwrap();
+    let out = vimg_run(&[
+        "convert",
+        "-O",
+        "vmdk",
+        "--force",
+        &s(&src),
+        &s(&p(d, "dir.vmdk")),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(p(d, "dir.vmdk").is_dir());
+    let names: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(names.is_empty(), "work folders left: {names:?}");
+}
+
+/// With `--force` onto a split image where one extent cannot be replaced,
+/// the extents already swapped in are swapped back: the old image is whole
+/// again (its files are the very same ones).
+#[test]
+fn a_failed_forced_replacement_puts_the_old_files_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = p(d, "src.raw");
+    let f = std::fs::File::create(&src).unwrap();
+    f.set_len(3 << 30).unwrap(); // two 2047 MiB extents' worth, sparse
+    drop(f);
+    let target = p(d, "disk.vmdk");
+    let flat = "subformat=twoGbMaxExtentFlat";
+    vimg_ok(&[
+        "convert",
+        "-q",
+        "-O",
+        "vmdk",
+        "-o",
+        flat,
+        &s(&src),
+        &s(&target),
+    ]);
+    let inode = |name: &str| std::fs::metadata(p(d, name)).unwrap().ino();
+    let (f1, desc) = (inode("disk-f001.vmdk"), inode("disk.vmdk"));
+    // The second extent's name is taken by a folder: its move must fail.
+    std::fs::remove_file(p(d, "disk-f002.vmdk")).unwrap();
+    std::fs::create_dir(p(d, "disk-f002.vmdk")).unwrap();
+    let out = vimg_run(&[
+        "convert",
+        "-O",
+        "vmdk",
+        "-o",
+        flat,
+        "--force",
+        &s(&src),
+        &s(&target),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        inode("disk-f001.vmdk"),
+        f1,
+        "the first extent was not put back"
+    );
+    assert_eq!(inode("disk.vmdk"), desc);
+    assert!(p(d, "disk-f002.vmdk").is_dir());
+}
