@@ -131,6 +131,23 @@ q convert -O vmdk -o subformat=twoGbMaxExtentSparse small.raw qc2.vmdk &&
 q convert -O vpc data.raw qc.vhd && add qemu-convert-dynamic.vhd qc.vhd
 q convert -O vpc -o subformat=fixed small.raw qcf.vhd && add qemu-convert-fixed.vhd qcf.vhd
 
+# --- images with their parent ----------------------------------------------
+# The input is the image, the harness's parent separator, then the parent's
+# file (written under the name the image gives its parent; see materialize
+# in src/lib.rs).
+sep() { printf '\0--parent--\0'; }
+q convert -O vmdk data.raw p.vmdk
+q create -f vmdk -b p.vmdk -F vmdk qd.vmdk
+qemu-io -c 'write -P 0x5a 70000 9000' -c 'write -P 0x33 1048000 1000' qd.vmdk >/dev/null
+{ cat qd.vmdk; sep; cat p.vmdk; } >"$seeds/qemu-delta-monolithic.vmdk"
+q create -f vmdk -o subformat=twoGbMaxExtentSparse -b p.vmdk -F vmdk qd2.vmdk
+qemu-io -c 'write -P 0x5a 3000 100' qd2.vmdk >/dev/null
+desc qemu-delta-2gbsparse.vmdk qd2.vmdk qd2-s001.vmdk
+{ sep; cat p.vmdk; } >>"$seeds/qemu-delta-2gbsparse.vmdk"
+# A differencing VHD (with its dynamic parent) and a VMDK delta with 4 KiB
+# grains over p.vmdk.
+python3 "$here/make-parent-seeds.py" "$seeds" p.vmdk
+
 # --- vimg ----------------------------------------------------------------------
 v() { "$vimg" "$@" >/dev/null; }
 v create -f vmdk v-sparse.vmdk 16M && add vimg-create-sparse.vmdk v-sparse.vmdk

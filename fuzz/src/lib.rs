@@ -32,6 +32,9 @@ pub const MAX_READ_BYTES: usize = 1 << 20;
 /// `descriptor text \0 extent-1 data [SEP extent-2 data ...]`.
 pub const EXTENT_SEP: &[u8] = b"\0--extent--\0";
 
+/// Separator between an image and its parent's file (see [`materialize`]).
+pub const PARENT_SEP: &[u8] = b"\0--parent--\0";
+
 /// True when VIMG_FUZZ_DEBUG is set: the targets then say what they
 /// opened (for checking seeds; too slow for fuzzing).
 pub fn debug() -> bool {
@@ -126,13 +129,115 @@ pub fn extent_names(text: &[u8]) -> Vec<String> {
     names
 }
 
+/// The file name a differencing VHD's parent has: the last component of
+/// its parent name, or else of the first parent locator that decodes.
+fn vhd_parent_name(d: &[u8]) -> Option<String> {
+    let len = d.len();
+    let footer = if len >= 512 && d[len - 512..].starts_with(b"conectix") {
+        &d[len - 512..]
+    } else if len >= 512 && d.starts_with(b"conectix") {
+        &d[..512]
+    } else {
+        return None;
+    };
+    if be32(footer, 60)? != 4 {
+        return None;
+    }
+    let at = usize::try_from(be64(footer, 16)).ok()?;
+    let h = d.get(at..at.checked_add(1024)?)?;
+    if !h.starts_with(b"cxsparse") {
+        return None;
+    }
+    let utf16 = |b: &[u8], big: bool| {
+        let units: Vec<u16> = b
+            .chunks_exact(2)
+            .map(|c| {
+                if big {
+                    u16::from_be_bytes([c[0], c[1]])
+                } else {
+                    u16::from_le_bytes([c[0], c[1]])
+                }
+            })
+            .take_while(|&u| u != 0)
+            .collect();
+        String::from_utf16_lossy(&units)
+    };
+    let mut candidates = vec![utf16(&h[64..576], true)];
+    for k in 0..8 {
+        let e = &h[576 + 24 * k..600 + 24 * k];
+        let n = be32(e, 8)? as usize;
+        let Ok(off) = usize::try_from(be64(e, 16)) else {
+            continue;
+        };
+        let Some(raw) = off.checked_add(n).and_then(|end| d.get(off..end)) else {
+            continue;
+        };
+        match &e[..4] {
+            b"W2ru" | b"W2ku" => candidates.push(utf16(raw, false)),
+            b"MacX" => {
+                let t = String::from_utf8_lossy(raw);
+                let t = t.trim_end_matches('\0');
+                candidates.push(t.strip_prefix("file://").unwrap_or(t).to_string());
+            }
+            _ => {}
+        }
+    }
+    candidates.into_iter().find_map(|c| {
+        let base = c.rsplit(['\\', '/']).next()?.to_string();
+        simple_name(&base).then_some(base)
+    })
+}
+
+/// The file name an image's parent has: a VMDK's `parentFileNameHint` (in
+/// a text descriptor or an embedded one, first 64 KiB) or a differencing
+/// VHD's parent name or locators, if it is a plain name.
+pub fn parent_hint(data: &[u8]) -> Option<String> {
+    if let Some(name) = vhd_parent_name(data) {
+        return Some(name);
+    }
+    const KEY: &[u8] = b"parentFileNameHint";
+    let head = &data[..data.len().min(64 << 10)];
+    let at = head.windows(KEY.len()).position(|w| w == KEY)?;
+    let rest = &head[at + KEY.len()..];
+    let end = rest
+        .iter()
+        .position(|&b| b == b'\n' || b == 0)
+        .unwrap_or(rest.len());
+    let line = String::from_utf8_lossy(&rest[..end]);
+    let (_, value) = line.split_once('=')?;
+    let value = value.trim();
+    let value = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    simple_name(value).then(|| value.to_string())
+}
+
+/// Split an input at [`PARENT_SEP`]: the image, and its parent's file.
+pub fn split_parent(data: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match data.windows(PARENT_SEP.len()).position(|w| w == PARENT_SEP) {
+        Some(p) => (&data[..p], Some(&data[p + PARENT_SEP.len()..])),
+        None => (data, None),
+    }
+}
+
 /// Write `data` as `dir/main`; when it is a text descriptor (no sparse
 /// magic) followed by a NUL, also write the files it names from what follows
 /// the NUL (split at [`EXTENT_SEP`]; with fewer pieces than names the last
 /// piece is reused). Names in `reserved` (the image's own names) are skipped.
+///
+/// When the input holds [`PARENT_SEP`], what follows it is written as the
+/// file the image's `parentFileNameHint` names (a VMDK delta's parent), and
+/// only what precedes it is the image.
 pub fn materialize(dir: &Path, main: &str, reserved: &[&str], data: &[u8]) -> PathBuf {
     let path = dir.join(main);
+    let (data, parent) = split_parent(data);
     fs::write(&path, data).expect("cannot write the fuzz input");
+    if let (Some(parent), Some(hint)) = (parent, parent_hint(data)) {
+        if !reserved.contains(&hint.as_str()) && hint != main {
+            let _ = fs::write(dir.join(hint), parent);
+        }
+    }
     if data.starts_with(b"KDMV") || data.starts_with(b"COWD") {
         return path;
     }
@@ -176,8 +281,25 @@ fn vhd_checksum(buf: &[u8], field: usize) -> u32 {
 }
 
 /// Recompute the checksums of the VHD footers (at 0 and at the end) and of
-/// the dynamic header they point at. `None` when nothing changed.
+/// the dynamic header they point at, in the image and in the parent that
+/// follows [`PARENT_SEP`]. `None` when nothing changed.
 pub fn fix_vhd_checksums(data: &[u8]) -> Option<Vec<u8>> {
+    let (image, parent) = split_parent(data);
+    let Some(parent) = parent else {
+        return fix_one_vhd(image);
+    };
+    let a = fix_one_vhd(image);
+    let b = fix_one_vhd(parent);
+    if a.is_none() && b.is_none() {
+        return None;
+    }
+    let mut out = a.unwrap_or_else(|| image.to_vec());
+    out.extend_from_slice(PARENT_SEP);
+    out.extend_from_slice(&b.unwrap_or_else(|| parent.to_vec()));
+    Some(out)
+}
+
+fn fix_one_vhd(data: &[u8]) -> Option<Vec<u8>> {
     let mut out = data.to_vec();
     let len = out.len();
     let mut footers = Vec::new();
@@ -279,6 +401,7 @@ fn host_bytes(file: &Path, offset: u64, len: usize) -> Option<Vec<u8>> {
 /// what block_status says about its start: zeros must read as zeros, and
 /// uncompressed data must be the bytes at its host offset.
 fn check_against_status(dev: &mut dyn BlockDevice, buf: &[u8], offset: u64) {
+    let has_parent = dev.parent().is_some();
     let mut at = 0usize;
     if aligned_status() {
         at = ((512 - offset % 512) % 512) as usize;
@@ -296,7 +419,8 @@ fn check_against_status(dev: &mut dyn BlockDevice, buf: &[u8], offset: u64) {
         let n = (len as usize).min(buf.len() - at);
         let piece = &buf[at..at + n];
         match kind {
-            // No image here has a parent, so unallocated reads as zeros.
+            // Without a parent, unallocated reads as zeros.
+            Kind::Unallocated if has_parent => {}
             Kind::Zero { .. } | Kind::Unallocated => {
                 if let Some(p) = piece.iter().position(|&b| b != 0) {
                     panic!(
@@ -410,6 +534,7 @@ impl Rng {
 
 /// The extension that fits the input's content.
 pub fn extension_for(data: &[u8]) -> &'static str {
+    let data = split_parent(data).0;
     let head = &data[..data.len().min(4096)];
     if head.starts_with(b"KDMV") || head.starts_with(b"COWD") {
         return "vmdk";
@@ -431,15 +556,11 @@ pub fn extension_for(data: &[u8]) -> &'static str {
 struct Spans(Vec<(u64, u64)>);
 
 impl Spans {
-    fn add(&mut self, start: u64, len: u64) -> bool {
-        match start.checked_add(len) {
-            Some(end) => {
-                if len > 0 {
-                    self.0.push((start, end));
-                }
-                true
+    fn add(&mut self, start: u64, len: u64) {
+        if let Some(end) = start.checked_add(len) {
+            if len > 0 {
+                self.0.push((start, end));
             }
-            None => false,
         }
     }
 
@@ -471,9 +592,12 @@ fn be64(d: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(d[at..at + 8].try_into().unwrap())
 }
 
-/// A hosted sparse extent whose tables and grains all lie inside the file
-/// and overlap nothing else.
-fn sparse_sane(d: &[u8]) -> bool {
+/// True when two grain table entries of a hosted sparse extent name
+/// overlapping uncompressed grains (data aliasing: a write through one
+/// virtual range shows through the other). Anything vimg refuses at open
+/// (tables or grains outside the file, overlapping tables) does not matter
+/// here and counts as no aliasing.
+fn sparse_grains_alias(d: &[u8]) -> bool {
     let len = d.len() as u64;
     if len < 512 {
         return false;
@@ -491,138 +615,71 @@ fn sparse_sane(d: &[u8]) -> bool {
     let flags = u32::from_le_bytes(h[8..12].try_into().unwrap());
     let capacity = le64(h, 12);
     let grain = le64(h, 20);
-    let (desc_off, desc_len) = (le64(h, 28), le64(h, 36));
     let gtes = u32::from_le_bytes(h[44..48].try_into().unwrap()) as u64;
-    let (rgd, gd) = (le64(h, 48), le64(h, 56));
-    if grain == 0 || gtes == 0 || capacity > 1 << 40 || grain > 1 << 20 {
+    let gd = le64(h, 56);
+    if grain == 0 || gtes == 0 || gtes > 512 || capacity > 1 << 37 || flags & (1 << 16) != 0 {
         return false;
     }
-    let compressed = flags & (1 << 16) != 0;
     let zeroed = flags & (1 << 2) != 0;
-    let n = capacity.div_ceil(grain).div_ceil(gtes);
-    let gt_bytes = (gtes * 4).div_ceil(512) * 512;
-    let mut spans = Spans(Vec::new());
-    spans.add(0, 512);
-    if desc_off != 0 && desc_len != 0 {
-        let (Some(o), Some(l)) = (desc_off.checked_mul(512), desc_len.checked_mul(512)) else {
-            return false;
-        };
-        spans.add(o, l);
-    }
-    let mut dirs = vec![gd];
-    if flags & 2 != 0 && rgd != 0 {
-        dirs.push(rgd);
-    }
-    let mut gts = Vec::new();
-    for (k, &dir) in dirs.iter().enumerate() {
-        let Some(at) = dir.checked_mul(512) else {
-            return false;
-        };
-        if at == 0 || !spans.add(at, n * 4) || at + n * 4 > len {
-            return false;
-        }
-        for i in 0..n {
-            let e = le32(d, at + i * 4).unwrap() as u64;
-            if e == 0 {
-                continue;
-            }
-            if e * 512 + gt_bytes > len {
-                return false;
-            }
-            spans.add(e * 512, gt_bytes);
-            if k == 0 {
-                gts.push(e * 512);
-            }
-        }
-    }
-    if !compressed {
-        for gt in gts {
-            for j in 0..gtes {
-                let g = le32(d, gt + j * 4).unwrap() as u64;
-                if g == 0 || (g == 1 && zeroed) {
-                    continue;
-                }
-                if g * 512 >= len {
-                    return false;
-                }
-                spans.add(g * 512, grain * 512);
-            }
-        }
-    }
-    spans.disjoint()
-}
-
-/// A VHD whose dynamic header, BAT and blocks lie inside the file and
-/// overlap nothing else (fixed disks always pass).
-fn vhd_sane(d: &[u8]) -> bool {
-    let len = d.len() as u64;
-    if len < 512 {
+    let grains = capacity.div_ceil(grain);
+    let n = grains.div_ceil(gtes);
+    let Some(at) = gd.checked_mul(512) else {
+        return false;
+    };
+    if at.checked_add(n * 4).is_none_or(|end| end > len) {
         return false;
     }
-    let tail = &d[d.len() - 512..];
-    let has_tail = tail.starts_with(b"conectix");
-    let footer = if has_tail { tail } else { &d[..512] };
-    match be32(footer, 60) {
-        Some(2) => return true,
-        Some(3) => {}
-        _ => return false,
-    }
-    let hdr = be64(footer, 16);
-    if hdr.checked_add(1024).is_none_or(|e| e > len) {
-        return false;
-    }
-    let h = &d[hdr as usize..hdr as usize + 1024];
-    let table = be64(h, 16);
-    let entries = be32(h, 28).unwrap() as u64;
-    let block = be32(h, 32).unwrap() as u64;
-    if block < 512 || !block.is_power_of_two() {
-        return false;
-    }
-    let bitmap = (block / 512 / 8).div_ceil(512) * 512;
-    let end = if has_tail { len - 512 } else { len };
-    let mut spans = Spans(Vec::new());
-    spans.add(0, 512);
-    spans.add(hdr, 1024);
-    if !spans.add(table, (entries * 4).div_ceil(512) * 512) || table + entries * 4 > len {
-        return false;
-    }
-    if has_tail {
-        spans.add(len - 512, 512);
-    }
-    for i in 0..entries {
-        let e = be32(d, table + i * 4).unwrap();
-        if e == u32::MAX {
+    let mut seen_gts = std::collections::HashSet::new();
+    let mut starts = Vec::new();
+    for i in 0..n {
+        let e = le32(d, at + i * 4).unwrap() as u64;
+        if e == 0 || !seen_gts.insert(e) {
             continue;
         }
-        let host = e as u64 * 512;
-        if host + bitmap + block > end {
-            return false;
+        for j in 0..gtes.min(grains - i * gtes) {
+            let Some(g) = le32(d, e * 512 + j * 4) else {
+                break;
+            };
+            if g == 0 || (g == 1 && zeroed) {
+                continue;
+            }
+            starts.push(g as u64 * 512);
         }
-        spans.add(host, bitmap + block);
     }
-    spans.disjoint()
+    starts.sort_unstable();
+    starts.windows(2).any(|w| w[1] - w[0] < grain * 512)
 }
 
-/// Whether the image `main` (in `dir`) is structurally sane as far as the
-/// harness can tell cheaply: tables and data inside their files, nothing
-/// overlapping, each extent file used once and none of them the descriptor
-/// itself. Writes into an image that fails this may legitimately land on
-/// other data, so read-back checks apply only to sane images.
+/// Whether the read-back checks apply to the image `main` (in `dir`): false
+/// only when the image's own tables make two virtual ranges share host bytes
+/// (data aliasing: grain table entries naming overlapping grains, FLAT
+/// extents overlapping in one file), where a write legitimately shows
+/// through elsewhere. Everything else -- tables, descriptors and headers that
+/// data or other tables overlap, extents named twice, an extent that is the
+/// descriptor itself -- vimg must either refuse at open or handle, so the
+/// checks apply.
 pub fn sane(dir: &Path, main: &Path) -> bool {
     let Ok(d) = fs::read(main) else {
         return false;
     };
     if d.starts_with(b"KDMV") {
-        return sparse_sane(&d);
+        return !sparse_grains_alias(&d);
     }
-    if d.len() >= 512 && (d.starts_with(b"conectix") || d[d.len() - 512..].starts_with(b"conectix"))
+    if d.starts_with(b"conectix") || (d.len() >= 512 && d[d.len() - 512..].starts_with(b"conectix"))
     {
-        return vhd_sane(&d);
+        // vimg refuses every VHD block that overlaps another or the metadata.
+        return true;
     }
     let nul = d.iter().position(|&b| b == 0).unwrap_or(d.len());
     let text = String::from_utf8_lossy(&d[..nul]);
-    let main_name = main.file_name().map(|n| n.to_string_lossy().into_owned());
-    let mut seen: Vec<String> = Vec::new();
+    // A parent that is also one of the image's extent files changes under
+    // the writes.
+    if let Some(hint) = parent_hint(&d) {
+        if extent_names(text.as_bytes()).contains(&hint) {
+            return false;
+        }
+    }
+    let mut flat: std::collections::HashMap<String, Spans> = Default::default();
     for line in text.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         if !matches!(words.first(), Some(&("RW" | "RDONLY" | "NOACCESS"))) {
@@ -630,20 +687,25 @@ pub fn sane(dir: &Path, main: &Path) -> bool {
         }
         let names = extent_names(line.as_bytes());
         let Some(name) = names.first() else {
-            // no file (ZERO) or a name the harness does not create
             continue;
         };
-        if Some(name) == main_name.as_ref() || seen.contains(name) {
-            return false;
-        }
-        seen.push(name.clone());
-        if words.get(2) == Some(&"SPARSE") {
-            if let Ok(e) = fs::read(dir.join(name)) {
-                if e.starts_with(b"KDMV") && !sparse_sane(&e) {
-                    return false;
+        match words.get(2) {
+            Some(&("FLAT" | "VMFS")) => {
+                let sectors: u64 = words.get(1).and_then(|w| w.parse().ok()).unwrap_or(0);
+                let offset: u64 = words.last().and_then(|w| w.parse().ok()).unwrap_or(0);
+                flat.entry(name.clone())
+                    .or_insert_with(|| Spans(Vec::new()))
+                    .add(offset.saturating_mul(512), sectors.saturating_mul(512));
+            }
+            Some(&("SPARSE" | "VMFSSPARSE")) => {
+                if let Ok(e) = fs::read(dir.join(name)) {
+                    if e.starts_with(b"KDMV") && sparse_grains_alias(&e) {
+                        return false;
+                    }
                 }
             }
+            _ => {}
         }
     }
-    true
+    flat.into_values().all(Spans::disjoint)
 }
