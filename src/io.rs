@@ -22,10 +22,11 @@ const QEMU_WRITE_BYTE: u64 = 101;
 /// Bytes in a disk sector, the unit both formats count in.
 pub const SECTOR: u64 = 512;
 
-/// Round `value` up to a multiple of `align` (a power of two).
+/// Round `value` up to a multiple of `align` (a power of two); values
+/// within `align` of the top stay at the largest multiple.
 pub fn align_up(value: u64, align: u64) -> u64 {
     debug_assert!(align.is_power_of_two());
-    (value + align - 1) & !(align - 1)
+    value.saturating_add(align - 1) & !(align - 1)
 }
 
 /// Round `value` down to a multiple of `align` (a power of two).
@@ -158,6 +159,17 @@ impl ImageFile {
     /// The path the file was opened with.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What identifies the file itself, whatever name it was opened by:
+    /// (device, inode).
+    pub fn identity(&self) -> Result<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = self
+            .file
+            .metadata()
+            .map_err(|e| Error::file(&self.path, "cannot stat", e))?;
+        Ok((meta.dev(), meta.ino()))
     }
 
     /// Length in bytes; works for block devices too.

@@ -20,11 +20,81 @@ fn input(name: &str) -> Vec<u8> {
     std::fs::read(Path::new(DATA).join(name)).unwrap()
 }
 
-/// Write a fuzz input as an image named `name` in `dir`; a text descriptor
-/// followed by a NUL brings the extent files it names (as the harness does).
-fn materialize(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+/// What separates a carried parent image from the input it belongs to.
+const PARENT_SEP: &[u8] = b"\0--parent--\0";
+
+fn split_at_marker<'a>(data: &'a [u8], sep: &[u8]) -> (&'a [u8], Option<&'a [u8]>) {
+    match data.windows(sep.len()).position(|w| w == sep) {
+        Some(p) => (&data[..p], Some(&data[p + sep.len()..])),
+        None => (data, None),
+    }
+}
+
+/// The bare names an image may look for its parent by: a VMDK's
+/// parentFileNameHint, a VHD header's parent name and locator paths (last
+/// component of each).
+fn parent_names(data: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    let text = String::from_utf8_lossy(&data[..data.len().min(64 << 10)]);
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            if k.trim() == "parentFileNameHint" {
+                names.push(v.trim().trim_matches('"').to_string());
+            }
+        }
+    }
+    if data.len() >= 1536 && data.starts_with(b"conectix") {
+        let at = u64::from_be_bytes(data[16..24].try_into().unwrap());
+        if let Some(h) = usize::try_from(at)
+            .ok()
+            .and_then(|a| data.get(a..a.checked_add(1024)?))
+        {
+            let utf16 = |b: &[u8], big: bool| {
+                let units: Vec<u16> = b
+                    .chunks_exact(2)
+                    .map(|c| {
+                        if big {
+                            u16::from_be_bytes([c[0], c[1]])
+                        } else {
+                            u16::from_le_bytes([c[0], c[1]])
+                        }
+                    })
+                    .take_while(|&u| u != 0)
+                    .collect();
+                String::from_utf16_lossy(&units)
+            };
+            names.push(utf16(&h[64..576], true));
+            for k in 0..8 {
+                let e = &h[576 + 24 * k..600 + 24 * k];
+                let n = u32::from_be_bytes(e[8..12].try_into().unwrap()) as usize;
+                let off = u64::from_be_bytes(e[16..24].try_into().unwrap()) as usize;
+                if let Some(raw) = off.checked_add(n).and_then(|end| data.get(off..end)) {
+                    names.push(utf16(raw, false));
+                }
+            }
+        }
+    }
+    names
+        .into_iter()
+        .filter_map(|n| n.rsplit(['\\', '/']).next().map(str::to_string))
+        .filter(|n| !n.is_empty() && n != "." && n != "..")
+        .collect()
+}
+
+/// Write a fuzz input as an image named `name` in `dir`, as the harness
+/// does: a text descriptor followed by a NUL brings the extent files it
+/// names; a carried parent is written under the names the image looks for.
+fn materialize(dir: &Path, name: &str, input: &[u8]) -> PathBuf {
+    let (data, parent) = split_at_marker(input, PARENT_SEP);
     let path = dir.join(name);
     std::fs::write(&path, data).unwrap();
+    if let Some(parent) = parent {
+        for n in parent_names(data) {
+            if n != name {
+                std::fs::write(dir.join(n), parent).unwrap();
+            }
+        }
+    }
     if data.starts_with(b"KDMV") || data.starts_with(b"COWD") {
         return path;
     }
@@ -32,20 +102,30 @@ fn materialize(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
         return path;
     };
     let text = String::from_utf8_lossy(&data[..nul]);
-    let names: Vec<&str> = text
+    let mut names: Vec<String> = text
         .lines()
-        .filter(|l| l.starts_with("RW") || l.starts_with("RDONLY"))
-        .filter_map(|l| l.split('"').nth(1))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            matches!(words.next(), Some("RW" | "RDONLY" | "NOACCESS")).then_some(())?;
+            let rest: Vec<&str> = words.skip(2).collect();
+            let rest = rest.join(" ");
+            let n = match rest.strip_prefix('"') {
+                Some(q) => q.split('"').next()?.to_string(),
+                None => rest.split_whitespace().next()?.to_string(),
+            };
+            (!n.is_empty() && !n.contains(['/', '\\'])).then_some(n)
+        })
         .collect();
+    names.dedup();
     let mut pieces = Vec::new();
     let mut rest = &data[nul + 1..];
-    while let Some(p) = rest.windows(EXTENT_SEP.len()).position(|w| w == EXTENT_SEP) {
-        pieces.push(&rest[..p]);
-        rest = &rest[p + EXTENT_SEP.len()..];
+    while let (head, Some(tail)) = split_at_marker(rest, EXTENT_SEP) {
+        pieces.push(head);
+        rest = tail;
     }
     pieces.push(rest);
     for (i, extent) in names.iter().enumerate() {
-        if *extent != name {
+        if extent != name {
             std::fs::write(dir.join(extent), pieces[i.min(pieces.len() - 1)]).unwrap();
         }
     }

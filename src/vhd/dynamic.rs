@@ -180,11 +180,27 @@ impl Dynamic {
             align_data: false,
             header,
         };
-        let metadata = [
+        // What blocks must stay clear of: the footer copy, the header, the
+        // BAT, the trailing footer, and the parent locators' data.
+        let mut metadata = vec![
             (0, SECTOR),
             (header_offset, header_offset + HEADER_SIZE as u64),
             (dynamic.header.table_offset, bat_end),
         ];
+        if tail_footer {
+            metadata.push((file_len - FOOTER_SIZE as u64, file_len));
+        }
+        for loc in dynamic
+            .header
+            .locators
+            .iter()
+            .filter(|l| l.data_length != 0)
+        {
+            let end = loc
+                .data_offset
+                .saturating_add(align_up(loc.data_length as u64, SECTOR));
+            metadata.push((loc.data_offset, end));
+        }
         let blocks_end = dynamic.check_blocks(file, file_len, &metadata)?;
         // The footer is the file's last sector when there is a valid one;
         // else new blocks (and a new footer) go past everything there is.
@@ -224,7 +240,7 @@ impl Dynamic {
             let why = if end > file_len {
                 format!("ends at byte {end}, past the end of the {file_len}-byte file (truncated?)")
             } else if metadata.iter().any(|&(a, b)| host < b && a < end) {
-                "overlaps the footer copy, the dynamic header or the BAT".to_string()
+                "overlaps the footer, the dynamic header, the BAT or a parent locator".to_string()
             } else {
                 blocks.push((host, block));
                 continue;

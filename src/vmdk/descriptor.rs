@@ -67,6 +67,31 @@ pub struct Descriptor {
     pub ddb: Vec<(String, String)>,
 }
 
+/// `text` (a descriptor) with its `CID` and `ddb.longContentID` lines set to
+/// `cid` and `long_id`, every other byte as it was: the writer's layout and
+/// comments stay, and the length changes only with the CID's digits. Falls
+/// back to `None` when the text has no CID line to change.
+pub fn patch_ids(text: &str, cid: u32, long_id: Option<&str>) -> Option<String> {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut found = false;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\r', '\n']);
+        let ending = &line[body.len()..];
+        let key = body.split('=').next().unwrap_or("").trim();
+        match (key, long_id) {
+            ("CID", _) => {
+                out += &format!("CID={cid:08x}{ending}");
+                found = true;
+            }
+            ("ddb.longContentID", Some(id)) => {
+                out += &format!("ddb.longContentID = \"{id}\"{ending}")
+            }
+            _ => out += line,
+        }
+    }
+    found.then_some(out)
+}
+
 /// Windows-1252: Latin-1, but for 32 characters in 0x80..0x9f.
 fn decode_windows_1252(bytes: &[u8]) -> String {
     const HIGH: [u16; 32] = [
@@ -130,7 +155,11 @@ fn parse_extent(line: &str) -> Result<ExtentLine, String> {
         file = Some(quoted[..end].to_string());
         rest = quoted[end + 1..].trim_start();
     } else if !rest.is_empty() {
-        file = Some(next_word(&mut rest).to_string());
+        let name = next_word(&mut rest);
+        if name.contains('"') {
+            return Err(bad("unbalanced quote in the file name"));
+        }
+        file = Some(name.to_string());
     }
     let offset = match rest.split_whitespace().next() {
         None => 0,
@@ -316,11 +345,20 @@ mod tests {
     }
 
     #[test]
+    fn patching_ids_keeps_everything_else() {
+        let text = "# Disk DescriptorFile\r\nCID=1234\r\n# a comment\r\nddb.longContentID = \"x\"\r\nddb.foo = \"bar\"";
+        let out = patch_ids(text, 0xabcdef01, Some("0123456789abcdef01234567abcdef01")).unwrap();
+        assert_eq!(out, "# Disk DescriptorFile\r\nCID=abcdef01\r\n# a comment\r\nddb.longContentID = \"0123456789abcdef01234567abcdef01\"\r\nddb.foo = \"bar\"");
+        assert!(patch_ids("createType=\"x\"\n", 1, None).is_none());
+    }
+
+    #[test]
     fn bad_descriptors_say_why() {
         for (text, why) in [
             ("version=1\n", "createType"),
             ("createType=\"x\"\nRW abc SPARSE \"f\"\n", "bad size"),
             ("createType=\"x\"\nRW 1 SPARSE \"f\n", "unterminated"),
+            ("createType=\"x\"\nRW 1 FLAT f\"x 0\n", "quote"),
             ("createType=\"x\"\nCID=zz\n", "hex"),
             ("createType=\"x\"\nwhat is this\n", "neither"),
         ] {

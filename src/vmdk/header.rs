@@ -142,7 +142,7 @@ impl SparseHeader {
     }
 
     pub fn has_rgd(&self) -> bool {
-        self.flags & FLAG_RGD != 0 && self.rgd_offset != 0
+        self.flags & FLAG_RGD != 0 && self.rgd_offset != 0 && self.rgd_offset != self.gd_offset
     }
 
     /// Grain table entry 1 means "zeros" (header version 2 and up).

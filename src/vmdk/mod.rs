@@ -98,8 +98,10 @@ pub struct Vmdk {
     home: DescriptorHome,
     extents: Vec<Extent>,
     size: u64,
-    /// Data was written since open: the CID changes at flush.
+    /// Data was written since open (the CID has changed).
     changed: bool,
+    /// The descriptor as read (UTF-8), rewritten by changing only its IDs.
+    desc_text: Option<String>,
     /// The parent of a delta.
     parent: Option<Box<dyn BlockDevice>>,
 }
@@ -184,7 +186,7 @@ impl Vmdk {
         let mut head = [0u8; 4];
         file.read_zero_filled(&mut head, 0)?;
         if &head == MAGIC || &head == b"COWD" {
-            return Self::open_monolithic(path, Arc::new(file));
+            return Self::open_monolithic(path, Arc::new(file), access);
         }
         if len > MAX_DESCRIPTOR {
             return Err(Error::corrupt(
@@ -198,10 +200,22 @@ impl Vmdk {
         file.read_exact_at(&mut text, 0)?;
         let desc =
             Descriptor::parse(&text).map_err(|d| Error::corrupt(path, "VMDK descriptor", 0, d))?;
+        let desc_text = original_text(&text);
+        if desc.extents.len() > MAX_EXTENTS {
+            return Err(Error::unsupported(
+                path,
+                format!(
+                    "{} extents are more than vimg handles ({MAX_EXTENTS})",
+                    desc.extents.len()
+                ),
+            ));
+        }
         let mut extents = Vec::with_capacity(desc.extents.len());
         let mut start = 0u64;
+        let mut seen = FileUse::new(file.identity()?);
         for line in &desc.extents {
             let extent = open_extent(path, line, start, access)?;
+            seen.claim(path, &extent)?;
             start = start.checked_add(extent.len).ok_or_else(|| {
                 Error::corrupt(
                     path,
@@ -215,6 +229,7 @@ impl Vmdk {
         Ok(Vmdk {
             path: path.to_path_buf(),
             desc,
+            desc_text,
             home: DescriptorHome::File(file),
             extents,
             size: start,
@@ -225,12 +240,12 @@ impl Vmdk {
 
     /// A sparse extent opened directly: the disk is that one extent, and its
     /// embedded descriptor (if any) holds the disk's identity.
-    fn open_monolithic(path: &Path, file: Arc<ImageFile>) -> Result<Vmdk> {
-        let sparse = SparseExtent::open(file.clone())?;
+    fn open_monolithic(path: &Path, file: Arc<ImageFile>, access: Access) -> Result<Vmdk> {
+        let sparse = SparseExtent::open(file.clone(), access == Access::Write)?;
         let h = &sparse.header;
         let capacity = sparse.capacity();
         let embedded = h.descriptor_offset != 0 && h.descriptor_size != 0;
-        let (desc, offset, room) = if embedded {
+        let (desc, desc_text, offset, room) = if embedded {
             let offset = h.descriptor_offset.saturating_mul(SECTOR);
             let room = h.descriptor_size.saturating_mul(SECTOR);
             if room > MAX_DESCRIPTOR || offset.saturating_add(room) > file.length()? {
@@ -245,14 +260,22 @@ impl Vmdk {
             file.read_exact_at(&mut text, offset)?;
             let desc = Descriptor::parse(&text)
                 .map_err(|d| Error::corrupt(path, "VMDK embedded descriptor", offset, d))?;
-            (desc, offset, room)
+            let desc_text = original_text(&text);
+            if access == Access::Write && rewritten(&desc, desc_text.as_deref()).len() as u64 > room
+            {
+                return Err(Error::unsupported(
+                    path,
+                    format!("the embedded descriptor's {room}-byte space has no room for a new content ID; refusing to write"),
+                ));
+            }
+            (desc, desc_text, offset, room)
         } else {
             let kind = if sparse.is_cowd() {
                 "vmfsSparse"
             } else {
                 "monolithicSparse"
             };
-            (bare_descriptor(path, capacity, kind), 0, 0)
+            (bare_descriptor(path, capacity, kind), None, 0, 0)
         };
         let extent = Extent {
             start: 0,
@@ -264,6 +287,7 @@ impl Vmdk {
         Ok(Vmdk {
             path: path.to_path_buf(),
             desc,
+            desc_text,
             home: DescriptorHome::Embedded {
                 file,
                 offset,
@@ -278,7 +302,7 @@ impl Vmdk {
 
     /// Write the descriptor back where it came from.
     fn write_descriptor(&mut self) -> Result<()> {
-        let text = self.desc.encode();
+        let text = rewritten(&self.desc, self.desc_text.as_deref());
         match &self.home {
             DescriptorHome::Embedded {
                 file,
@@ -297,16 +321,34 @@ impl Vmdk {
                         ),
                     ));
                 }
-                let mut buf = text.into_bytes();
+                let mut buf = text.clone().into_bytes();
                 buf.resize(*capacity as usize, 0);
-                file.write_all_at(&buf, *offset)
+                file.write_all_at(&buf, *offset)?;
             }
             DescriptorHome::File(file) => {
                 file.write_all_at(text.as_bytes(), 0)?;
-                file.set_len(text.len() as u64)
+                file.set_len(text.len() as u64)?;
             }
         }
+        self.desc_text = Some(text);
+        Ok(())
     }
+}
+
+/// The descriptor text as it was read, when it can be patched in place
+/// (UTF-8, NUL padding dropped).
+fn original_text(bytes: &[u8]) -> Option<String> {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    std::str::from_utf8(&bytes[..end]).ok().map(str::to_string)
+}
+
+/// The descriptor text to write: the original with its IDs changed, or
+/// (without one) vimg's own rendering.
+fn rewritten(desc: &Descriptor, original: Option<&str>) -> String {
+    let long_id = desc.ddb("ddb.longContentID");
+    original
+        .and_then(|t| descriptor::patch_ids(t, desc.cid, long_id))
+        .unwrap_or_else(|| desc.encode())
 }
 
 /// The descriptor a bare sparse extent stands for.
@@ -327,6 +369,75 @@ fn bare_descriptor(path: &Path, capacity: u64, create_type: &str) -> Descriptor 
             offset: 0,
         }],
         ddb: Vec::new(),
+    }
+}
+
+/// The most extent lines one descriptor may have (4096 split extents hold
+/// 8 TiB).
+const MAX_EXTENTS: usize = 4096;
+
+/// Which files a descriptor's extents use, so that none is used twice in a
+/// way that would make one write change two places: the descriptor itself
+/// as an extent, a sparse extent file named twice, or two flat ranges of
+/// one file that overlap.
+struct FileUse {
+    descriptor: (u64, u64),
+    sparse: Vec<(u64, u64)>,
+    flat: Vec<((u64, u64), u64, u64)>,
+}
+
+impl FileUse {
+    fn new(descriptor: (u64, u64)) -> Self {
+        FileUse {
+            descriptor,
+            sparse: Vec::new(),
+            flat: Vec::new(),
+        }
+    }
+
+    fn claim(&mut self, desc: &Path, extent: &Extent) -> Result<()> {
+        let refuse = |what: &str| {
+            Err(Error::unsupported(
+                desc,
+                format!("extent {} {what}; refused", extent_name(extent)),
+            ))
+        };
+        let (file, range) = match &extent.storage {
+            Storage::Sparse(s) => (s.file(), None),
+            Storage::Flat { file, offset, .. } => (file, Some((*offset, *offset + extent.len))),
+            Storage::Zero => return Ok(()),
+        };
+        let id = file.identity()?;
+        if id == self.descriptor {
+            return refuse("is the descriptor file itself");
+        }
+        if self.sparse.contains(&id) {
+            return refuse("uses a sparse file another extent uses");
+        }
+        match range {
+            None => {
+                if self.flat.iter().any(|(f, _, _)| *f == id) {
+                    return refuse("uses a file a flat extent uses");
+                }
+                self.sparse.push(id);
+            }
+            Some((a, b)) => {
+                if self.flat.iter().any(|&(f, c, d)| f == id && a < d && c < b) {
+                    return refuse("overlaps another flat extent in the same file");
+                }
+                self.flat.push((id, a, b));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An extent's file name, for messages.
+fn extent_name(extent: &Extent) -> String {
+    match &extent.storage {
+        Storage::Sparse(s) => s.file().path().display().to_string(),
+        Storage::Flat { name, .. } => name.display().to_string(),
+        Storage::Zero => "ZERO".into(),
     }
 }
 
@@ -361,7 +472,7 @@ fn open_extent(desc_path: &Path, line: &ExtentLine, start: u64, access: Access) 
     let storage = match line.kind.as_str() {
         "SPARSE" | "VMFSSPARSE" => {
             let (file, _) = open_file()?;
-            let sparse = SparseExtent::open(file)?;
+            let sparse = SparseExtent::open(file, access == Access::Write)?;
             if sparse.capacity() < len {
                 return Err(Error::corrupt(
                     sparse.file().path(),

@@ -21,6 +21,8 @@ const MAX_CAPACITY_SECTORS: u64 = 1 << 37;
 const GTE_ZEROED: u32 = 1;
 /// Directory entries per directory page.
 const GD_PAGE: usize = 128;
+/// The furthest the header's overhead may put the first grain (1 GiB).
+const MAX_OVERHEAD: u64 = 1 << 30;
 /// The most grain tables one extent may have: 2 TiB in 64 KiB grains
 /// needs 65,536; this allows 8 TiB, or 1 TiB in 8 KiB grains.
 const MAX_GD_ENTRIES: u64 = 1 << 18;
@@ -62,7 +64,10 @@ pub struct SparseExtent {
 impl SparseExtent {
     /// Open the sparse extent in `file`, validating its header, directories
     /// and tables against the file's length and each other.
-    pub fn open(file: Arc<ImageFile>) -> Result<SparseExtent> {
+    /// An extent opened for `writable` use also has its grains checked
+    /// against one another (aliased grains would make one write change two
+    /// places; reading them is harmless).
+    pub fn open(file: Arc<ImageFile>, writable: bool) -> Result<SparseExtent> {
         let name: Arc<Path> = Arc::from(file.path());
         let len = file.length()?;
         let (header, cowd) = read_header(&file, len)?;
@@ -100,7 +105,13 @@ impl SparseExtent {
             }
             homes.push(home);
         }
-        check_tables(&name, &header, &homes, gt_bytes, len)?;
+        let metadata = check_metadata(&name, &header, &homes, gt_bytes, len)?;
+        // New space goes past everything: the file's end, the header's
+        // overhead and every table.
+        let used = metadata.last().map_or(0, |&(_, end)| end);
+        let start = align_up(len, SECTOR)
+            .max(header.overhead.saturating_mul(SECTOR).min(MAX_OVERHEAD))
+            .max(align_up(used, SECTOR));
         let gts = Table::new(Endian::Little, gt_entries as usize, n * gt_entries, homes);
         let mut extent = SparseExtent {
             name,
@@ -111,29 +122,26 @@ impl SparseExtent {
             gd,
             rgd,
             gts,
-            alloc: Allocator::new(align_up(len, SECTOR)),
+            alloc: Allocator::new(start),
             cache: None,
             cowd,
             grew: false,
             header,
             file,
         };
-        extent.check_grains(len)?;
+        extent.check_grains(len, &metadata, writable)?;
         Ok(extent)
     }
 
-    /// Check that every grain the tables point at lies inside the file, so
-    /// a truncated or damaged extent is refused rather than read as zeros.
-    /// Empty grain tables are skipped without reading them.
-    fn check_grains(&mut self, len: u64) -> Result<()> {
+    /// Check that every grain the tables point at lies inside the file (so
+    /// a truncated or damaged extent is refused rather than read as zeros)
+    /// and clear of the `metadata` spans; for a `writable` extent also
+    /// clear of one another. Empty grain tables are skipped without reading.
+    fn check_grains(&mut self, len: u64, metadata: &[(u64, u64)], writable: bool) -> Result<()> {
         let grains = self.capacity.div_ceil(self.grain);
-        let need = if self.header.compressed() {
-            12
-        } else {
-            self.grain
-        };
-        // Header, descriptor, directories and tables come before `overhead`.
-        let metadata_end = self.header.overhead.saturating_mul(SECTOR);
+        let compressed = self.header.compressed();
+        let need = if compressed { 12 } else { self.grain };
+        let mut hosts = Vec::new();
         for p in 0..self.gd.len() as usize {
             if self.gts.page_is_zero(&self.file, p)? {
                 continue;
@@ -144,26 +152,37 @@ impl SparseExtent {
                     Grain::At(h) | Grain::Compressed(h) => h,
                     Grain::Unallocated | Grain::Zero => continue,
                 };
-                if host < metadata_end {
-                    return Err(Error::corrupt(
-                        &self.name,
-                        "VMDK grain table",
-                        self.gts.home(p) + (index - first) * 4,
-                        format!(
-                            "grain {index} at byte {host} lies inside the metadata area (before byte {metadata_end})"
-                        ),
-                    ));
-                }
-                if host.saturating_add(need) > len {
-                    return Err(Error::corrupt(
-                        &self.name,
-                        "VMDK grain table",
-                        self.gts.home(p) + (index - first) * 4,
-                        format!(
-                            "grain {index} at byte {host} lies past the end of the {len}-byte file (truncated?)"
-                        ),
-                    ));
-                }
+                let end = host.saturating_add(need);
+                let k = metadata.partition_point(|&(start, _)| start < end);
+                let why = if end > len {
+                    format!("lies past the end of the {len}-byte file (truncated?)")
+                } else if k > 0 && metadata[k - 1].1 > host {
+                    "lies on the extent's header, descriptor, directories or tables".into()
+                } else {
+                    if writable && !compressed {
+                        hosts.push((host, index));
+                    }
+                    continue;
+                };
+                return Err(Error::corrupt(
+                    &self.name,
+                    "VMDK grain table",
+                    self.gts.home(p) + (index - first) * 4,
+                    format!("grain {index} at byte {host} {why}"),
+                ));
+            }
+        }
+        hosts.sort_unstable();
+        for pair in hosts.windows(2) {
+            let ((a, first), (b, second)) = (pair[0], pair[1]);
+            if a + self.grain > b {
+                return Err(Error::corrupt(
+                    &self.name,
+                    "VMDK grain table",
+                    self.gts.home((second / self.gt_entries) as usize)
+                        + (second % self.gt_entries) * 4,
+                    format!("grains {first} and {second} overlap at byte {b}"),
+                ));
             }
         }
         Ok(())
@@ -446,61 +465,69 @@ fn directory(file: &ImageFile, at: u64, n: u64, len: u64, what: &'static str) ->
     Ok(Table::new(Endian::Little, GD_PAGE, n, homes))
 }
 
-/// Check where the grain tables are: inside the file, clear of the header,
-/// descriptor and directories, and clear of one another (a table two
-/// directory entries share, or one lying on the directory, would make a
-/// write through one corrupt the other).
-fn check_tables(
+/// Check the extent's metadata: the header, embedded descriptor, both
+/// directories and every grain table lie inside the file and clear of one
+/// another (a table two directory entries share, one lying on a directory,
+/// or a descriptor space over a table would make a write through one
+/// corrupt the other). Returns the spans, sorted, as (start, end).
+fn check_metadata(
     path: &Path,
     h: &SparseHeader,
     homes: &[Homes],
     gt_bytes: u64,
     len: u64,
-) -> Result<()> {
+) -> Result<Vec<(u64, u64)>> {
+    let at = |sectors: u64| sectors.saturating_mul(SECTOR);
     let dir_bytes = align_up(homes.len() as u64 * 4, SECTOR);
-    let mut spans: Vec<(u64, u64, Option<usize>)> = vec![(0, SECTOR, None)];
-    if h.descriptor_offset != 0 {
-        let (at, size) = (h.descriptor_offset, h.descriptor_size);
-        spans.push((at.saturating_mul(SECTOR), size.saturating_mul(SECTOR), None));
+    let mut spans: Vec<(u64, u64, String)> = vec![(0, SECTOR, "the header".into())];
+    let mut add = |start: u64, bytes: u64, what: &str| {
+        spans.push((start, start.saturating_add(bytes), what.to_string()))
+    };
+    if h.descriptor_offset != 0 && h.descriptor_size != 0 {
+        add(
+            at(h.descriptor_offset),
+            at(h.descriptor_size),
+            "the embedded descriptor",
+        );
     }
-    spans.push((h.gd_offset.saturating_mul(SECTOR), dir_bytes, None));
+    add(at(h.gd_offset), dir_bytes, "the grain directory");
     if h.has_rgd() {
-        spans.push((h.rgd_offset.saturating_mul(SECTOR), dir_bytes, None));
+        add(at(h.rgd_offset), dir_bytes, "the redundant grain directory");
     }
     for (i, home) in homes.iter().enumerate() {
-        for &at in home.iter().filter(|&&at| at != 0) {
-            if at.saturating_add(gt_bytes) > len {
+        for &t in home.iter().filter(|&&t| t != 0) {
+            if t.saturating_add(gt_bytes) > len {
                 return Err(Error::corrupt(
                     path,
                     "VMDK grain directory",
-                    h.gd_offset.saturating_mul(SECTOR) + i as u64 * 4,
-                    format!("entry {i} points at byte {at}, past the end of the file"),
+                    at(h.gd_offset) + i as u64 * 4,
+                    format!("entry {i} points at byte {t}, past the end of the file"),
                 ));
             }
-            spans.push((at, gt_bytes, Some(i)));
+            add(t, gt_bytes, &format!("the grain table of entry {i}"));
         }
+    }
+    if let Some((start, _, what)) = spans.iter().find(|(_, end, _)| *end > len) {
+        return Err(Error::corrupt(
+            path,
+            "VMDK sparse header",
+            0,
+            format!("{what} at byte {start} runs past the end of the {len}-byte file"),
+        ));
     }
     spans.sort_unstable();
     for pair in spans.windows(2) {
-        let ((a, a_len, a_entry), (b, _, b_entry)) = (pair[0], pair[1]);
-        if a.saturating_add(a_len) <= b || (a_entry.is_none() && b_entry.is_none()) {
-            continue;
+        let ((_, a_end, a), (b, _, b_what)) = (&pair[0], &pair[1]);
+        if a_end > b {
+            return Err(Error::corrupt(
+                path,
+                "VMDK sparse extent",
+                *b,
+                format!("{a} and {b_what} overlap at byte {b}"),
+            ));
         }
-        let entry = b_entry.or(a_entry).unwrap_or(0);
-        let other = match (a_entry, b_entry) {
-            (Some(x), Some(y)) => format!("the grain tables of entries {x} and {y} overlap"),
-            _ => format!(
-                "the grain table of entry {entry} overlaps the header, descriptor or a directory"
-            ),
-        };
-        return Err(Error::corrupt(
-            path,
-            "VMDK grain directory",
-            h.gd_offset.saturating_mul(SECTOR) + entry as u64 * 4,
-            format!("{other} at byte {b}"),
-        ));
     }
-    Ok(())
+    Ok(spans.into_iter().map(|(a, e, _)| (a, e)).collect())
 }
 
 /// A stream-optimized extent with the grain directory at the end keeps the
