@@ -2,6 +2,8 @@
 //! allocation, skip what reads as zero (the fresh target already does), read
 //! large aligned runs, drop all-zero pieces, and write the rest.
 
+use std::sync::mpsc;
+
 use crate::chain;
 use crate::error::Result;
 use crate::image::{BlockDevice, Kind};
@@ -33,8 +35,24 @@ fn holds_data(kind: &Kind, opts: &CopyOptions) -> bool {
     }
 }
 
+/// Buffers in flight between the reading and the writing thread.
+const IN_FLIGHT: usize = 4;
+
+/// A chunk read from the source, on its way to the target.
+struct Piece {
+    offset: u64,
+    data: Vec<u8>,
+    /// How far the copy has got once this piece is written.
+    done: u64,
+}
+
 /// Copy the first `size` bytes of `src` into `dst`, which must read as
 /// zeros. `progress` is told how far the copy has got.
+///
+/// A second thread walks and reads the source while this one writes the
+/// target, so that reading and writing (page-cache copies, deflate) run on
+/// two cores; buffers go round between them, so memory stays at
+/// IN_FLIGHT chunks.
 pub fn copy(
     src: &mut dyn BlockDevice,
     dst: &mut dyn BlockDevice,
@@ -42,13 +60,45 @@ pub fn copy(
     opts: &CopyOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
-    let mut buf = vec![0u8; CHUNK as usize];
+    let (full_tx, full_rx) = mpsc::sync_channel::<Result<Piece>>(IN_FLIGHT);
+    let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
+    for _ in 0..IN_FLIGHT {
+        empty_tx.send(Vec::new()).expect("the pool has room");
+    }
+    // Everything moves into the scope: when the writer stops, early or not,
+    // its ends of both channels close and a waiting reader wakes up.
+    std::thread::scope(move |scope| {
+        scope.spawn(move || {
+            if let Err(e) = read_pieces(src, size, opts, &full_tx, &empty_rx) {
+                let _ = full_tx.send(Err(e));
+            }
+        });
+        for piece in full_rx {
+            let piece = piece?;
+            write_nonzero(dst, &piece.data, piece.offset, opts.sparse_size)?;
+            progress(piece.done);
+            // The reader may have stopped; then the buffer is not needed.
+            let _ = empty_tx.send(piece.data);
+        }
+        progress(size);
+        Ok(())
+    })
+}
+
+/// Walk the source's allocation and send the runs that hold data, in
+/// chunks, to the writer; buffers come back through `empty`.
+fn read_pieces(
+    src: &mut dyn BlockDevice,
+    size: u64,
+    opts: &CopyOptions,
+    full: &mpsc::SyncSender<Result<Piece>>,
+    empty: &mpsc::Receiver<Vec<u8>>,
+) -> Result<()> {
     let mut offset = 0u64;
     while offset < size {
         let (first, _) = chain::status(src, offset, size - offset)?;
         if !holds_data(&first.kind, opts) {
             offset += first.len;
-            progress(offset);
             continue;
         }
         // Join what follows to copy, up to the end of this chunk.
@@ -61,11 +111,21 @@ pub fn copy(
             }
             end += m.len;
         }
-        let data = &mut buf[..(end - offset) as usize];
-        src.read_at(data, offset)?;
-        write_nonzero(dst, data, offset, opts.sparse_size)?;
+        // No buffer back: the writer has stopped (and says why).
+        let Ok(mut data) = empty.recv() else {
+            return Ok(());
+        };
+        data.resize((end - offset) as usize, 0);
+        src.read_at(&mut data, offset)?;
+        let piece = Piece {
+            offset,
+            data,
+            done: end,
+        };
+        if full.send(Ok(piece)).is_err() {
+            return Ok(());
+        }
         offset = end;
-        progress(offset);
     }
     Ok(())
 }
