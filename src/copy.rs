@@ -159,3 +159,97 @@ fn write_nonzero(dst: &mut dyn BlockDevice, data: &[u8], offset: u64, granule: u
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use crate::image::{ImageInfo, Mapping};
+    use crate::raw::Raw;
+    use std::path::PathBuf;
+
+    /// A target that takes `budget` writes, then fails every one.
+    struct Failing {
+        budget: usize,
+        size: u64,
+    }
+
+    impl BlockDevice for Failing {
+        fn virtual_size(&self) -> u64 {
+            self.size
+        }
+        fn cluster_size(&self) -> u64 {
+            512
+        }
+        fn read_at(&mut self, buf: &mut [u8], _: u64) -> Result<()> {
+            buf.fill(0);
+            Ok(())
+        }
+        fn write_at(&mut self, _: &[u8], _: u64) -> Result<()> {
+            if self.budget == 0 {
+                return Err(Error::invalid("disk full"));
+            }
+            self.budget -= 1;
+            Ok(())
+        }
+        fn block_status(&mut self, _: u64, len: u64) -> Result<Mapping> {
+            Ok(Mapping::new(len, Kind::Unallocated))
+        }
+        fn flush(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn info(&mut self) -> Result<ImageInfo> {
+            unreachable!()
+        }
+        fn files(&self) -> Vec<PathBuf> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn a_failing_target_stops_the_copy_with_its_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("src.raw");
+        let size = 64u64 << 20;
+        std::fs::write(&path, vec![0x5a; size as usize]).unwrap();
+        let mut src = Raw::open(&path, crate::io::Access::Read).unwrap();
+        for budget in [0, 1, 3, 10] {
+            let mut dst = Failing { budget, size };
+            let err = copy(
+                &mut src,
+                &mut dst,
+                size,
+                &CopyOptions::default(),
+                &mut |_| {},
+            );
+            assert!(
+                err.unwrap_err().to_string().contains("disk full"),
+                "budget {budget}"
+            );
+        }
+    }
+
+    #[test]
+    fn everything_but_zeros_arrives() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.raw"), dir.path().join("b.raw"));
+        let mut data = vec![0u8; 9 << 20];
+        data[100..5000].fill(1);
+        data[(4 << 20) - 10..(4 << 20) + 10].fill(2);
+        data[(9 << 20) - 1] = 3;
+        std::fs::write(&a, &data).unwrap();
+        let mut src = Raw::open(&a, crate::io::Access::Read).unwrap();
+        let mut dst = Raw::create(&b, data.len() as u64).unwrap();
+        let mut last = 0;
+        copy(
+            &mut src,
+            &mut dst,
+            data.len() as u64,
+            &CopyOptions::default(),
+            &mut |d| last = d,
+        )
+        .unwrap();
+        assert_eq!(last, data.len() as u64);
+        assert_eq!(std::fs::read(&b).unwrap(), data);
+    }
+}
