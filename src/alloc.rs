@@ -157,11 +157,6 @@ impl Table {
         self.len == 0
     }
 
-    /// Entries per page.
-    pub fn page_entries(&self) -> usize {
-        self.page_entries
-    }
-
     fn page_bytes(&self) -> u64 {
         self.page_entries as u64 * 4
     }

@@ -52,37 +52,6 @@ impl Mapping {
     pub fn new(len: u64, kind: Kind) -> Self {
         Mapping { len, kind }
     }
-
-    /// Extend this run by `next`, which starts where this one ends, when the
-    /// two are alike; returns false (and changes nothing) otherwise.
-    pub fn try_extend(&mut self, next: &Mapping) -> bool {
-        let contiguous = |a: &Option<Host>, b: &Option<Host>| match (a, b) {
-            (None, None) => true,
-            (Some(a), Some(b)) => a.file == b.file && a.offset + self.len == b.offset,
-            _ => false,
-        };
-        let alike = match (&self.kind, &next.kind) {
-            (Kind::Unallocated, Kind::Unallocated) => true,
-            (Kind::Zero { host: a, data: da }, Kind::Zero { host: b, data: db }) => {
-                da == db && contiguous(a, b)
-            }
-            (
-                Kind::Data {
-                    host: a,
-                    compressed: ca,
-                },
-                Kind::Data {
-                    host: b,
-                    compressed: cb,
-                },
-            ) => ca == cb && contiguous(a, b),
-            _ => false,
-        };
-        if alike {
-            self.len += next.len;
-        }
-        alike
-    }
 }
 
 /// What `info` reports about an image.
@@ -309,29 +278,6 @@ pub fn create_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn host(offset: u64) -> Option<Host> {
-        Some(Host {
-            file: Arc::from(Path::new("f")),
-            offset,
-        })
-    }
-
-    #[test]
-    fn mappings_merge_only_when_alike_and_contiguous() {
-        let data = |h| Kind::Data {
-            host: h,
-            compressed: false,
-        };
-        let mut m = Mapping::new(512, data(host(0)));
-        assert!(m.try_extend(&Mapping::new(512, data(host(512)))));
-        assert_eq!(m.len, 1024);
-        assert!(!m.try_extend(&Mapping::new(512, data(host(4096)))));
-        assert!(!m.try_extend(&Mapping::new(512, Kind::Unallocated)));
-        let mut u = Mapping::new(1, Kind::Unallocated);
-        assert!(u.try_extend(&Mapping::new(2, Kind::Unallocated)));
-        assert_eq!(u.len, 3);
-    }
 
     #[test]
     fn format_names() {
