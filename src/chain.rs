@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::image::{BlockDevice, Kind, Mapping};
+use crate::image::{Image, Kind, Mapping};
 
 /// Deepest chain vimg follows (VMware allows 32 snapshots per disk).
 pub const MAX_DEPTH: usize = 64;
@@ -88,7 +88,7 @@ pub fn relative_name(child_dir: &Path, parent: &Path) -> String {
 /// Fill `buf` with what a delta reads where it holds nothing itself: the
 /// parent's data where the parent reaches, zeros beyond it or without one.
 pub fn read_parent(
-    parent: Option<&mut (dyn BlockDevice + 'static)>,
+    parent: Option<&mut (dyn Image + 'static)>,
     buf: &mut [u8],
     offset: u64,
 ) -> Result<()> {
@@ -106,7 +106,7 @@ pub fn read_parent(
 /// The allocation picture at `offset` resolved down the chain: the first
 /// layer that holds something there decides, with its depth (0 = top).
 /// `Unallocated` at the end means zeros with nothing below.
-pub fn status(dev: &mut dyn BlockDevice, offset: u64, len: u64) -> Result<(Mapping, u32)> {
+pub fn status(dev: &mut dyn Image, offset: u64, len: u64) -> Result<(Mapping, u32)> {
     let m = dev.block_status(offset, len)?;
     if m.kind != Kind::Unallocated {
         return Ok((m, 0));

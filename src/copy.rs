@@ -6,7 +6,7 @@ use std::sync::mpsc;
 
 use crate::chain;
 use crate::error::Result;
-use crate::image::{BlockDevice, Kind};
+use crate::image::{Image, Kind};
 use crate::io::{align_down, is_zero};
 
 /// Bytes read per step: large, and a multiple of every grain and block size
@@ -54,8 +54,8 @@ struct Piece {
 /// two cores; buffers go round between them, so memory stays at
 /// IN_FLIGHT chunks.
 pub fn copy(
-    src: &mut dyn BlockDevice,
-    dst: &mut dyn BlockDevice,
+    src: &mut dyn Image,
+    dst: &mut dyn Image,
     size: u64,
     opts: &CopyOptions,
     progress: &mut dyn FnMut(u64),
@@ -88,7 +88,7 @@ pub fn copy(
 /// Walk the source's allocation and send the runs that hold data, in
 /// chunks, to the writer; buffers come back through `empty`.
 fn read_pieces(
-    src: &mut dyn BlockDevice,
+    src: &mut dyn Image,
     size: u64,
     opts: &CopyOptions,
     full: &mpsc::SyncSender<Result<Piece>>,
@@ -132,7 +132,7 @@ fn read_pieces(
 
 /// Write `data` to `dst` at `offset`, leaving out zero pieces of
 /// `granule` bytes (aligned to the disk).
-fn write_nonzero(dst: &mut dyn BlockDevice, data: &[u8], offset: u64, granule: u64) -> Result<()> {
+fn write_nonzero(dst: &mut dyn Image, data: &[u8], offset: u64, granule: u64) -> Result<()> {
     if granule == 0 {
         dst.write_at(data, offset)?;
         return Ok(());
@@ -174,7 +174,7 @@ mod tests {
         size: u64,
     }
 
-    impl BlockDevice for Failing {
+    impl Image for Failing {
         fn virtual_size(&self) -> u64 {
             self.size
         }

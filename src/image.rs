@@ -1,7 +1,7 @@
 //! The one trait every format implements, the allocation picture it
 //! reports, and the registry that probes, opens and creates images by format.
 //!
-//! Subcommands hold a `Box<dyn BlockDevice>` and never ask which format it is.
+//! Subcommands hold a `Box<dyn Image>` and never ask which format it is.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -68,7 +68,7 @@ pub struct ImageInfo {
 }
 
 /// A virtual disk: the one interface every format implements.
-pub trait BlockDevice: Send {
+pub trait Image: Send {
     /// Size of the virtual disk in bytes.
     fn virtual_size(&self) -> u64;
 
@@ -96,7 +96,7 @@ pub trait BlockDevice: Send {
     fn files(&self) -> Vec<PathBuf>;
 
     /// The parent of a delta image.
-    fn parent(&mut self) -> Option<&mut dyn BlockDevice> {
+    fn parent(&mut self) -> Option<&mut dyn Image> {
         None
     }
 }
@@ -189,7 +189,7 @@ fn probe_named(path: &Path) -> Result<Format> {
 
 /// Open an image, probing its format unless one is given, together with
 /// the chain of parents it records.
-pub fn open(path: &Path, format: Option<Format>, access: Access) -> Result<Box<dyn BlockDevice>> {
+pub fn open(path: &Path, format: Option<Format>, access: Access) -> Result<Box<dyn Image>> {
     let mut chain = Chain::new();
     chain.enter(path)?;
     let format = match format {
@@ -223,7 +223,7 @@ pub fn create(
     size: u64,
     opts: &mut Options,
     backing: Option<&Backing>,
-) -> Result<Box<dyn BlockDevice>> {
+) -> Result<Box<dyn Image>> {
     if let Some(b) = backing {
         if b.format.is_some_and(|f| f != format) {
             return Err(Error::invalid(format!(
@@ -240,7 +240,7 @@ pub fn create(
             format.name()
         )));
     }
-    let image: Box<dyn BlockDevice> = match (format, backing) {
+    let image: Box<dyn Image> = match (format, backing) {
         (Format::Raw, None) => {
             opts.finish("raw")?;
             Box::new(raw::Raw::create(path, size)?)
@@ -265,7 +265,7 @@ pub fn create_stream(
     size: u64,
     opts: &mut Options,
     out: Box<dyn std::io::Write + Send>,
-) -> Result<Box<dyn BlockDevice>> {
+) -> Result<Box<dyn Image>> {
     match format {
         Format::Vmdk => vmdk::create_stream(name, size, opts, out),
         _ => Err(Error::invalid(format!(

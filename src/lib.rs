@@ -1,6 +1,6 @@
 //! vimg: create, inspect and convert VMware VMDK and Microsoft VHD disk
 //! images. The library holds the formats behind one trait
-//! ([`image::BlockDevice`]); `cmd` holds the command-line interface.
+//! ([`image::Image`]); `cmd` holds the command-line interface.
 
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]

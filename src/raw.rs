@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::image::{check_range, BlockDevice, Host, ImageInfo, Kind, Mapping};
+use crate::image::{check_range, Image, Host, ImageInfo, Kind, Mapping};
 use crate::io::{align_up, Access, ImageFile, SECTOR};
 
 /// A raw image file or block device.
@@ -41,7 +41,7 @@ impl Raw {
     }
 }
 
-impl BlockDevice for Raw {
+impl Image for Raw {
     fn virtual_size(&self) -> u64 {
         self.size
     }

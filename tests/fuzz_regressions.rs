@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
-use vimg::image::{open, BlockDevice, Format, Kind};
+use vimg::image::{open, Format, Image, Kind};
 use vimg::io::Access;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fuzz");
@@ -178,7 +178,7 @@ fn cli_survives(dir: &Path, path: &Path, forced: Option<&str>) {
 /// Walk the allocation picture from `start` and check it against reads:
 /// zero and unallocated runs read as zeros, data with a host offset reads
 /// as the bytes there. At most `budget` bytes are read.
-fn status_matches_reads(dev: &mut dyn BlockDevice, start: u64, mut budget: u64) {
+fn status_matches_reads(dev: &mut dyn Image, start: u64, mut budget: u64) {
     let size = dev.virtual_size();
     let mut offset = start;
     let mut steps = 0;

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use common::*;
 use vhd_util::*;
-use vimg::image::BlockDevice;
+use vimg::image::Image;
 use vimg::io::Access;
 use vimg::vhd::Vhd;
 

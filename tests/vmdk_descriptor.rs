@@ -14,7 +14,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use vimg::image::{open, BlockDevice, Format};
+use vimg::image::{open, Format, Image};
 use vimg::io::Access;
 use vmdk_support::*;
 
@@ -38,7 +38,7 @@ fn write_descriptor(path: &Path, header: &str, create_type: &str, extents: &[&st
 }
 
 /// Open with the library for writing.
-fn open_rw(path: &Path) -> Box<dyn BlockDevice> {
+fn open_rw(path: &Path) -> Box<dyn Image> {
     open(path, Some(Format::Vmdk), Access::Write)
         .unwrap_or_else(|e| panic!("cannot open {} for writing: {e}", s(path)))
 }

@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vimg::image::{open, BlockDevice};
+use vimg::image::{open, Image};
 use vimg::io::Access;
 use vimg_fuzz::{
     debug, extension_for, fix_vhd_checksums, hash, materialize, sane, scratch, walk_steps, Rng,
@@ -26,7 +26,7 @@ struct Write {
     ok: bool,
 }
 
-fn read(dev: &mut dyn BlockDevice, offset: u64, len: u64) -> Option<Vec<u8>> {
+fn read(dev: &mut dyn Image, offset: u64, len: u64) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; len as usize];
     dev.read_at(&mut buf, offset).ok().map(|_| buf)
 }

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use vimg::image::{BlockDevice, Kind, Mapping};
+use vimg::image::{Image, Kind, Mapping};
 
 /// Steps a block_status walk over one disk takes before it stops (see
 /// [`walk`]).
@@ -345,12 +345,12 @@ fn fix_one_vhd(data: &[u8]) -> Option<Vec<u8>> {
 /// allocation tables alias one block many times legitimately has millions
 /// of runs -- unless it has by then taken more than [`MAX_WALK_SECS`], which
 /// counts as a hang.
-pub fn walk(dev: &mut dyn BlockDevice) {
+pub fn walk(dev: &mut dyn Image) {
     walk_steps(dev, MAX_STATUS_STEPS)
 }
 
 /// [`walk`] with its own step budget.
-pub fn walk_steps(dev: &mut dyn BlockDevice, max_steps: u64) {
+pub fn walk_steps(dev: &mut dyn Image, max_steps: u64) {
     let size = dev.virtual_size();
     let started = std::time::Instant::now();
     let mut offset = 0u64;
@@ -400,7 +400,7 @@ fn host_bytes(file: &Path, offset: u64, len: usize) -> Option<Vec<u8>> {
 /// Check what read_at returned for `[offset, offset + buf.len())` against
 /// what block_status says about its start: zeros must read as zeros, and
 /// uncompressed data must be the bytes at its host offset.
-fn check_against_status(dev: &mut dyn BlockDevice, buf: &[u8], offset: u64) {
+fn check_against_status(dev: &mut dyn Image, buf: &[u8], offset: u64) {
     let has_parent = dev.parent().is_some();
     let mut at = 0usize;
     if aligned_status() {
@@ -453,7 +453,7 @@ fn check_against_status(dev: &mut dyn BlockDevice, buf: &[u8], offset: u64) {
 
 /// Read a few ranges (start, middle, end, and an unaligned one), at most
 /// [`MAX_READ_BYTES`] in total, and check them against block_status.
-pub fn read_some(dev: &mut dyn BlockDevice, salt: u64) {
+pub fn read_some(dev: &mut dyn Image, salt: u64) {
     let size = dev.virtual_size();
     if size == 0 {
         let mut b = [0u8; 1];
@@ -496,7 +496,7 @@ pub fn read_some(dev: &mut dyn BlockDevice, salt: u64) {
 }
 
 /// Every check for one opened image.
-pub fn exercise(dev: &mut dyn BlockDevice, salt: u64) {
+pub fn exercise(dev: &mut dyn Image, salt: u64) {
     let _ = dev.info();
     let _ = dev.files();
     let _ = dev.cluster_size();

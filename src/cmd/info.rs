@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::{json, Map, Value};
 
 use super::Output;
-use crate::image::{self, BlockDevice, Format, ImageInfo};
+use crate::image::{self, Image, Format, ImageInfo};
 use crate::units::human_size;
 
 /// Show an image's format, virtual and allocated size, and format details.
@@ -56,7 +56,7 @@ struct Layer {
 }
 
 /// The top image, and with `all` every image below it.
-fn layers(image: &mut dyn BlockDevice, top: &Path, all: bool) -> anyhow::Result<Vec<Layer>> {
+fn layers(image: &mut dyn Image, top: &Path, all: bool) -> anyhow::Result<Vec<Layer>> {
     let mut out = Vec::new();
     let mut file = top.to_path_buf();
     let mut current = Some(image);

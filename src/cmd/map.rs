@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::Output;
 use crate::chain;
-use crate::image::{self, BlockDevice, Format, Kind, Mapping};
+use crate::image::{self, Image, Format, Kind, Mapping};
 use crate::units::parse_size;
 
 /// Show which ranges of an image hold data, which read as zeros, at which
@@ -115,7 +115,7 @@ impl Entry {
 }
 
 /// The image's map over `[start, end)`, alike neighbours merged.
-fn entries(image: &mut dyn BlockDevice, start: u64, end: u64) -> anyhow::Result<Vec<Entry>> {
+fn entries(image: &mut dyn Image, start: u64, end: u64) -> anyhow::Result<Vec<Entry>> {
     let mut out: Vec<Entry> = Vec::new();
     let mut offset = start;
     while offset < end {
@@ -133,7 +133,7 @@ fn entries(image: &mut dyn BlockDevice, start: u64, end: u64) -> anyhow::Result<
 }
 
 /// The file of the layer at `depth` (for ranges that have no offset).
-fn layer_file(image: &mut dyn BlockDevice, depth: u32) -> Option<PathBuf> {
+fn layer_file(image: &mut dyn Image, depth: u32) -> Option<PathBuf> {
     let mut layer = image;
     for _ in 0..depth {
         layer = layer.parent()?;

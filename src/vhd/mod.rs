@@ -23,7 +23,7 @@ use self::footer::{has_cookie, DiskType, Footer, FOOTER_SIZE};
 use self::geometry::SizeSource;
 use crate::chain::{self, Chain};
 use crate::error::{Error, Result};
-use crate::image::{check_range, BlockDevice, ImageInfo, Mapping};
+use crate::image::{check_range, Image, ImageInfo, Mapping};
 use crate::io::{align_down, align_up, Access, ImageFile, SECTOR};
 use crate::raw::file_status;
 
@@ -45,7 +45,7 @@ pub fn probe_tail(tail: &[u8]) -> bool {
 
 /// The parent of a differencing disk, and how it was found.
 struct Parent {
-    image: Box<dyn BlockDevice>,
+    image: Box<dyn Image>,
     path: PathBuf,
     /// How it was found, and the name the child records there.
     found: Option<(&'static str, String)>,
@@ -64,7 +64,7 @@ pub struct Vhd {
 }
 
 /// Open a VHD and, for a differencing disk, its parents.
-pub fn open(path: &Path, access: Access, chain: &mut Chain) -> Result<Box<dyn BlockDevice>> {
+pub fn open(path: &Path, access: Access, chain: &mut Chain) -> Result<Box<dyn Image>> {
     Ok(Box::new(Vhd::open_in(path, access, chain)?))
 }
 
@@ -237,7 +237,7 @@ fn open_dynamic(
     Dynamic::open(file, header, at, size, differencing, tail_footer)
 }
 
-impl BlockDevice for Vhd {
+impl Image for Vhd {
     fn virtual_size(&self) -> u64 {
         self.size
     }
@@ -346,10 +346,10 @@ impl BlockDevice for Vhd {
         })
     }
 
-    fn parent(&mut self) -> Option<&mut dyn BlockDevice> {
+    fn parent(&mut self) -> Option<&mut dyn Image> {
         self.parent
             .as_mut()
-            .map(|p| p.image.as_mut() as &mut dyn BlockDevice)
+            .map(|p| p.image.as_mut() as &mut dyn Image)
     }
 
     fn files(&self) -> Vec<PathBuf> {

@@ -19,7 +19,7 @@ use self::header::MAGIC;
 use self::sparse::SparseExtent;
 use crate::chain::{self, Chain};
 use crate::error::{Error, Result};
-use crate::image::{check_range, BlockDevice, ImageInfo, Kind, Mapping};
+use crate::image::{check_range, Image, ImageInfo, Kind, Mapping};
 use crate::io::{Access, ImageFile, SECTOR};
 use crate::raw::file_status;
 
@@ -103,11 +103,11 @@ pub struct Vmdk {
     /// The descriptor as read (UTF-8), rewritten by changing only its IDs.
     desc_text: Option<String>,
     /// The parent of a delta.
-    parent: Option<Box<dyn BlockDevice>>,
+    parent: Option<Box<dyn Image>>,
 }
 
 /// Open a VMDK and the chain of parents it records.
-pub fn open(path: &Path, access: Access, chain: &mut Chain) -> Result<Box<dyn BlockDevice>> {
+pub fn open(path: &Path, access: Access, chain: &mut Chain) -> Result<Box<dyn Image>> {
     Ok(Box::new(Vmdk::open_in(path, access, chain)?))
 }
 
@@ -541,7 +541,7 @@ fn for_pieces(
     Ok(())
 }
 
-impl BlockDevice for Vmdk {
+impl Image for Vmdk {
     fn virtual_size(&self) -> u64 {
         self.size
     }
@@ -699,7 +699,7 @@ impl BlockDevice for Vmdk {
         })
     }
 
-    fn parent(&mut self) -> Option<&mut dyn BlockDevice> {
+    fn parent(&mut self) -> Option<&mut dyn Image> {
         match &mut self.parent {
             Some(p) => Some(p.as_mut()),
             None => None,

@@ -18,7 +18,7 @@ use super::header::{
 };
 use super::marker::{self, MarkerType};
 use crate::error::{Error, Result};
-use crate::image::{BlockDevice, ImageInfo, Mapping};
+use crate::image::{Image, ImageInfo, Mapping};
 use crate::io::{align_up, is_zero, ImageFile, SECTOR};
 
 /// Default deflate level: qemu-img's (zlib's) size, at libdeflate's speed.
@@ -266,7 +266,7 @@ fn compress_all(grains: &[(u64, Vec<u8>)], level: i32) -> Vec<Vec<u8>> {
     })
 }
 
-impl BlockDevice for StreamWriter {
+impl Image for StreamWriter {
     fn virtual_size(&self) -> u64 {
         self.sectors * SECTOR
     }
