@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::image::{Image, Kind, Mapping};
+use crate::image::{Image, Mapping, Source};
 
 /// Deepest chain vimg follows (VMware allows 32 snapshots per disk).
 pub const MAX_DEPTH: usize = 64;
@@ -108,7 +108,7 @@ pub fn read_parent(
 /// `Unallocated` at the end means zeros with nothing below.
 pub fn status(dev: &mut dyn Image, offset: u64, len: u64) -> Result<(Mapping, u32)> {
     let m = dev.block_status(offset, len)?;
-    if m.kind != Kind::Unallocated {
+    if m.source != Source::Unallocated {
         return Ok((m, 0));
     }
     let Some(parent) = dev.parent() else {

@@ -6,7 +6,7 @@ use std::sync::mpsc;
 
 use crate::chain;
 use crate::error::Result;
-use crate::image::{Image, Kind};
+use crate::image::{Image, Source};
 use crate::io::{align_down, is_zero};
 
 /// Bytes read per step: large, and a multiple of every grain and block size
@@ -28,10 +28,10 @@ impl Default for CopyOptions {
 }
 
 /// True when the source holds something to copy at a range of `kind`.
-fn holds_data(kind: &Kind, opts: &CopyOptions) -> bool {
+fn holds_data(kind: &Source, opts: &CopyOptions) -> bool {
     match kind {
-        Kind::Data { .. } => true,
-        Kind::Zero { .. } | Kind::Unallocated => opts.sparse_size == 0,
+        Source::Data { .. } => true,
+        Source::Zero { .. } | Source::Unallocated => opts.sparse_size == 0,
     }
 }
 
@@ -97,7 +97,7 @@ fn read_pieces(
     let mut offset = 0u64;
     while offset < size {
         let (first, _) = chain::status(src, offset, size - offset)?;
-        if !holds_data(&first.kind, opts) {
+        if !holds_data(&first.source, opts) {
             offset += first.len;
             continue;
         }
@@ -106,7 +106,7 @@ fn read_pieces(
         let mut end = (offset + first.len).min(chunk_end);
         while end < chunk_end {
             let (m, _) = chain::status(src, end, chunk_end - end)?;
-            if !holds_data(&m.kind, opts) {
+            if !holds_data(&m.source, opts) {
                 break;
             }
             end += m.len;
@@ -193,7 +193,7 @@ mod tests {
             Ok(())
         }
         fn block_status(&mut self, _: u64, len: u64) -> Result<Mapping> {
-            Ok(Mapping::new(len, Kind::Unallocated))
+            Ok(Mapping::new(len, Source::Unallocated))
         }
         fn flush(&mut self) -> Result<()> {
             Ok(())

@@ -21,9 +21,9 @@ pub struct Host {
     pub offset: u64,
 }
 
-/// What a range of the virtual disk is, in one layer of a chain.
+/// Where a range of the virtual disk comes from, in one layer of a chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub enum Source {
     /// Data stored in this layer; `host` is where, when it sits verbatim in
     /// a file (compressed grains have no such place).
     Data {
@@ -40,17 +40,17 @@ pub enum Kind {
     Unallocated,
 }
 
-/// A run of the virtual disk, starting where it was asked for, that is all
-/// of one kind (and, for data, contiguous in its host file).
+/// A run of the virtual disk, starting where it was asked for, that comes
+/// all from one source (and, for data, contiguous in its host file).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mapping {
     pub len: u64,
-    pub kind: Kind,
+    pub source: Source,
 }
 
 impl Mapping {
-    pub fn new(len: u64, kind: Kind) -> Self {
-        Mapping { len, kind }
+    pub fn new(len: u64, source: Source) -> Self {
+        Mapping { len, source }
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::image::{check_range, Image, Host, ImageInfo, Kind, Mapping};
+use crate::image::{check_range, Host, Image, ImageInfo, Mapping, Source};
 use crate::io::{align_up, Access, ImageFile, SECTOR};
 
 /// A raw image file or block device.
@@ -111,7 +111,7 @@ pub fn file_status(
             let hole = file.next_hole(host)?.clamp(host + 1, end);
             Mapping::new(
                 hole - host,
-                Kind::Data {
+                Source::Data {
                     host: at,
                     compressed: false,
                 },
@@ -119,14 +119,14 @@ pub fn file_status(
         }
         Some(pos) => Mapping::new(
             pos.min(end) - host,
-            Kind::Zero {
+            Source::Zero {
                 host: at,
                 data: stored,
             },
         ),
         None => Mapping::new(
             len,
-            Kind::Zero {
+            Source::Zero {
                 host: at,
                 data: stored,
             },
@@ -145,10 +145,10 @@ mod tests {
         let mut raw = Raw::create(&path, 8 << 20).unwrap();
         raw.write_at(&[7u8; 4096], 4 << 20).unwrap();
         let m = raw.block_status(0, 8 << 20).unwrap();
-        assert!(matches!(m.kind, Kind::Zero { .. }));
+        assert!(matches!(m.source, Source::Zero { .. }));
         assert_eq!(m.len, 4 << 20);
         let m = raw.block_status(4 << 20, 4 << 20).unwrap();
-        assert!(matches!(m.kind, Kind::Data { .. }));
+        assert!(matches!(m.source, Source::Data { .. }));
         assert!(m.len >= 4096);
         let mut buf = [0u8; 2];
         raw.read_at(&mut buf, (4 << 20) + 4095).unwrap();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
-use vimg::image::{open, Format, Image, Kind};
+use vimg::image::{open, Format, Image, Source};
 use vimg::io::Access;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fuzz");
@@ -188,14 +188,14 @@ fn status_matches_reads(dev: &mut dyn Image, start: u64, mut budget: u64) {
         let len = m.len.min(budget).min(1 << 20);
         let mut buf = vec![0u8; len as usize];
         if dev.read_at(&mut buf, offset).is_ok() {
-            match &m.kind {
-                Kind::Zero { .. } | Kind::Unallocated => {
+            match &m.source {
+                Source::Zero { .. } | Source::Unallocated => {
                     assert!(
                         buf.iter().all(|&b| b == 0),
                         "a zero run at {offset} holds data"
                     )
                 }
-                Kind::Data {
+                Source::Data {
                     host: Some(h),
                     compressed: false,
                 } => {
@@ -208,7 +208,7 @@ fn status_matches_reads(dev: &mut dyn Image, start: u64, mut budget: u64) {
                         h.offset
                     );
                 }
-                Kind::Data { .. } => {}
+                Source::Data { .. } => {}
             }
         }
         budget -= len;

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use vimg::image::{Image, Kind, Mapping};
+use vimg::image::{Image, Source, Mapping};
 
 /// Steps a block_status walk over one disk takes before it stops (see
 /// [`walk`]).
@@ -420,8 +420,8 @@ fn check_against_status(dev: &mut dyn Image, buf: &[u8], offset: u64) {
         let piece = &buf[at..at + n];
         match kind {
             // Without a parent, unallocated reads as zeros.
-            Kind::Unallocated if has_parent => {}
-            Kind::Zero { .. } | Kind::Unallocated => {
+            Source::Unallocated if has_parent => {}
+            Source::Zero { .. } | Source::Unallocated => {
                 if let Some(p) = piece.iter().position(|&b| b != 0) {
                     panic!(
                         "block_status says {kind:?} for {n} bytes at {}, but byte {} reads {:#04x}",
@@ -431,7 +431,7 @@ fn check_against_status(dev: &mut dyn Image, buf: &[u8], offset: u64) {
                     );
                 }
             }
-            Kind::Data {
+            Source::Data {
                 host: Some(host),
                 compressed: false,
             } => {
@@ -445,7 +445,7 @@ fn check_against_status(dev: &mut dyn Image, buf: &[u8], offset: u64) {
                     );
                 }
             }
-            Kind::Data { .. } => {}
+            Source::Data { .. } => {}
         }
         at += n;
     }

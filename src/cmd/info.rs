@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::{json, Map, Value};
 
 use super::Output;
-use crate::image::{self, Image, Format, ImageInfo};
+use crate::image::{self, Format, Image, ImageInfo};
 use crate::units::human_size;
 
 /// Show an image's format, virtual and allocated size, and format details.

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::Output;
 use crate::chain;
-use crate::image::{self, Image, Format, Kind, Mapping};
+use crate::image::{self, Format, Image, Mapping, Source};
 use crate::units::parse_size;
 
 /// Show which ranges of an image hold data, which read as zeros, at which
@@ -70,18 +70,18 @@ impl Entry {
             offset: None,
             file: None,
         };
-        let host = match &m.kind {
-            Kind::Data { host, compressed } => {
+        let host = match &m.source {
+            Source::Data { host, compressed } => {
                 e.data = true;
                 e.compressed = *compressed;
                 host
             }
-            Kind::Zero { host, data } => {
+            Source::Zero { host, data } => {
                 e.zero = true;
                 e.data = *data;
                 host
             }
-            Kind::Unallocated => {
+            Source::Unallocated => {
                 e.present = false;
                 e.zero = true;
                 &None
@@ -217,7 +217,7 @@ mod tests {
     fn data(len: u64, file: &str, offset: u64) -> Mapping {
         Mapping::new(
             len,
-            Kind::Data {
+            Source::Data {
                 host: Some(Host {
                     file: Arc::from(Path::new(file)),
                     offset,
@@ -234,9 +234,9 @@ mod tests {
         assert!(!a.absorb(&Entry::new(1024, &data(512, "f", 4096), 0)));
         assert!(!a.absorb(&Entry::new(1024, &data(512, "g", 2048), 0)));
         assert!(!a.absorb(&Entry::new(1024, &data(512, "f", 2048), 1)));
-        let mut u = Entry::new(0, &Mapping::new(5, Kind::Unallocated), 0);
+        let mut u = Entry::new(0, &Mapping::new(5, Source::Unallocated), 0);
         assert!(!u.present && u.zero && !u.data && u.offset.is_none());
-        assert!(u.absorb(&Entry::new(5, &Mapping::new(5, Kind::Unallocated), 0)));
+        assert!(u.absorb(&Entry::new(5, &Mapping::new(5, Source::Unallocated), 0)));
         assert_eq!(u.length, 10);
     }
 

@@ -14,7 +14,7 @@ use super::dyn_header::{DynamicHeader, ParentLocator, HEADER_SIZE};
 use super::footer::FOOTER_SIZE;
 use crate::alloc::{Allocator, Endian, Runs, Table};
 use crate::error::{Error, Result};
-use crate::image::{Host, Kind, Mapping};
+use crate::image::{Host, Mapping, Source};
 use crate::io::{align_up, ImageFile, SECTOR};
 
 /// BAT value of a block with no place in the file.
@@ -375,7 +375,7 @@ impl Dynamic {
             };
             return Ok(Mapping::new(
                 span,
-                Kind::Data {
+                Source::Data {
                     host: Some(host),
                     compressed: false,
                 },
@@ -391,7 +391,7 @@ impl Dynamic {
         }
         let run = (sectors * SECTOR - lead).min(span);
         let kind = if set {
-            Kind::Data {
+            Source::Data {
                 host: Some(Host {
                     file: name.clone(),
                     offset: data_host,
@@ -406,11 +406,11 @@ impl Dynamic {
 
     /// What sectors this disk holds nothing for are: the parent's, for a
     /// differencing disk; zeros, for a dynamic one.
-    fn unused(&self) -> Kind {
+    fn unused(&self) -> Source {
         if self.differencing {
-            Kind::Unallocated
+            Source::Unallocated
         } else {
-            Kind::Zero {
+            Source::Zero {
                 host: None,
                 data: false,
             }

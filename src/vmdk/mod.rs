@@ -19,7 +19,7 @@ use self::header::MAGIC;
 use self::sparse::SparseExtent;
 use crate::chain::{self, Chain};
 use crate::error::{Error, Result};
-use crate::image::{check_range, Image, ImageInfo, Kind, Mapping};
+use crate::image::{check_range, Image, ImageInfo, Mapping, Source};
 use crate::io::{Access, ImageFile, SECTOR};
 use crate::raw::file_status;
 
@@ -617,7 +617,7 @@ impl Image for Vmdk {
             }
             Storage::Zero => Ok(Mapping::new(
                 len,
-                Kind::Zero {
+                Source::Zero {
                     host: None,
                     data: false,
                 },

@@ -12,7 +12,7 @@ use super::cowd::{CowdHeader, COWD_HEADER_SIZE};
 use super::header::{SparseHeader, GD_AT_END, HEADER_SIZE};
 use crate::alloc::{Allocator, Endian, Homes, Runs, Table};
 use crate::error::{Error, Result};
-use crate::image::{Host, Kind, Mapping};
+use crate::image::{Host, Mapping, Source};
 use crate::io::{align_up, ImageFile, SECTOR};
 
 /// Largest disk vimg opens: 64 TiB (bounds the grain directory).
@@ -377,16 +377,16 @@ impl SparseExtent {
             run = (run + self.grain).min(len);
         }
         let kind = match first {
-            Grain::Unallocated => Kind::Unallocated,
-            Grain::Zero => Kind::Zero {
+            Grain::Unallocated => Source::Unallocated,
+            Grain::Zero => Source::Zero {
                 host: None,
                 data: false,
             },
-            Grain::Compressed(_) => Kind::Data {
+            Grain::Compressed(_) => Source::Data {
                 host: None,
                 compressed: true,
             },
-            Grain::At(h) => Kind::Data {
+            Grain::At(h) => Source::Data {
                 host: Some(Host {
                     file: self.name.clone(),
                     offset: h + in_grain,

@@ -317,7 +317,7 @@ impl Image for StreamWriter {
     }
 
     fn block_status(&mut self, _offset: u64, len: u64) -> Result<Mapping> {
-        Ok(Mapping::new(len, crate::image::Kind::Unallocated))
+        Ok(Mapping::new(len, crate::image::Source::Unallocated))
     }
 
     fn flush(&mut self) -> Result<()> {
