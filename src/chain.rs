@@ -106,19 +106,30 @@ pub fn read_parent(
 /// The allocation picture at `offset` resolved down the chain: the first
 /// layer that holds something there decides, with its depth (0 = top).
 /// `Unallocated` at the end means zeros with nothing below.
-pub fn status(dev: &mut dyn Image, offset: u64, len: u64) -> Result<(Mapping, u32)> {
-    let m = dev.block_status(offset, len)?;
-    if m.source != Source::Unallocated {
+pub fn status(image: &mut dyn Image, offset: u64, len: u64) -> Result<(Mapping, u32)> {
+    status_in(image, offset, len, u32::MAX)
+}
+
+/// [`status`] looking at the top `layers` layers only: a range none of
+/// them holds is `Unallocated` at the depth of the last one asked.
+pub fn status_in(
+    image: &mut dyn Image,
+    offset: u64,
+    len: u64,
+    layers: u32,
+) -> Result<(Mapping, u32)> {
+    let m = image.block_status(offset, len)?;
+    if m.source != Source::Unallocated || layers <= 1 {
         return Ok((m, 0));
     }
-    let Some(parent) = dev.parent() else {
+    let Some(parent) = image.parent() else {
         return Ok((m, 0));
     };
     if offset >= parent.virtual_size() {
         return Ok((m, 0));
     }
     let within = m.len.min(parent.virtual_size() - offset);
-    let (pm, depth) = status(parent, offset, within)?;
+    let (pm, depth) = status_in(parent, offset, within, layers - 1)?;
     Ok((pm, depth + 1))
 }
 

@@ -56,16 +56,6 @@ pub enum Access {
     Write,
 }
 
-impl Access {
-    /// How the parents of an image opened this way are opened.
-    pub fn for_parent(self) -> Access {
-        match self {
-            Access::Write => Access::Read,
-            other => other,
-        }
-    }
-}
-
 /// An open image file: a path for messages and positioned I/O on `&self`.
 #[derive(Debug)]
 pub struct ImageFile {

@@ -10,6 +10,8 @@ use crate::units::parse_size;
 #[derive(Clone, Debug, Default)]
 pub struct Options {
     pairs: Vec<(String, Option<String>)>,
+    /// Keys a command-line flag set, with the flag (`compress` by `-c`).
+    flags: Vec<(String, &'static str)>,
     notes: Vec<String>,
 }
 
@@ -47,6 +49,13 @@ impl Options {
     pub fn set(&mut self, key: &str, value: &str) {
         self.pairs.retain(|(k, _)| k != key);
         self.pairs.push((key.to_string(), Some(value.to_string())));
+    }
+
+    /// Set an option on behalf of a command-line flag, so that a format
+    /// without it names the flag when refusing it.
+    pub fn set_by_flag(&mut self, key: &str, value: &str, flag: &'static str) {
+        self.set(key, value);
+        self.flags.push((key.to_string(), flag));
     }
 
     /// Leave a note for the user (printed by the command).
@@ -105,12 +114,15 @@ impl Options {
 
     /// Fail when options are left that `format` does not know.
     pub fn finish(&self, format: &str) -> Result<()> {
-        match self.pairs.first() {
-            None => Ok(()),
-            Some((key, _)) => Err(Error::invalid(format!(
-                "format '{format}' has no option '{key}'"
-            ))),
-        }
+        let Some((key, _)) = self.pairs.first() else {
+            return Ok(());
+        };
+        Err(Error::invalid(
+            match self.flags.iter().find(|(k, _)| k == key) {
+                Some((_, flag)) => format!("{flag}: format '{format}' has no option '{key}'"),
+                None => format!("format '{format}' has no option '{key}'"),
+            },
+        ))
     }
 }
 
@@ -156,6 +168,10 @@ mod tests {
         assert!(o.take_bool("force_size").is_err());
         let mut o = Options::parse(["block_size=2M"]).unwrap();
         assert_eq!(o.take_size("block_size").unwrap(), Some(2 << 20));
+        let mut o = Options::default();
+        o.set_by_flag("compress", "on", "-c");
+        let err = o.finish("vpc").unwrap_err().to_string();
+        assert_eq!(err, "-c: format 'vpc' has no option 'compress'");
     }
 
     #[test]

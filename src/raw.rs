@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::image::{check_range, Host, Image, ImageInfo, Mapping, Source};
+use crate::image::{check_range, file_status, Holes, Image, ImageInfo, Mapping, Sink};
 use crate::io::{align_up, Access, ImageFile, SECTOR};
 
 /// A raw image file or block device.
@@ -41,11 +41,27 @@ impl Raw {
     }
 }
 
-impl Image for Raw {
+impl Sink for Raw {
     fn virtual_size(&self) -> u64 {
         self.size
     }
 
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
+        check_range(self.file.path(), self.size, offset, buf.len())?;
+        self.file.write_all_at(buf, offset)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        // Writes go straight to the file; nothing is held back.
+        Ok(())
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        vec![self.file.path().to_path_buf()]
+    }
+}
+
+impl Image for Raw {
     fn cluster_size(&self) -> u64 {
         512
     }
@@ -55,24 +71,14 @@ impl Image for Raw {
         self.file.read_zero_filled(buf, offset)
     }
 
-    fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
-        check_range(self.file.path(), self.size, offset, buf.len())?;
-        self.file.write_all_at(buf, offset)
-    }
-
     fn block_status(&mut self, offset: u64, len: u64) -> Result<Mapping> {
         file_status(
             &self.file,
             &self.name,
             offset,
             len.min(self.size - offset),
-            false,
+            Holes::Zeros,
         )
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        // Writes go straight to the file; nothing is held back.
-        Ok(())
     }
 
     fn info(&mut self) -> Result<ImageInfo> {
@@ -84,59 +90,12 @@ impl Image for Raw {
             specific: None,
         })
     }
-
-    fn files(&self) -> Vec<PathBuf> {
-        vec![self.file.path().to_path_buf()]
-    }
-}
-
-/// The status of `len` bytes stored verbatim in `file` from byte `host` on:
-/// data, or a hole (reads as zeros), with where it lies. `stored` says
-/// whether the format counts a hole as its data (fixed VHD, flat extent)
-/// or the file is the disk (raw).
-pub fn file_status(
-    file: &ImageFile,
-    name: &Arc<Path>,
-    host: u64,
-    len: u64,
-    stored: bool,
-) -> Result<Mapping> {
-    let end = host + len;
-    let at = Some(Host {
-        file: name.clone(),
-        offset: host,
-    });
-    Ok(match file.next_data(host)? {
-        Some(pos) if pos <= host => {
-            let hole = file.next_hole(host)?.clamp(host + 1, end);
-            Mapping::new(
-                hole - host,
-                Source::Data {
-                    host: at,
-                    compressed: false,
-                },
-            )
-        }
-        Some(pos) => Mapping::new(
-            pos.min(end) - host,
-            Source::Zero {
-                host: at,
-                data: stored,
-            },
-        ),
-        None => Mapping::new(
-            len,
-            Source::Zero {
-                host: at,
-                data: stored,
-            },
-        ),
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::Source;
 
     #[test]
     fn sparse_file_maps_holes_as_zero() {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
-use vimg::image::{open, Format, Image, Source};
+use vimg::image::{factory::open, Format, Image, Source};
 use vimg::io::Access;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fuzz");

@@ -933,7 +933,7 @@ fn differencing_vhd_shows_parent_data_at_depth_1_child_written_by_qemu_io() {
 
 #[test]
 fn differencing_vhd_shows_parent_data_at_depth_1_child_written_by_library() {
-    use vimg::image::{open, Format};
+    use vimg::image::{factory::open, Format};
     use vimg::io::Access;
     let dir = tempfile::tempdir().unwrap();
     let (base, child) = vhd_base_and_child(dir.path());
@@ -1096,7 +1096,7 @@ fn json_and_human_agree_for_zeroed_grains() {
 /// with 'Failed to get "consistent read" lock'.)
 #[test]
 fn qemu_img_can_map_an_image_vimg_is_reading() {
-    use vimg::image::{open, Format};
+    use vimg::image::{factory::open, Format};
     use vimg::io::Access;
     let dir = tempfile::tempdir().unwrap();
     let img = p(dir.path(), "shared.vmdk");

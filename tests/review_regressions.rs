@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-use vimg::image::{open, Format};
+use vimg::image::{factory::open, Format};
 use vimg::io::Access;
 
 const MIB: u64 = 1 << 20;

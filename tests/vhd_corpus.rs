@@ -12,9 +12,8 @@ use std::process::Command;
 
 use common::*;
 use vhd_util::*;
-use vimg::image::Image;
+use vimg::image::{factory::open_with, Format, OpenOptions};
 use vimg::io::Access;
-use vimg::vhd::Vhd;
 
 /// The corpus file `rel` ready to read: as is, or decompressed into `dir`.
 fn materialize(dir: &Path, rel: &str) -> PathBuf {
@@ -155,7 +154,11 @@ fn qemu_iotests_disk2vhd_zero_filled() {
 fn dfvfs_fat_differential_without_its_parent() {
     let child = corpus().join("dfvfs/fat-differential.vhd");
     // Recognised as a differencing disk (the library opens the layer alone).
-    let mut layer = Vhd::open_layer(&child, Access::Read).expect("the child layer opens");
+    let alone = OpenOptions {
+        access: Access::Read,
+        parents: None,
+    };
+    let mut layer = open_with(&child, Some(Format::Vhd), alone).expect("the child layer opens");
     let info = layer.info().unwrap();
     let data = serde_json::Value::Object(info.specific.unwrap().1);
     assert_eq!(data["disk-type"], "differencing", "{data:#}");

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use vhd_util::*;
-use vimg::image::{open, Format};
+use vimg::image::{factory::open, Format};
 use vimg::io::Access;
 
 /// Seconds from the Unix epoch to the VHD epoch (2000-01-01 UTC).

@@ -482,7 +482,7 @@ fn deltas_over_parents_of_every_subformat_read_like_qemu() {
 
 #[test]
 fn library_writes_into_a_delta_keep_the_rest_of_the_parent_grain() {
-    use vimg::image::{open, Format};
+    use vimg::image::{factory::open, Format};
     use vimg::io::Access;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

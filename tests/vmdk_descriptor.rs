@@ -14,7 +14,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use vimg::image::{open, Format, Image};
+use vimg::image::{factory::open, Format, Image};
 use vimg::io::Access;
 use vmdk_support::*;
 

@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vimg::image::{open, Format};
+use vimg::image::{factory::open, Format};
 use vimg::io::Access;
 use vimg_fuzz::{debug, exercise, fix_vhd_checksums, hash, materialize, scratch};
 

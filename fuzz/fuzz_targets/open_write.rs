@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vimg::image::{open, Image};
+use vimg::image::{factory::open, Image};
 use vimg::io::Access;
 use vimg_fuzz::{
     debug, extension_for, fix_vhd_checksums, hash, materialize, sane, scratch, walk_steps, Rng,

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use vimg::image::{Image, Source, Mapping};
+use vimg::image::{Image, Mapping, Source};
 
 /// Steps a block_status walk over one disk takes before it stops (see
 /// [`walk`]).
@@ -411,20 +411,20 @@ fn check_against_status(dev: &mut dyn Image, buf: &[u8], offset: u64) {
         if at >= buf.len() {
             break;
         }
-        let Ok(Mapping { len, kind }) =
+        let Ok(Mapping { len, source }) =
             dev.block_status(offset + at as u64, (buf.len() - at) as u64)
         else {
             return;
         };
         let n = (len as usize).min(buf.len() - at);
         let piece = &buf[at..at + n];
-        match kind {
+        match source {
             // Without a parent, unallocated reads as zeros.
             Source::Unallocated if has_parent => {}
             Source::Zero { .. } | Source::Unallocated => {
                 if let Some(p) = piece.iter().position(|&b| b != 0) {
                     panic!(
-                        "block_status says {kind:?} for {n} bytes at {}, but byte {} reads {:#04x}",
+                        "block_status says {source:?} for {n} bytes at {}, but byte {} reads {:#04x}",
                         offset + at as u64,
                         offset + (at + p) as u64,
                         piece[p]

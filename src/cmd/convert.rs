@@ -8,8 +8,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::staging::{Cache, Staging};
-use crate::copy::{copy, CopyOptions};
-use crate::image::{self, Format};
+use crate::copy::{copy, CopyOptions, Layers, Plan};
+use crate::image::{factory, Format};
 use crate::options::Options;
 use crate::units::parse_size;
 
@@ -96,10 +96,10 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
     }
     let mut opts = Options::parse(args.options.iter().map(String::as_str))?;
     if args.compress {
-        opts.set("compress", "on");
+        opts.set_by_flag("compress", "on", "-c");
     }
 
-    let mut src = image::open(
+    let mut src = factory::open(
         &args.source,
         source_format,
         super::read_access(args.force_share),
@@ -122,7 +122,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
         }
     };
     let mut dst = match &staging {
-        Some(staging) => image::create(&staging.path(), target_format, size, &mut opts, None),
+        Some(staging) => factory::create(&staging.path(), target_format, size, &mut opts, None),
         None => {
             if std::io::stdout().is_terminal() {
                 bail!("refusing to write a disk image to a terminal; redirect standard output");
@@ -139,7 +139,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
                 .unwrap_or_default()
                 .to_string_lossy();
             let name = PathBuf::from(format!("{stem}.vmdk"));
-            image::create_stream(&name, target_format, size, &mut opts, out)
+            factory::create_stream(&name, target_format, size, &mut opts, out)
         }
     }
     .map_err(explain)
@@ -166,7 +166,10 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
         bar
     });
     let opts = CopyOptions { sparse_size };
-    copy(src.as_mut(), dst.as_mut(), size, &opts, &mut |done| {
+    // A fresh target reads as zeros: only data needs copying, unless -S 0
+    // asks for every byte to be allocated.
+    let plan = Plan::new(0..size, Layers::All).with_zeros(sparse_size == 0);
+    copy(src.as_mut(), dst.as_mut(), plan, &opts, &mut |done| {
         if let Some(bar) = &bar {
             bar.set_position(done);
         }

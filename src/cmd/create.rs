@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::staging::{Cache, Staging};
 use crate::chain;
-use crate::image::{self, Backing, Format};
+use crate::image::{factory, Backing, Format};
 use crate::io::Access;
 use crate::options::Options;
 use crate::units::parse_size;
@@ -95,13 +95,13 @@ pub fn run(args: CreateArgs) -> anyhow::Result<u8> {
     };
     let size = match (&args.size, &backing) {
         (Some(size), _) => parse_size(size).map_err(anyhow::Error::msg)?,
-        (None, Some(b)) => image::open(&b.path, b.format, Access::Read)
+        (None, Some(b)) => factory::open(&b.path, b.format, Access::Read)
             .with_context(|| format!("cannot open the parent {}", b.path.display()))?
             .virtual_size(),
         (None, None) => bail!("a size is needed without -b"),
     };
     let staging = Staging::new(&args.file, args.force, args.cache.unwrap_or_default())?;
-    let image = image::create(&staging.path(), format, size, &mut opts, backing.as_ref())
+    let image = factory::create(&staging.path(), format, size, &mut opts, backing.as_ref())
         .and_then(|mut image| image.flush().map(|()| image))
         .map_err(|e| staging.explain(e))
         .with_context(|| format!("cannot create {}", args.file.display()))?;

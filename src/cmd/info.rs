@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::{json, Map, Value};
 
 use super::Output;
-use crate::image::{self, Format, Image, ImageInfo};
+use crate::image::{factory, Format, Image, ImageInfo};
 use crate::units::human_size;
 
 /// Show an image's format, virtual and allocated size, and format details.
@@ -90,7 +90,7 @@ fn layers(image: &mut dyn Image, top: &Path, all: bool) -> anyhow::Result<Vec<La
 
 pub fn run(args: InfoArgs) -> anyhow::Result<u8> {
     let format = args.format.as_deref().map(Format::from_name).transpose()?;
-    let mut image = image::open(&args.file, format, super::read_access(args.force_share))?;
+    let mut image = factory::open(&args.file, format, super::read_access(args.force_share))?;
     let list = layers(image.as_mut(), &args.file, args.backing_chain)?;
     let text = match (args.output, args.backing_chain) {
         (Output::Json, false) => serde_json::to_string_pretty(&to_json(&list[0]))? + "\n",

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::Output;
 use crate::chain;
-use crate::image::{self, Format, Image, Mapping, Source};
+use crate::image::{factory, Format, Image, Mapping, Source};
 use crate::units::parse_size;
 
 /// Show which ranges of an image hold data, which read as zeros, at which
@@ -148,7 +148,7 @@ pub fn run(args: MapArgs) -> anyhow::Result<u8> {
         Some(m) => parse_size(m).map_err(anyhow::Error::msg)?,
         None => u64::MAX,
     };
-    let mut image = image::open(&args.file, format, super::read_access(args.force_share))?;
+    let mut image = factory::open(&args.file, format, super::read_access(args.force_share))?;
     let size = image.virtual_size();
     let end = start.saturating_add(max).min(size);
     let list = entries(image.as_mut(), start.min(size), end)?;

@@ -11,7 +11,7 @@ use super::locator::{encode_parent_name, encode_windows_path};
 use super::Vhd;
 use crate::chain::Chain;
 use crate::error::{Error, Result};
-use crate::image::{Backing, Image};
+use crate::image::{Backing, OpenOptions, Sink};
 use crate::io::{align_up, Access, ImageFile, SECTOR};
 use crate::options::Options;
 
@@ -36,7 +36,7 @@ pub fn create(
     size: u64,
     opts: &mut Options,
     backing: Option<&Backing>,
-) -> Result<Box<dyn Image>> {
+) -> Result<Box<dyn Sink>> {
     let subformat = opts.take_str("subformat")?;
     let azure = opts.take_bool("azure")?.unwrap_or(false);
     let exact = opts.take_bool("force_size")?.unwrap_or(true);
@@ -79,7 +79,11 @@ pub fn create(
         Some(b) => {
             let mut chain = Chain::new();
             chain.enter(&b.path)?;
-            Some(Vhd::open_in(&b.path, Access::Read, &mut chain)?)
+            Some(Vhd::open_in(
+                &b.path,
+                OpenOptions::new(Access::Read),
+                &mut chain,
+            )?)
         }
     };
     let mut size = align_up(size, SECTOR);

@@ -23,9 +23,8 @@ use self::footer::{has_cookie, DiskType, Footer, FOOTER_SIZE};
 use self::geometry::SizeSource;
 use crate::chain::{self, Chain};
 use crate::error::{Error, Result};
-use crate::image::{check_range, Image, ImageInfo, Mapping};
+use crate::image::{check_range, file_status, Holes, Image, ImageInfo, Mapping, OpenOptions, Sink};
 use crate::io::{align_down, align_up, Access, ImageFile, SECTOR};
-use crate::raw::file_status;
 
 pub use self::create::create;
 pub use self::geometry::MAX_SIZE;
@@ -63,11 +62,6 @@ pub struct Vhd {
     parent: Option<Parent>,
 }
 
-/// Open a VHD and, for a differencing disk, its parents.
-pub fn open(path: &Path, access: Access, chain: &mut Chain) -> Result<Box<dyn Image>> {
-    Ok(Box::new(Vhd::open_in(path, access, chain)?))
-}
-
 /// The footer to trust: the one at the end when it is valid, else the copy
 /// at offset 0 of a dynamic disk. Also says whether the end held it.
 fn read_footer(file: &ImageFile, len: u64) -> Result<(Footer, bool)> {
@@ -101,16 +95,16 @@ fn read_footer(file: &ImageFile, len: u64) -> Result<(Footer, bool)> {
 impl Vhd {
     /// Open a VHD and, for a differencing disk, its parent: found through
     /// the locators and checked against the UUID the child recorded.
-    pub fn open_in(path: &Path, access: Access, chain: &mut Chain) -> Result<Vhd> {
-        let mut vhd = Vhd::open_layer(path, access)?;
-        if let Some(d) = vhd
+    pub fn open_in(path: &Path, opts: OpenOptions, chain: &mut Chain) -> Result<Vhd> {
+        let mut vhd = Vhd::open_layer(path, opts.access)?;
+        let differencing = vhd
             .dynamic
             .as_ref()
-            .filter(|_| vhd.footer.disk_type == DiskType::Differencing)
-        {
+            .filter(|_| vhd.footer.disk_type == DiskType::Differencing);
+        if let (Some(d), Some(parent_opts)) = (differencing, opts.for_parent()) {
             let found = locator::find_parent(&vhd.file, path, &d.header)?;
             chain.enter(&found.path)?;
-            let parent = Vhd::open_in(&found.path, access.for_parent(), chain)
+            let parent = Vhd::open_in(&found.path, parent_opts, chain)
                 .map_err(|e| Error::parent(path, &found.path, e))?;
             vhd.attach(parent, Some((found.via, found.recorded)))?;
         }
@@ -237,11 +231,32 @@ fn open_dynamic(
     Dynamic::open(file, header, at, size, differencing, tail_footer)
 }
 
-impl Image for Vhd {
+impl Sink for Vhd {
     fn virtual_size(&self) -> u64 {
         self.size
     }
 
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
+        check_range(self.file.path(), self.size, offset, buf.len())?;
+        match &self.dynamic {
+            None => self.file.write_all_at(buf, offset),
+            Some(_) => self.write_sectors(buf, offset),
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        match &mut self.dynamic {
+            Some(d) => d.flush(&self.file),
+            None => Ok(()),
+        }
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        vec![self.file.path().to_path_buf()]
+    }
+}
+
+impl Image for Vhd {
     fn cluster_size(&self) -> u64 {
         self.dynamic.as_ref().map_or(SECTOR, |d| d.block_size())
     }
@@ -259,26 +274,11 @@ impl Image for Vhd {
         }
     }
 
-    fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
-        check_range(self.file.path(), self.size, offset, buf.len())?;
-        match &self.dynamic {
-            None => self.file.write_all_at(buf, offset),
-            Some(_) => self.write_sectors(buf, offset),
-        }
-    }
-
     fn block_status(&mut self, offset: u64, len: u64) -> Result<Mapping> {
         let len = len.min(self.size - offset);
         match &mut self.dynamic {
             Some(d) => d.status(&self.file, &self.name, offset, len),
-            None => file_status(&self.file, &self.name, offset, len, true),
-        }
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        match &mut self.dynamic {
-            Some(d) => d.flush(&self.file),
-            None => Ok(()),
+            None => file_status(&self.file, &self.name, offset, len, Holes::Stored),
         }
     }
 
@@ -350,10 +350,6 @@ impl Image for Vhd {
         self.parent
             .as_mut()
             .map(|p| p.image.as_mut() as &mut dyn Image)
-    }
-
-    fn files(&self) -> Vec<PathBuf> {
-        vec![self.file.path().to_path_buf()]
     }
 }
 

@@ -10,7 +10,7 @@ use super::stream::{StreamWriter, DEFAULT_LEVEL};
 use super::{new_cid, Vmdk};
 use crate::chain::Chain;
 use crate::error::{Error, Result};
-use crate::image::{Backing, Image};
+use crate::image::{Backing, OpenOptions, Sink};
 use crate::io::{align_up, Access, ImageFile, SECTOR};
 use crate::options::Options;
 
@@ -168,7 +168,7 @@ pub fn create(
     size: u64,
     opts: &mut Options,
     backing: Option<&Backing>,
-) -> Result<Box<dyn Image>> {
+) -> Result<Box<dyn Sink>> {
     let subformat = subformat_option(opts)?;
     let mut db = DiskDb::from_options(opts)?;
     let zeroed_grain = opts.take_bool("zeroed_grain")?.unwrap_or(false);
@@ -205,7 +205,7 @@ pub fn create(
         Some(b) => {
             let mut chain = Chain::new();
             chain.enter(&b.path)?;
-            let parent = Vmdk::open_in(&b.path, Access::Read, &mut chain)?;
+            let parent = Vmdk::open_in(&b.path, OpenOptions::new(Access::Read), &mut chain)?;
             db.adapter = db
                 .adapter
                 .or(parent.ddb("ddb.adapterType").map(str::to_string));
@@ -287,7 +287,7 @@ pub fn create_stream(
     size: u64,
     opts: &mut Options,
     out: Box<dyn std::io::Write + Send>,
-) -> Result<Box<dyn Image>> {
+) -> Result<Box<dyn Sink>> {
     opts.set_default("subformat", "streamOptimized");
     if subformat_option(opts)? != Subformat::StreamOptimized {
         return Err(Error::invalid(

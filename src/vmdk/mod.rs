@@ -19,9 +19,10 @@ use self::header::MAGIC;
 use self::sparse::SparseExtent;
 use crate::chain::{self, Chain};
 use crate::error::{Error, Result};
-use crate::image::{check_range, Image, ImageInfo, Mapping, Source};
+use crate::image::{
+    check_range, file_status, Holes, Image, ImageInfo, Mapping, OpenOptions, Sink, Source,
+};
 use crate::io::{Access, ImageFile, SECTOR};
-use crate::raw::file_status;
 
 pub use self::create::{create, create_stream};
 
@@ -106,11 +107,6 @@ pub struct Vmdk {
     parent: Option<Box<dyn Image>>,
 }
 
-/// Open a VMDK and the chain of parents it records.
-pub fn open(path: &Path, access: Access, chain: &mut Chain) -> Result<Box<dyn Image>> {
-    Ok(Box::new(Vmdk::open_in(path, access, chain)?))
-}
-
 /// Resolve an extent name against the descriptor's directory, refusing
 /// absolute paths and `..`, so a descriptor cannot reach outside its folder.
 fn resolve_extent(desc: &Path, name: &str) -> Result<PathBuf> {
@@ -132,12 +128,13 @@ fn resolve_extent(desc: &Path, name: &str) -> Result<PathBuf> {
 impl Vmdk {
     /// Open a VMDK and, for a delta, its parents (found through
     /// `parentFileNameHint`, each checked against the CID its child recorded).
-    pub fn open_in(path: &Path, access: Access, chain: &mut Chain) -> Result<Vmdk> {
-        let mut vmdk = Vmdk::open_layer(path, access)?;
-        if let Some(hint) = vmdk.desc.parent_hint.clone() {
+    pub fn open_in(path: &Path, opts: OpenOptions, chain: &mut Chain) -> Result<Vmdk> {
+        let mut vmdk = Vmdk::open_layer(path, opts.access)?;
+        let hint = vmdk.desc.parent_hint.clone();
+        if let (Some(hint), Some(parent_opts)) = (hint, opts.for_parent()) {
             let parent_path = chain::parent_path(path, &hint);
             chain.enter(&parent_path)?;
-            let parent = Vmdk::open_in(&parent_path, access.for_parent(), chain)
+            let parent = Vmdk::open_in(&parent_path, parent_opts, chain)
                 .map_err(|e| Error::parent(path, &parent_path, e))?;
             vmdk.attach(parent)?;
         }
@@ -541,32 +538,9 @@ fn for_pieces(
     Ok(())
 }
 
-impl Image for Vmdk {
+impl Sink for Vmdk {
     fn virtual_size(&self) -> u64 {
         self.size
-    }
-
-    fn cluster_size(&self) -> u64 {
-        self.grain_size().unwrap_or(SECTOR)
-    }
-
-    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<()> {
-        check_range(&self.path, self.size, offset, buf.len())?;
-        let parent = &mut self.parent;
-        for_pieces(&mut self.extents, offset, buf.len(), |e, rel, range| {
-            let piece = &mut buf[range];
-            let start = e.start;
-            match &mut e.storage {
-                Storage::Sparse(s) => s.read(piece, rel, &mut |b, at| {
-                    chain::read_parent(parent.as_deref_mut(), b, start + at)
-                }),
-                Storage::Flat { file, offset, .. } => file.read_zero_filled(piece, *offset + rel),
-                Storage::Zero => {
-                    piece.fill(0);
-                    Ok(())
-                }
-            }
-        })
     }
 
     fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
@@ -605,6 +579,55 @@ impl Image for Vmdk {
         })
     }
 
+    fn flush(&mut self) -> Result<()> {
+        for e in &mut self.extents {
+            if let Storage::Sparse(s) = &mut e.storage {
+                s.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.path.clone()];
+        for e in &self.extents {
+            let path = match &e.storage {
+                Storage::Sparse(s) => s.file().path().to_path_buf(),
+                Storage::Flat { name, .. } => name.to_path_buf(),
+                Storage::Zero => continue,
+            };
+            if !files.contains(&path) {
+                files.push(path);
+            }
+        }
+        files
+    }
+}
+
+impl Image for Vmdk {
+    fn cluster_size(&self) -> u64 {
+        self.grain_size().unwrap_or(SECTOR)
+    }
+
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<()> {
+        check_range(&self.path, self.size, offset, buf.len())?;
+        let parent = &mut self.parent;
+        for_pieces(&mut self.extents, offset, buf.len(), |e, rel, range| {
+            let piece = &mut buf[range];
+            let start = e.start;
+            match &mut e.storage {
+                Storage::Sparse(s) => s.read(piece, rel, &mut |b, at| {
+                    chain::read_parent(parent.as_deref_mut(), b, start + at)
+                }),
+                Storage::Flat { file, offset, .. } => file.read_zero_filled(piece, *offset + rel),
+                Storage::Zero => {
+                    piece.fill(0);
+                    Ok(())
+                }
+            }
+        })
+    }
+
     fn block_status(&mut self, offset: u64, len: u64) -> Result<Mapping> {
         let i = self.extents.partition_point(|e| e.start + e.len <= offset);
         let e = &mut self.extents[i];
@@ -613,7 +636,7 @@ impl Image for Vmdk {
         match &mut e.storage {
             Storage::Sparse(s) => s.status(rel, len),
             Storage::Flat { file, name, offset } => {
-                file_status(file, name, *offset + rel, len, true)
+                file_status(file, name, *offset + rel, len, Holes::Stored)
             }
             Storage::Zero => Ok(Mapping::new(
                 len,
@@ -623,15 +646,6 @@ impl Image for Vmdk {
                 },
             )),
         }
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        for e in &mut self.extents {
-            if let Storage::Sparse(s) = &mut e.storage {
-                s.flush()?;
-            }
-        }
-        Ok(())
     }
 
     fn info(&mut self) -> Result<ImageInfo> {
@@ -704,21 +718,6 @@ impl Image for Vmdk {
             Some(p) => Some(p.as_mut()),
             None => None,
         }
-    }
-
-    fn files(&self) -> Vec<PathBuf> {
-        let mut files = vec![self.path.clone()];
-        for e in &self.extents {
-            let path = match &e.storage {
-                Storage::Sparse(s) => s.file().path().to_path_buf(),
-                Storage::Flat { name, .. } => name.to_path_buf(),
-                Storage::Zero => continue,
-            };
-            if !files.contains(&path) {
-                files.push(path);
-            }
-        }
-        files
     }
 }
 

@@ -18,7 +18,7 @@ use super::header::{
 };
 use super::marker::{self, MarkerType};
 use crate::error::{Error, Result};
-use crate::image::{Image, ImageInfo, Mapping};
+use crate::image::Sink;
 use crate::io::{align_up, is_zero, ImageFile, SECTOR};
 
 /// Default deflate level: qemu-img's (zlib's) size, at libdeflate's speed.
@@ -28,14 +28,14 @@ const BATCH_GRAINS: usize = 64;
 const GRAIN: u64 = GRAIN_SECTORS * SECTOR;
 
 /// Where the stream goes.
-enum Sink {
+enum Out {
     File(ImageFile),
     Pipe(Box<dyn Write + Send>),
 }
 
 /// A streamOptimized VMDK being written.
 pub struct StreamWriter {
-    sink: Sink,
+    sink: Out,
     path: PathBuf,
     /// Bytes emitted so far.
     pos: u64,
@@ -57,7 +57,7 @@ impl StreamWriter {
     /// Start a stream into a new file.
     pub fn new_file(file: ImageFile, sectors: u64, desc: Descriptor, level: i32) -> Result<Self> {
         let path = file.path().to_path_buf();
-        Self::start(Sink::File(file), path, sectors, desc, level)
+        Self::start(Out::File(file), path, sectors, desc, level)
     }
 
     /// Start a stream into a pipe (`name` is used in messages).
@@ -68,16 +68,10 @@ impl StreamWriter {
         desc: Descriptor,
         level: i32,
     ) -> Result<Self> {
-        Self::start(Sink::Pipe(out), name.to_path_buf(), sectors, desc, level)
+        Self::start(Out::Pipe(out), name.to_path_buf(), sectors, desc, level)
     }
 
-    fn start(
-        sink: Sink,
-        path: PathBuf,
-        sectors: u64,
-        desc: Descriptor,
-        level: i32,
-    ) -> Result<Self> {
+    fn start(sink: Out, path: PathBuf, sectors: u64, desc: Descriptor, level: i32) -> Result<Self> {
         let text = desc.encode();
         let desc_sectors = (text.len() as u64).div_ceil(SECTOR).max(1);
         let overhead = align_up(1 + desc_sectors, GRAIN_SECTORS);
@@ -118,8 +112,8 @@ impl StreamWriter {
 
     fn emit(&mut self, bytes: &[u8]) -> Result<()> {
         match &mut self.sink {
-            Sink::File(f) => f.write_all_at(bytes, self.pos)?,
-            Sink::Pipe(p) => p.write_all(bytes).map_err(|e| self.pipe_error(e))?,
+            Out::File(f) => f.write_all_at(bytes, self.pos)?,
+            Out::Pipe(p) => p.write_all(bytes).map_err(|e| self.pipe_error(e))?,
         }
         self.pos += bytes.len() as u64;
         Ok(())
@@ -212,8 +206,8 @@ impl StreamWriter {
         out.extend_from_slice(&marker::meta(0, MarkerType::EndOfStream));
         self.emit(&out)?;
         match &mut self.sink {
-            Sink::File(_) => {}
-            Sink::Pipe(p) => p.flush().map_err(|e| self.pipe_error(e))?,
+            Out::File(_) => {}
+            Out::Pipe(p) => p.flush().map_err(|e| self.pipe_error(e))?,
         }
         self.finished = true;
         Ok(())
@@ -266,20 +260,9 @@ fn compress_all(grains: &[(u64, Vec<u8>)], level: i32) -> Vec<Vec<u8>> {
     })
 }
 
-impl Image for StreamWriter {
+impl Sink for StreamWriter {
     fn virtual_size(&self) -> u64 {
         self.sectors * SECTOR
-    }
-
-    fn cluster_size(&self) -> u64 {
-        GRAIN
-    }
-
-    fn read_at(&mut self, _buf: &mut [u8], _offset: u64) -> Result<()> {
-        Err(Error::unsupported(
-            &self.path,
-            "a streamOptimized image being written cannot be read back",
-        ))
     }
 
     fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
@@ -316,10 +299,6 @@ impl Image for StreamWriter {
         Ok(())
     }
 
-    fn block_status(&mut self, _offset: u64, len: u64) -> Result<Mapping> {
-        Ok(Mapping::new(len, crate::image::Source::Unallocated))
-    }
-
     fn flush(&mut self) -> Result<()> {
         if self.finished {
             return Ok(());
@@ -327,20 +306,10 @@ impl Image for StreamWriter {
         self.finish()
     }
 
-    fn info(&mut self) -> Result<ImageInfo> {
-        Ok(ImageInfo {
-            format: "vmdk",
-            virtual_size: self.virtual_size(),
-            cluster_size: Some(GRAIN),
-            backing_file: None,
-            specific: None,
-        })
-    }
-
     fn files(&self) -> Vec<PathBuf> {
         match &self.sink {
-            Sink::File(f) => vec![f.path().to_path_buf()],
-            Sink::Pipe(_) => Vec::new(),
+            Out::File(f) => vec![f.path().to_path_buf()],
+            Out::Pipe(_) => Vec::new(),
         }
     }
 }

@@ -1,17 +1,14 @@
-//! The streaming copy at the heart of `convert`: walk the source's
-//! allocation, skip what reads as zero (the fresh target already does), read
-//! large aligned runs, drop all-zero pieces, and write the rest.
+//! The streaming copy at the heart of `convert`: one thread walks the
+//! source's [`Plan`] and reads large runs, the other drops all-zero pieces
+//! and writes the rest, so that reading and writing (page-cache copies,
+//! deflate) run on two cores.
 
 use std::sync::mpsc;
 
-use crate::chain;
+use super::plan::Plan;
 use crate::error::Result;
-use crate::image::{Image, Source};
-use crate::io::{align_down, is_zero};
-
-/// Bytes read per step: large, and a multiple of every grain and block size
-/// vimg writes, so steps line up with the target's allocation units.
-pub const CHUNK: u64 = 2 << 20;
+use crate::image::{Image, Sink};
+use crate::io::is_zero;
 
 /// How to copy.
 #[derive(Clone, Copy, Debug)]
@@ -27,14 +24,6 @@ impl Default for CopyOptions {
     }
 }
 
-/// True when the source holds something to copy at a range of `kind`.
-fn holds_data(kind: &Source, opts: &CopyOptions) -> bool {
-    match kind {
-        Source::Data { .. } => true,
-        Source::Zero { .. } | Source::Unallocated => opts.sparse_size == 0,
-    }
-}
-
 /// Buffers in flight between the reading and the writing thread.
 const IN_FLIGHT: usize = 4;
 
@@ -46,20 +35,20 @@ struct Piece {
     done: u64,
 }
 
-/// Copy the first `size` bytes of `src` into `dst`, which must read as
-/// zeros. `progress` is told how far the copy has got.
+/// Copy what `plan` hands out from `src` into `dst`, which must read as
+/// zeros wherever the plan leaves out. `progress` is told how far the copy
+/// has got.
 ///
-/// A second thread walks and reads the source while this one writes the
-/// target, so that reading and writing (page-cache copies, deflate) run on
-/// two cores; buffers go round between them, so memory stays at
+/// Buffers go round between the two threads, so memory stays at
 /// IN_FLIGHT chunks.
 pub fn copy(
     src: &mut dyn Image,
-    dst: &mut dyn Image,
-    size: u64,
+    dst: &mut dyn Sink,
+    plan: Plan,
     opts: &CopyOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
+    let end = plan.end();
     let (full_tx, full_rx) = mpsc::sync_channel::<Result<Piece>>(IN_FLIGHT);
     let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
     for _ in 0..IN_FLIGHT {
@@ -69,7 +58,7 @@ pub fn copy(
     // its ends of both channels close and a waiting reader wakes up.
     std::thread::scope(move |scope| {
         scope.spawn(move || {
-            if let Err(e) = read_pieces(src, size, opts, &full_tx, &empty_rx) {
+            if let Err(e) = read_pieces(src, plan, &full_tx, &empty_rx) {
                 let _ = full_tx.send(Err(e));
             }
         });
@@ -80,59 +69,41 @@ pub fn copy(
             // The reader may have stopped; then the buffer is not needed.
             let _ = empty_tx.send(piece.data);
         }
-        progress(size);
+        progress(end);
         Ok(())
     })
 }
 
-/// Walk the source's allocation and send the runs that hold data, in
-/// chunks, to the writer; buffers come back through `empty`.
+/// Walk the plan and send the runs it hands out to the writer; buffers
+/// come back through `empty`.
 fn read_pieces(
     src: &mut dyn Image,
-    size: u64,
-    opts: &CopyOptions,
+    mut plan: Plan,
     full: &mpsc::SyncSender<Result<Piece>>,
     empty: &mpsc::Receiver<Vec<u8>>,
 ) -> Result<()> {
-    let mut offset = 0u64;
-    while offset < size {
-        let (first, _) = chain::status(src, offset, size - offset)?;
-        if !holds_data(&first.source, opts) {
-            offset += first.len;
-            continue;
-        }
-        // Join what follows to copy, up to the end of this chunk.
-        let chunk_end = (align_down(offset, CHUNK) + CHUNK).min(size);
-        let mut end = (offset + first.len).min(chunk_end);
-        while end < chunk_end {
-            let (m, _) = chain::status(src, end, chunk_end - end)?;
-            if !holds_data(&m.source, opts) {
-                break;
-            }
-            end += m.len;
-        }
+    while let Some(run) = plan.next_run(src)? {
         // No buffer back: the writer has stopped (and says why).
         let Ok(mut data) = empty.recv() else {
             return Ok(());
         };
-        data.resize((end - offset) as usize, 0);
-        src.read_at(&mut data, offset)?;
+        data.resize((run.end - run.start) as usize, 0);
+        src.read_at(&mut data, run.start)?;
         let piece = Piece {
-            offset,
+            offset: run.start,
             data,
-            done: end,
+            done: run.end,
         };
         if full.send(Ok(piece)).is_err() {
             return Ok(());
         }
-        offset = end;
     }
     Ok(())
 }
 
 /// Write `data` to `dst` at `offset`, leaving out zero pieces of
 /// `granule` bytes (aligned to the disk).
-fn write_nonzero(dst: &mut dyn Image, data: &[u8], offset: u64, granule: u64) -> Result<()> {
+fn write_nonzero(dst: &mut dyn Sink, data: &[u8], offset: u64, granule: u64) -> Result<()> {
     if granule == 0 {
         dst.write_at(data, offset)?;
         return Ok(());
@@ -163,8 +134,8 @@ fn write_nonzero(dst: &mut dyn Image, data: &[u8], offset: u64, granule: u64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::copy::Layers;
     use crate::error::Error;
-    use crate::image::{ImageInfo, Mapping};
     use crate::raw::Raw;
     use std::path::PathBuf;
 
@@ -174,17 +145,11 @@ mod tests {
         size: u64,
     }
 
-    impl Image for Failing {
+    impl Sink for Failing {
         fn virtual_size(&self) -> u64 {
             self.size
         }
-        fn cluster_size(&self) -> u64 {
-            512
-        }
-        fn read_at(&mut self, buf: &mut [u8], _: u64) -> Result<()> {
-            buf.fill(0);
-            Ok(())
-        }
+
         fn write_at(&mut self, _: &[u8], _: u64) -> Result<()> {
             if self.budget == 0 {
                 return Err(Error::invalid("disk full"));
@@ -192,15 +157,11 @@ mod tests {
             self.budget -= 1;
             Ok(())
         }
-        fn block_status(&mut self, _: u64, len: u64) -> Result<Mapping> {
-            Ok(Mapping::new(len, Source::Unallocated))
-        }
+
         fn flush(&mut self) -> Result<()> {
             Ok(())
         }
-        fn info(&mut self) -> Result<ImageInfo> {
-            unreachable!()
-        }
+
         fn files(&self) -> Vec<PathBuf> {
             Vec::new()
         }
@@ -218,7 +179,7 @@ mod tests {
             let err = copy(
                 &mut src,
                 &mut dst,
-                size,
+                Plan::new(0..size, Layers::All),
                 &CopyOptions::default(),
                 &mut |_| {},
             );
@@ -244,7 +205,7 @@ mod tests {
         copy(
             &mut src,
             &mut dst,
-            data.len() as u64,
+            Plan::new(0..data.len() as u64, Layers::All),
             &CopyOptions::default(),
             &mut |d| last = d,
         )

@@ -1,0 +1,246 @@
+//! The one trait every format implements and the types it speaks in: the
+//! allocation picture a layer reports ([`Mapping`], [`Source`]), what `info`
+//! shows, and how a chain's layers are opened.
+//!
+//! This module names no format; [`factory`] is the one place that does
+//! (probing, opening and creating by format). Subcommands hold a
+//! `Box<dyn Image>` and never ask which format it is.
+
+pub mod factory;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::io::{Access, ImageFile};
+
+/// A place in a host file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Host {
+    pub file: Arc<Path>,
+    pub offset: u64,
+}
+
+/// Where a range of the virtual disk comes from, in one layer of a chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Data stored in this layer; `host` is where, when it sits verbatim in
+    /// a file (compressed grains have no such place).
+    Data {
+        host: Option<Host>,
+        compressed: bool,
+    },
+    /// Known to read as zeros in this layer (a hole in a raw file, a zeroed
+    /// grain, a block of a dynamic VHD that holds nothing). `data` is true
+    /// where the format stores data that reads as zeros: a hole in the file
+    /// of a fixed VHD or a flat extent.
+    Zero { host: Option<Host>, data: bool },
+    /// Nothing in this layer: reads come from the parent, or are zeros when
+    /// there is none.
+    Unallocated,
+}
+
+/// A run of the virtual disk, starting where it was asked for, that comes
+/// all from one source (and, for data, is contiguous in its host file).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub len: u64,
+    pub source: Source,
+}
+
+impl Mapping {
+    pub fn new(len: u64, source: Source) -> Self {
+        Mapping { len, source }
+    }
+}
+
+/// What `info` reports about an image.
+#[derive(Clone, Debug)]
+pub struct ImageInfo {
+    /// Format name as qemu-img spells it (`vmdk`, `vpc`, `raw`).
+    pub format: &'static str,
+    pub virtual_size: u64,
+    pub cluster_size: Option<u64>,
+    /// The parent as recorded in the image, for delta images.
+    pub backing_file: Option<String>,
+    /// Format-specific fields, in display order: `(type, data)`.
+    pub specific: Option<(&'static str, Map<String, Value>)>,
+}
+
+/// How the layers of a chain are opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// The image itself.
+    pub access: Access,
+    /// Every parent below it; `None` opens the image alone, its parent
+    /// link recorded but not followed (ranges it leaves to a parent then
+    /// read as zeros).
+    pub parents: Option<Access>,
+}
+
+impl OpenOptions {
+    /// The image opened with `access`, its parents for reading (shared
+    /// when the image is).
+    pub fn new(access: Access) -> Self {
+        let parents = match access {
+            Access::Write => Access::Read,
+            other => other,
+        };
+        OpenOptions {
+            access,
+            parents: Some(parents),
+        }
+    }
+
+    /// How this image's parent is opened, if it is.
+    pub fn for_parent(self) -> Option<OpenOptions> {
+        self.parents.map(|access| OpenOptions {
+            access,
+            parents: Some(access),
+        })
+    }
+}
+
+/// Something a disk is written into: every image, and the write-only
+/// streamOptimized sink that cannot be read back.
+pub trait Sink: Send {
+    /// Size of the virtual disk in bytes.
+    fn virtual_size(&self) -> u64;
+
+    /// Write `buf` to the virtual disk at `offset`.
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()>;
+
+    /// Write back every table and header held in memory, in crash-safe
+    /// order (data is always on disk before what points at it).
+    fn flush(&mut self) -> Result<()>;
+
+    /// Every host file the image consists of (for sizes and renames); the
+    /// first is the one it was opened or created by.
+    fn files(&self) -> Vec<PathBuf>;
+}
+
+/// A virtual disk: the one interface every format implements.
+pub trait Image: Sink {
+    /// Allocation unit in bytes: grain or block size, 512 for raw.
+    fn cluster_size(&self) -> u64;
+
+    /// Fill `buf` from the virtual disk at `offset` (through the parents).
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<()>;
+
+    /// What this layer alone holds in the range starting at `offset`, for
+    /// up to `len` bytes (the answer may be shorter; never zero-length when
+    /// `len > 0`). Ranges it leaves to its parent are `Unallocated`;
+    /// [`crate::chain::status`] resolves them down the chain.
+    fn block_status(&mut self, offset: u64, len: u64) -> Result<Mapping>;
+
+    /// Header facts for `info`.
+    fn info(&mut self) -> Result<ImageInfo>;
+
+    /// The parent of a delta image.
+    fn parent(&mut self) -> Option<&mut dyn Image> {
+        None
+    }
+}
+
+/// The image formats vimg reads and writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Raw,
+    Vmdk,
+    Vhd,
+}
+
+impl Format {
+    /// Parse a format name as given to `-f`/`-O` (`vhd` and `vpc` are one).
+    pub fn from_name(name: &str) -> Result<Format> {
+        match name {
+            "raw" => Ok(Format::Raw),
+            "vmdk" => Ok(Format::Vmdk),
+            "vhd" | "vpc" => Ok(Format::Vhd),
+            _ => Err(Error::invalid(format!(
+                "unknown format '{name}' (known: raw, vmdk, vhd/vpc)"
+            ))),
+        }
+    }
+
+    /// The name qemu-img uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Raw => "raw",
+            Format::Vmdk => "vmdk",
+            Format::Vhd => "vpc",
+        }
+    }
+}
+
+/// The parent of a delta about to be created.
+#[derive(Clone, Debug)]
+pub struct Backing {
+    /// Where the parent is now.
+    pub path: PathBuf,
+    /// How the delta records it (relative to the delta's final folder).
+    pub name: String,
+    /// The parent's format, when given (`-F`); it must match the delta's.
+    pub format: Option<Format>,
+}
+
+/// Check that `[offset, offset + len)` lies inside a disk of `size` bytes.
+pub fn check_range(path: &Path, size: u64, offset: u64, len: usize) -> Result<()> {
+    match offset.checked_add(len as u64) {
+        Some(end) if end <= size => Ok(()),
+        _ => Err(Error::invalid(format!(
+            "{}: access at byte offset {offset}, length {len}, is beyond the end of the {size}-byte disk",
+            path.display()
+        ))),
+    }
+}
+
+/// Whether a hole in a file that stores a disk verbatim is data the format
+/// holds (a fixed VHD, a flat extent) or simply zeros (a raw file, where the
+/// file is the disk).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holes {
+    Stored,
+    Zeros,
+}
+
+/// The status of `len` bytes stored verbatim in `file` from byte `host` on:
+/// data, or a hole (reads as zeros), with where it lies.
+pub fn file_status(
+    file: &ImageFile,
+    name: &Arc<Path>,
+    host: u64,
+    len: u64,
+    holes: Holes,
+) -> Result<Mapping> {
+    let end = host + len;
+    let at = Some(Host {
+        file: name.clone(),
+        offset: host,
+    });
+    let zero = |len| {
+        Mapping::new(
+            len,
+            Source::Zero {
+                host: at.clone(),
+                data: holes == Holes::Stored,
+            },
+        )
+    };
+    Ok(match file.next_data(host)? {
+        Some(pos) if pos <= host => {
+            let hole = file.next_hole(host)?.clamp(host + 1, end);
+            Mapping::new(
+                hole - host,
+                Source::Data {
+                    host: at.clone(),
+                    compressed: false,
+                },
+            )
+        }
+        Some(pos) => zero(pos.min(end) - host),
+        None => zero(len),
+    })
+}
