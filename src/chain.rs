@@ -26,16 +26,16 @@ impl Chain {
     pub fn enter(&mut self, path: &Path) -> Result<()> {
         let id = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         if self.seen.contains(&id) {
-            return Err(Error::invalid(format!(
-                "{}: the backing chain loops back to this image",
-                path.display()
-            )));
+            return Err(Error::chain(
+                path,
+                "the backing chain loops back to this image",
+            ));
         }
         if self.seen.len() >= MAX_DEPTH {
-            return Err(Error::invalid(format!(
-                "{}: the backing chain is deeper than {MAX_DEPTH} images",
-                path.display()
-            )));
+            return Err(Error::chain(
+                path,
+                format!("the backing chain is deeper than {MAX_DEPTH} images"),
+            ));
         }
         self.seen.push(id);
         Ok(())

@@ -67,9 +67,37 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A delta's parent is nowhere to be found.
+    #[error("{path}: {detail}", path = .path.display())]
+    MissingParent { path: PathBuf, detail: String },
+
+    /// A delta does not fit the parent it finds: a content ID or unique
+    /// ID that differs, a loop, a chain too deep. The chain is corrupt
+    /// (`snapshot rebase -u` relinks), though each file may be sound.
+    #[error("{path}: {detail}", path = .path.display())]
+    Chain { path: PathBuf, detail: String },
+
     /// A request that cannot be carried out as asked (bad option, size, range).
     #[error("{0}")]
     Invalid(String),
+}
+
+/// A field of an on-disk structure that holds a value no valid image has:
+/// its offset within the structure, and what is wrong. The caller knows
+/// where the structure lies and adds that ([`Error::corrupt_field`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    pub at: u64,
+    pub detail: String,
+}
+
+impl FieldError {
+    pub fn new(at: u64, detail: impl Into<String>) -> Self {
+        FieldError {
+            at,
+            detail: detail.into(),
+        }
+    }
 }
 
 impl Error {
@@ -85,6 +113,30 @@ impl Error {
             structure,
             offset,
             detail: detail.into(),
+        }
+    }
+
+    /// A corrupt-field error for the structure at byte `base` of `path`.
+    pub fn corrupt_field(path: &Path, structure: &'static str, base: u64, e: FieldError) -> Self {
+        Error::corrupt(path, structure, base + e.at, e.detail)
+    }
+
+    /// A broken-chain error for the delta at `path`.
+    pub fn chain(path: &Path, detail: impl Into<String>) -> Self {
+        Error::Chain {
+            path: path.to_path_buf(),
+            detail: detail.into(),
+        }
+    }
+
+    /// True when the error says the image or its chain is damaged (what
+    /// `check` counts as corruption), rather than that it could not be
+    /// read or the request was wrong.
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            Error::Corrupt { .. } | Error::Chain { .. } => true,
+            Error::Parent { source, .. } => source.is_corruption(),
+            _ => false,
         }
     }
 
@@ -117,5 +169,28 @@ impl Error {
     /// An invalid-request error.
     pub fn invalid(msg: impl Into<String>) -> Self {
         Error::Invalid(msg.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_and_structure_damage_count_as_corruption_through_parents() {
+        let p = Path::new("d.vmdk");
+        let mismatch = Error::chain(p, "its parent has content ID 1, not 2");
+        assert!(mismatch.is_corruption());
+        let field = Error::corrupt_field(p, "VMDK sparse header", 512, FieldError::new(20, "x"));
+        assert!(field.to_string().contains("at byte offset 532"), "{field}");
+        let deep = Error::parent(p, Path::new("base.vmdk"), field);
+        assert!(deep.is_corruption());
+        let missing = Error::parent(
+            p,
+            Path::new("base.vmdk"),
+            Error::file(p, "cannot open", io::ErrorKind::NotFound.into()),
+        );
+        assert!(!missing.is_corruption());
+        assert!(!Error::invalid("bad size").is_corruption());
     }
 }

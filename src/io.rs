@@ -6,12 +6,12 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, ErrorKind};
-use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
-
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use rustix::fs::{FlockOperation, SeekFrom};
+use rustix::fs::SeekFrom;
 
 use crate::error::{Error, Result};
 
@@ -56,11 +56,25 @@ pub enum Access {
     Write,
 }
 
+/// The files this process holds open for writing, by (device, inode): our
+/// own write lock is not a foreign writer, and no file gets a second
+/// writable handle (two sets of tables in memory for one file).
+static WRITING: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+
+fn writing() -> std::sync::MutexGuard<'static, Vec<(u64, u64)>> {
+    // The list stays consistent even if a holder panicked.
+    WRITING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// An open image file: a path for messages and positioned I/O on `&self`.
 #[derive(Debug)]
 pub struct ImageFile {
     file: File,
     path: PathBuf,
+    /// (device, inode).
+    id: (u64, u64),
+    /// Registered in [`WRITING`] (and locked) by this handle.
+    writer: bool,
 }
 
 impl ImageFile {
@@ -71,10 +85,10 @@ impl ImageFile {
             .write(access == Access::Write)
             .open(path)
             .map_err(|e| Error::file(path, "cannot open", e))?;
-        let kind = file
+        let meta = file
             .metadata()
-            .map_err(|e| Error::file(path, "cannot stat", e))?
-            .file_type();
+            .map_err(|e| Error::file(path, "cannot stat", e))?;
+        let kind = meta.file_type();
         if !(kind.is_file() || kind.is_block_device()) {
             return Err(Error::file(
                 path,
@@ -82,9 +96,11 @@ impl ImageFile {
                 io::Error::other("not a regular file or block device"),
             ));
         }
-        let image = ImageFile {
+        let mut image = ImageFile {
             file,
             path: path.to_path_buf(),
+            id: (meta.dev(), meta.ino()),
+            writer: false,
         };
         match access {
             Access::Write => image.lock()?,
@@ -108,35 +124,57 @@ impl ImageFile {
                 },
                 _ => Error::file(path, "cannot create", e),
             })?;
-        let image = ImageFile {
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::file(path, "cannot stat", e))?;
+        let mut image = ImageFile {
             file,
             path: path.to_path_buf(),
+            id: (meta.dev(), meta.ino()),
+            writer: false,
         };
         image.lock()?;
         Ok(image)
     }
 
-    /// Take the whole file exclusively. POSIX record locks conflict with
-    /// the OFD locks QEMU takes on its images, so a running VM or qemu-img
-    /// is noticed, and notices us.
-    fn lock(&self) -> Result<()> {
-        match rustix::fs::fcntl_lock(&self.file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(()),
-            Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::ACCESS => {
-                Err(Error::Locked {
+    /// Take the whole file exclusively with an open-file-description lock,
+    /// the kind QEMU takes on its images, so that a running VM or qemu-img
+    /// is noticed, and notices us. Unlike a POSIX record lock it belongs to
+    /// this handle alone: closing another descriptor of the same file (a
+    /// probe, a reader) does not drop it.
+    fn lock(&mut self) -> Result<()> {
+        let mut writing = writing();
+        if writing.contains(&self.id) {
+            return Err(Error::unsupported(
+                &self.path,
+                "is already open for writing in this command (named twice?); one file is written through one handle",
+            ));
+        }
+        match set_write_lock(&self.file) {
+            Ok(()) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) => {
+                return Err(Error::Locked {
                     path: self.path.clone(),
                 })
             }
             // Filesystems without lock support: carry on unlocked.
-            Err(_) => Ok(()),
+            Err(_) => {}
         }
+        writing.push(self.id);
+        self.writer = true;
+        Ok(())
     }
 
     /// Fail when another process may be writing the file, as qemu-img
     /// does: QEMU holds byte 101 (its "write" permission) while it may
-    /// write an image; a vimg writer holds the whole file. Readers take no
-    /// lock themselves, so they never stop QEMU or qemu-img from reading.
+    /// write an image; a vimg writer holds the whole file. A writer in this
+    /// process (the lower layers of a chain opened for commit) is not a
+    /// stranger. Readers take no lock themselves, so they never stop QEMU
+    /// or qemu-img from reading.
     fn check_no_writer(&self) -> Result<()> {
+        if writing().contains(&self.id) {
+            return Ok(());
+        }
         match write_lock_held(&self.file, QEMU_WRITE_BYTE) {
             Ok(true) => Err(Error::BeingWritten {
                 path: self.path.clone(),
@@ -153,13 +191,8 @@ impl ImageFile {
 
     /// What identifies the file itself, whatever name it was opened by:
     /// (device, inode).
-    pub fn identity(&self) -> Result<(u64, u64)> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = self
-            .file
-            .metadata()
-            .map_err(|e| Error::file(&self.path, "cannot stat", e))?;
-        Ok((meta.dev(), meta.ino()))
+    pub fn identity(&self) -> (u64, u64) {
+        self.id
     }
 
     /// Length in bytes; works for block devices too.
@@ -288,6 +321,37 @@ impl ImageFile {
     }
 }
 
+impl Drop for ImageFile {
+    fn drop(&mut self) {
+        if self.writer {
+            // The lock goes with the descriptor; the entry goes here.
+            let mut writing = writing();
+            if let Some(i) = writing.iter().position(|&id| id == self.id) {
+                writing.swap_remove(i);
+            }
+        }
+    }
+}
+
+/// Lock all of `file` for writing (`F_OFD_SETLK`), failing at once when
+/// another open file description holds a conflicting lock.
+#[allow(unsafe_code)]
+fn set_write_lock(file: &File) -> io::Result<()> {
+    // SAFETY: `flock` is a plain C struct of integers; all zeros is a
+    // valid value of it (and l_pid must be 0 for OFD locks).
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    // l_start = l_len = 0: the whole file, however it grows.
+    // SAFETY: the descriptor is open for the whole call (we borrow `file`),
+    // and `fl` is a valid `flock` that F_OFD_SETLK only reads.
+    let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// True when another process holds a lock that would stop us from taking
 /// a write lock on byte `at` of `file` (fcntl `F_OFD_GETLK`, which sees
 /// both OFD locks, as QEMU takes, and POSIX record locks).
@@ -360,6 +424,33 @@ mod tests {
             Err(Error::Exists { .. })
         ));
         assert_eq!(std::fs::read(&path).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn our_own_writer_is_no_stranger_but_writes_through_one_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"data").unwrap();
+        let writer = ImageFile::open(&path, Access::Write).unwrap();
+        // A reader in this process is not refused by our own lock, and
+        // closing it leaves the writer's lock in place.
+        let reader = ImageFile::open(&path, Access::Read).unwrap();
+        drop(reader);
+        assert!(write_lock_held(
+            &ImageFile::open(&path, Access::ReadShared).unwrap().file,
+            101
+        )
+        .unwrap());
+        // A second writable handle is refused, by another name too.
+        let link = dir.path().join("g");
+        std::fs::hard_link(&path, &link).unwrap();
+        let err = ImageFile::open(&link, Access::Write)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("already open for writing"), "{err}");
+        drop(writer);
+        // Once the writer is gone, the file can be written again.
+        ImageFile::open(&path, Access::Write).unwrap();
     }
 
     #[test]

@@ -24,6 +24,7 @@
 use byteorder::{BigEndian, ByteOrder};
 
 use super::footer::checksum;
+use crate::error::FieldError;
 
 /// Size of the header on disk.
 pub const HEADER_SIZE: usize = 1024;
@@ -70,25 +71,30 @@ impl DynamicHeader {
     }
 
     /// Parse and verify a header; the error says which field is wrong.
-    pub fn parse(buf: &[u8]) -> Result<DynamicHeader, String> {
+    pub fn parse(buf: &[u8]) -> Result<DynamicHeader, FieldError> {
         if buf.len() < HEADER_SIZE {
-            return Err(format!("{} bytes, the header needs 1024", buf.len()));
+            return Err(FieldError::new(
+                0,
+                format!("{} bytes, the header needs 1024", buf.len()),
+            ));
         }
         let buf = &buf[..HEADER_SIZE];
         if &buf[..8] != COOKIE {
-            return Err("no \"cxsparse\" cookie".into());
+            return Err(FieldError::new(0, "no \"cxsparse\" cookie"));
         }
         let stored = BigEndian::read_u32(&buf[36..]);
         let computed = checksum(buf, 36);
         if stored != computed {
-            return Err(format!(
-                "checksum is {stored:#010x}, the content sums to {computed:#010x}"
+            return Err(FieldError::new(
+                36,
+                format!("checksum is {stored:#010x}, the content sums to {computed:#010x}"),
             ));
         }
         let block_size = BigEndian::read_u32(&buf[32..]);
         if !block_size.is_power_of_two() || block_size < 512 {
-            return Err(format!(
-                "block size {block_size} is not a power of two of at least 512"
+            return Err(FieldError::new(
+                32,
+                format!("block size {block_size} is not a power of two of at least 512"),
             ));
         }
         let mut locators = [ParentLocator::default(); 8];
@@ -186,14 +192,15 @@ mod tests {
     fn rejects_bad_cookie_checksum_and_block_size() {
         let mut raw = diskpart_header();
         raw[0] = b'X';
-        assert!(DynamicHeader::parse(&raw).unwrap_err().contains("cookie"));
+        let err = DynamicHeader::parse(&raw).unwrap_err();
+        assert!(err.at == 0 && err.detail.contains("cookie"), "{err:?}");
         let mut raw = diskpart_header();
         raw[1000] = 1;
-        assert!(DynamicHeader::parse(&raw).unwrap_err().contains("checksum"));
+        let err = DynamicHeader::parse(&raw).unwrap_err();
+        assert!(err.at == 36 && err.detail.contains("checksum"), "{err:?}");
         let mut h = DynamicHeader::parse(&diskpart_header()).unwrap();
         h.block_size = 3000;
-        assert!(DynamicHeader::parse(&h.encode())
-            .unwrap_err()
-            .contains("block size"));
+        let err = DynamicHeader::parse(&h.encode()).unwrap_err();
+        assert!(err.at == 32 && err.detail.contains("block size"), "{err:?}");
     }
 }

@@ -25,6 +25,8 @@
 
 use byteorder::{BigEndian, ByteOrder};
 
+use crate::error::FieldError;
+
 /// Size of the footer on disk.
 pub const FOOTER_SIZE: usize = 512;
 const COOKIE: &[u8; 8] = b"conectix";
@@ -109,26 +111,35 @@ pub fn has_cookie(buf: &[u8]) -> bool {
 
 impl Footer {
     /// Parse and verify a footer; the error says which field is wrong.
-    pub fn parse(buf: &[u8]) -> Result<Footer, String> {
+    pub fn parse(buf: &[u8]) -> Result<Footer, FieldError> {
         if buf.len() < FOOTER_SIZE {
-            return Err(format!("{} bytes, a footer needs 512", buf.len()));
+            return Err(FieldError::new(
+                0,
+                format!("{} bytes, a footer needs 512", buf.len()),
+            ));
         }
         let buf = &buf[..FOOTER_SIZE];
         if !has_cookie(buf) {
-            return Err("no \"conectix\" cookie".into());
+            return Err(FieldError::new(0, "no \"conectix\" cookie"));
         }
         let stored = BigEndian::read_u32(&buf[64..]);
         let computed = checksum(buf, 64);
         if stored != computed {
-            return Err(format!(
-                "checksum is {stored:#010x}, the content sums to {computed:#010x}"
+            return Err(FieldError::new(
+                64,
+                format!("checksum is {stored:#010x}, the content sums to {computed:#010x}"),
             ));
         }
         let disk_type = match BigEndian::read_u32(&buf[60..]) {
             2 => DiskType::Fixed,
             3 => DiskType::Dynamic,
             4 => DiskType::Differencing,
-            other => return Err(format!("disk type {other} (known: 2, 3, 4)")),
+            other => {
+                return Err(FieldError::new(
+                    60,
+                    format!("disk type {other} (known: 2, 3, 4)"),
+                ))
+            }
         };
         Ok(Footer {
             features: BigEndian::read_u32(&buf[8..]),
@@ -228,15 +239,21 @@ mod tests {
     fn bad_checksum_cookie_and_type_are_named() {
         let mut raw = hyperv_footer();
         raw[100] = 1;
-        assert!(Footer::parse(&raw).unwrap_err().contains("checksum"));
+        let err = Footer::parse(&raw).unwrap_err();
+        assert!(err.at == 64 && err.detail.contains("checksum"), "{err:?}");
         let mut raw = hyperv_footer();
         raw[0] = b'C';
-        assert!(Footer::parse(&raw).unwrap_err().contains("cookie"));
+        let err = Footer::parse(&raw).unwrap_err();
+        assert!(err.at == 0 && err.detail.contains("cookie"), "{err:?}");
         let mut f = Footer::parse(&hyperv_footer()).unwrap().encode();
         f[63] = 9;
         let sum = checksum(&f, 64);
         f[64..68].copy_from_slice(&sum.to_be_bytes());
-        assert!(Footer::parse(&f).unwrap_err().contains("disk type 9"));
+        let err = Footer::parse(&f).unwrap_err();
+        assert!(
+            err.at == 60 && err.detail.contains("disk type 9"),
+            "{err:?}"
+        );
         assert!(Footer::parse(&[0u8; 10]).is_err());
     }
 }

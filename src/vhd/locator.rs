@@ -118,15 +118,17 @@ pub fn find_parent(file: &ImageFile, child: &Path, header: &DynamicHeader) -> Re
         }
         tried.push(name.clone());
     }
-    Err(Error::invalid(format!(
-        "{}: cannot find the parent disk (tried: {})",
-        child.display(),
-        if tried.is_empty() {
-            "no locator or parent name is recorded".to_string()
-        } else {
-            tried.join(", ")
-        }
-    )))
+    Err(Error::MissingParent {
+        path: child.to_path_buf(),
+        detail: format!(
+            "cannot find the parent disk (tried: {})",
+            if tried.is_empty() {
+                "no locator or parent name is recorded".to_string()
+            } else {
+                tried.join(", ")
+            }
+        ),
+    })
 }
 
 #[cfg(test)]

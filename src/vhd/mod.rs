@@ -86,9 +86,9 @@ fn read_footer(file: &ImageFile, len: u64) -> Result<(Footer, bool)> {
     match Footer::parse(&head) {
         Ok(f) if f.disk_type != DiskType::Fixed => Ok((f, false)),
         Err(head_err) if has_cookie(&head) && !has_cookie(&tail) => {
-            Err(Error::corrupt(path, "VHD footer copy", 0, head_err))
+            Err(Error::corrupt_field(path, "VHD footer copy", 0, head_err))
         }
-        _ => Err(Error::corrupt(path, "VHD footer", tail_at, tail_err)),
+        _ => Err(Error::corrupt_field(path, "VHD footer", tail_at, tail_err)),
     }
 }
 
@@ -120,13 +120,15 @@ impl Vhd {
             .map(|d| d.header.parent_uuid)
             .unwrap_or_default();
         if parent.footer.uuid != expected {
-            return Err(Error::invalid(format!(
-                "{}: its parent {} has UUID {}, but the child was made from the disk with UUID {}: the parent was replaced by another disk",
-                self.name.display(),
-                parent.name.display(),
-                uuid::Uuid::from_bytes(parent.footer.uuid),
-                uuid::Uuid::from_bytes(expected)
-            )));
+            return Err(Error::chain(
+                &self.name,
+                format!(
+                    "its parent {} has UUID {}, but the child was made from the disk with UUID {}: the parent was replaced by another disk",
+                    parent.name.display(),
+                    uuid::Uuid::from_bytes(parent.footer.uuid),
+                    uuid::Uuid::from_bytes(expected)
+                ),
+            ));
         }
         let path = parent.name.to_path_buf();
         self.parent = Some(Parent {
@@ -227,7 +229,7 @@ fn open_dynamic(
     let mut buf = [0u8; HEADER_SIZE];
     file.read_exact_at(&mut buf, at)?;
     let header = DynamicHeader::parse(&buf)
-        .map_err(|detail| Error::corrupt(file.path(), "VHD dynamic header", at, detail))?;
+        .map_err(|e| Error::corrupt_field(file.path(), "VHD dynamic header", at, e))?;
     Dynamic::open(file, header, at, size, differencing, tail_footer)
 }
 

@@ -29,6 +29,8 @@
 
 use byteorder::{ByteOrder, LittleEndian};
 
+use crate::error::FieldError;
+
 use super::header::SparseHeader;
 
 /// Size of the header on disk.
@@ -52,12 +54,15 @@ pub struct CowdHeader {
 
 impl CowdHeader {
     /// Parse a COWD header; the error names the field that is wrong.
-    pub fn parse(buf: &[u8]) -> Result<CowdHeader, String> {
+    pub fn parse(buf: &[u8]) -> Result<CowdHeader, FieldError> {
         if buf.len() < COWD_HEADER_SIZE {
-            return Err(format!("{} bytes, the header needs 2048", buf.len()));
+            return Err(FieldError::new(
+                0,
+                format!("{} bytes, the header needs 2048", buf.len()),
+            ));
         }
         if &buf[..4] != b"COWD" {
-            return Err("no \"COWD\" magic".into());
+            return Err(FieldError::new(0, "no \"COWD\" magic"));
         }
         let u = |at: usize| LittleEndian::read_u32(&buf[at..]) as u64;
         let name = &buf[32..1056];
@@ -73,16 +78,22 @@ impl CowdHeader {
             parent_name: String::from_utf8_lossy(&name[..end]).into_owned(),
         };
         if !h.grain_size.is_power_of_two() || h.grain_size > 32768 {
-            return Err(format!(
-                "grain size of {} sectors is not a power of two up to 32768",
-                h.grain_size
+            return Err(FieldError::new(
+                16,
+                format!(
+                    "grain size of {} sectors is not a power of two up to 32768",
+                    h.grain_size
+                ),
             ));
         }
         let needed = h.capacity.div_ceil(h.grain_size * COWD_GTES as u64);
         if h.gd_entries < needed {
-            return Err(format!(
-                "{} grain directory entries cannot cover {} sectors (needs {needed})",
-                h.gd_entries, h.capacity
+            return Err(FieldError::new(
+                24,
+                format!(
+                    "{} grain directory entries cannot cover {} sectors (needs {needed})",
+                    h.gd_entries, h.capacity
+                ),
             ));
         }
         Ok(h)
@@ -143,10 +154,12 @@ mod tests {
     fn rejects_bad_grain_and_short_directory() {
         let mut raw = redo_log();
         raw[16..20].copy_from_slice(&3u32.to_le_bytes());
-        assert!(CowdHeader::parse(&raw).unwrap_err().contains("grain size"));
+        let err = CowdHeader::parse(&raw).unwrap_err();
+        assert!(err.at == 16 && err.detail.contains("grain size"), "{err:?}");
         let mut raw = redo_log();
         raw[24..28].copy_from_slice(&4u32.to_le_bytes());
-        assert!(CowdHeader::parse(&raw).unwrap_err().contains("directory"));
+        let err = CowdHeader::parse(&raw).unwrap_err();
+        assert!(err.at == 24 && err.detail.contains("directory"), "{err:?}");
         assert!(CowdHeader::parse(&raw[..100]).is_err());
     }
 }

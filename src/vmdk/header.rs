@@ -24,6 +24,8 @@
 
 use byteorder::{ByteOrder, LittleEndian};
 
+use crate::error::FieldError;
+
 /// Size of the header on disk.
 pub const HEADER_SIZE: usize = 512;
 /// "KDMV" as stored.
@@ -36,6 +38,16 @@ pub const FLAG_RGD: u32 = 1 << 1;
 pub const FLAG_ZERO_GRAIN: u32 = 1 << 2;
 pub const FLAG_COMPRESSED: u32 = 1 << 16;
 pub const FLAG_MARKERS: u32 = 1 << 17;
+
+/// Byte offsets of the header's fields, for errors that name them.
+pub mod field {
+    pub const VERSION: u64 = 4;
+    pub const CAPACITY: u64 = 12;
+    pub const GRAIN_SIZE: u64 = 20;
+    pub const DESCRIPTOR_OFFSET: u64 = 28;
+    pub const GTES_PER_GT: u64 = 44;
+    pub const COMPRESS_ALGORITHM: u64 = 77;
+}
 
 /// Compression algorithm number for deflate.
 pub const COMPRESS_DEFLATE: u16 = 1;
@@ -65,12 +77,15 @@ pub struct SparseHeader {
 
 impl SparseHeader {
     /// Parse a header; the error names the field that is wrong.
-    pub fn parse(buf: &[u8]) -> Result<SparseHeader, String> {
+    pub fn parse(buf: &[u8]) -> Result<SparseHeader, FieldError> {
         if buf.len() < HEADER_SIZE {
-            return Err(format!("{} bytes, the header needs 512", buf.len()));
+            return Err(FieldError::new(
+                0,
+                format!("{} bytes, the header needs 512", buf.len()),
+            ));
         }
         if &buf[..4] != MAGIC {
-            return Err("no \"KDMV\" magic".into());
+            return Err(FieldError::new(0, "no \"KDMV\" magic"));
         }
         let h = SparseHeader {
             version: LittleEndian::read_u32(&buf[4..]),
@@ -87,27 +102,42 @@ impl SparseHeader {
             compress_algorithm: LittleEndian::read_u16(&buf[77..]),
         };
         if !(1..=3).contains(&h.version) {
-            return Err(format!("version {} (known: 1, 2, 3)", h.version));
+            return Err(FieldError::new(
+                field::VERSION,
+                format!("version {} (known: 1, 2, 3)", h.version),
+            ));
         }
         if !h.grain_size.is_power_of_two() || h.grain_size > MAX_GRAIN_SECTORS {
-            return Err(format!(
-                "grain size of {} sectors is not a power of two up to {MAX_GRAIN_SECTORS}",
-                h.grain_size
+            return Err(FieldError::new(
+                field::GRAIN_SIZE,
+                format!(
+                    "grain size of {} sectors is not a power of two up to {MAX_GRAIN_SECTORS}",
+                    h.grain_size
+                ),
             ));
         }
         if h.num_gtes_per_gt == 0 || h.num_gtes_per_gt > MAX_GTES {
-            return Err(format!(
-                "{} entries per grain table (1 to {MAX_GTES} allowed)",
-                h.num_gtes_per_gt
+            return Err(FieldError::new(
+                field::GTES_PER_GT,
+                format!(
+                    "{} entries per grain table (1 to {MAX_GTES} allowed)",
+                    h.num_gtes_per_gt
+                ),
             ));
         }
         if h.capacity > u64::MAX / 512 / 2 {
-            return Err(format!("capacity of {} sectors is too large", h.capacity));
+            return Err(FieldError::new(
+                field::CAPACITY,
+                format!("capacity of {} sectors is too large", h.capacity),
+            ));
         }
         if h.compressed() && h.compress_algorithm != COMPRESS_DEFLATE {
-            return Err(format!(
-                "compression algorithm {} (only 1, deflate, is known)",
-                h.compress_algorithm
+            return Err(FieldError::new(
+                field::COMPRESS_ALGORITHM,
+                format!(
+                    "compression algorithm {} (only 1, deflate, is known)",
+                    h.compress_algorithm
+                ),
             ));
         }
         Ok(h)
@@ -207,7 +237,9 @@ mod tests {
             let mut raw = qemu_header();
             raw[at..at + bytes.len()].copy_from_slice(bytes);
             let err = SparseHeader::parse(&raw).unwrap_err();
-            assert!(err.contains(what), "{what}: {err}");
+            assert!(err.detail.contains(what), "{what}: {err:?}");
+            // The error points at the field.
+            assert_eq!(err.at, at as u64, "{what}");
         }
         assert!(SparseHeader::parse(&[0u8; 100]).is_err());
     }

@@ -146,12 +146,14 @@ impl Vmdk {
     pub fn attach(&mut self, parent: Vmdk) -> Result<()> {
         let expected = self.desc.parent_cid;
         if expected != descriptor::NO_PARENT && parent.desc.cid != expected {
-            return Err(Error::invalid(format!(
-                "{}: its parent {} has content ID {:08x}, but the delta was made from content ID {expected:08x}: the parent changed after the delta was taken",
-                self.path.display(),
-                parent.path.display(),
-                parent.desc.cid
-            )));
+            return Err(Error::chain(
+                &self.path,
+                format!(
+                    "its parent {} has content ID {:08x}, but the delta was made from content ID {expected:08x}: the parent changed after the delta was taken",
+                    parent.path.display(),
+                    parent.desc.cid
+                ),
+            ));
         }
         self.parent = Some(Box::new(parent));
         Ok(())
@@ -209,7 +211,7 @@ impl Vmdk {
         }
         let mut extents = Vec::with_capacity(desc.extents.len());
         let mut start = 0u64;
-        let mut seen = FileUse::new(file.identity()?);
+        let mut seen = FileUse::new(file.identity());
         for line in &desc.extents {
             let extent = open_extent(path, line, start, access)?;
             seen.claim(path, &extent)?;
@@ -249,7 +251,7 @@ impl Vmdk {
                 return Err(Error::corrupt(
                     path,
                     "VMDK sparse header",
-                    28,
+                    header::field::DESCRIPTOR_OFFSET,
                     format!("the embedded descriptor ({room} bytes at byte {offset}) does not fit in the file"),
                 ));
             }
@@ -404,7 +406,7 @@ impl FileUse {
             Storage::Flat { file, offset, .. } => (file, Some((*offset, *offset + extent.len))),
             Storage::Zero => return Ok(()),
         };
-        let id = file.identity()?;
+        let id = file.identity();
         if id == self.descriptor {
             return refuse("is the descriptor file itself");
         }
@@ -474,7 +476,7 @@ fn open_extent(desc_path: &Path, line: &ExtentLine, start: u64, access: Access) 
                 return Err(Error::corrupt(
                     sparse.file().path(),
                     "VMDK sparse header",
-                    12,
+                    header::field::CAPACITY,
                     format!(
                         "capacity {} is less than the {len} bytes the descriptor gives the extent",
                         sparse.capacity()

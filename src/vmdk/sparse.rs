@@ -425,13 +425,13 @@ fn read_header(file: &ImageFile, len: u64) -> Result<(SparseHeader, bool)> {
         let mut buf = [0u8; COWD_HEADER_SIZE];
         file.read_exact_at(&mut buf, 0)?;
         let header = CowdHeader::parse(&buf)
-            .map_err(|d| Error::corrupt(path, "VMDK3 (COWD) header", 0, d))?;
+            .map_err(|e| Error::corrupt_field(path, "VMDK3 (COWD) header", 0, e))?;
         return Ok((header.as_sparse(), true));
     }
     let mut buf = [0u8; HEADER_SIZE];
     file.read_exact_at(&mut buf, 0)?;
-    let mut header =
-        SparseHeader::parse(&buf).map_err(|d| Error::corrupt(path, "VMDK sparse header", 0, d))?;
+    let mut header = SparseHeader::parse(&buf)
+        .map_err(|e| Error::corrupt_field(path, "VMDK sparse header", 0, e))?;
     if header.capacity > MAX_CAPACITY_SECTORS {
         return Err(Error::unsupported(
             path,
@@ -546,7 +546,7 @@ fn read_footer_header(file: &ImageFile, len: u64, header: SparseHeader) -> Resul
     let mut buf = [0u8; HEADER_SIZE];
     file.read_exact_at(&mut buf, at)?;
     let footer =
-        SparseHeader::parse(&buf).map_err(|d| Error::corrupt(path, "VMDK footer", at, d))?;
+        SparseHeader::parse(&buf).map_err(|e| Error::corrupt_field(path, "VMDK footer", at, e))?;
     if footer.gd_offset == GD_AT_END
         || footer.capacity != header.capacity
         || footer.grain_size != header.grain_size
