@@ -8,8 +8,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, ErrorKind};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use rustix::fs::SeekFrom;
 
@@ -70,7 +70,7 @@ fn writing() -> std::sync::MutexGuard<'static, Vec<(u64, u64)>> {
 #[derive(Debug)]
 pub struct ImageFile {
     file: File,
-    path: PathBuf,
+    path: Arc<Path>,
     /// (device, inode).
     id: (u64, u64),
     /// Registered in [`WRITING`] (and locked) by this handle.
@@ -98,7 +98,7 @@ impl ImageFile {
         }
         let mut image = ImageFile {
             file,
-            path: path.to_path_buf(),
+            path: Arc::from(path),
             id: (meta.dev(), meta.ino()),
             writer: false,
         };
@@ -129,7 +129,7 @@ impl ImageFile {
             .map_err(|e| Error::file(path, "cannot stat", e))?;
         let mut image = ImageFile {
             file,
-            path: path.to_path_buf(),
+            path: Arc::from(path),
             id: (meta.dev(), meta.ino()),
             writer: false,
         };
@@ -154,7 +154,7 @@ impl ImageFile {
             Ok(()) => {}
             Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) => {
                 return Err(Error::Locked {
-                    path: self.path.clone(),
+                    path: self.path.to_path_buf(),
                 })
             }
             // Filesystems without lock support: carry on unlocked.
@@ -177,7 +177,7 @@ impl ImageFile {
         }
         match write_lock_held(&self.file, QEMU_WRITE_BYTE) {
             Ok(true) => Err(Error::BeingWritten {
-                path: self.path.clone(),
+                path: self.path.to_path_buf(),
             }),
             // Filesystems without lock support: nothing to respect.
             _ => Ok(()),
@@ -186,6 +186,11 @@ impl ImageFile {
 
     /// The path the file was opened with.
     pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The path, shared (as mappings name their host file).
+    pub fn name(&self) -> &Arc<Path> {
         &self.path
     }
 
@@ -214,7 +219,7 @@ impl ImageFile {
         let got = self.read_full(buf, offset)?;
         if got < buf.len() {
             return Err(Error::Io {
-                path: self.path.clone(),
+                path: self.path.to_path_buf(),
                 op: "read past the end of the file",
                 offset: offset + got as u64,
                 source: io::Error::from(ErrorKind::UnexpectedEof),
@@ -241,7 +246,7 @@ impl ImageFile {
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
                     return Err(Error::Io {
-                        path: self.path.clone(),
+                        path: self.path.to_path_buf(),
                         op: "read failed",
                         offset: offset + done as u64,
                         source: e,
@@ -255,7 +260,7 @@ impl ImageFile {
     /// Write all of `buf` at `offset`.
     pub fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
         self.file.write_all_at(buf, offset).map_err(|e| Error::Io {
-            path: self.path.clone(),
+            path: self.path.to_path_buf(),
             op: "write failed",
             offset,
             source: e,
@@ -265,7 +270,7 @@ impl ImageFile {
     /// Set the file length (growing leaves a hole).
     pub fn set_len(&self, len: u64) -> Result<()> {
         self.file.set_len(len).map_err(|e| Error::Io {
-            path: self.path.clone(),
+            path: self.path.to_path_buf(),
             op: "cannot set the length",
             offset: len,
             source: e,
@@ -287,7 +292,7 @@ impl ImageFile {
             Err(rustix::io::Errno::NXIO) => Ok(None),
             Err(rustix::io::Errno::INVAL | rustix::io::Errno::OPNOTSUPP) => Ok(Some(offset)),
             Err(e) => Err(Error::Io {
-                path: self.path.clone(),
+                path: self.path.to_path_buf(),
                 op: "cannot seek to data",
                 offset,
                 source: e.into(),
@@ -303,7 +308,7 @@ impl ImageFile {
             Err(rustix::io::Errno::NXIO) => Ok(offset),
             Err(rustix::io::Errno::INVAL | rustix::io::Errno::OPNOTSUPP) => self.length(),
             Err(e) => Err(Error::Io {
-                path: self.path.clone(),
+                path: self.path.to_path_buf(),
                 op: "cannot seek to a hole",
                 offset,
                 source: e.into(),

@@ -2,7 +2,6 @@
 //! as such (SEEK_DATA/SEEK_HOLE); new images are sparse.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::error::Result;
 use crate::image::{check_range, file_status, Holes, Image, ImageInfo, Mapping, Sink};
@@ -11,7 +10,6 @@ use crate::io::{align_up, Access, ImageFile, SECTOR};
 /// A raw image file or block device.
 pub struct Raw {
     file: ImageFile,
-    name: Arc<Path>,
     size: u64,
 }
 
@@ -22,22 +20,14 @@ impl Raw {
     pub fn open(path: &Path, access: Access) -> Result<Raw> {
         let file = ImageFile::open(path, access)?;
         let size = align_up(file.length()?, SECTOR);
-        Ok(Raw {
-            name: Arc::from(path),
-            file,
-            size,
-        })
+        Ok(Raw { file, size })
     }
 
     /// Create a sparse raw file of `size` bytes.
     pub fn create(path: &Path, size: u64) -> Result<Raw> {
         let file = ImageFile::create_new(path)?;
         file.set_len(size)?;
-        Ok(Raw {
-            name: Arc::from(path),
-            file,
-            size,
-        })
+        Ok(Raw { file, size })
     }
 }
 
@@ -74,7 +64,6 @@ impl Image for Raw {
     fn block_status(&mut self, offset: u64, len: u64) -> Result<Mapping> {
         file_status(
             &self.file,
-            &self.name,
             offset,
             len.min(self.size - offset),
             Holes::Zeros,

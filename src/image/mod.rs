@@ -208,16 +208,10 @@ pub enum Holes {
 
 /// The status of `len` bytes stored verbatim in `file` from byte `host` on:
 /// data, or a hole (reads as zeros), with where it lies.
-pub fn file_status(
-    file: &ImageFile,
-    name: &Arc<Path>,
-    host: u64,
-    len: u64,
-    holes: Holes,
-) -> Result<Mapping> {
+pub fn file_status(file: &ImageFile, host: u64, len: u64, holes: Holes) -> Result<Mapping> {
     let end = host + len;
     let at = Some(Host {
-        file: name.clone(),
+        file: file.name().clone(),
         offset: host,
     });
     let zero = |len| {

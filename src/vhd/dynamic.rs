@@ -8,10 +8,9 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use super::dyn_header::{DynamicHeader, ParentLocator, HEADER_SIZE};
-use super::footer::FOOTER_SIZE;
+use super::footer::{DiskType, Footer, FOOTER_SIZE};
 use crate::alloc::{Allocator, Endian, Runs, Table};
 use crate::error::{Error, Result};
 use crate::image::{Host, Mapping, Source};
@@ -127,8 +126,11 @@ impl Bitmap {
     }
 }
 
-/// The allocation state of a dynamic or differencing VHD.
+/// A dynamic or differencing VHD's file and its allocation state.
 pub struct Dynamic {
+    file: ImageFile,
+    /// The footer kept as the file's last sector.
+    footer: [u8; FOOTER_SIZE],
     pub header: DynamicHeader,
     bat: Table,
     block_size: u64,
@@ -148,19 +150,38 @@ pub struct Dynamic {
 }
 
 impl Dynamic {
-    /// Load the BAT description for a disk of `size` bytes from `header`,
-    /// checking it and every block it points at against the file.
+    /// Open the dynamic part of the VHD in `file` whose footer is
+    /// `footer`, for a disk of `size` bytes: read its dynamic header and
+    /// check the BAT and every block it points at against the file.
     /// `tail_footer` says whether the file ends in a valid footer (when it
     /// does not, nothing at its end may be taken for one and cleared).
-    pub fn open(
-        file: &ImageFile,
-        header: DynamicHeader,
-        header_offset: u64,
-        size: u64,
-        differencing: bool,
-        tail_footer: bool,
-    ) -> Result<Dynamic> {
+    pub fn open(file: ImageFile, footer: &Footer, size: u64, tail_footer: bool) -> Result<Dynamic> {
         let file_len = file.length()?;
+        let header_offset = footer.data_offset;
+        if header_offset
+            .checked_add(HEADER_SIZE as u64)
+            .is_none_or(|end| end > file_len)
+        {
+            let footer_at = if tail_footer {
+                file_len - FOOTER_SIZE as u64
+            } else {
+                0
+            };
+            return Err(Error::corrupt(
+                file.path(),
+                "VHD footer",
+                footer_at + 16,
+                format!(
+                    "the dynamic header offset {header_offset} is outside the {file_len}-byte file"
+                ),
+            ));
+        }
+        let mut buf = [0u8; HEADER_SIZE];
+        file.read_exact_at(&mut buf, header_offset)?;
+        let header = DynamicHeader::parse(&buf).map_err(|e| {
+            Error::corrupt_field(file.path(), "VHD dynamic header", header_offset, e)
+        })?;
+        let differencing = footer.disk_type == DiskType::Differencing;
         let bat_end = check_bat(file.path(), &header, header_offset, size, file_len)?;
         let entries = header.max_table_entries as u64;
         let homes = (0..entries.div_ceil(BAT_PAGE as u64))
@@ -169,6 +190,7 @@ impl Dynamic {
         let block_size = header.block_size as u64;
         let bitmap_size = align_up((block_size / SECTOR).div_ceil(8), SECTOR);
         let mut dynamic = Dynamic {
+            footer: footer.encode(),
             bat: Table::new(Endian::Big, BAT_PAGE, entries, homes),
             block_size,
             bitmap_size,
@@ -179,6 +201,7 @@ impl Dynamic {
             differencing,
             align_data: false,
             header,
+            file,
         };
         // What blocks must stay clear of: the footer copy, the header, the
         // BAT, the trailing footer, and the parent locators' data.
@@ -201,7 +224,7 @@ impl Dynamic {
                 .saturating_add(align_up(loc.data_length as u64, SECTOR));
             metadata.push((loc.data_offset, end));
         }
-        let blocks_end = dynamic.check_blocks(file, file_len, &metadata)?;
+        let blocks_end = dynamic.check_blocks(file_len, &metadata)?;
         // The footer is the file's last sector when there is a valid one;
         // else new blocks (and a new footer) go past everything there is.
         dynamic.footer_at = if tail_footer {
@@ -222,16 +245,11 @@ impl Dynamic {
     /// Check every allocated block: inside the file, clear of the headers
     /// and the BAT (`metadata`), and clear of each other, or writing one
     /// would destroy another. Returns the end of the last block.
-    fn check_blocks(
-        &mut self,
-        file: &ImageFile,
-        file_len: u64,
-        metadata: &[(u64, u64)],
-    ) -> Result<u64> {
+    fn check_blocks(&mut self, file_len: u64, metadata: &[(u64, u64)]) -> Result<u64> {
         let block_len = self.bitmap_size + self.block_size;
         let mut blocks = Vec::new();
         for block in 0..self.header.max_table_entries as u64 {
-            let entry = self.bat.get(file, block)?;
+            let entry = self.bat.get(&self.file, block)?;
             if entry == UNALLOCATED {
                 continue;
             }
@@ -245,14 +263,13 @@ impl Dynamic {
                 blocks.push((host, block));
                 continue;
             };
-            return Err(self.bat_error(file, block, format!("block {block} at byte {host} {why}")));
+            return Err(self.bat_error(block, format!("block {block} at byte {host} {why}")));
         }
         blocks.sort_unstable();
         for pair in blocks.windows(2) {
             let ((a, first), (b, second)) = (pair[0], pair[1]);
             if a + block_len > b {
                 return Err(self.bat_error(
-                    file,
                     second,
                     format!("blocks {first} and {second} overlap at byte {b}"),
                 ));
@@ -262,9 +279,9 @@ impl Dynamic {
     }
 
     /// A corrupt-BAT error about the entry of `block`.
-    fn bat_error(&self, file: &ImageFile, block: u64, detail: String) -> Error {
+    fn bat_error(&self, block: u64, detail: String) -> Error {
         Error::corrupt(
-            file.path(),
+            self.file.path(),
             "VHD block allocation table",
             self.header.table_offset + block * 4,
             detail,
@@ -318,9 +335,14 @@ impl Dynamic {
         self.block_size
     }
 
+    /// The VHD file.
+    pub fn file(&self) -> &ImageFile {
+        &self.file
+    }
+
     /// The host offset of block `block`'s bitmap, if it is allocated.
-    fn block_host(&mut self, file: &ImageFile, block: u64) -> Result<Option<u64>> {
-        let entry = self.bat.get(file, block)?;
+    fn block_host(&mut self, block: u64) -> Result<Option<u64>> {
+        let entry = self.bat.get(&self.file, block)?;
         if entry == UNALLOCATED {
             return Ok(None);
         }
@@ -329,10 +351,10 @@ impl Dynamic {
         Ok(Some(entry as u64 * SECTOR))
     }
 
-    fn bitmap(&mut self, file: &ImageFile, block: u64, host: u64) -> Result<&mut Bitmap> {
+    fn bitmap(&mut self, block: u64, host: u64) -> Result<&mut Bitmap> {
         if !self.bitmaps.contains_key(&block) {
             let mut bits = vec![0u8; self.bitmap_size as usize];
-            file.read_exact_at(&mut bits, host)?;
+            self.file.read_exact_at(&mut bits, host)?;
             let bitmap = if all_set(&bits, self.block_size / SECTOR) {
                 Bitmap::Full
             } else {
@@ -344,21 +366,15 @@ impl Dynamic {
     }
 
     /// What the sectors starting at `offset` are, up to `len` bytes.
-    pub fn status(
-        &mut self,
-        file: &ImageFile,
-        name: &Arc<Path>,
-        offset: u64,
-        len: u64,
-    ) -> Result<Mapping> {
+    pub fn status(&mut self, offset: u64, len: u64) -> Result<Mapping> {
         let block = offset / self.block_size;
         let in_block = offset % self.block_size;
-        let Some(host) = self.block_host(file, block)? else {
+        let Some(host) = self.block_host(block)? else {
             // Join the following unallocated blocks.
             let mut run = (self.block_size - in_block).min(len);
             while run < len {
                 let next = (offset + run) / self.block_size;
-                if self.bat.get(file, next)? != UNALLOCATED {
+                if self.bat.get(&self.file, next)? != UNALLOCATED {
                     break;
                 }
                 run = (run + self.block_size).min(len);
@@ -367,10 +383,10 @@ impl Dynamic {
         };
         let data_host = host + self.bitmap_size + in_block;
         let span = (self.block_size - in_block).min(len);
-        let bitmap = self.bitmap(file, block, host)?;
+        let bitmap = self.bitmap(block, host)?;
         if let Bitmap::Full = bitmap {
             let host = Host {
-                file: name.clone(),
+                file: self.file.name().clone(),
                 offset: data_host,
             };
             return Ok(Mapping::new(
@@ -393,7 +409,7 @@ impl Dynamic {
         let kind = if set {
             Source::Data {
                 host: Some(Host {
-                    file: name.clone(),
+                    file: self.file.name().clone(),
                     offset: data_host,
                 }),
                 compressed: false,
@@ -421,7 +437,6 @@ impl Dynamic {
     /// to `fill` (zeros, or the parent's data).
     pub fn read(
         &mut self,
-        file: &ImageFile,
         buf: &mut [u8],
         offset: u64,
         fill: &mut dyn FnMut(&mut [u8], u64) -> Result<()>,
@@ -433,11 +448,11 @@ impl Dynamic {
             let block = at / self.block_size;
             let in_block = at % self.block_size;
             let len = ((self.block_size - in_block) as usize).min(buf.len() - done);
-            match self.block_host(file, block)? {
+            match self.block_host(block)? {
                 None => fill(&mut buf[done..done + len], at)?,
                 Some(host) => {
                     let data = host + self.bitmap_size + in_block;
-                    let bitmap = self.bitmap(file, block, host)?;
+                    let bitmap = self.bitmap(block, host)?;
                     if let Bitmap::Full = bitmap {
                         runs.push(data, done..done + len);
                     } else {
@@ -460,19 +475,13 @@ impl Dynamic {
             }
             done += len;
         }
-        runs.read(file, buf)
+        runs.read(&self.file, buf)
     }
 
     /// Write whole sectors: `buf` at `offset`, both multiples of 512,
     /// allocating blocks as needed. `footer` is the footer to keep at the end
     /// of the file.
-    pub fn write(
-        &mut self,
-        file: &ImageFile,
-        footer: &[u8; FOOTER_SIZE],
-        buf: &[u8],
-        offset: u64,
-    ) -> Result<()> {
+    pub fn write(&mut self, buf: &[u8], offset: u64) -> Result<()> {
         debug_assert!(offset.is_multiple_of(SECTOR) && (buf.len() as u64).is_multiple_of(SECTOR));
         let mut runs = Runs::new();
         let mut marks: Vec<(u64, u64, u64)> = Vec::new();
@@ -482,25 +491,27 @@ impl Dynamic {
             let block = at / self.block_size;
             let in_block = at % self.block_size;
             let len = ((self.block_size - in_block) as usize).min(buf.len() - done);
-            let host = match self.block_host(file, block)? {
+            let host = match self.block_host(block)? {
                 Some(host) => host,
-                None => self.allocate(file, footer, block)?,
+                None => self.allocate(block)?,
             };
-            if !matches!(self.bitmap(file, block, host)?, Bitmap::Full) {
+            if !matches!(self.bitmap(block, host)?, Bitmap::Full) {
                 let first = in_block / SECTOR;
                 marks.push((block, first, first + len as u64 / SECTOR));
             }
             runs.push(host + self.bitmap_size + in_block, done..done + len);
             done += len;
         }
-        runs.write(file, buf)?;
+        runs.write(&self.file, buf)?;
         // Bitmaps last: a sector is marked used only once its data is there.
         for (block, first, end) in marks {
-            if let Some(host) = self.block_host(file, block)? {
-                let bitmap = self.bitmap(file, block, host)?;
-                if bitmap.set_range(first, end) {
-                    if let Bitmap::Bits(bits) = bitmap {
-                        file.write_all_at(bits, host)?;
+            if let Some(host) = self.block_host(block)? {
+                self.bitmap(block, host)?;
+                if let Some(bitmap @ Bitmap::Bits(_)) = self.bitmaps.get_mut(&block) {
+                    if bitmap.set_range(first, end) {
+                        if let Bitmap::Bits(bits) = bitmap {
+                            self.file.write_all_at(bits, host)?;
+                        }
                     }
                 }
             }
@@ -512,12 +523,7 @@ impl Dynamic {
     /// first, then the old footer is cleared and the bitmap written (all
     /// sectors used for a dynamic disk, none for a differencing one). The
     /// BAT entry reaches the disk at the next flush.
-    fn allocate(
-        &mut self,
-        file: &ImageFile,
-        footer: &[u8; FOOTER_SIZE],
-        block: u64,
-    ) -> Result<u64> {
+    fn allocate(&mut self, block: u64) -> Result<u64> {
         let len = self.bitmap_size + self.block_size;
         let mut next = self.alloc.clone();
         let host = if self.align_data {
@@ -531,13 +537,13 @@ impl Dynamic {
             .filter(|&s| s != UNALLOCATED)
             .ok_or_else(|| {
                 Error::unsupported(
-                    file.path(),
+                    self.file.path(),
                     "the file would grow past what the BAT's 32-bit sector numbers address",
                 )
             })?;
         self.alloc = next;
         let new_footer = self.alloc.end();
-        file.write_all_at(footer, new_footer)?;
+        self.file.write_all_at(&self.footer, new_footer)?;
         let (bitmap, fill) = if self.differencing {
             (
                 Bitmap::Bits(vec![0u8; self.bitmap_size as usize].into_boxed_slice()),
@@ -551,23 +557,24 @@ impl Dynamic {
             // One write from the old footer's place through the bitmap.
             let mut head = vec![0u8; (host - old + self.bitmap_size) as usize];
             head[(host - old) as usize..].fill(fill);
-            file.write_all_at(&head, old)?;
+            self.file.write_all_at(&head, old)?;
         } else {
             if old + FOOTER_SIZE as u64 <= host {
-                file.write_all_at(&[0u8; FOOTER_SIZE], old)?;
+                self.file.write_all_at(&[0u8; FOOTER_SIZE], old)?;
             }
-            file.write_all_at(&vec![fill; self.bitmap_size as usize], host)?;
+            self.file
+                .write_all_at(&vec![fill; self.bitmap_size as usize], host)?;
         }
         self.footer_at = new_footer;
         self.file_end = new_footer + FOOTER_SIZE as u64;
-        self.bat.set(file, block, sector)?;
+        self.bat.set(&self.file, block, sector)?;
         self.bitmaps.insert(block, bitmap);
         Ok(host)
     }
 
     /// Write the changed BAT pages.
-    pub fn flush(&mut self, file: &ImageFile) -> Result<()> {
-        self.bat.flush(file)
+    pub fn flush(&mut self) -> Result<()> {
+        self.bat.flush(&self.file)
     }
 }
 

@@ -13,11 +13,9 @@ mod geometry;
 mod locator;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use self::dyn_header::{DynamicHeader, HEADER_SIZE};
 use self::dynamic::Dynamic;
 use self::footer::{has_cookie, DiskType, Footer, FOOTER_SIZE};
 use self::geometry::SizeSource;
@@ -52,14 +50,19 @@ struct Parent {
 
 /// An open VHD.
 pub struct Vhd {
-    file: ImageFile,
-    name: Arc<Path>,
     footer: Footer,
-    footer_bytes: [u8; FOOTER_SIZE],
     size: u64,
     size_source: SizeSource,
-    dynamic: Option<Dynamic>,
+    body: Body,
     parent: Option<Parent>,
+}
+
+/// Where a VHD's data is.
+enum Body {
+    /// The disk verbatim, then the footer.
+    Fixed(ImageFile),
+    /// Blocks found through the BAT (dynamic and differencing disks).
+    Dynamic(Box<Dynamic>),
 }
 
 /// The footer to trust: the one at the end when it is valid, else the copy
@@ -98,11 +101,10 @@ impl Vhd {
     pub fn open_in(path: &Path, opts: OpenOptions, chain: &mut Chain) -> Result<Vhd> {
         let mut vhd = Vhd::open_layer(path, opts.access)?;
         let differencing = vhd
-            .dynamic
-            .as_ref()
+            .dynamic()
             .filter(|_| vhd.footer.disk_type == DiskType::Differencing);
         if let (Some(d), Some(parent_opts)) = (differencing, opts.for_parent()) {
-            let found = locator::find_parent(&vhd.file, path, &d.header)?;
+            let found = locator::find_parent(d.file(), path, &d.header)?;
             chain.enter(&found.path)?;
             let parent = Vhd::open_in(&found.path, parent_opts, chain)
                 .map_err(|e| Error::parent(path, &found.path, e))?;
@@ -115,22 +117,21 @@ impl Vhd {
     /// is not the one the child was made from.
     pub fn attach(&mut self, parent: Vhd, found: Option<(&'static str, String)>) -> Result<()> {
         let expected = self
-            .dynamic
-            .as_ref()
+            .dynamic()
             .map(|d| d.header.parent_uuid)
             .unwrap_or_default();
         if parent.footer.uuid != expected {
             return Err(Error::chain(
-                &self.name,
+                self.file().path(),
                 format!(
                     "its parent {} has UUID {}, but the child was made from the disk with UUID {}: the parent was replaced by another disk",
-                    parent.name.display(),
+                    parent.file().path().display(),
                     uuid::Uuid::from_bytes(parent.footer.uuid),
                     uuid::Uuid::from_bytes(expected)
                 ),
             ));
         }
-        let path = parent.name.to_path_buf();
+        let path = parent.file().path().to_path_buf();
         self.parent = Some(Parent {
             image: Box::new(parent),
             path,
@@ -146,7 +147,22 @@ impl Vhd {
 
     /// Block size of a dynamic or differencing disk.
     pub fn block_size(&self) -> Option<u64> {
-        self.dynamic.as_ref().map(|d| d.block_size())
+        self.dynamic().map(|d| d.block_size())
+    }
+
+    fn dynamic(&self) -> Option<&Dynamic> {
+        match &self.body {
+            Body::Dynamic(d) => Some(d),
+            Body::Fixed(_) => None,
+        }
+    }
+
+    /// The VHD file.
+    fn file(&self) -> &ImageFile {
+        match &self.body {
+            Body::Fixed(file) => file,
+            Body::Dynamic(d) => d.file(),
+        }
     }
 
     /// Open one VHD file, checking its footer, header and table against the
@@ -156,7 +172,7 @@ impl Vhd {
         let len = file.length()?;
         let (footer, tail_footer) = read_footer(&file, len)?;
         let (size, size_source) = geometry::disk_size(&footer);
-        let dynamic = match footer.disk_type {
+        let body = match footer.disk_type {
             DiskType::Fixed => {
                 if size > len - FOOTER_SIZE as u64 {
                     return Err(Error::corrupt(
@@ -166,33 +182,28 @@ impl Vhd {
                         format!("a fixed disk of {size} bytes does not fit in this {len}-byte file (truncated?)"),
                     ));
                 }
-                None
+                Body::Fixed(file)
             }
             DiskType::Dynamic | DiskType::Differencing => {
-                Some(open_dynamic(&file, &footer, len, size, tail_footer)?)
+                Body::Dynamic(Box::new(Dynamic::open(file, &footer, size, tail_footer)?))
             }
         };
-        let footer_bytes = footer.encode();
         Ok(Vhd {
-            name: Arc::from(path),
-            file,
             footer,
-            footer_bytes,
             size,
             size_source,
-            dynamic,
+            body,
             parent: None,
         })
     }
 
-    /// Whole-sector writes; partial sectors at either end are completed
-    /// from what the disk reads there now.
+    /// Whole-sector writes into a dynamic disk; partial sectors at either
+    /// end are completed from what the disk reads there now.
     fn write_sectors(&mut self, buf: &[u8], offset: u64) -> Result<()> {
         let start = align_down(offset, SECTOR);
         let end = align_up(offset + buf.len() as u64, SECTOR);
-        let dynamic = self.dynamic.as_mut().expect("only dynamic disks come here");
         if start == offset && end == offset + buf.len() as u64 {
-            return dynamic.write(&self.file, &self.footer_bytes, buf, offset);
+            return self.dynamic_mut().write(buf, offset);
         }
         // Only the two edge sectors need what the disk holds now.
         let mut whole = vec![0u8; (end - start) as usize];
@@ -201,36 +212,15 @@ impl Vhd {
         self.read_at(&mut whole[last..], end - SECTOR)?;
         let at = (offset - start) as usize;
         whole[at..at + buf.len()].copy_from_slice(buf);
-        let dynamic = self.dynamic.as_mut().unwrap();
-        dynamic.write(&self.file, &self.footer_bytes, &whole, start)
+        self.dynamic_mut().write(&whole, start)
     }
-}
 
-fn open_dynamic(
-    file: &ImageFile,
-    footer: &Footer,
-    len: u64,
-    size: u64,
-    tail_footer: bool,
-) -> Result<Dynamic> {
-    let differencing = footer.disk_type == DiskType::Differencing;
-    let at = footer.data_offset;
-    if at
-        .checked_add(HEADER_SIZE as u64)
-        .is_none_or(|end| end > len)
-    {
-        return Err(Error::corrupt(
-            file.path(),
-            "VHD footer",
-            0,
-            format!("the dynamic header offset {at} is outside the {len}-byte file"),
-        ));
+    fn dynamic_mut(&mut self) -> &mut Dynamic {
+        match &mut self.body {
+            Body::Dynamic(d) => d,
+            Body::Fixed(_) => unreachable!("only dynamic disks come here"),
+        }
     }
-    let mut buf = [0u8; HEADER_SIZE];
-    file.read_exact_at(&mut buf, at)?;
-    let header = DynamicHeader::parse(&buf)
-        .map_err(|e| Error::corrupt_field(file.path(), "VHD dynamic header", at, e))?;
-    Dynamic::open(file, header, at, size, differencing, tail_footer)
 }
 
 impl Sink for Vhd {
@@ -239,37 +229,37 @@ impl Sink for Vhd {
     }
 
     fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
-        check_range(self.file.path(), self.size, offset, buf.len())?;
-        match &self.dynamic {
-            None => self.file.write_all_at(buf, offset),
-            Some(_) => self.write_sectors(buf, offset),
+        check_range(self.file().path(), self.size, offset, buf.len())?;
+        match &self.body {
+            Body::Fixed(file) => file.write_all_at(buf, offset),
+            Body::Dynamic(_) => self.write_sectors(buf, offset),
         }
     }
 
     fn flush(&mut self) -> Result<()> {
-        match &mut self.dynamic {
-            Some(d) => d.flush(&self.file),
-            None => Ok(()),
+        match &mut self.body {
+            Body::Dynamic(d) => d.flush(),
+            Body::Fixed(_) => Ok(()),
         }
     }
 
     fn files(&self) -> Vec<PathBuf> {
-        vec![self.file.path().to_path_buf()]
+        vec![self.file().path().to_path_buf()]
     }
 }
 
 impl Image for Vhd {
     fn cluster_size(&self) -> u64 {
-        self.dynamic.as_ref().map_or(SECTOR, |d| d.block_size())
+        self.block_size().unwrap_or(SECTOR)
     }
 
     fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<()> {
-        check_range(self.file.path(), self.size, offset, buf.len())?;
-        match &mut self.dynamic {
-            None => self.file.read_exact_at(buf, offset),
-            Some(d) => {
+        check_range(self.file().path(), self.size, offset, buf.len())?;
+        match &mut self.body {
+            Body::Fixed(file) => file.read_exact_at(buf, offset),
+            Body::Dynamic(d) => {
                 let mut parent = self.parent.as_mut().map(|p| p.image.as_mut());
-                d.read(&self.file, buf, offset, &mut |b, at| {
+                d.read(buf, offset, &mut |b, at| {
                     chain::read_parent(parent.as_deref_mut(), b, at)
                 })
             }
@@ -278,9 +268,9 @@ impl Image for Vhd {
 
     fn block_status(&mut self, offset: u64, len: u64) -> Result<Mapping> {
         let len = len.min(self.size - offset);
-        match &mut self.dynamic {
-            Some(d) => d.status(&self.file, &self.name, offset, len),
-            None => file_status(&self.file, &self.name, offset, len, Holes::Stored),
+        match &mut self.body {
+            Body::Dynamic(d) => d.status(offset, len),
+            Body::Fixed(file) => file_status(file, offset, len, Holes::Stored),
         }
     }
 
@@ -318,7 +308,7 @@ impl Image for Vhd {
             }),
         );
         data.insert("size-source".into(), json!(self.size_source.name()));
-        if let Some(d) = &self.dynamic {
+        if let Some(d) = self.dynamic() {
             data.insert("block-size".into(), Value::from(d.block_size()));
             if f.disk_type == DiskType::Differencing {
                 let h = &d.header;
@@ -338,7 +328,7 @@ impl Image for Vhd {
         Ok(ImageInfo {
             format: "vpc",
             virtual_size: self.size,
-            cluster_size: self.dynamic.as_ref().map(|d| d.block_size()),
+            cluster_size: self.block_size(),
             // As the image records it, as qemu-img reports backing files.
             backing_file: self.parent.as_ref().map(|p| match &p.found {
                 Some((_, recorded)) => recorded.clone(),

@@ -46,11 +46,7 @@ pub fn probe(head: &[u8]) -> bool {
 /// Where an extent's data is.
 enum Storage {
     Sparse(Box<SparseExtent>),
-    Flat {
-        file: Arc<ImageFile>,
-        name: Arc<Path>,
-        offset: u64,
-    },
+    Flat { file: Arc<ImageFile>, offset: u64 },
     Zero,
 }
 
@@ -435,7 +431,7 @@ impl FileUse {
 fn extent_name(extent: &Extent) -> String {
     match &extent.storage {
         Storage::Sparse(s) => s.file().path().display().to_string(),
-        Storage::Flat { name, .. } => name.display().to_string(),
+        Storage::Flat { file, .. } => file.path().display().to_string(),
         Storage::Zero => "ZERO".into(),
     }
 }
@@ -455,7 +451,7 @@ fn open_extent(desc_path: &Path, line: &ExtentLine, start: u64, access: Access) 
     } else {
         Access::Read
     };
-    let open_file = || -> Result<(Arc<ImageFile>, Arc<Path>)> {
+    let open_file = || -> Result<Arc<ImageFile>> {
         let name = line.file.as_deref().ok_or_else(|| {
             Error::corrupt(
                 desc_path,
@@ -465,12 +461,11 @@ fn open_extent(desc_path: &Path, line: &ExtentLine, start: u64, access: Access) 
             )
         })?;
         let path = resolve_extent(desc_path, name)?;
-        let file = ImageFile::open(&path, access)?;
-        Ok((Arc::new(file), Arc::from(path.as_path())))
+        Ok(Arc::new(ImageFile::open(&path, access)?))
     };
     let storage = match line.kind.as_str() {
         "SPARSE" | "VMFSSPARSE" => {
-            let (file, _) = open_file()?;
+            let file = open_file()?;
             let sparse = SparseExtent::open(file, access == Access::Write)?;
             if sparse.capacity() < len {
                 return Err(Error::corrupt(
@@ -498,8 +493,8 @@ fn open_extent(desc_path: &Path, line: &ExtentLine, start: u64, access: Access) 
                         format!("offset {} sectors is too large", line.offset),
                     )
                 })?;
-            let (file, name) = open_file()?;
-            Storage::Flat { file, name, offset }
+            let file = open_file()?;
+            Storage::Flat { file, offset }
         }
         "ZERO" => Storage::Zero,
         other => {
@@ -595,7 +590,7 @@ impl Sink for Vmdk {
         for e in &self.extents {
             let path = match &e.storage {
                 Storage::Sparse(s) => s.file().path().to_path_buf(),
-                Storage::Flat { name, .. } => name.to_path_buf(),
+                Storage::Flat { file, .. } => file.path().to_path_buf(),
                 Storage::Zero => continue,
             };
             if !files.contains(&path) {
@@ -637,9 +632,7 @@ impl Image for Vmdk {
         let len = len.min(e.len - rel);
         match &mut e.storage {
             Storage::Sparse(s) => s.status(rel, len),
-            Storage::Flat { file, name, offset } => {
-                file_status(file, name, *offset + rel, len, Holes::Stored)
-            }
+            Storage::Flat { file, offset } => file_status(file, *offset + rel, len, Holes::Stored),
             Storage::Zero => Ok(Mapping::new(
                 len,
                 Source::Zero {
@@ -659,7 +652,7 @@ impl Image for Vmdk {
                 x.insert("virtual-size".into(), json!(e.len));
                 let file = match &e.storage {
                     Storage::Sparse(s) => Some(s.file().path().display().to_string()),
-                    Storage::Flat { name, .. } => Some(name.display().to_string()),
+                    Storage::Flat { file, .. } => Some(file.path().display().to_string()),
                     Storage::Zero => None,
                 };
                 if let Some(file) = file {

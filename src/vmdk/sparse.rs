@@ -43,7 +43,6 @@ pub type Fill<'a> = &'a mut dyn FnMut(&mut [u8], u64) -> Result<()>;
 /// An open sparse extent.
 pub struct SparseExtent {
     file: Arc<ImageFile>,
-    name: Arc<Path>,
     pub header: SparseHeader,
     grain: u64,
     gt_entries: u64,
@@ -68,7 +67,7 @@ impl SparseExtent {
     /// against one another (aliased grains would make one write change two
     /// places; reading them is harmless).
     pub fn open(file: Arc<ImageFile>, writable: bool) -> Result<SparseExtent> {
-        let name: Arc<Path> = Arc::from(file.path());
+        let name = file.path();
         let len = file.length()?;
         let (header, cowd) = read_header(&file, len)?;
         let gt_entries = header.num_gtes_per_gt as u64;
@@ -76,7 +75,7 @@ impl SparseExtent {
         let n = header.gd_entries();
         if n > MAX_GD_ENTRIES {
             return Err(Error::unsupported(
-                &name,
+                name,
                 format!(
                     "a grain directory of {n} entries is more than vimg handles ({MAX_GD_ENTRIES})"
                 ),
@@ -105,7 +104,7 @@ impl SparseExtent {
             }
             homes.push(home);
         }
-        let metadata = check_metadata(&name, &header, &homes, gt_bytes, len)?;
+        let metadata = check_metadata(name, &header, &homes, gt_bytes, len)?;
         // New space goes past everything: the file's end, the header's
         // overhead and every table.
         let used = metadata.last().map_or(0, |&(_, end)| end);
@@ -114,7 +113,6 @@ impl SparseExtent {
             .max(align_up(used, SECTOR));
         let gts = Table::new(Endian::Little, gt_entries as usize, n * gt_entries, homes);
         let mut extent = SparseExtent {
-            name,
             capacity: header.capacity * SECTOR,
             grain: header.grain_size * SECTOR,
             gt_entries,
@@ -165,7 +163,7 @@ impl SparseExtent {
                     continue;
                 };
                 return Err(Error::corrupt(
-                    &self.name,
+                    self.file.path(),
                     "VMDK grain table",
                     self.gts.home(p) + (index - first) * 4,
                     format!("grain {index} at byte {host} {why}"),
@@ -177,7 +175,7 @@ impl SparseExtent {
             let ((a, first), (b, second)) = (pair[0], pair[1]);
             if a + self.grain > b {
                 return Err(Error::corrupt(
-                    &self.name,
+                    self.file.path(),
                     "VMDK grain table",
                     self.gts.home((second / self.gt_entries) as usize)
                         + (second % self.gt_entries) * 4,
@@ -256,13 +254,13 @@ impl SparseExtent {
     pub fn check_writable(&self) -> Result<()> {
         if self.cowd {
             return Err(Error::unsupported(
-                &self.name,
+                self.file.path(),
                 "writing into a VMDK3 (COWD) extent is not supported; convert it first",
             ));
         }
         if self.header.compressed() {
             return Err(Error::unsupported(
-                &self.name,
+                self.file.path(),
                 "writing into a compressed (streamOptimized) extent is not supported; convert it to another subformat first",
             ));
         }
@@ -329,7 +327,7 @@ impl SparseExtent {
         let sector = |at: u64| {
             u32::try_from(at / SECTOR).map_err(|_| {
                 Error::unsupported(
-                    &self.name,
+                    self.file.path(),
                     "the extent file would grow past the 2 TiB a sparse extent can address",
                 )
             })
@@ -388,7 +386,7 @@ impl SparseExtent {
             },
             Grain::At(h) => Source::Data {
                 host: Some(Host {
-                    file: self.name.clone(),
+                    file: self.file.name().clone(),
                     offset: h + in_grain,
                 }),
                 compressed: false,
