@@ -134,6 +134,114 @@ pub fn create_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::copy::{Layers, Plan};
+
+    const MIB: usize = 1 << 20;
+
+    /// A base with 0xaa in its first MiB and a delta over it with 0xbb
+    /// from 512 KiB to 1.5 MiB, both 8 MiB, in `dir`; returns their paths.
+    fn two_levels(dir: &Path, format: Format) -> (std::path::PathBuf, std::path::PathBuf) {
+        let ext = match format {
+            Format::Vhd => "vhd",
+            _ => "vmdk",
+        };
+        let base = dir.join(format!("base.{ext}"));
+        let delta = dir.join(format!("delta.{ext}"));
+        let size = 8 * MIB as u64;
+        let mut b = create(&base, format, size, &mut Options::default(), None).unwrap();
+        b.write_at(&vec![0xaa; MIB], 0).unwrap();
+        b.flush().unwrap();
+        drop(b);
+        let backing = Backing {
+            path: base.clone(),
+            name: format!("base.{ext}"),
+            format: Some(format),
+        };
+        let mut d = create(
+            &delta,
+            format,
+            size,
+            &mut Options::default(),
+            Some(&backing),
+        )
+        .unwrap();
+        d.write_at(&vec![0xbb; MIB], MIB as u64 / 2).unwrap();
+        d.flush().unwrap();
+        drop(d);
+        (base, delta)
+    }
+
+    fn read(image: &mut dyn Image, len: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; len];
+        image.read_at(&mut buf, 0).unwrap();
+        buf
+    }
+
+    /// What commit builds on: a chain opened with its parent writable, the
+    /// top's own allocation walked, and written into the parent.
+    #[test]
+    fn a_chain_opens_with_its_parent_writable_and_the_parent_takes_writes() {
+        let half = MIB / 2;
+        for format in [Format::Vmdk, Format::Vhd] {
+            let dir = tempfile::tempdir().unwrap();
+            let (base, delta) = two_levels(dir.path(), format);
+            let writable = OpenOptions {
+                access: Access::Write,
+                parents: Some(Access::Write),
+            };
+            let mut top = open_with(&delta, None, writable).unwrap();
+            let size = top.virtual_size();
+            let before = read(top.as_mut(), 2 * MIB);
+            assert!(before[..half].iter().all(|&b| b == 0xaa), "{format:?}");
+            assert!(before[half..3 * half].iter().all(|&b| b == 0xbb));
+            let mut plan = Plan::new(0..size, Layers::Top(1)).with_zeros(true);
+            let mut moved = 0;
+            while let Some(run) = plan.next_run(top.as_mut()).unwrap() {
+                let mut buf = vec![0u8; (run.end - run.start) as usize];
+                top.read_at(&mut buf, run.start).unwrap();
+                top.parent().unwrap().write_at(&buf, run.start).unwrap();
+                moved += buf.len();
+            }
+            // Only what the delta holds (its grains or blocks) moved.
+            assert!((MIB..=4 * MIB).contains(&moved), "{format:?}: {moved}");
+            top.parent().unwrap().flush().unwrap();
+            // Through the chain, nothing changed; the parent alone now
+            // reads what the delta read.
+            assert_eq!(read(top.as_mut(), 2 * MIB), before, "{format:?}");
+            assert_eq!(read(top.parent().unwrap(), 2 * MIB), before);
+            drop(top);
+            let mut alone = open(&base, Some(format), Access::Read).unwrap();
+            assert_eq!(read(alone.as_mut(), 2 * MIB), before, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn our_own_writer_of_a_parent_is_no_stranger_but_not_shared() {
+        for format in [Format::Vmdk, Format::Vhd] {
+            let dir = tempfile::tempdir().unwrap();
+            let (base, delta) = two_levels(dir.path(), format);
+            let mut base_writer = open(&base, Some(format), Access::Write).unwrap();
+            // A reader of the chain in this process does not take our own
+            // write lock on the base for a foreign writer's.
+            let mut reader = open(&delta, None, Access::Read).unwrap();
+            assert_eq!(read(reader.as_mut(), MIB)[0], 0xaa, "{format:?}");
+            drop(reader);
+            // But the base is written through one handle only.
+            let writable = OpenOptions {
+                access: Access::Write,
+                parents: Some(Access::Write),
+            };
+            let err = open_with(&delta, None, writable).err().unwrap();
+            let cause = std::error::Error::source(&err).map(|c| c.to_string());
+            assert!(
+                cause
+                    .as_deref()
+                    .is_some_and(|c| c.contains("already open for writing")),
+                "{format:?}: {err} ({cause:?})"
+            );
+            base_writer.flush().unwrap();
+        }
+    }
 
     #[test]
     fn format_names() {
