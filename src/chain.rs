@@ -85,6 +85,20 @@ pub fn relative_name(child_dir: &Path, parent: &Path) -> String {
     rel.display().to_string()
 }
 
+/// Refuse a parent whose virtual size differs from the delta's (VMware
+/// attaches no such parent, and Hyper-V makes none).
+pub fn check_parent_size(path: &Path, size: u64, parent: &dyn Image) -> Result<()> {
+    if parent.virtual_size() != size {
+        return Err(Error::invalid(format!(
+            "{}: a delta and its parent have the same virtual size; this one is {size} bytes, {} is {} bytes",
+            path.display(),
+            parent.files().first().map_or(String::new(), |f| f.display().to_string()),
+            parent.virtual_size()
+        )));
+    }
+    Ok(())
+}
+
 /// Fill `buf` with what a delta reads where it holds nothing itself: the
 /// parent's data where the parent reaches, zeros beyond it or without one.
 pub fn read_parent(

@@ -135,23 +135,40 @@ pub fn create_stream(
 mod tests {
     use super::*;
     use crate::copy::{Layers, Plan};
+    use crate::image::NewParent;
+    use std::path::PathBuf;
 
     const MIB: usize = 1 << 20;
 
+    fn ext(format: Format) -> &'static str {
+        match format {
+            Format::Vhd => "vhd",
+            Format::Vmdk => "vmdk",
+            Format::Raw => "raw",
+        }
+    }
+
+    /// A new image of `format` in `dir` holding `byte` in its first MiB.
+    fn filled(dir: &Path, name: &str, format: Format, opts: &str, byte: u8) -> PathBuf {
+        let path = dir.join(format!("{name}.{}", ext(format)));
+        let mut opts = Options::parse([opts]).unwrap();
+        let mut image = create(&path, format, 8 * MIB as u64, &mut opts, None).unwrap();
+        image.write_at(&vec![byte; MIB], 0).unwrap();
+        image.flush().unwrap();
+        path
+    }
+
     /// A base with 0xaa in its first MiB and a delta over it with 0xbb
     /// from 512 KiB to 1.5 MiB, both 8 MiB, in `dir`; returns their paths.
-    fn two_levels(dir: &Path, format: Format) -> (std::path::PathBuf, std::path::PathBuf) {
-        let ext = match format {
-            Format::Vhd => "vhd",
-            _ => "vmdk",
-        };
-        let base = dir.join(format!("base.{ext}"));
+    fn two_levels(dir: &Path, format: Format) -> (PathBuf, PathBuf) {
+        two_levels_with(dir, format, "")
+    }
+
+    fn two_levels_with(dir: &Path, format: Format, opts: &str) -> (PathBuf, PathBuf) {
+        let ext = ext(format);
+        let base = filled(dir, "base", format, opts, 0xaa);
         let delta = dir.join(format!("delta.{ext}"));
         let size = 8 * MIB as u64;
-        let mut b = create(&base, format, size, &mut Options::default(), None).unwrap();
-        b.write_at(&vec![0xaa; MIB], 0).unwrap();
-        b.flush().unwrap();
-        drop(b);
         let backing = Backing {
             path: base.clone(),
             name: format!("base.{ext}"),
@@ -248,5 +265,114 @@ mod tests {
         assert_eq!(Format::from_name("vpc").unwrap(), Format::Vhd);
         assert_eq!(Format::from_name("vhd").unwrap().name(), "vpc");
         assert!(Format::from_name("qcow2").is_err());
+    }
+
+    fn reopen(path: &Path) -> Box<dyn Image> {
+        open(path, None, Access::Read).unwrap()
+    }
+
+    fn backing_file(image: &mut dyn Image) -> Option<String> {
+        image.info().unwrap().backing_file
+    }
+
+    #[test]
+    fn a_delta_is_relinked_to_another_parent_and_flattened() {
+        let half = MIB / 2;
+        for (format, opts) in [
+            (Format::Vmdk, ""),
+            (Format::Vmdk, "subformat=twoGbMaxExtentSparse"),
+            (Format::Vhd, ""),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (_, delta) = two_levels_with(dir.path(), format, opts);
+            let other = filled(dir.path(), "other", format, opts, 0xcc);
+            let other_name = format!("other.{}", ext(format));
+            // Relink: the delta now reads the other parent where it holds
+            // nothing, and records it so that it reopens over it.
+            let mut top = open_with(&delta, None, OpenOptions::new(Access::Write)).unwrap();
+            let parent = NewParent {
+                image: reopen(&other),
+                name: other_name.clone(),
+            };
+            let id = parent.image.identity();
+            top.set_backing(Some(parent)).unwrap();
+            let now = read(top.as_mut(), 2 * MIB);
+            drop(top);
+            let mut again = reopen(&delta);
+            assert_eq!(read(again.as_mut(), 2 * MIB), now, "{format:?} {opts}");
+            assert!(now[..half].iter().all(|&b| b == 0xcc), "{format:?} {opts}");
+            assert!(now[half..3 * half].iter().all(|&b| b == 0xbb));
+            assert!(now[3 * half..].iter().all(|&b| b == 0));
+            assert_eq!(again.parent().unwrap().identity(), id);
+            assert!(backing_file(again.as_mut()).unwrap().ends_with(&other_name));
+            drop(again);
+            // Flatten: no parent, zeros where the delta holds nothing.
+            let mut top = open_with(&delta, None, OpenOptions::new(Access::Write)).unwrap();
+            top.set_backing(None).unwrap();
+            drop(top);
+            let mut alone = reopen(&delta);
+            assert!(alone.parent().is_none(), "{format:?} {opts}");
+            assert_eq!(backing_file(alone.as_mut()), None);
+            let now = read(alone.as_mut(), 2 * MIB);
+            assert!(now[..half].iter().all(|&b| b == 0), "{format:?} {opts}");
+            assert!(now[half..3 * half].iter().all(|&b| b == 0xbb));
+        }
+    }
+
+    #[test]
+    fn a_parent_that_does_not_fit_is_refused_and_nothing_changes() {
+        for format in [Format::Vmdk, Format::Vhd] {
+            let dir = tempfile::tempdir().unwrap();
+            let (base, delta) = two_levels(dir.path(), format);
+            let before = std::fs::read(&delta).unwrap();
+            let mut top = open_with(&delta, None, OpenOptions::new(Access::Write)).unwrap();
+            // Another format, another size, a name longer than the space
+            // the delta has for it (VHD locators; VMDK's embedded
+            // descriptor holds 10 KiB).
+            let raw = dir.path().join("r.raw");
+            drop(
+                create(
+                    &raw,
+                    Format::Raw,
+                    8 * MIB as u64,
+                    &mut Options::default(),
+                    None,
+                )
+                .unwrap(),
+            );
+            let small = dir.path().join("small");
+            drop(
+                create(
+                    &small,
+                    format,
+                    4 * MIB as u64,
+                    &mut Options::default(),
+                    None,
+                )
+                .unwrap(),
+            );
+            let long = format!("{}/{}", "d".repeat(200), "x".repeat(20_000));
+            for (parent, name, why) in [
+                (&raw, "r.raw", "parent"),
+                (&small, "small", "same virtual size"),
+                (&base, long.as_str(), "space"),
+            ] {
+                let parent = NewParent {
+                    image: reopen(parent),
+                    name: name.to_string(),
+                };
+                let err = top.set_backing(Some(parent)).unwrap_err().to_string();
+                assert!(
+                    err.contains(why) && err.contains("delta."),
+                    "{format:?}: {err}"
+                );
+            }
+            // A raw image records no parent at all.
+            let mut r = reopen(&raw);
+            assert!(r.set_backing(None).is_err());
+            drop(top);
+            assert_eq!(std::fs::read(&delta).unwrap(), before, "{format:?}");
+            assert_eq!(read(reopen(&delta).as_mut(), MIB)[0], 0xaa);
+        }
     }
 }

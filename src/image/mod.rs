@@ -69,6 +69,25 @@ pub struct ImageInfo {
     pub specific: Option<(&'static str, Map<String, Value>)>,
 }
 
+/// What identifies an image's content to the deltas made from it: what a
+/// delta records of its parent and checks when it opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// VMDK: the descriptor's content ID (`CID`; a delta's `parentCID`).
+    Cid(u32),
+    /// VHD: the footer's unique ID (a differencing disk's parent UUID).
+    Uuid([u8; 16]),
+}
+
+/// A parent for a delta to record ([`Image::set_backing`]).
+pub struct NewParent {
+    /// The parent, opened.
+    pub image: Box<dyn Image>,
+    /// How the delta names it: a path relative to the delta's folder, as
+    /// `create -b` records it, or an absolute one.
+    pub name: String,
+}
+
 /// How the layers of a chain are opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OpenOptions {
@@ -141,6 +160,27 @@ pub trait Image: Sink {
     /// The parent of a delta image.
     fn parent(&mut self) -> Option<&mut dyn Image> {
         None
+    }
+
+    /// What a delta made from this image records of it; `None` for formats
+    /// that have no deltas.
+    fn identity(&self) -> Option<Identity> {
+        None
+    }
+
+    /// Rewrite the parent link this delta records, and read through the new
+    /// parent from now on: its name and identity (VMDK `parentFileNameHint`
+    /// and `parentCID`; VHD parent UUID, time stamp, name and locators), or
+    /// with `None` no parent at all (what the delta holds stays; the rest
+    /// reads as zeros). Only the link changes: data is not copied, so the
+    /// disk reads differently unless the new parent reads as the old one
+    /// did wherever this delta holds nothing.
+    fn set_backing(&mut self, parent: Option<NewParent>) -> Result<()> {
+        let _ = parent;
+        Err(Error::unsupported(
+            &self.files().into_iter().next().unwrap_or_default(),
+            "this image cannot record a parent",
+        ))
     }
 }
 

@@ -2,12 +2,12 @@
 //! `azure`), the exact-size footer, and differencing disks over a parent.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use super::dynamic::{Dynamic, ParentRecord};
-use super::footer::{DiskType, Footer, FOOTER_SIZE, VHD_EPOCH};
+use super::dynamic::Dynamic;
+use super::footer::{vhd_time, DiskType, Footer, FOOTER_SIZE};
 use super::geometry::{self, MAX_SIZE};
-use super::locator::{encode_parent_name, encode_windows_path};
+use super::locator::ParentRecord;
 use super::Vhd;
 use crate::chain::Chain;
 use crate::error::{Error, Result};
@@ -18,13 +18,6 @@ use crate::options::Options;
 /// Default block size of dynamic disks, as Hyper-V and qemu-img use.
 const DEFAULT_BLOCK_SIZE: u64 = 2 << 20;
 const MIB: u64 = 1 << 20;
-
-/// Seconds since the VHD epoch, for footers and parent records.
-fn vhd_time(t: SystemTime) -> u32 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs().saturating_sub(VHD_EPOCH) as u32)
-        .unwrap_or(0)
-}
 
 /// Create a VHD of `size` bytes (rounded up to a sector). Options:
 /// `subformat=dynamic|fixed`, `force_size=on|off` (off: round up to a CHS
@@ -143,7 +136,7 @@ pub fn create(
         saved_state: false,
     };
     let record = match (&parent, backing) {
-        (Some(p), Some(b)) => Some(parent_record(p, &b.path, &b.name)?),
+        (Some(p), Some(b)) => Some(ParentRecord::new(p.uuid(), &b.path, &b.name)?),
         _ => None,
     };
 
@@ -159,31 +152,6 @@ pub fn create(
         vhd.attach(p, None)?;
     }
     Ok(Box::new(vhd))
-}
-
-/// What the child records about `parent`, stored at `path` and named
-/// `name` relative to the child: its UUID and modification time, the name,
-/// and the same relative path in both Windows locators (so that either can
-/// stand in for the other, and the pair still works when moved together).
-fn parent_record(parent: &Vhd, path: &Path, name: &str) -> Result<ParentRecord> {
-    let mtime = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .map_err(|e| Error::file(path, "cannot stat", e))?;
-    let windows = name.replace('/', "\\");
-    let relative = if windows.starts_with('\\') || windows.starts_with("..") {
-        windows.clone()
-    } else {
-        format!(".\\{windows}")
-    };
-    Ok(ParentRecord {
-        uuid: parent.uuid(),
-        timestamp: vhd_time(mtime),
-        name: encode_parent_name(&windows),
-        locators: vec![
-            (*b"W2ru", encode_windows_path(&relative)),
-            (*b"W2ku", encode_windows_path(&relative)),
-        ],
-    })
 }
 
 fn write_new(

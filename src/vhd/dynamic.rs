@@ -11,6 +11,7 @@ use std::path::Path;
 
 use super::dyn_header::{DynamicHeader, ParentLocator, HEADER_SIZE};
 use super::footer::{DiskType, Footer, FOOTER_SIZE};
+use super::locator::ParentRecord;
 use crate::alloc::{Allocator, Endian, Runs, Table};
 use crate::error::{Error, Result};
 use crate::image::{Host, Mapping, Source};
@@ -85,16 +86,6 @@ fn can_align(start: u64, entries: u64, bitmap: u64, block: u64) -> bool {
     start + entries * (bitmap + block + DATA_ALIGN) <= MAX_ADDRESSABLE
 }
 
-/// What a new differencing disk records about its parent.
-pub struct ParentRecord {
-    pub uuid: [u8; 16],
-    pub timestamp: u32,
-    /// UTF-16BE, NUL padded.
-    pub name: [u8; 512],
-    /// Locator codes and payloads, in slot order.
-    pub locators: Vec<([u8; 4], Vec<u8>)>,
-}
-
 /// Which sectors of an allocated block hold data.
 #[derive(Debug)]
 enum Bitmap {
@@ -132,6 +123,7 @@ pub struct Dynamic {
     /// The footer kept as the file's last sector.
     footer: [u8; FOOTER_SIZE],
     pub header: DynamicHeader,
+    header_offset: u64,
     bat: Table,
     block_size: u64,
     bitmap_size: u64,
@@ -201,6 +193,7 @@ impl Dynamic {
             differencing,
             align_data: false,
             header,
+            header_offset,
             file,
         };
         // What blocks must stay clear of: the footer copy, the header, the
@@ -575,6 +568,83 @@ impl Dynamic {
     /// Write the changed BAT pages.
     pub fn flush(&mut self) -> Result<()> {
         self.bat.flush(&self.file)
+    }
+
+    /// Write `footer` as the disk's footer: the trailing copy, then the
+    /// copy at offset 0 (a crash in between leaves the trailing one, which
+    /// is the one vimg trusts, new).
+    pub fn set_footer(&mut self, footer: &Footer) -> Result<()> {
+        let bytes = footer.encode();
+        self.file.write_all_at(&bytes, self.footer_at)?;
+        self.file.write_all_at(&bytes, 0)?;
+        self.footer = bytes;
+        self.differencing = footer.disk_type == DiskType::Differencing;
+        Ok(())
+    }
+
+    /// Record `parent` in the dynamic header (its UUID, time stamp and
+    /// name) and in the Windows locators, each rewritten within the space
+    /// it has; other locators are cleared, as they name the old parent.
+    /// `None` clears all of it. Locator data is written before the header
+    /// that points at it.
+    pub fn set_parent(&mut self, parent: Option<&ParentRecord>) -> Result<()> {
+        let mut header = self.header.clone();
+        let mut payloads = Vec::new();
+        match parent {
+            None => {
+                header.parent_uuid = [0; 16];
+                header.parent_timestamp = 0;
+                header.parent_name = [0; 512];
+                header.locators = [ParentLocator::default(); 8];
+            }
+            Some(p) => {
+                header.parent_uuid = p.uuid;
+                header.parent_timestamp = p.timestamp;
+                header.parent_name = p.name;
+                let mut written = 0;
+                for slot in header.locators.iter_mut() {
+                    let Some((_, data)) = p.locators.iter().find(|(code, _)| *code == slot.code)
+                    else {
+                        *slot = ParentLocator::default();
+                        continue;
+                    };
+                    // The space open claimed for this locator, and no more.
+                    let room = align_up(slot.data_length as u64, SECTOR);
+                    let inside = slot
+                        .data_offset
+                        .checked_add(room)
+                        .is_some_and(|end| slot.data_offset >= SECTOR && end <= self.footer_at);
+                    if data.len() as u64 > room || !inside {
+                        return Err(Error::unsupported(
+                            self.file.path(),
+                            format!(
+                                "the new parent's {} locator needs {} bytes; its space holds {room}",
+                                String::from_utf8_lossy(&slot.code),
+                                data.len()
+                            ),
+                        ));
+                    }
+                    let mut bytes = data.clone();
+                    bytes.resize(room as usize, 0);
+                    payloads.push((slot.data_offset, bytes));
+                    slot.data_length = data.len() as u32;
+                    written += 1;
+                }
+                if written == 0 {
+                    return Err(Error::unsupported(
+                        self.file.path(),
+                        "this differencing disk has no Windows parent locator (W2ru, W2ku) to record a new parent in",
+                    ));
+                }
+            }
+        }
+        for (at, bytes) in payloads {
+            self.file.write_all_at(&bytes, at)?;
+        }
+        self.file
+            .write_all_at(&header.encode(), self.header_offset)?;
+        self.header = header;
+        Ok(())
     }
 }
 

@@ -23,6 +23,8 @@
 //!     85  427 reserved (zero)
 //! ```
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use byteorder::{BigEndian, ByteOrder};
 
 use crate::error::FieldError;
@@ -32,6 +34,13 @@ pub const FOOTER_SIZE: usize = 512;
 const COOKIE: &[u8; 8] = b"conectix";
 /// Seconds from the Unix epoch to the VHD epoch (2000-01-01 UTC).
 pub const VHD_EPOCH: u64 = 946_684_800;
+
+/// Seconds since the VHD epoch, for footers and parent records.
+pub fn vhd_time(t: SystemTime) -> u32 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs().saturating_sub(VHD_EPOCH) as u32)
+        .unwrap_or(0)
+}
 
 /// The kinds of VHD.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

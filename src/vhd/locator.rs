@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::dyn_header::{DynamicHeader, ParentLocator};
+use super::footer::vhd_time;
 use crate::chain;
 use crate::error::{Error, Result};
 use crate::io::ImageFile;
@@ -71,6 +72,44 @@ fn read_locator(file: &ImageFile, loc: &ParentLocator) -> Option<String> {
         _ => return None,
     };
     (!text.is_empty()).then_some(text)
+}
+
+/// What a differencing disk records about its parent.
+pub struct ParentRecord {
+    pub uuid: [u8; 16],
+    pub timestamp: u32,
+    /// UTF-16BE, NUL padded.
+    pub name: [u8; 512],
+    /// Locator codes and payloads, in slot order.
+    pub locators: Vec<([u8; 4], Vec<u8>)>,
+}
+
+impl ParentRecord {
+    /// What a child records about the parent with unique ID `uuid`,
+    /// stored at `path` and named `name` relative to the child: the UUID
+    /// and the file's modification time, the name, and the same relative
+    /// path in both Windows locators (so that either can stand in for the
+    /// other, and the pair still works when moved together).
+    pub fn new(uuid: [u8; 16], path: &Path, name: &str) -> Result<ParentRecord> {
+        let mtime = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .map_err(|e| Error::file(path, "cannot stat", e))?;
+        let windows = name.replace('/', "\\");
+        let relative = if windows.starts_with('\\') || windows.starts_with("..") {
+            windows.clone()
+        } else {
+            format!(".\\{windows}")
+        };
+        Ok(ParentRecord {
+            uuid,
+            timestamp: vhd_time(mtime),
+            name: encode_parent_name(&windows),
+            locators: vec![
+                (*b"W2ru", encode_windows_path(&relative)),
+                (*b"W2ku", encode_windows_path(&relative)),
+            ],
+        })
+    }
 }
 
 /// Where the parent was found, how, and the name the child records there.

@@ -19,9 +19,13 @@ use serde_json::{json, Map, Value};
 use self::dynamic::Dynamic;
 use self::footer::{has_cookie, DiskType, Footer, FOOTER_SIZE};
 use self::geometry::SizeSource;
+use self::locator::ParentRecord;
 use crate::chain::{self, Chain};
 use crate::error::{Error, Result};
-use crate::image::{check_range, file_status, Holes, Image, ImageInfo, Mapping, OpenOptions, Sink};
+use crate::image::{
+    check_range, file_status, Holes, Identity, Image, ImageInfo, Mapping, NewParent, OpenOptions,
+    Sink,
+};
 use crate::io::{align_down, align_up, Access, ImageFile, SECTOR};
 
 pub use self::create::create;
@@ -336,6 +340,57 @@ impl Image for Vhd {
             }),
             specific: Some(("vpc", data)),
         })
+    }
+
+    fn identity(&self) -> Option<Identity> {
+        Some(Identity::Uuid(self.footer.uuid))
+    }
+
+    fn set_backing(&mut self, parent: Option<NewParent>) -> Result<()> {
+        let path = self.file().path().to_path_buf();
+        let size = self.size;
+        let differencing = self.footer.disk_type == DiskType::Differencing;
+        let Body::Dynamic(d) = &mut self.body else {
+            return Err(Error::unsupported(
+                &path,
+                "a fixed VHD cannot have a parent; differencing disks are dynamic",
+            ));
+        };
+        let Some(p) = parent else {
+            if differencing {
+                // A dynamic disk first (a crash then leaves one whose
+                // parent fields nobody reads), then the record cleared.
+                let mut footer = self.footer.clone();
+                footer.disk_type = DiskType::Dynamic;
+                d.set_footer(&footer)?;
+                self.footer = footer;
+                d.set_parent(None)?;
+            }
+            self.parent = None;
+            return Ok(());
+        };
+        if !differencing {
+            return Err(Error::unsupported(
+                &path,
+                "only a differencing VHD records a parent; this one is a standalone dynamic disk",
+            ));
+        }
+        let Some(Identity::Uuid(uuid)) = p.image.identity() else {
+            return Err(Error::invalid(format!(
+                "{}: a differencing VHD needs a VHD parent",
+                path.display()
+            )));
+        };
+        chain::check_parent_size(&path, size, p.image.as_ref())?;
+        let parent_path = p.image.files().into_iter().next().unwrap_or_default();
+        let record = ParentRecord::new(uuid, &parent_path, &p.name)?;
+        d.set_parent(Some(&record))?;
+        self.parent = Some(Parent {
+            image: p.image,
+            path: parent_path,
+            found: Some(("relative locator (W2ru)", p.name)),
+        });
+        Ok(())
     }
 
     fn parent(&mut self) -> Option<&mut dyn Image> {

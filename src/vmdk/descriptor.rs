@@ -67,29 +67,53 @@ pub struct Descriptor {
     pub ddb: Vec<(String, String)>,
 }
 
-/// `text` (a descriptor) with its `CID` and `ddb.longContentID` lines set to
-/// `cid` and `long_id`, every other byte as it was: the writer's layout and
-/// comments stay, and the length changes only with the CID's digits. Falls
-/// back to `None` when the text has no CID line to change.
-pub fn patch_ids(text: &str, cid: u32, long_id: Option<&str>) -> Option<String> {
-    let mut out = String::with_capacity(text.len() + 16);
-    let mut found = false;
+/// `text` (a descriptor) with the lines `desc` may have changed set from
+/// it: `CID`, `ddb.longContentID`, and the parent link (`parentCID`,
+/// `parentFileNameHint`, added after `parentCID` when missing, dropped when
+/// there is no parent). Every other byte stays as it was: the writer's
+/// layout and comments are kept. Falls back to `None` when the text has no
+/// CID line to change.
+pub fn patch(text: &str, desc: &Descriptor) -> Option<String> {
+    let long_id = desc.ddb("ddb.longContentID");
+    let mut out = String::with_capacity(text.len() + 64);
+    let (mut found, mut hint_written) = (false, false);
+    let mut newline = "\n";
+    let hint_line = |ending: &str| {
+        desc.parent_hint
+            .as_ref()
+            .map(|h| format!("parentFileNameHint=\"{h}\"{ending}"))
+    };
     for line in text.split_inclusive('\n') {
         let body = line.trim_end_matches(['\r', '\n']);
         let ending = &line[body.len()..];
+        if !ending.is_empty() {
+            newline = ending;
+        }
         let key = body.split('=').next().unwrap_or("").trim();
-        match (key, long_id) {
-            ("CID", _) => {
-                out += &format!("CID={cid:08x}{ending}");
+        match key {
+            "CID" => {
+                out += &format!("CID={:08x}{ending}", desc.cid);
                 found = true;
             }
-            ("ddb.longContentID", Some(id)) => {
-                out += &format!("ddb.longContentID = \"{id}\"{ending}")
+            "ddb.longContentID" if long_id.is_some() => {
+                out += &format!("ddb.longContentID = \"{}\"{ending}", long_id.unwrap_or(""))
             }
+            "parentCID" => {
+                out += &format!("parentCID={:08x}{ending}", desc.parent_cid);
+                if !hint_written {
+                    out += &hint_line(newline).unwrap_or_default();
+                    hint_written = true;
+                }
+            }
+            // Written after parentCID (or dropped).
+            "parentFileNameHint" => {}
             _ => out += line,
         }
     }
-    found.then_some(out)
+    if !found || !hint_written && desc.parent_hint.is_some() {
+        return None;
+    }
+    Some(out)
 }
 
 /// Windows-1252: Latin-1, but for 32 characters in 0x80..0x9f.
@@ -346,10 +370,38 @@ mod tests {
 
     #[test]
     fn patching_ids_keeps_everything_else() {
-        let text = "# Disk DescriptorFile\r\nCID=1234\r\n# a comment\r\nddb.longContentID = \"x\"\r\nddb.foo = \"bar\"";
-        let out = patch_ids(text, 0xabcdef01, Some("0123456789abcdef01234567abcdef01")).unwrap();
-        assert_eq!(out, "# Disk DescriptorFile\r\nCID=abcdef01\r\n# a comment\r\nddb.longContentID = \"0123456789abcdef01234567abcdef01\"\r\nddb.foo = \"bar\"");
-        assert!(patch_ids("createType=\"x\"\n", 1, None).is_none());
+        let text = "# Disk DescriptorFile\r\nCID=1234\r\n# a comment\r\ncreateType=\"x\"\r\nddb.longContentID = \"x\"\r\nddb.foo = \"bar\"";
+        let mut d = Descriptor::parse(text.as_bytes()).unwrap();
+        d.cid = 0xabcdef01;
+        d.ddb[0].1 = "0123456789abcdef01234567abcdef01".into();
+        let out = patch(text, &d).unwrap();
+        assert_eq!(out, "# Disk DescriptorFile\r\nCID=abcdef01\r\n# a comment\r\ncreateType=\"x\"\r\nddb.longContentID = \"0123456789abcdef01234567abcdef01\"\r\nddb.foo = \"bar\"");
+        let d = Descriptor::parse(b"createType=\"x\"\n").unwrap();
+        assert!(patch("createType=\"x\"\n", &d).is_none());
+    }
+
+    #[test]
+    fn patching_the_parent_link_sets_adds_and_drops_the_hint() {
+        let delta = "CID=1\r\nparentCID=2\r\ncreateType=\"monolithicSparse\"\r\nparentFileNameHint=\"old.vmdk\"\r\n# x\r\n";
+        let mut d = Descriptor::parse(delta.as_bytes()).unwrap();
+        d.parent_cid = 0xa;
+        d.parent_hint = Some("../new base.vmdk".into());
+        let out = patch(delta, &d).unwrap();
+        assert_eq!(out, "CID=00000001\r\nparentCID=0000000a\r\nparentFileNameHint=\"../new base.vmdk\"\r\ncreateType=\"monolithicSparse\"\r\n# x\r\n");
+        assert_eq!(Descriptor::parse(out.as_bytes()).unwrap(), d);
+        // Flattened: no parent, no hint line.
+        d.parent_cid = NO_PARENT;
+        d.parent_hint = None;
+        let out = patch(delta, &d).unwrap();
+        assert_eq!(
+            out,
+            "CID=00000001\r\nparentCID=ffffffff\r\ncreateType=\"monolithicSparse\"\r\n# x\r\n"
+        );
+        // A base without a parentCID line cannot take a hint in place.
+        let base = "CID=1\ncreateType=\"monolithicSparse\"\n";
+        let mut d = Descriptor::parse(base.as_bytes()).unwrap();
+        d.parent_hint = Some("b.vmdk".into());
+        assert!(patch(base, &d).is_none());
     }
 
     #[test]

@@ -20,7 +20,8 @@ use self::sparse::SparseExtent;
 use crate::chain::{self, Chain};
 use crate::error::{Error, Result};
 use crate::image::{
-    check_range, file_status, Holes, Image, ImageInfo, Mapping, OpenOptions, Sink, Source,
+    check_range, file_status, Holes, Identity, Image, ImageInfo, Mapping, NewParent, OpenOptions,
+    Sink, Source,
 };
 use crate::io::{Access, ImageFile, SECTOR};
 
@@ -97,7 +98,8 @@ pub struct Vmdk {
     size: u64,
     /// Data was written since open (the CID has changed).
     changed: bool,
-    /// The descriptor as read (UTF-8), rewritten by changing only its IDs.
+    /// The descriptor as read (UTF-8), rewritten by changing only its IDs
+    /// and parent link.
     desc_text: Option<String>,
     /// The parent of a delta.
     parent: Option<Box<dyn Image>>,
@@ -321,8 +323,15 @@ impl Vmdk {
                 file.write_all_at(&buf, *offset)?;
             }
             DescriptorHome::File(file) => {
-                file.write_all_at(text.as_bytes(), 0)?;
-                file.set_len(text.len() as u64)?;
+                // One write, never a truncation: a shorter text is padded
+                // with blank lines, so no crash leaves the old text's tail
+                // after the new one.
+                let mut bytes = text.clone().into_bytes();
+                let old = file.length()?;
+                if (bytes.len() as u64) < old {
+                    bytes.resize(old as usize, b'\n');
+                }
+                file.write_all_at(&bytes, 0)?;
             }
         }
         self.desc_text = Some(text);
@@ -337,12 +346,11 @@ fn original_text(bytes: &[u8]) -> Option<String> {
     std::str::from_utf8(&bytes[..end]).ok().map(str::to_string)
 }
 
-/// The descriptor text to write: the original with its IDs changed, or
-/// (without one) vimg's own rendering.
+/// The descriptor text to write: the original with its IDs and parent
+/// link changed, or (when it cannot be patched) vimg's own rendering.
 fn rewritten(desc: &Descriptor, original: Option<&str>) -> String {
-    let long_id = desc.ddb("ddb.longContentID");
     original
-        .and_then(|t| descriptor::patch_ids(t, desc.cid, long_id))
+        .and_then(|t| descriptor::patch(t, desc))
         .unwrap_or_else(|| desc.encode())
 }
 
@@ -713,6 +721,53 @@ impl Image for Vmdk {
             Some(p) => Some(p.as_mut()),
             None => None,
         }
+    }
+
+    fn identity(&self) -> Option<Identity> {
+        Some(Identity::Cid(self.desc.cid))
+    }
+
+    fn set_backing(&mut self, parent: Option<NewParent>) -> Result<()> {
+        let sparse = self.extents.iter().all(|e| {
+            matches!(e.storage, Storage::Sparse(_)) && e.access == ExtentAccess::ReadWrite
+        });
+        if parent.is_some() && !sparse {
+            return Err(Error::unsupported(
+                &self.path,
+                format!(
+                    "a {} VMDK cannot have a parent; only sparse ones can be deltas",
+                    self.desc.create_type
+                ),
+            ));
+        }
+        if let DescriptorHome::Embedded { capacity: 0, .. } = self.home {
+            return Err(Error::unsupported(
+                &self.path,
+                "this sparse extent has no descriptor to record a parent in",
+            ));
+        }
+        let (cid, hint) = match &parent {
+            None => (descriptor::NO_PARENT, None),
+            Some(p) => {
+                let Some(Identity::Cid(cid)) = p.image.identity() else {
+                    return Err(Error::invalid(format!(
+                        "{}: a VMDK delta needs a VMDK parent",
+                        self.path.display()
+                    )));
+                };
+                chain::check_parent_size(&self.path, self.size, p.image.as_ref())?;
+                (cid, Some(p.name.clone()))
+            }
+        };
+        let before = (self.desc.parent_cid, self.desc.parent_hint.clone());
+        self.desc.parent_cid = cid;
+        self.desc.parent_hint = hint;
+        if let Err(e) = self.write_descriptor() {
+            (self.desc.parent_cid, self.desc.parent_hint) = before;
+            return Err(e);
+        }
+        self.parent = parent.map(|p| p.image);
+        Ok(())
     }
 }
 
