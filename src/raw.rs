@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Result;
+use crate::image::check::Report;
 use crate::image::{check_range, file_status, Holes, Image, ImageInfo, Mapping, Sink};
 use crate::io::{align_up, Access, ImageFile, SECTOR};
 
@@ -68,6 +69,11 @@ impl Image for Raw {
             len.min(self.size - offset),
             Holes::Zeros,
         )
+    }
+
+    fn check(&mut self, _: &mut Report) -> Result<()> {
+        // The file is the disk: no metadata, nothing to be inconsistent.
+        Ok(())
     }
 
     fn info(&mut self) -> Result<ImageInfo> {

@@ -154,10 +154,7 @@ fn qemu_iotests_disk2vhd_zero_filled() {
 fn dfvfs_fat_differential_without_its_parent() {
     let child = corpus().join("dfvfs/fat-differential.vhd");
     // Recognised as a differencing disk (the library opens the layer alone).
-    let alone = OpenOptions {
-        access: Access::Read,
-        parents: None,
-    };
+    let alone = OpenOptions::new(Access::Read).with_parents(None);
     let mut layer = open_with(&child, Some(Format::Vhd), alone).expect("the child layer opens");
     let info = layer.info().unwrap();
     let data = serde_json::Value::Object(info.specific.unwrap().1);

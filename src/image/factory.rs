@@ -202,10 +202,7 @@ mod tests {
         for format in [Format::Vmdk, Format::Vhd] {
             let dir = tempfile::tempdir().unwrap();
             let (base, delta) = two_levels(dir.path(), format);
-            let writable = OpenOptions {
-                access: Access::Write,
-                parents: Some(Access::Write),
-            };
+            let writable = OpenOptions::new(Access::Write).with_parents(Some(Access::Write));
             let mut top = open_with(&delta, None, writable).unwrap();
             let size = top.virtual_size();
             let before = read(top.as_mut(), 2 * MIB);
@@ -244,10 +241,7 @@ mod tests {
             assert_eq!(read(reader.as_mut(), MIB)[0], 0xaa, "{format:?}");
             drop(reader);
             // But the base is written through one handle only.
-            let writable = OpenOptions {
-                access: Access::Write,
-                parents: Some(Access::Write),
-            };
+            let writable = OpenOptions::new(Access::Write).with_parents(Some(Access::Write));
             let err = open_with(&delta, None, writable).err().unwrap();
             let cause = std::error::Error::source(&err).map(|c| c.to_string());
             assert!(
@@ -373,6 +367,49 @@ mod tests {
             drop(top);
             assert_eq!(std::fs::read(&delta).unwrap(), before, "{format:?}");
             assert_eq!(read(reopen(&delta).as_mut(), MIB)[0], 0xaa);
+        }
+    }
+
+    #[test]
+    fn a_parent_that_changed_is_corruption_and_check_walks_past_it() {
+        use crate::image::check::{Report, Severity};
+        for format in [Format::Vmdk, Format::Vhd] {
+            let dir = tempfile::tempdir().unwrap();
+            let (base, delta) = two_levels(dir.path(), format);
+            // VMDK: the base written (a new CID); VHD: the base replaced by
+            // another disk (a new UUID).
+            match format {
+                Format::Vmdk => {
+                    let mut b = open(&base, None, Access::Write).unwrap();
+                    b.write_at(&[1; 512], 0).unwrap();
+                }
+                _ => {
+                    std::fs::remove_file(&base).unwrap();
+                    filled(dir.path(), "base", format, "", 0xaa);
+                }
+            }
+            let err = open(&delta, None, Access::Read).err().unwrap();
+            assert!(err.is_corruption(), "{format:?}: {err}");
+            assert!(matches!(err, Error::Chain { .. }), "{format:?}: {err}");
+            let opts = OpenOptions::new(Access::Read).checking();
+            let mut top = open_with(&delta, None, opts).unwrap();
+            let mut report = Report::default();
+            top.check(&mut report).unwrap();
+            assert_eq!(
+                report.count(Severity::Corruption),
+                1,
+                "{:#?}",
+                report.findings
+            );
+            assert_eq!(report.findings[0].structure, "backing chain");
+            // The walk goes on into the parent, which is sound.
+            let mut below = Report::default();
+            top.parent().unwrap().check(&mut below).unwrap();
+            assert!(
+                below.findings.is_empty(),
+                "{format:?}: {:#?}",
+                below.findings
+            );
         }
     }
 }

@@ -6,6 +6,7 @@
 //! (probing, opening and creating by format). Subcommands hold a
 //! `Box<dyn Image>` and never ask which format it is.
 
+pub mod check;
 pub mod factory;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::io::{Access, ImageFile};
+use check::Report;
 
 /// A place in a host file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +99,24 @@ pub struct OpenOptions {
     /// link recorded but not followed (ranges it leaves to a parent then
     /// read as zeros).
     pub parents: Option<Access>,
+    /// Open for [`Image::check`]: damage past the headers (tables, grains
+    /// and blocks where they should not be, a parent that does not match)
+    /// is kept for the check to report instead of refusing the image. Such
+    /// an image is for inspection: do not read its data or write it.
+    pub for_check: bool,
+}
+
+/// How thoroughly an open walks a layer's metadata, and what it does with
+/// what it finds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Walk {
+    /// For reading: tables and data units must lie in the file, the data
+    /// clear of the metadata.
+    Read,
+    /// For writing: also no two data units may share bytes.
+    Write,
+    /// For `check`: nothing past the headers is refused.
+    Check,
 }
 
 impl OpenOptions {
@@ -110,6 +130,20 @@ impl OpenOptions {
         OpenOptions {
             access,
             parents: Some(parents),
+            for_check: false,
+        }
+    }
+
+    /// The parents opened with `parents` instead (`None`: not at all).
+    pub fn with_parents(self, parents: Option<Access>) -> Self {
+        OpenOptions { parents, ..self }
+    }
+
+    /// Open for [`Image::check`] (see [`OpenOptions::for_check`]).
+    pub fn checking(self) -> Self {
+        OpenOptions {
+            for_check: true,
+            ..self
         }
     }
 
@@ -118,7 +152,17 @@ impl OpenOptions {
         self.parents.map(|access| OpenOptions {
             access,
             parents: Some(access),
+            ..self
         })
+    }
+
+    /// How much the image itself is walked at open.
+    pub fn walk(self) -> Walk {
+        match (self.for_check, self.access) {
+            (true, _) => Walk::Check,
+            (false, Access::Write) => Walk::Write,
+            (false, _) => Walk::Read,
+        }
     }
 }
 
@@ -180,6 +224,19 @@ pub trait Image: Sink {
         Err(Error::unsupported(
             &self.files().into_iter().next().unwrap_or_default(),
             "this image cannot record a parent",
+        ))
+    }
+
+    /// Walk all of this layer's metadata (not its parents') and record in
+    /// `report` everything inconsistent, without stopping at the first:
+    /// tables, grains or blocks outside the file, on the metadata or on one
+    /// another, a parent that does not match, and space nothing references.
+    /// An `Err` means the walk itself could not go on (an I/O error).
+    fn check(&mut self, report: &mut Report) -> Result<()> {
+        let _ = report;
+        Err(Error::unsupported(
+            &self.files().into_iter().next().unwrap_or_default(),
+            "checking this format is not supported",
         ))
     }
 }

@@ -147,7 +147,7 @@ pub fn create(
         let _ = std::fs::remove_file(path);
         return Err(e);
     }
-    let mut vhd = Vhd::open_layer(path, Access::Write)?;
+    let mut vhd = Vhd::open_layer(path, OpenOptions::new(Access::Write))?;
     if let Some(p) = parent {
         vhd.attach(p, None)?;
     }

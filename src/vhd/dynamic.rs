@@ -7,13 +7,17 @@
 //! boundary; the footer always stays the last 512 bytes of the file.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::path::Path;
 
 use super::dyn_header::{DynamicHeader, ParentLocator, HEADER_SIZE};
 use super::footer::{DiskType, Footer, FOOTER_SIZE};
 use super::locator::ParentRecord;
+use crate::alloc::space::{Conflict, Run, Space, Span};
 use crate::alloc::{Allocator, Endian, Runs, Table};
 use crate::error::{Error, Result};
+use crate::image::check::{Finding, Report};
+use crate::image::Walk;
 use crate::image::{Host, Mapping, Source};
 use crate::io::{align_up, ImageFile, SECTOR};
 
@@ -30,15 +34,9 @@ const MAX_ADDRESSABLE: u64 = (u32::MAX as u64) * SECTOR;
 const BAT_PAGE: usize = 128;
 
 /// Check that the BAT described by `header` can map a disk of `size`
-/// bytes, lies inside the file and clear of the headers, and is of a size
-/// vimg handles. Returns where it ends.
-fn check_bat(
-    path: &Path,
-    header: &DynamicHeader,
-    header_offset: u64,
-    size: u64,
-    file_len: u64,
-) -> Result<u64> {
+/// bytes and is of a size vimg handles. Where it lies is the space map's
+/// business.
+fn check_bat(path: &Path, header: &DynamicHeader, header_offset: u64, size: u64) -> Result<()> {
     let corrupt =
         |detail: String| Error::corrupt(path, "VHD dynamic header", header_offset, detail);
     let block_size = header.block_size as u64;
@@ -53,22 +51,53 @@ fn check_bat(
             "{entries} BAT entries of {block_size} bytes cannot hold a {size}-byte disk"
         )));
     }
-    let at = header.table_offset;
-    let end = at
-        .checked_add(entries * 4)
-        .filter(|&end| end <= file_len)
-        .ok_or_else(|| {
-            corrupt(format!(
-                "the BAT ({entries} entries at byte {at}) runs past the end of the {file_len}-byte file"
-            ))
-        })?;
-    let header_end = header_offset + HEADER_SIZE as u64;
-    if at < SECTOR || at < header_end && header_offset < end {
-        return Err(corrupt(format!(
-            "the BAT at byte {at} overlaps the footer copy or the dynamic header"
-        )));
+    Ok(())
+}
+
+/// What a part of a dynamic VHD file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    FooterCopy,
+    Header,
+    Bat,
+    Locator(usize),
+    Footer,
+    /// Blocks `first` to `first + count - 1` (bitmap and data), back to
+    /// back in the file.
+    Blocks {
+        first: u64,
+        count: u64,
+    },
+}
+
+impl fmt::Display for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Part::FooterCopy => write!(f, "the footer copy"),
+            Part::Header => write!(f, "the dynamic header"),
+            Part::Bat => write!(f, "the BAT"),
+            Part::Locator(i) => write!(f, "the data of parent locator {i}"),
+            Part::Footer => write!(f, "the footer"),
+            Part::Blocks { first, count: 1 } => write!(f, "block {first}"),
+            Part::Blocks { first, count } => write!(f, "blocks {first} to {}", first + count - 1),
+        }
     }
-    Ok(end)
+}
+
+impl Run for Part {
+    fn extend(&self, next: &Part) -> Option<Part> {
+        match (*self, *next) {
+            (Part::Blocks { first, count }, Part::Blocks { first: n, count: 1 })
+                if first + count == n =>
+            {
+                Some(Part::Blocks {
+                    first,
+                    count: count + 1,
+                })
+            }
+            _ => None,
+        }
+    }
 }
 
 /// True when the first `sectors` bits of a bitmap (most significant bit
@@ -124,6 +153,8 @@ pub struct Dynamic {
     footer: [u8; FOOTER_SIZE],
     pub header: DynamicHeader,
     header_offset: u64,
+    /// The file ended in a valid footer when it was opened.
+    tail_footer: bool,
     bat: Table,
     block_size: u64,
     bitmap_size: u64,
@@ -141,13 +172,40 @@ pub struct Dynamic {
     align_data: bool,
 }
 
+/// True when open refuses an image for `conflict`: anything a block is in
+/// (a write there would destroy the other party), and a BAT out of the file
+/// or on the headers. Other overlaps among headers and locators, which
+/// vimg never writes over, are for `check` to report.
+fn refused_at_open(conflict: &Conflict<Part>) -> bool {
+    let hard = |s: &Span<Part>| matches!(s.what, Part::Bat | Part::Blocks { .. });
+    match conflict {
+        Conflict::PastEnd(s) => hard(s),
+        Conflict::Overlap(a, b) => {
+            matches!(a.what, Part::Blocks { .. })
+                || matches!(b.what, Part::Blocks { .. })
+                || (hard(a) || hard(b))
+                    && matches!(
+                        (a.what, b.what),
+                        (Part::FooterCopy | Part::Header, Part::Bat)
+                            | (Part::Bat, Part::FooterCopy | Part::Header)
+                    )
+        }
+    }
+}
+
 impl Dynamic {
     /// Open the dynamic part of the VHD in `file` whose footer is
     /// `footer`, for a disk of `size` bytes: read its dynamic header and
     /// check the BAT and every block it points at against the file.
     /// `tail_footer` says whether the file ends in a valid footer (when it
     /// does not, nothing at its end may be taken for one and cleared).
-    pub fn open(file: ImageFile, footer: &Footer, size: u64, tail_footer: bool) -> Result<Dynamic> {
+    pub fn open(
+        file: ImageFile,
+        footer: &Footer,
+        size: u64,
+        tail_footer: bool,
+        walk: Walk,
+    ) -> Result<Dynamic> {
         let file_len = file.length()?;
         let header_offset = footer.data_offset;
         if header_offset
@@ -174,7 +232,7 @@ impl Dynamic {
             Error::corrupt_field(file.path(), "VHD dynamic header", header_offset, e)
         })?;
         let differencing = footer.disk_type == DiskType::Differencing;
-        let bat_end = check_bat(file.path(), &header, header_offset, size, file_len)?;
+        check_bat(file.path(), &header, header_offset, size)?;
         let entries = header.max_table_entries as u64;
         let homes = (0..entries.div_ceil(BAT_PAGE as u64))
             .map(|p| [header.table_offset + p * SECTOR, 0])
@@ -194,38 +252,33 @@ impl Dynamic {
             align_data: false,
             header,
             header_offset,
+            tail_footer,
             file,
         };
-        // What blocks must stay clear of: the footer copy, the header, the
-        // BAT, the trailing footer, and the parent locators' data.
-        let mut metadata = vec![
-            (0, SECTOR),
-            (header_offset, header_offset + HEADER_SIZE as u64),
-            (dynamic.header.table_offset, bat_end),
-        ];
-        if tail_footer {
-            metadata.push((file_len - FOOTER_SIZE as u64, file_len));
+        if walk == Walk::Check {
+            // `check` walks it all again, and reports what it finds.
+            return Ok(dynamic);
         }
-        for loc in dynamic
-            .header
-            .locators
-            .iter()
-            .filter(|l| l.data_length != 0)
-        {
-            let end = loc
-                .data_offset
-                .saturating_add(align_up(loc.data_length as u64, SECTOR));
-            metadata.push((loc.data_offset, end));
+        let mut space = dynamic.walk(file_len)?;
+        if let Some(c) = space.conflicts().iter().find(|c| refused_at_open(c)) {
+            return Err(dynamic.conflict_error(file_len, c));
         }
-        let blocks_end = dynamic.check_blocks(file_len, &metadata)?;
         // The footer is the file's last sector when there is a valid one;
-        // else new blocks (and a new footer) go past everything there is.
+        // else new blocks (and a new footer) go past everything there is
+        // (parent locators do not count: they lie before the BAT, or where
+        // a block may not go).
+        let blocks_end = space
+            .spans()
+            .iter()
+            .filter(|s| matches!(s.what, Part::Bat | Part::Blocks { .. }))
+            .map(|s| s.end)
+            .max()
+            .unwrap_or(0);
         dynamic.footer_at = if tail_footer {
             file_len - FOOTER_SIZE as u64
         } else {
             align_up(file_len, SECTOR)
         }
-        .max(bat_end)
         .max(blocks_end);
         dynamic.alloc = Allocator::new(dynamic.footer_at);
         // Data is placed 4 KiB-aligned, as Windows places it, when even a
@@ -235,40 +288,141 @@ impl Dynamic {
         Ok(dynamic)
     }
 
-    /// Check every allocated block: inside the file, clear of the headers
-    /// and the BAT (`metadata`), and clear of each other, or writing one
-    /// would destroy another. Returns the end of the last block.
-    fn check_blocks(&mut self, file_len: u64, metadata: &[(u64, u64)]) -> Result<u64> {
+    /// Claim every part of the file: the footer copy, the dynamic header,
+    /// the BAT, the parent locators' data, the trailing footer and every
+    /// allocated block (unless the BAT itself is not in the file).
+    fn walk(&mut self, file_len: u64) -> Result<Space<Part>> {
+        let mut space = Space::new(file_len);
+        let h = &self.header;
+        let bat = h.max_table_entries as u64 * 4;
+        space.claim(0, SECTOR, Part::FooterCopy);
+        space.claim(self.header_offset, HEADER_SIZE as u64, Part::Header);
+        space.claim(h.table_offset, bat, Part::Bat);
+        for (i, loc) in h.locators.iter().enumerate() {
+            if loc.data_length != 0 {
+                let len = align_up(loc.data_length as u64, SECTOR);
+                space.claim(loc.data_offset, len, Part::Locator(i));
+            }
+        }
+        if self.tail_footer {
+            space.claim(file_len - FOOTER_SIZE as u64, SECTOR, Part::Footer);
+        }
+        if h.table_offset
+            .checked_add(bat)
+            .is_none_or(|end| end > file_len)
+        {
+            return Ok(space);
+        }
         let block_len = self.bitmap_size + self.block_size;
-        let mut blocks = Vec::new();
-        for block in 0..self.header.max_table_entries as u64 {
+        for block in 0..h.max_table_entries as u64 {
             let entry = self.bat.get(&self.file, block)?;
-            if entry == UNALLOCATED {
-                continue;
-            }
-            let host = entry as u64 * SECTOR;
-            let end = host + block_len;
-            let why = if end > file_len {
-                format!("ends at byte {end}, past the end of the {file_len}-byte file (truncated?)")
-            } else if metadata.iter().any(|&(a, b)| host < b && a < end) {
-                "overlaps the footer, the dynamic header, the BAT or a parent locator".to_string()
-            } else {
-                blocks.push((host, block));
-                continue;
-            };
-            return Err(self.bat_error(block, format!("block {block} at byte {host} {why}")));
-        }
-        blocks.sort_unstable();
-        for pair in blocks.windows(2) {
-            let ((a, first), (b, second)) = (pair[0], pair[1]);
-            if a + block_len > b {
-                return Err(self.bat_error(
-                    second,
-                    format!("blocks {first} and {second} overlap at byte {b}"),
-                ));
+            if entry != UNALLOCATED {
+                let part = Part::Blocks {
+                    first: block,
+                    count: 1,
+                };
+                space.claim_run(entry as u64 * SECTOR, block_len, part);
             }
         }
-        Ok(blocks.last().map_or(0, |&(h, _)| h + block_len))
+        Ok(space)
+    }
+
+    /// The block of the run `span` that holds byte `at`, and its host.
+    fn block_at(&self, span: &Span<Part>, at: u64) -> (u64, u64) {
+        let Part::Blocks { first, count } = span.what else {
+            return (0, span.start);
+        };
+        let block_len = self.bitmap_size + self.block_size;
+        let k = (at.saturating_sub(span.start) / block_len).min(count - 1);
+        (first + k, span.start + k * block_len)
+    }
+
+    /// The error a conflict stands for: one naming the BAT entry of the
+    /// block at fault, the dynamic header for the BAT, or the structures.
+    fn conflict_error(&self, file_len: u64, conflict: &Conflict<Part>) -> Error {
+        let path = self.file.path();
+        let header =
+            |detail: String| Error::corrupt(path, "VHD dynamic header", self.header_offset, detail);
+        match conflict {
+            Conflict::PastEnd(s) if s.what == Part::Bat => header(format!(
+                "the BAT ({} entries at byte {}) runs past the end of the {file_len}-byte file",
+                self.header.max_table_entries, s.start
+            )),
+            Conflict::PastEnd(
+                s @ Span {
+                    what: Part::Blocks { .. },
+                    ..
+                },
+            ) => {
+                let (block, host) = self.block_at(s, file_len);
+                let end = host + self.bitmap_size + self.block_size;
+                self.bat_error(
+                    block,
+                    format!("block {block} at byte {host} ends at byte {end}, past the end of the {file_len}-byte file (truncated?)"),
+                )
+            }
+            Conflict::PastEnd(s) => Error::corrupt(
+                path,
+                "VHD dynamic header",
+                self.header_offset,
+                format!(
+                    "{} at byte {} runs past the end of the {file_len}-byte file",
+                    s.what, s.start
+                ),
+            ),
+            Conflict::Overlap(a, b) => match (&a.what, &b.what) {
+                (Part::Blocks { .. }, Part::Blocks { .. }) => {
+                    let (first, _) = self.block_at(a, b.start);
+                    let (second, _) = self.block_at(b, b.start);
+                    self.bat_error(
+                        second,
+                        format!("blocks {first} and {second} overlap at byte {}", b.start),
+                    )
+                }
+                (Part::Blocks { .. }, _) | (_, Part::Blocks { .. }) => {
+                    let blocks = if matches!(a.what, Part::Blocks { .. }) {
+                        a
+                    } else {
+                        b
+                    };
+                    let (block, host) = self.block_at(blocks, b.start);
+                    self.bat_error(
+                        block,
+                        format!("block {block} at byte {host} overlaps the footer, the dynamic header, the BAT or a parent locator"),
+                    )
+                }
+                (Part::FooterCopy | Part::Header, Part::Bat)
+                | (Part::Bat, Part::FooterCopy | Part::Header) => header(format!(
+                    "the BAT at byte {} overlaps the footer copy or the dynamic header",
+                    self.header.table_offset
+                )),
+                _ => Error::corrupt(
+                    path,
+                    "VHD file",
+                    b.start,
+                    format!("{} and {} overlap at byte {}", a.what, b.what, b.start),
+                ),
+            },
+        }
+    }
+
+    /// Every inconsistency in the disk's metadata, as a fresh walk finds
+    /// it, and the space of a whole block or more that nothing references.
+    pub fn check(&mut self, report: &mut Report) -> Result<()> {
+        let file_len = self.file.length()?;
+        let mut space = self.walk(file_len)?;
+        for conflict in space.conflicts() {
+            report.push_error(&self.conflict_error(file_len, &conflict));
+        }
+        let end = if self.tail_footer {
+            file_len - FOOTER_SIZE as u64
+        } else {
+            file_len
+        };
+        for gap in space.gaps(0..end, self.bitmap_size + self.block_size) {
+            report.push(Finding::leak(self.file.path(), gap));
+        }
+        Ok(())
     }
 
     /// A corrupt-BAT error about the entry of `block`.
@@ -675,5 +829,113 @@ mod tests {
             512,
             512 << 10
         ));
+    }
+
+    use crate::image::check::Severity;
+    use crate::image::factory::{create, open, open_with};
+    use crate::image::{Format, OpenOptions};
+    use crate::io::Access;
+    use crate::options::Options;
+    use byteorder::{BigEndian, ByteOrder};
+    use std::path::PathBuf;
+
+    const BLOCK: u64 = 512 << 10;
+
+    /// A 4 MiB dynamic VHD with 512 KiB blocks holding blocks `blocks`,
+    /// and where its BAT is.
+    fn dynamic(dir: &Path, blocks: &[u64]) -> (PathBuf, u64) {
+        let path = dir.join("d.vhd");
+        let mut opts = Options::parse(["block_size=512K"]).unwrap();
+        let mut image = create(&path, Format::Vhd, 4 << 20, &mut opts, None).unwrap();
+        for &b in blocks {
+            image.write_at(&vec![b as u8 + 1; 4096], b * BLOCK).unwrap();
+        }
+        image.flush().unwrap();
+        drop(image);
+        let bytes = std::fs::read(&path).unwrap();
+        let header = DynamicHeader::parse(&bytes[512..1536]).unwrap();
+        (path, header.table_offset)
+    }
+
+    fn bat(path: &Path, at: u64, block: u64) -> u32 {
+        let bytes = std::fs::read(path).unwrap();
+        BigEndian::read_u32(&bytes[(at + block * 4) as usize..])
+    }
+
+    fn set_bat(path: &Path, at: u64, block: u64, value: u32) {
+        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &value.to_be_bytes(), at + block * 4)
+            .unwrap();
+    }
+
+    fn check(path: &Path) -> Report {
+        let opts = OpenOptions::new(Access::Read).checking();
+        let mut image = open_with(path, None, opts).unwrap();
+        let mut report = Report::default();
+        image.check(&mut report).unwrap();
+        report
+    }
+
+    #[test]
+    fn a_clean_disk_checks_clean() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = dynamic(dir.path(), &[0, 3, 7]);
+        assert!(check(&path).findings.is_empty());
+    }
+
+    #[test]
+    fn every_fault_is_reported_where_open_stops_at_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, at) = dynamic(dir.path(), &[0, 1, 2, 3]);
+        let len = std::fs::metadata(&path).unwrap().len();
+        // Block 1 past the end, block 3 on block 2, block 0 on the BAT.
+        set_bat(&path, at, 1, (len / SECTOR + 8) as u32);
+        set_bat(&path, at, 3, bat(&path, at, 2));
+        set_bat(&path, at, 0, (at / SECTOR) as u32);
+        assert!(open(&path, None, Access::Read).is_err());
+        let report = check(&path);
+        let corrupt: Vec<_> = report
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Corruption)
+            .collect();
+        let messages: Vec<_> = corrupt.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(messages.len(), 3, "{messages:#?}");
+        assert!(messages[0].starts_with("block 1 at byte") && messages[0].contains("past the end"));
+        assert!(messages[1].starts_with("block 0 at byte") && messages[1].contains("overlaps"));
+        assert!(messages[2].starts_with("blocks 2 and 3 overlap"));
+        let offsets: Vec<_> = corrupt.iter().map(|f| f.offset).collect();
+        assert_eq!(offsets, [1, 0, 3].map(|b| Some(at + b * 4)));
+        // The space of blocks 0 and 1 (back to back) and of block 3: leaks.
+        let leaks: Vec<_> = report
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Leak)
+            .map(|f| &f.message)
+            .collect();
+        assert_eq!(leaks.len(), 2, "{leaks:#?}");
+    }
+
+    #[test]
+    fn a_bat_past_the_end_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = dynamic(dir.path(), &[0]);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mut header = DynamicHeader::parse(&bytes[512..1536]).unwrap();
+        header.table_offset = bytes.len() as u64;
+        bytes[512..1536].copy_from_slice(&header.encode());
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(open(&path, None, Access::Read).is_err());
+        let report = check(&path);
+        assert!(
+            report
+                .findings
+                .iter()
+                .any(|f| f.severity == Severity::Corruption
+                    && f.message.contains("the BAT")
+                    && f.message.contains("past the end")),
+            "{:#?}",
+            report.findings
+        );
     }
 }

@@ -22,11 +22,12 @@ use self::geometry::SizeSource;
 use self::locator::ParentRecord;
 use crate::chain::{self, Chain};
 use crate::error::{Error, Result};
+use crate::image::check::Report;
 use crate::image::{
     check_range, file_status, Holes, Identity, Image, ImageInfo, Mapping, NewParent, OpenOptions,
     Sink,
 };
-use crate::io::{align_down, align_up, Access, ImageFile, SECTOR};
+use crate::io::{align_down, align_up, ImageFile, SECTOR};
 
 pub use self::create::create;
 pub use self::geometry::MAX_SIZE;
@@ -59,6 +60,8 @@ pub struct Vhd {
     size_source: SizeSource,
     body: Body,
     parent: Option<Parent>,
+    /// What an open for `check` found and walked past.
+    damage: Vec<Error>,
 }
 
 /// Where a VHD's data is.
@@ -103,7 +106,7 @@ impl Vhd {
     /// Open a VHD and, for a differencing disk, its parent: found through
     /// the locators and checked against the UUID the child recorded.
     pub fn open_in(path: &Path, opts: OpenOptions, chain: &mut Chain) -> Result<Vhd> {
-        let mut vhd = Vhd::open_layer(path, opts.access)?;
+        let mut vhd = Vhd::open_layer(path, opts)?;
         let differencing = vhd
             .dynamic()
             .filter(|_| vhd.footer.disk_type == DiskType::Differencing);
@@ -112,7 +115,17 @@ impl Vhd {
             chain.enter(&found.path)?;
             let parent = Vhd::open_in(&found.path, parent_opts, chain)
                 .map_err(|e| Error::parent(path, &found.path, e))?;
-            vhd.attach(parent, Some((found.via, found.recorded)))?;
+            match vhd.check_parent(&parent) {
+                Ok(()) => {}
+                // Kept for `check` to report; the chain is walked on.
+                Err(e @ Error::Chain { .. }) if opts.for_check => vhd.damage.push(e),
+                Err(e) => return Err(e),
+            }
+            vhd.parent = Some(Parent {
+                path: found.path,
+                image: Box::new(parent),
+                found: Some((found.via, found.recorded)),
+            });
         }
         Ok(vhd)
     }
@@ -120,6 +133,18 @@ impl Vhd {
     /// Make `parent` this differencing disk's parent, refusing a disk that
     /// is not the one the child was made from.
     pub fn attach(&mut self, parent: Vhd, found: Option<(&'static str, String)>) -> Result<()> {
+        self.check_parent(&parent)?;
+        let path = parent.file().path().to_path_buf();
+        self.parent = Some(Parent {
+            image: Box::new(parent),
+            path,
+            found,
+        });
+        Ok(())
+    }
+
+    /// Fail unless `parent` is the disk this one was made from.
+    fn check_parent(&self, parent: &Vhd) -> Result<()> {
         let expected = self
             .dynamic()
             .map(|d| d.header.parent_uuid)
@@ -135,12 +160,6 @@ impl Vhd {
                 ),
             ));
         }
-        let path = parent.file().path().to_path_buf();
-        self.parent = Some(Parent {
-            image: Box::new(parent),
-            path,
-            found,
-        });
         Ok(())
     }
 
@@ -171,8 +190,8 @@ impl Vhd {
 
     /// Open one VHD file, checking its footer, header and table against the
     /// file, without its parent.
-    pub fn open_layer(path: &Path, access: Access) -> Result<Vhd> {
-        let file = ImageFile::open(path, access)?;
+    pub fn open_layer(path: &Path, opts: OpenOptions) -> Result<Vhd> {
+        let file = ImageFile::open(path, opts.access)?;
         let len = file.length()?;
         let (footer, tail_footer) = read_footer(&file, len)?;
         let (size, size_source) = geometry::disk_size(&footer);
@@ -188,9 +207,13 @@ impl Vhd {
                 }
                 Body::Fixed(file)
             }
-            DiskType::Dynamic | DiskType::Differencing => {
-                Body::Dynamic(Box::new(Dynamic::open(file, &footer, size, tail_footer)?))
-            }
+            DiskType::Dynamic | DiskType::Differencing => Body::Dynamic(Box::new(Dynamic::open(
+                file,
+                &footer,
+                size,
+                tail_footer,
+                opts.walk(),
+            )?)),
         };
         Ok(Vhd {
             footer,
@@ -198,6 +221,7 @@ impl Vhd {
             size_source,
             body,
             parent: None,
+            damage: Vec::new(),
         })
     }
 
@@ -344,6 +368,17 @@ impl Image for Vhd {
 
     fn identity(&self) -> Option<Identity> {
         Some(Identity::Uuid(self.footer.uuid))
+    }
+
+    fn check(&mut self, report: &mut Report) -> Result<()> {
+        for e in &self.damage {
+            report.push_error(e);
+        }
+        match &mut self.body {
+            Body::Dynamic(d) => d.check(report),
+            // A fixed disk is its data and a footer open has checked.
+            Body::Fixed(_) => Ok(()),
+        }
     }
 
     fn set_backing(&mut self, parent: Option<NewParent>) -> Result<()> {

@@ -255,7 +255,7 @@ pub fn create(
         }
         return Err(e);
     }
-    let mut vmdk = Vmdk::open_layer(path, Access::Write)?;
+    let mut vmdk = Vmdk::open_layer(path, OpenOptions::new(Access::Write))?;
     if let Some(parent) = parent {
         vmdk.attach(parent)?;
     }

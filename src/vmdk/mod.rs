@@ -9,6 +9,7 @@ mod marker;
 mod sparse;
 mod stream;
 
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,11 +18,13 @@ use serde_json::{json, Map, Value};
 use self::descriptor::{Descriptor, ExtentAccess, ExtentLine, MAX_DESCRIPTOR};
 use self::header::MAGIC;
 use self::sparse::SparseExtent;
+use crate::alloc::space::Space;
 use crate::chain::{self, Chain};
 use crate::error::{Error, Result};
+use crate::image::check::Report;
 use crate::image::{
     check_range, file_status, Holes, Identity, Image, ImageInfo, Mapping, NewParent, OpenOptions,
-    Sink, Source,
+    Sink, Source, Walk,
 };
 use crate::io::{Access, ImageFile, SECTOR};
 
@@ -103,6 +106,8 @@ pub struct Vmdk {
     desc_text: Option<String>,
     /// The parent of a delta.
     parent: Option<Box<dyn Image>>,
+    /// What an open for `check` found and walked past.
+    damage: Vec<Error>,
 }
 
 /// Resolve an extent name against the descriptor's directory, refusing
@@ -127,14 +132,20 @@ impl Vmdk {
     /// Open a VMDK and, for a delta, its parents (found through
     /// `parentFileNameHint`, each checked against the CID its child recorded).
     pub fn open_in(path: &Path, opts: OpenOptions, chain: &mut Chain) -> Result<Vmdk> {
-        let mut vmdk = Vmdk::open_layer(path, opts.access)?;
+        let mut vmdk = Vmdk::open_layer(path, opts)?;
         let hint = vmdk.desc.parent_hint.clone();
         if let (Some(hint), Some(parent_opts)) = (hint, opts.for_parent()) {
             let parent_path = chain::parent_path(path, &hint);
             chain.enter(&parent_path)?;
             let parent = Vmdk::open_in(&parent_path, parent_opts, chain)
                 .map_err(|e| Error::parent(path, &parent_path, e))?;
-            vmdk.attach(parent)?;
+            match vmdk.check_parent(&parent) {
+                Ok(()) => {}
+                // Kept for `check` to report; the chain is walked on.
+                Err(e @ Error::Chain { .. }) if opts.for_check => vmdk.damage.push(e),
+                Err(e) => return Err(e),
+            }
+            vmdk.parent = Some(Box::new(parent));
         }
         Ok(vmdk)
     }
@@ -142,6 +153,13 @@ impl Vmdk {
     /// Make `parent` this delta's parent, refusing one whose content ID is
     /// not the one the delta was made from.
     pub fn attach(&mut self, parent: Vmdk) -> Result<()> {
+        self.check_parent(&parent)?;
+        self.parent = Some(Box::new(parent));
+        Ok(())
+    }
+
+    /// Fail unless `parent` has the content ID this delta was made from.
+    fn check_parent(&self, parent: &Vmdk) -> Result<()> {
         let expected = self.desc.parent_cid;
         if expected != descriptor::NO_PARENT && parent.desc.cid != expected {
             return Err(Error::chain(
@@ -153,7 +171,6 @@ impl Vmdk {
                 ),
             ));
         }
-        self.parent = Some(Box::new(parent));
         Ok(())
     }
 
@@ -177,13 +194,14 @@ impl Vmdk {
     }
 
     /// Open one VMDK file set (descriptor and extents), without parents.
-    pub fn open_layer(path: &Path, access: Access) -> Result<Vmdk> {
+    pub fn open_layer(path: &Path, opts: OpenOptions) -> Result<Vmdk> {
+        let (access, walk) = (opts.access, opts.walk());
         let file = ImageFile::open(path, access)?;
         let len = file.length()?;
         let mut head = [0u8; 4];
         file.read_zero_filled(&mut head, 0)?;
         if &head == MAGIC || &head == b"COWD" {
-            return Self::open_monolithic(path, Arc::new(file), access);
+            return Self::open_monolithic(path, Arc::new(file), access, walk);
         }
         if len > MAX_DESCRIPTOR {
             return Err(Error::corrupt(
@@ -210,9 +228,15 @@ impl Vmdk {
         let mut extents = Vec::with_capacity(desc.extents.len());
         let mut start = 0u64;
         let mut seen = FileUse::new(file.identity());
+        let mut damage = Vec::new();
         for line in &desc.extents {
-            let extent = open_extent(path, line, start, access)?;
-            seen.claim(path, &extent)?;
+            let extent = open_extent(path, line, start, access, walk)?;
+            if let Err(e) = seen.claim(path, &extent) {
+                match walk {
+                    Walk::Check => damage.push(e),
+                    _ => return Err(e),
+                }
+            }
             start = start.checked_add(extent.len).ok_or_else(|| {
                 Error::corrupt(
                     path,
@@ -232,13 +256,19 @@ impl Vmdk {
             size: start,
             changed: false,
             parent: None,
+            damage,
         })
     }
 
     /// A sparse extent opened directly: the disk is that one extent, and its
     /// embedded descriptor (if any) holds the disk's identity.
-    fn open_monolithic(path: &Path, file: Arc<ImageFile>, access: Access) -> Result<Vmdk> {
-        let sparse = SparseExtent::open(file.clone(), access == Access::Write)?;
+    fn open_monolithic(
+        path: &Path,
+        file: Arc<ImageFile>,
+        access: Access,
+        walk: Walk,
+    ) -> Result<Vmdk> {
+        let sparse = SparseExtent::open(file.clone(), walk)?;
         let h = &sparse.header;
         let capacity = sparse.capacity();
         let embedded = h.descriptor_offset != 0 && h.descriptor_size != 0;
@@ -294,6 +324,7 @@ impl Vmdk {
             size: capacity,
             changed: false,
             parent: None,
+            damage: Vec::new(),
         })
     }
 
@@ -381,57 +412,59 @@ const MAX_EXTENTS: usize = 4096;
 
 /// Which files a descriptor's extents use, so that none is used twice in a
 /// way that would make one write change two places: the descriptor itself
-/// as an extent, a sparse extent file named twice, or two flat ranges of
-/// one file that overlap.
+/// as an extent, a sparse extent file named twice or also used by a flat
+/// extent, or two flat ranges of one file that overlap. Each file's claims
+/// are a [`Space`]; whole files are claimed to their end.
 struct FileUse {
-    descriptor: (u64, u64),
-    sparse: Vec<(u64, u64)>,
-    flat: Vec<((u64, u64), u64, u64)>,
+    files: HashMap<(u64, u64), Space<Use>>,
+}
+
+/// What uses a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Use {
+    Descriptor,
+    Sparse,
+    Flat,
 }
 
 impl FileUse {
     fn new(descriptor: (u64, u64)) -> Self {
+        let mut space = Space::new(u64::MAX);
+        space.claim(0, u64::MAX, Use::Descriptor);
         FileUse {
-            descriptor,
-            sparse: Vec::new(),
-            flat: Vec::new(),
+            files: HashMap::from([(descriptor, space)]),
         }
     }
 
+    /// Claim what `extent` uses; the error says how it collides (and the
+    /// claim is then not made, so the claims never overlap).
     fn claim(&mut self, desc: &Path, extent: &Extent) -> Result<()> {
-        let refuse = |what: &str| {
-            Err(Error::unsupported(
-                desc,
-                format!("extent {} {what}; refused", extent_name(extent)),
-            ))
-        };
-        let (file, range) = match &extent.storage {
-            Storage::Sparse(s) => (s.file(), None),
-            Storage::Flat { file, offset, .. } => (file, Some((*offset, *offset + extent.len))),
+        let name = extent_name(extent);
+        let (file, start, len, sparse) = match &extent.storage {
+            Storage::Sparse(s) => (s.file(), 0, u64::MAX, true),
+            Storage::Flat { file, offset } => (file, *offset, extent.len, false),
             Storage::Zero => return Ok(()),
         };
-        let id = file.identity();
-        if id == self.descriptor {
-            return refuse("is the descriptor file itself");
-        }
-        if self.sparse.contains(&id) {
-            return refuse("uses a sparse file another extent uses");
-        }
-        match range {
+        let space = self
+            .files
+            .entry(file.identity())
+            .or_insert_with(|| Space::new(u64::MAX));
+        let why = match space.overlapping(start, start.saturating_add(len)) {
             None => {
-                if self.flat.iter().any(|(f, _, _)| *f == id) {
-                    return refuse("uses a file a flat extent uses");
-                }
-                self.sparse.push(id);
+                space.claim(start, len, if sparse { Use::Sparse } else { Use::Flat });
+                return Ok(());
             }
-            Some((a, b)) => {
-                if self.flat.iter().any(|&(f, c, d)| f == id && a < d && c < b) {
-                    return refuse("overlaps another flat extent in the same file");
-                }
-                self.flat.push((id, a, b));
-            }
-        }
-        Ok(())
+            Some(other) => match (&other.what, sparse) {
+                (Use::Descriptor, _) => "is the descriptor file itself",
+                (Use::Sparse, _) => "uses a sparse file another extent uses",
+                (Use::Flat, true) => "uses a file a flat extent uses",
+                (Use::Flat, false) => "overlaps another flat extent in the same file",
+            },
+        };
+        Err(Error::unsupported(
+            desc,
+            format!("extent {name} {why}; refused"),
+        ))
     }
 }
 
@@ -445,7 +478,13 @@ fn extent_name(extent: &Extent) -> String {
 }
 
 /// Open the extent an extent line names.
-fn open_extent(desc_path: &Path, line: &ExtentLine, start: u64, access: Access) -> Result<Extent> {
+fn open_extent(
+    desc_path: &Path,
+    line: &ExtentLine,
+    start: u64,
+    access: Access,
+    walk: Walk,
+) -> Result<Extent> {
     let len = line.sectors.checked_mul(SECTOR).ok_or_else(|| {
         Error::corrupt(
             desc_path,
@@ -454,10 +493,9 @@ fn open_extent(desc_path: &Path, line: &ExtentLine, start: u64, access: Access) 
             format!("{} sectors is too large", line.sectors),
         )
     })?;
-    let access = if line.access == ExtentAccess::ReadWrite {
-        access
-    } else {
-        Access::Read
+    let (access, walk) = match (line.access, walk) {
+        (ExtentAccess::ReadWrite, _) | (_, Walk::Check) => (access, walk),
+        _ => (Access::Read, Walk::Read),
     };
     let open_file = || -> Result<Arc<ImageFile>> {
         let name = line.file.as_deref().ok_or_else(|| {
@@ -474,7 +512,7 @@ fn open_extent(desc_path: &Path, line: &ExtentLine, start: u64, access: Access) 
     let storage = match line.kind.as_str() {
         "SPARSE" | "VMFSSPARSE" => {
             let file = open_file()?;
-            let sparse = SparseExtent::open(file, access == Access::Write)?;
+            let sparse = SparseExtent::open(file, walk)?;
             if sparse.capacity() < len {
                 return Err(Error::corrupt(
                     sparse.file().path(),
@@ -725,6 +763,18 @@ impl Image for Vmdk {
 
     fn identity(&self) -> Option<Identity> {
         Some(Identity::Cid(self.desc.cid))
+    }
+
+    fn check(&mut self, report: &mut Report) -> Result<()> {
+        for e in &self.damage {
+            report.push_error(e);
+        }
+        for e in &mut self.extents {
+            if let Storage::Sparse(s) = &mut e.storage {
+                s.check(report)?;
+            }
+        }
+        Ok(())
     }
 
     fn set_backing(&mut self, parent: Option<NewParent>) -> Result<()> {

@@ -3,6 +3,7 @@
 //! (streamOptimized). Grains are appended at the end of the file; grain
 //! tables and directories are written back in batches at flush.
 
+use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -10,8 +11,11 @@ use byteorder::{ByteOrder, LittleEndian};
 
 use super::cowd::{CowdHeader, COWD_HEADER_SIZE};
 use super::header::{SparseHeader, GD_AT_END, HEADER_SIZE};
+use crate::alloc::space::{Conflict, Run, Space, Span};
 use crate::alloc::{Allocator, Endian, Homes, Runs, Table};
 use crate::error::{Error, Result};
+use crate::image::check::{Finding, Report};
+use crate::image::Walk;
 use crate::image::{Host, Mapping, Source};
 use crate::io::{align_up, ImageFile, SECTOR};
 
@@ -58,15 +62,78 @@ pub struct SparseExtent {
     cowd: bool,
     /// Space was allocated since open.
     grew: bool,
+    /// What a [`Walk::Check`] open set aside (tables not in the file).
+    damage: Vec<Error>,
+}
+
+/// What a part of a sparse extent file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    Header,
+    Descriptor,
+    Directory,
+    RedundantDirectory,
+    GrainTable {
+        entry: u64,
+        redundant: bool,
+    },
+    /// Grains `first` to `first + count - 1`, back to back in the file.
+    Grains {
+        first: u64,
+        count: u64,
+    },
+}
+
+impl fmt::Display for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Part::Header => write!(f, "the header"),
+            Part::Descriptor => write!(f, "the embedded descriptor"),
+            Part::Directory => write!(f, "the grain directory"),
+            Part::RedundantDirectory => write!(f, "the redundant grain directory"),
+            Part::GrainTable { entry, .. } => write!(f, "the grain table of entry {entry}"),
+            Part::Grains { first, count: 1 } => write!(f, "grain {first}"),
+            Part::Grains { first, count } => write!(f, "grains {first} to {}", first + count - 1),
+        }
+    }
+}
+
+impl Run for Part {
+    fn extend(&self, next: &Part) -> Option<Part> {
+        match (*self, *next) {
+            (Part::Grains { first, count }, Part::Grains { first: n, count: 1 })
+                if first + count == n =>
+            {
+                Some(Part::Grains {
+                    first,
+                    count: count + 1,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Conflict<Part> {
+    fn involves_grains(&self) -> bool {
+        let grains = |s: &Span<Part>| matches!(s.what, Part::Grains { .. });
+        match self {
+            Conflict::PastEnd(s) => grains(s),
+            Conflict::Overlap(a, b) => grains(a) || grains(b),
+        }
+    }
 }
 
 impl SparseExtent {
     /// Open the sparse extent in `file`, validating its header, directories
-    /// and tables against the file's length and each other.
-    /// An extent opened for `writable` use also has its grains checked
-    /// against one another (aliased grains would make one write change two
-    /// places; reading them is harmless).
-    pub fn open(file: Arc<ImageFile>, writable: bool) -> Result<SparseExtent> {
+    /// and tables against the file's length and each other, and every
+    /// grain against the file and the metadata (so that a truncated or
+    /// damaged extent is refused rather than read as zeros). An extent
+    /// opened to be written also has its grains checked against one another
+    /// (aliased grains would make one write change two places; reading them
+    /// is harmless). Opened for [`Walk::Check`], nothing past the header is
+    /// refused: what is wrong is kept for [`SparseExtent::check`].
+    pub fn open(file: Arc<ImageFile>, walk: Walk) -> Result<SparseExtent> {
         let name = file.path();
         let len = file.length()?;
         let (header, cowd) = read_header(&file, len)?;
@@ -104,10 +171,31 @@ impl SparseExtent {
             }
             homes.push(home);
         }
-        let metadata = check_metadata(name, &header, &homes, gt_bytes, len)?;
+        let mut space = metadata_space(&header, cowd, &homes, gt_bytes, len);
+        let mut damage = Vec::new();
+        for conflict in space.conflicts() {
+            let e = metadata_error(name, &header, len, &conflict);
+            if walk != Walk::Check {
+                return Err(e);
+            }
+            // A table that is not in the file is left out (its grains read
+            // as unallocated), so that reading it cannot fail.
+            if let Conflict::PastEnd(Span {
+                what: Part::GrainTable { entry, redundant },
+                ..
+            }) = conflict
+            {
+                let home = &mut homes[entry as usize];
+                match redundant {
+                    false => *home = [0, 0],
+                    true => home[1] = 0,
+                }
+            }
+            damage.push(e);
+        }
         // New space goes past everything: the file's end, the header's
         // overhead and every table.
-        let used = metadata.last().map_or(0, |&(_, end)| end);
+        let used = space.end().min(len);
         let start = align_up(len, SECTOR)
             .max(header.overhead.saturating_mul(SECTOR).min(MAX_OVERHEAD))
             .max(align_up(used, SECTOR));
@@ -124,22 +212,33 @@ impl SparseExtent {
             cache: None,
             cowd,
             grew: false,
+            damage: Vec::new(),
             header,
             file,
         };
-        extent.check_grains(len, &metadata, writable)?;
+        if walk == Walk::Check {
+            // The claims are made again by `check`, from the tables as
+            // they are then.
+            extent.damage = damage;
+            return Ok(extent);
+        }
+        if let Some(e) = extent.walk_grains(&mut space, walk)?.into_iter().next() {
+            return Err(e);
+        }
         Ok(extent)
     }
 
-    /// Check that every grain the tables point at lies inside the file (so
-    /// a truncated or damaged extent is refused rather than read as zeros)
-    /// and clear of the `metadata` spans; for a `writable` extent also
-    /// clear of one another. Empty grain tables are skipped without reading.
-    fn check_grains(&mut self, len: u64, metadata: &[(u64, u64)], writable: bool) -> Result<()> {
+    /// Walk every grain the tables point at, against the file and the
+    /// metadata claimed in `space`: past the end of the file, on the
+    /// metadata, and (claimed into `space` unless only reading) on one
+    /// another. Empty grain tables are skipped without reading. Returns
+    /// what is wrong.
+    fn walk_grains(&mut self, space: &mut Space<Part>, walk: Walk) -> Result<Vec<Error>> {
+        let len = space.file_len();
         let grains = self.capacity.div_ceil(self.grain);
-        let compressed = self.header.compressed();
-        let need = if compressed { 12 } else { self.grain };
-        let mut hosts = Vec::new();
+        let need = self.grain_need();
+        let claim = walk != Walk::Read;
+        let mut found = Vec::new();
         for p in 0..self.gd.len() as usize {
             if self.gts.page_is_zero(&self.file, p)? {
                 continue;
@@ -150,37 +249,130 @@ impl SparseExtent {
                     Grain::At(h) | Grain::Compressed(h) => h,
                     Grain::Unallocated | Grain::Zero => continue,
                 };
-                let end = host.saturating_add(need);
-                let k = metadata.partition_point(|&(start, _)| start < end);
-                let why = if end > len {
-                    format!("lies past the end of the {len}-byte file (truncated?)")
-                } else if k > 0 && metadata[k - 1].1 > host {
-                    "lies on the extent's header, descriptor, directories or tables".into()
+                let part = Part::Grains {
+                    first: index,
+                    count: 1,
+                };
+                if claim {
+                    space.claim_run(host, need, part);
+                    continue;
+                }
+                let span = Span {
+                    start: host,
+                    end: host.saturating_add(need),
+                    what: part,
+                };
+                let conflict = if span.end > len {
+                    Conflict::PastEnd(span)
+                } else if let Some(meta) = space.overlapping(span.start, span.end) {
+                    Conflict::Overlap(meta.clone(), span)
                 } else {
-                    if writable && !compressed {
-                        hosts.push((host, index));
-                    }
                     continue;
                 };
-                return Err(Error::corrupt(
-                    self.file.path(),
-                    "VMDK grain table",
-                    self.gts.home(p) + (index - first) * 4,
-                    format!("grain {index} at byte {host} {why}"),
-                ));
+                found.push(self.grain_error(len, &conflict));
             }
         }
-        hosts.sort_unstable();
-        for pair in hosts.windows(2) {
-            let ((a, first), (b, second)) = (pair[0], pair[1]);
-            if a + self.grain > b {
-                return Err(Error::corrupt(
-                    self.file.path(),
-                    "VMDK grain table",
-                    self.gts.home((second / self.gt_entries) as usize)
-                        + (second % self.gt_entries) * 4,
-                    format!("grains {first} and {second} overlap at byte {b}"),
-                ));
+        if claim {
+            for conflict in space.conflicts() {
+                if conflict.involves_grains() {
+                    found.push(self.grain_error(len, &conflict));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Bytes each grain takes from where its entry points: the grain, or
+    /// for compressed grains the marker that gives their size.
+    fn grain_need(&self) -> u64 {
+        if self.header.compressed() {
+            12
+        } else {
+            self.grain
+        }
+    }
+
+    /// The byte offset of grain `index`'s grain table entry.
+    fn entry_offset(&self, index: u64) -> u64 {
+        self.gts.home((index / self.gt_entries) as usize) + (index % self.gt_entries) * 4
+    }
+
+    /// The grain of the run `span` that holds byte `at`, and its host.
+    fn grain_at(&self, span: &Span<Part>, at: u64) -> (u64, u64) {
+        let Part::Grains { first, count } = span.what else {
+            return (0, span.start);
+        };
+        let k = (at.saturating_sub(span.start) / self.grain_need()).min(count - 1);
+        (first + k, span.start + k * self.grain_need())
+    }
+
+    /// The error a conflict involving grains stands for, naming the grain
+    /// table entry at fault.
+    fn grain_error(&self, len: u64, conflict: &Conflict<Part>) -> Error {
+        let (index, detail) = match conflict {
+            Conflict::PastEnd(span) => {
+                let (index, host) = self.grain_at(span, len);
+                (
+                    index,
+                    format!("grain {index} at byte {host} lies past the end of the {len}-byte file (truncated?)"),
+                )
+            }
+            Conflict::Overlap(a, b) => match (&a.what, &b.what) {
+                (Part::Grains { .. }, Part::Grains { .. }) => {
+                    let (first, _) = self.grain_at(a, b.start);
+                    let (second, _) = self.grain_at(b, b.start);
+                    (
+                        second,
+                        format!("grains {first} and {second} overlap at byte {}", b.start),
+                    )
+                }
+                (Part::Grains { .. }, _) => {
+                    let (index, host) = self.grain_at(a, b.start);
+                    (index, format!("grain {index} at byte {host} {ON_METADATA}"))
+                }
+                _ => {
+                    let (index, host) = self.grain_at(b, b.start);
+                    (index, format!("grain {index} at byte {host} {ON_METADATA}"))
+                }
+            },
+        };
+        Error::corrupt(
+            self.file.path(),
+            "VMDK grain table",
+            self.entry_offset(index),
+            detail,
+        )
+    }
+
+    /// Every inconsistency in the extent's metadata, as a fresh walk finds
+    /// it (with the tables open set aside), and the space of a grain or
+    /// more that nothing references.
+    pub fn check(&mut self, report: &mut Report) -> Result<()> {
+        for e in &self.damage {
+            report.push_error(e);
+        }
+        let len = self.file.length()?;
+        let homes: Vec<Homes> = (0..self.gd.len() as usize)
+            .map(|p| self.gts.homes(p))
+            .collect();
+        let mut space = metadata_space(&self.header, self.cowd, &homes, self.gt_bytes, len);
+        for conflict in space.conflicts() {
+            report.push_error(&metadata_error(
+                self.file.path(),
+                &self.header,
+                len,
+                &conflict,
+            ));
+        }
+        for e in self.walk_grains(&mut space, Walk::Check)? {
+            report.push_error(&e);
+        }
+        // Compressed grains are claimed by their markers alone, so the
+        // space between them says nothing.
+        if !self.header.compressed() {
+            let first = self.header.overhead.saturating_mul(SECTOR).min(len);
+            for gap in space.gaps(first..len, self.grain) {
+                report.push(Finding::leak(self.file.path(), gap));
             }
         }
         Ok(())
@@ -463,69 +655,87 @@ fn directory(file: &ImageFile, at: u64, n: u64, len: u64, what: &'static str) ->
     Ok(Table::new(Endian::Little, GD_PAGE, n, homes))
 }
 
-/// Check the extent's metadata: the header, embedded descriptor, both
-/// directories and every grain table lie inside the file and clear of one
-/// another (a table two directory entries share, one lying on a directory,
-/// or a descriptor space over a table would make a write through one
-/// corrupt the other). Returns the spans, sorted, as (start, end).
-fn check_metadata(
-    path: &Path,
+/// The claims of an extent's metadata: the header, the embedded
+/// descriptor, both directories and every grain table (a table two
+/// directory entries share, one lying on a directory, or a descriptor
+/// space over a table would make a write through one corrupt the other).
+fn metadata_space(
     h: &SparseHeader,
+    cowd: bool,
     homes: &[Homes],
     gt_bytes: u64,
     len: u64,
-) -> Result<Vec<(u64, u64)>> {
+) -> Space<Part> {
     let at = |sectors: u64| sectors.saturating_mul(SECTOR);
     let dir_bytes = align_up(homes.len() as u64 * 4, SECTOR);
-    let mut spans: Vec<(u64, u64, String)> = vec![(0, SECTOR, "the header".into())];
-    let mut add = |start: u64, bytes: u64, what: &str| {
-        spans.push((start, start.saturating_add(bytes), what.to_string()))
+    let mut space = Space::new(len);
+    let header = if cowd {
+        COWD_HEADER_SIZE as u64
+    } else {
+        SECTOR
     };
+    space.claim(0, header, Part::Header);
     if h.descriptor_offset != 0 && h.descriptor_size != 0 {
-        add(
+        space.claim(
             at(h.descriptor_offset),
             at(h.descriptor_size),
-            "the embedded descriptor",
+            Part::Descriptor,
         );
     }
-    add(at(h.gd_offset), dir_bytes, "the grain directory");
+    space.claim(at(h.gd_offset), dir_bytes, Part::Directory);
     if h.has_rgd() {
-        add(at(h.rgd_offset), dir_bytes, "the redundant grain directory");
+        space.claim(at(h.rgd_offset), dir_bytes, Part::RedundantDirectory);
     }
-    for (i, home) in homes.iter().enumerate() {
-        for &t in home.iter().filter(|&&t| t != 0) {
-            if t.saturating_add(gt_bytes) > len {
-                return Err(Error::corrupt(
-                    path,
-                    "VMDK grain directory",
-                    at(h.gd_offset) + i as u64 * 4,
-                    format!("entry {i} points at byte {t}, past the end of the file"),
-                ));
-            }
-            add(t, gt_bytes, &format!("the grain table of entry {i}"));
+    for (entry, home) in homes.iter().enumerate() {
+        for (copy, &t) in home.iter().enumerate().filter(|(_, &t)| t != 0) {
+            let what = Part::GrainTable {
+                entry: entry as u64,
+                redundant: copy == 1,
+            };
+            space.claim(t, gt_bytes, what);
         }
     }
-    if let Some((start, _, what)) = spans.iter().find(|(_, end, _)| *end > len) {
-        return Err(Error::corrupt(
+    space
+}
+
+/// What grains lying on metadata are told.
+const ON_METADATA: &str = "lies on the extent's header, descriptor, directories or tables";
+
+/// The error a conflict among an extent's metadata stands for.
+fn metadata_error(path: &Path, h: &SparseHeader, len: u64, conflict: &Conflict<Part>) -> Error {
+    match conflict {
+        Conflict::PastEnd(Span {
+            start,
+            what: Part::GrainTable { entry, redundant },
+            ..
+        }) => {
+            let (directory, dir_at) = match redundant {
+                false => ("VMDK grain directory", h.gd_offset),
+                true => ("VMDK redundant grain directory", h.rgd_offset),
+            };
+            Error::corrupt(
+                path,
+                directory,
+                dir_at.saturating_mul(SECTOR).saturating_add(entry * 4),
+                format!("entry {entry} points at byte {start}, past the end of the file"),
+            )
+        }
+        Conflict::PastEnd(span) => Error::corrupt(
             path,
             "VMDK sparse header",
             0,
-            format!("{what} at byte {start} runs past the end of the {len}-byte file"),
-        ));
+            format!(
+                "{} at byte {} runs past the end of the {len}-byte file",
+                span.what, span.start
+            ),
+        ),
+        Conflict::Overlap(a, b) => Error::corrupt(
+            path,
+            "VMDK sparse extent",
+            b.start,
+            format!("{} and {} overlap at byte {}", a.what, b.what, b.start),
+        ),
     }
-    spans.sort_unstable();
-    for pair in spans.windows(2) {
-        let ((_, a_end, a), (b, _, b_what)) = (&pair[0], &pair[1]);
-        if a_end > b {
-            return Err(Error::corrupt(
-                path,
-                "VMDK sparse extent",
-                *b,
-                format!("{a} and {b_what} overlap at byte {b}"),
-            ));
-        }
-    }
-    Ok(spans.into_iter().map(|(a, e, _)| (a, e)).collect())
 }
 
 /// A stream-optimized extent with the grain directory at the end keeps the
@@ -597,4 +807,135 @@ fn read_compressed(file: &ImageFile, host: u64, grain: u64, markers: bool) -> Re
         .map_err(|e| corrupt(format!("cannot inflate: {e}")))?;
     out[got..].fill(0);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::check::Severity;
+    use crate::image::factory::{create, open, open_with};
+    use crate::image::{Format, OpenOptions};
+    use crate::io::Access;
+    use crate::options::Options;
+    use std::path::PathBuf;
+
+    const GRAIN: u64 = 64 << 10;
+
+    /// A 16 MiB monolithicSparse VMDK holding grains `grains` (each filled
+    /// with its index + 1), and where its first grain table is.
+    fn sparse(dir: &Path, grains: &[u64]) -> (PathBuf, u64) {
+        let path = dir.join("d.vmdk");
+        let mut image =
+            create(&path, Format::Vmdk, 16 << 20, &mut Options::default(), None).unwrap();
+        for &g in grains {
+            image
+                .write_at(&vec![g as u8 + 1; GRAIN as usize], g * GRAIN)
+                .unwrap();
+        }
+        image.flush().unwrap();
+        drop(image);
+        let bytes = std::fs::read(&path).unwrap();
+        let header = SparseHeader::parse(&bytes[..512]).unwrap();
+        let gd = (header.gd_offset * SECTOR) as usize;
+        let gt = LittleEndian::read_u32(&bytes[gd..]) as u64 * SECTOR;
+        (path, gt)
+    }
+
+    fn entry(path: &Path, gt: u64, grain: u64) -> u32 {
+        let bytes = std::fs::read(path).unwrap();
+        LittleEndian::read_u32(&bytes[(gt + grain * 4) as usize..])
+    }
+
+    fn set_entry(path: &Path, gt: u64, grain: u64, value: u32) {
+        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &value.to_le_bytes(), gt + grain * 4)
+            .unwrap();
+    }
+
+    fn check(path: &Path) -> Report {
+        let opts = OpenOptions::new(Access::Read).checking();
+        let mut image = open_with(path, None, opts).unwrap();
+        let mut report = Report::default();
+        image.check(&mut report).unwrap();
+        report
+    }
+
+    #[test]
+    fn a_clean_extent_checks_clean() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = sparse(dir.path(), &[0, 1, 7, 200]);
+        let report = check(&path);
+        assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    }
+
+    #[test]
+    fn every_fault_is_reported_where_open_stops_at_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, gt) = sparse(dir.path(), &[0, 1, 2, 3, 4]);
+        let len = std::fs::metadata(&path).unwrap().len();
+        // Grain 1 past the end of the file, grain 3 on grain 2, grain 4 on
+        // the grain table (and so, a grain long, on grain 0): the space of
+        // grain 1 and of grains 3 and 4 is then a leak.
+        set_entry(&path, gt, 1, (len / SECTOR + 100) as u32);
+        set_entry(&path, gt, 3, entry(&path, gt, 2));
+        set_entry(&path, gt, 4, (gt / SECTOR) as u32);
+        let err = open(&path, None, Access::Read).err().unwrap().to_string();
+        assert!(err.contains("grain 1 at byte"), "{err}");
+        let report = check(&path);
+        let corrupt: Vec<_> = report
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Corruption)
+            .collect();
+        let messages: Vec<_> = corrupt.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(messages.len(), 4, "{messages:#?}");
+        assert!(messages[0].starts_with("grain 1 at byte") && messages[0].contains("past the end"));
+        assert!(messages[1].starts_with("grain 4 at byte") && messages[1].contains("lies on"));
+        assert!(messages[2].starts_with("grains 4 and 0 overlap"));
+        assert!(messages[3].starts_with("grains 2 and 3 overlap"));
+        // Each names the grain table entry at fault.
+        let offsets: Vec<_> = corrupt.iter().map(|f| f.offset).collect();
+        assert_eq!(offsets, [1, 4, 0, 3].map(|g| Some(gt + g * 4)));
+        let leaks: Vec<_> = report
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Leak)
+            .collect();
+        assert_eq!(leaks.len(), 2, "{leaks:#?}");
+        assert_eq!(leaks[0].offset, Some(2 * GRAIN));
+        assert!(leaks[0].message.starts_with(&format!("{GRAIN} bytes")));
+        assert_eq!(leaks[1].offset, Some(4 * GRAIN));
+        assert!(leaks[1]
+            .message
+            .starts_with(&format!("{} bytes", 2 * GRAIN)));
+        // Open for writing refuses it too.
+        assert!(open(&path, None, Access::Write).is_err());
+    }
+
+    #[test]
+    fn a_grain_table_past_the_end_is_set_aside_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = sparse(dir.path(), &[0]);
+        let bytes = std::fs::read(&path).unwrap();
+        let header = SparseHeader::parse(&bytes[..512]).unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(
+            &file,
+            &u32::MAX.to_le_bytes(),
+            header.gd_offset * SECTOR,
+        )
+        .unwrap();
+        assert!(open(&path, None, Access::Read).is_err());
+        let report = check(&path);
+        assert!(
+            report
+                .findings
+                .iter()
+                .any(|f| f.severity == Severity::Corruption
+                    && f.structure == "VMDK grain directory"
+                    && f.message.contains("past the end")),
+            "{:#?}",
+            report.findings
+        );
+    }
 }

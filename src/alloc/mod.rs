@@ -6,6 +6,8 @@
 //! written when it is handed over, table pages only at [`Table::flush`], so a
 //! table entry never reaches the disk before the data it points at.
 
+pub mod space;
+
 use std::ops::Range;
 
 use byteorder::{BigEndian, ByteOrder, LittleEndian};
@@ -165,6 +167,11 @@ impl Table {
     fn used_bytes(&self, p: usize) -> usize {
         let first = p as u64 * self.page_entries as u64;
         ((self.len - first).min(self.page_entries as u64) * 4) as usize
+    }
+
+    /// Where page `p`'s copies are.
+    pub fn homes(&self, p: usize) -> Homes {
+        self.pages[p].homes
     }
 
     /// Where page `p`'s primary copy is (0 when it has none).

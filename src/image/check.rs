@@ -1,0 +1,112 @@
+//! What a metadata walk finds ([`crate::image::Image::check`]): each
+//! problem with where it is and how grave, classed as qemu-img classes
+//! them for qcow2. A corruption can return wrong data or let a later write
+//! destroy data; a leak is space nothing references.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+
+/// How grave a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Corruption,
+    Leak,
+    Warning,
+}
+
+/// One problem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub severity: Severity,
+    pub file: PathBuf,
+    /// Where in the file, when it is about one place.
+    pub offset: Option<u64>,
+    /// The on-disk structure at fault.
+    pub structure: &'static str,
+    pub message: String,
+}
+
+impl Finding {
+    /// The finding an error from a metadata walk stands for: damage to a
+    /// structure or to the chain is a corruption; anything else (the walk
+    /// could not read something) a warning that the check is incomplete.
+    pub fn from_error(e: &Error) -> Finding {
+        let (file, offset, structure, message, severity) = match e {
+            Error::Corrupt {
+                path,
+                structure,
+                offset,
+                detail,
+            } => (
+                path.clone(),
+                Some(*offset),
+                *structure,
+                detail.clone(),
+                Severity::Corruption,
+            ),
+            Error::Chain { path, detail } => (
+                path.clone(),
+                None,
+                "backing chain",
+                detail.clone(),
+                Severity::Corruption,
+            ),
+            Error::Parent { source, .. } => return Finding::from_error(source),
+            other => (
+                PathBuf::new(),
+                None,
+                "image",
+                other.to_string(),
+                Severity::Warning,
+            ),
+        };
+        Finding {
+            severity,
+            file,
+            offset,
+            structure,
+            message,
+        }
+    }
+
+    /// Bytes `range` of `file` that nothing references.
+    pub fn leak(file: &Path, range: Range<u64>) -> Finding {
+        Finding {
+            severity: Severity::Leak,
+            file: file.to_path_buf(),
+            offset: Some(range.start),
+            structure: "unreferenced space",
+            message: format!(
+                "{} bytes from byte {} are referenced by nothing",
+                range.end - range.start,
+                range.start
+            ),
+        }
+    }
+}
+
+/// What a walk found in one image (one layer of a chain).
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    pub fn push(&mut self, finding: Finding) {
+        self.findings.push(finding);
+    }
+
+    /// Record an error a walk met as a finding.
+    pub fn push_error(&mut self, e: &Error) {
+        self.findings.push(Finding::from_error(e));
+    }
+
+    pub fn count(&self, severity: Severity) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .count()
+    }
+}
