@@ -74,19 +74,19 @@ _vimg() {
             fi
             case "${prev}" in
                 --format)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
                 -f)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
                 --output-format)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
                 -O)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
                 -o)
@@ -120,11 +120,11 @@ _vimg() {
             fi
             case "${prev}" in
                 --format)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
                 -f)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
                 -o)
@@ -148,11 +148,11 @@ _vimg() {
                     return 0
                     ;;
                 --backing-format)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
                 -F)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -254,11 +254,11 @@ _vimg() {
             fi
             case "${prev}" in
                 --format)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
                 -f)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
                 --output)
@@ -280,11 +280,11 @@ _vimg() {
             fi
             case "${prev}" in
                 --format)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
                 -f)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
                 --output)

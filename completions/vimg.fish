@@ -31,7 +31,10 @@ complete -c vimg -n "__fish_vimg_needs_command" -f -a "info" -d 'Show an image\'
 complete -c vimg -n "__fish_vimg_needs_command" -f -a "convert" -d 'Convert a disk image to another format or subformat'
 complete -c vimg -n "__fish_vimg_needs_command" -f -a "map" -d 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are'
 complete -c vimg -n "__fish_vimg_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c vimg -n "__fish_vimg_using_subcommand create" -s f -l format -d 'Image format: vmdk, vhd (or vpc), raw' -r
+complete -c vimg -n "__fish_vimg_using_subcommand create" -s f -l format -d 'Image format: vmdk, vhd (or vpc), raw' -r -f -a "raw\t''
+vmdk\t''
+vhd\t''
+vpc\t''"
 complete -c vimg -n "__fish_vimg_using_subcommand create" -s o -d 'Format options as key=value[,key=value...]; may be repeated (vmdk: subformat, adapter_type, hwversion, compat6, toolsversion, zeroed_grain; vhd: subformat=dynamic|fixed, force_size, block_size)' -r
 complete -c vimg -n "__fish_vimg_using_subcommand create" -s t -l cache -d 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
 writeback\t'Flush the new image before it is moved into place'
@@ -39,22 +42,34 @@ none\t'As writeback'
 writethrough\t'As writeback'
 directsync\t'As writeback'"
 complete -c vimg -n "__fish_vimg_using_subcommand create" -s b -l backing -d 'Make a delta (snapshot) over this parent image; a relative path is relative to FILE\'s folder, as in qemu-img' -r -F
-complete -c vimg -n "__fish_vimg_using_subcommand create" -s F -l backing-format -d 'Format of the parent image (it must match -f)' -r
-complete -c vimg -n "__fish_vimg_using_subcommand create" -l force -d 'Replace FILE if it exists'
+complete -c vimg -n "__fish_vimg_using_subcommand create" -s F -l backing-format -d 'Format of the parent image (it must match -f)' -r -f -a "raw\t''
+vmdk\t''
+vhd\t''
+vpc\t''"
+complete -c vimg -n "__fish_vimg_using_subcommand create" -l force -d 'Replace the target if it exists'
 complete -c vimg -n "__fish_vimg_using_subcommand create" -s q -l quiet -d 'Print nothing on success'
 complete -c vimg -n "__fish_vimg_using_subcommand create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vimg -n "__fish_vimg_using_subcommand create" -s V -l version -d 'Print version'
-complete -c vimg -n "__fish_vimg_using_subcommand info" -s f -l format -d 'Image format (probed from the content when not given)' -r
+complete -c vimg -n "__fish_vimg_using_subcommand info" -s f -l format -d 'Image format (probed from the content when not given)' -r -f -a "raw\t''
+vmdk\t''
+vhd\t''
+vpc\t''"
 complete -c vimg -n "__fish_vimg_using_subcommand info" -l output -d 'Output style' -r -f -a "human\t''
 json\t''"
 complete -c vimg -n "__fish_vimg_using_subcommand info" -s U -l force-share -d 'Read the image even while another process may be writing it'
 complete -c vimg -n "__fish_vimg_using_subcommand info" -l backing-chain -d 'Show every image of the backing chain, top first'
 complete -c vimg -n "__fish_vimg_using_subcommand info" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vimg -n "__fish_vimg_using_subcommand info" -s V -l version -d 'Print version'
-complete -c vimg -n "__fish_vimg_using_subcommand convert" -s f -l format -d 'Source format (probed from the content when not given)' -r
-complete -c vimg -n "__fish_vimg_using_subcommand convert" -s O -l output-format -d 'Target format: vmdk, vhd (or vpc), raw' -r
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s f -l format -d 'Source format (probed from the content when not given)' -r -f -a "raw\t''
+vmdk\t''
+vhd\t''
+vpc\t''"
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s O -l output-format -d 'Target format: vmdk, vhd (or vpc), raw' -r -f -a "raw\t''
+vmdk\t''
+vhd\t''
+vpc\t''"
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s o -d 'Target format options as key=value[,key=value...]; may be repeated' -r
-complete -c vimg -n "__fish_vimg_using_subcommand convert" -s S -d 'Zero runs of at least this many bytes are left unallocated in the target; 0 allocates everything' -r
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s S -d 'Zero runs of at least this many bytes (a multiple of 512) are left unallocated in the target; 0 allocates everything' -r
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s t -l cache -d 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
 writeback\t'Flush the new image before it is moved into place'
 none\t'As writeback'
@@ -63,11 +78,14 @@ directsync\t'As writeback'"
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s p -l progress -d 'Show a progress bar (only when stderr is a terminal)'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s c -l compress -d 'Compress the target (streamOptimized VMDK, chosen when no subformat is given; an error for targets that cannot be compressed)'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s U -l force-share -d 'Read the source even while another process may be writing it'
-complete -c vimg -n "__fish_vimg_using_subcommand convert" -l force -d 'Replace TARGET if it exists'
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -l force -d 'Replace the target if it exists'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s q -l quiet -d 'Print nothing on success'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s V -l version -d 'Print version'
-complete -c vimg -n "__fish_vimg_using_subcommand map" -s f -l format -d 'Image format (probed from the content when not given)' -r
+complete -c vimg -n "__fish_vimg_using_subcommand map" -s f -l format -d 'Image format (probed from the content when not given)' -r -f -a "raw\t''
+vmdk\t''
+vhd\t''
+vpc\t''"
 complete -c vimg -n "__fish_vimg_using_subcommand map" -l output -d 'Output style' -r -f -a "human\t''
 json\t''"
 complete -c vimg -n "__fish_vimg_using_subcommand map" -l start-offset -d 'Start mapping at this byte offset' -r

@@ -2,10 +2,26 @@
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = vimg::cmd::Cli::parse();
+    let cli = match vimg::cmd::Cli::try_parse() {
+        Ok(cli) => cli,
+        // A bad value (a format, a size) is bad input like any other: one
+        // line and exit code 1, as qemu-img gives; usage errors, --help and
+        // --version as clap shows them.
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::InvalidValue | ErrorKind::ValueValidation
+            ) =>
+        {
+            eprintln!("vimg: error: {}", one_line(&e.render().to_string()));
+            return ExitCode::from(1);
+        }
+        Err(e) => e.exit(),
+    };
     match vimg::cmd::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
@@ -13,4 +29,16 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Clap's message for a bad value, on one line: what was wrong and, where
+/// clap lists them, the values it takes.
+fn one_line(rendered: &str) -> String {
+    let mut lines = rendered.lines().map(str::trim);
+    let first = lines.next().unwrap_or("");
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    if let Some(values) = lines.find(|l| l.starts_with("[possible values:")) {
+        line = format!("{line} {}", values.replace('[', "(").replace(']', ")"));
+    }
+    line
 }

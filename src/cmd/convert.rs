@@ -7,7 +7,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::staging::{Cache, Staging};
+use super::args::{format_name, read_access, Placing};
+use super::staging::Staging;
 use crate::copy::{copy, CopyOptions, Layers, Plan};
 use crate::image::{factory, Format};
 use crate::options::Options;
@@ -29,12 +30,12 @@ use crate::units::parse_size;
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
     /// Source format (probed from the content when not given)
-    #[arg(short = 'f', long = "format")]
-    source_format: Option<String>,
+    #[arg(short = 'f', long = "format", value_name = "FMT", value_parser = format_name())]
+    source_format: Option<Format>,
 
     /// Target format: vmdk, vhd (or vpc), raw
-    #[arg(short = 'O', long = "output-format", default_value = "raw")]
-    output_format: String,
+    #[arg(short = 'O', long = "output-format", value_name = "FMT", default_value = "raw", value_parser = format_name())]
+    output_format: Format,
 
     /// Target format options as key=value[,key=value...]; may be repeated
     #[arg(short = 'o', value_name = "OPTIONS")]
@@ -49,28 +50,17 @@ pub struct ConvertArgs {
     #[arg(short = 'c', long = "compress")]
     compress: bool,
 
-    /// Zero runs of at least this many bytes are left unallocated in the
-    /// target; 0 allocates everything
-    #[arg(short = 'S', value_name = "SIZE", default_value = "4k")]
-    sparse_size: String,
+    /// Zero runs of at least this many bytes (a multiple of 512) are left
+    /// unallocated in the target; 0 allocates everything
+    #[arg(short = 'S', value_name = "SIZE", default_value = "4k", value_parser = sparse_size)]
+    sparse_size: u64,
 
     /// Read the source even while another process may be writing it
     #[arg(short = 'U', long = "force-share")]
     force_share: bool,
 
-    /// When to flush the new image to disk: unsafe (never), writeback, none,
-    /// writethrough or directsync (before it is moved into place). Without
-    /// -t, only an image that replaces an existing file is flushed
-    #[arg(short = 't', long = "cache", value_enum, value_name = "CACHE")]
-    cache: Option<Cache>,
-
-    /// Replace TARGET if it exists
-    #[arg(long)]
-    force: bool,
-
-    /// Print nothing on success
-    #[arg(short, long)]
-    quiet: bool,
+    #[command(flatten)]
+    placing: Placing,
 
     /// The image to read
     source: PathBuf,
@@ -80,38 +70,32 @@ pub struct ConvertArgs {
     target: PathBuf,
 }
 
-pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
-    let source_format = args
-        .source_format
-        .as_deref()
-        .map(Format::from_name)
-        .transpose()?;
-    let target_format = Format::from_name(&args.output_format)?;
-    let sparse_size = parse_size(&args.sparse_size).map_err(anyhow::Error::msg)?;
-    if sparse_size % 512 != 0 {
-        bail!(
-            "-S {}: the sparse size must be a multiple of 512",
-            args.sparse_size
-        );
+/// `-S`: a size that is a multiple of 512 (qemu-img takes 1536 too).
+fn sparse_size(text: &str) -> Result<u64, String> {
+    let size = parse_size(text)?;
+    match size % 512 {
+        0 => Ok(size),
+        _ => Err(format!("{size} is not a multiple of 512")),
     }
+}
+
+pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
+    let (source_format, target_format) = (args.source_format, args.output_format);
+    let sparse_size = args.sparse_size;
     let mut opts = Options::parse(args.options.iter().map(String::as_str))?;
     if args.compress {
         opts.set_by_flag("compress", "on", "-c");
     }
 
-    let mut src = factory::open(
-        &args.source,
-        source_format,
-        super::read_access(args.force_share),
-    )?;
+    let mut src = factory::open(&args.source, source_format, read_access(args.force_share))?;
     let size = src.virtual_size();
     let to_stdout = args.target.as_os_str() == "-";
     let staging = match to_stdout {
         true => None,
         false => Some(Staging::new(
             &args.target,
-            args.force,
-            args.cache.unwrap_or_default(),
+            args.placing.force,
+            args.placing.cache.unwrap_or_default(),
         )?),
     };
     // Errors name the target, not the hidden work folder.
@@ -144,7 +128,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
     }
     .map_err(explain)
     .with_context(|| format!("cannot create {}", args.target.display()))?;
-    if !args.quiet {
+    if !args.placing.quiet {
         for note in opts.take_notes() {
             eprintln!("vimg: {note}");
         }

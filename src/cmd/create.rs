@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::Args;
 
-use super::staging::{Cache, Staging};
+use super::args::{format_name, Placing};
+use super::staging::Staging;
 use crate::chain;
 use crate::image::{factory, Backing, Format};
 use crate::io::Access;
@@ -26,8 +27,8 @@ use crate::units::parse_size;
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Image format: vmdk, vhd (or vpc), raw
-    #[arg(short = 'f', long = "format", default_value = "raw")]
-    format: String,
+    #[arg(short = 'f', long = "format", value_name = "FMT", default_value = "raw", value_parser = format_name())]
+    format: Format,
 
     /// Format options as key=value[,key=value...]; may be repeated
     /// (vmdk: subformat, adapter_type, hwversion, compat6, toolsversion,
@@ -35,19 +36,8 @@ pub struct CreateArgs {
     #[arg(short = 'o', value_name = "OPTIONS")]
     options: Vec<String>,
 
-    /// When to flush the new image to disk: unsafe (never), writeback, none,
-    /// writethrough or directsync (before it is moved into place). Without
-    /// -t, only an image that replaces an existing file is flushed
-    #[arg(short = 't', long = "cache", value_enum, value_name = "CACHE")]
-    cache: Option<Cache>,
-
-    /// Replace FILE if it exists
-    #[arg(long)]
-    force: bool,
-
-    /// Print nothing on success
-    #[arg(short, long)]
-    quiet: bool,
+    #[command(flatten)]
+    placing: Placing,
 
     /// Make a delta (snapshot) over this parent image; a relative path is
     /// relative to FILE's folder, as in qemu-img
@@ -55,20 +45,20 @@ pub struct CreateArgs {
     backing: Option<PathBuf>,
 
     /// Format of the parent image (it must match -f)
-    #[arg(short = 'F', long = "backing-format", value_name = "FMT")]
-    backing_format: Option<String>,
+    #[arg(short = 'F', long = "backing-format", value_name = "FMT", value_parser = format_name())]
+    backing_format: Option<Format>,
 
     /// The image file to create
     file: PathBuf,
 
     /// Virtual disk size: 512, 64K, 10G, 1.5T (binary units; rounded up to
     /// a whole 512-byte sector); with -b, the parent's size by default
-    #[arg(required_unless_present = "backing")]
-    size: Option<String>,
+    #[arg(required_unless_present = "backing", value_parser = parse_size)]
+    size: Option<u64>,
 }
 
 pub fn run(args: CreateArgs) -> anyhow::Result<u8> {
-    let format = Format::from_name(&args.format)?;
+    let format = args.format;
     let mut opts = Options::parse(args.options.iter().map(String::as_str))?;
     let backing = match &args.backing {
         None => None,
@@ -84,28 +74,25 @@ pub fn run(args: CreateArgs) -> anyhow::Result<u8> {
                     },
                     &path,
                 ),
-                format: args
-                    .backing_format
-                    .as_deref()
-                    .map(Format::from_name)
-                    .transpose()?,
+                format: args.backing_format,
                 path,
             })
         }
     };
     let size = match (&args.size, &backing) {
-        (Some(size), _) => parse_size(size).map_err(anyhow::Error::msg)?,
+        (Some(size), _) => *size,
         (None, Some(b)) => factory::open(&b.path, b.format, Access::Read)
             .with_context(|| format!("cannot open the parent {}", b.path.display()))?
             .virtual_size(),
         (None, None) => bail!("a size is needed without -b"),
     };
-    let staging = Staging::new(&args.file, args.force, args.cache.unwrap_or_default())?;
+    let placing = &args.placing;
+    let staging = Staging::new(&args.file, placing.force, placing.cache.unwrap_or_default())?;
     let image = factory::create(&staging.path(), format, size, &mut opts, backing.as_ref())
         .and_then(|mut image| image.flush().map(|()| image))
         .map_err(|e| staging.explain(e))
         .with_context(|| format!("cannot create {}", args.file.display()))?;
-    if !args.quiet {
+    if !placing.quiet {
         for note in opts.take_notes() {
             eprintln!("vimg: {note}");
         }
@@ -114,7 +101,7 @@ pub fn run(args: CreateArgs) -> anyhow::Result<u8> {
     let virtual_size = image.virtual_size();
     drop(image);
     staging.commit(&files)?;
-    if !args.quiet {
+    if !placing.quiet {
         super::print(&format!(
             "Formatting '{}', fmt={} size={virtual_size}\n",
             args.file.display(),

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde_json::{json, Map, Value};
 
-use super::Output;
-use crate::image::{factory, Format, Image, ImageInfo};
+use super::args::{Inspect, Output};
+use crate::image::{factory, Image, ImageInfo};
 use crate::units::human_size;
 
 /// Show an image's format, virtual and allocated size, and format details.
@@ -17,17 +17,8 @@ use crate::units::human_size;
 /// `qemu-img info --output json` read it unchanged.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// Image format (probed from the content when not given)
-    #[arg(short = 'f', long = "format")]
-    format: Option<String>,
-
-    /// Output style
-    #[arg(long, value_enum, default_value_t)]
-    output: Output,
-
-    /// Read the image even while another process may be writing it
-    #[arg(short = 'U', long = "force-share")]
-    force_share: bool,
+    #[command(flatten)]
+    image: Inspect,
 
     /// Show every image of the backing chain, top first
     #[arg(long = "backing-chain")]
@@ -89,10 +80,10 @@ fn layers(image: &mut dyn Image, top: &Path, all: bool) -> anyhow::Result<Vec<La
 }
 
 pub fn run(args: InfoArgs) -> anyhow::Result<u8> {
-    let format = args.format.as_deref().map(Format::from_name).transpose()?;
-    let mut image = factory::open(&args.file, format, super::read_access(args.force_share))?;
+    let opened = &args.image;
+    let mut image = factory::open(&args.file, opened.format, opened.access())?;
     let list = layers(image.as_mut(), &args.file, args.backing_chain)?;
-    let text = match (args.output, args.backing_chain) {
+    let text = match (opened.output, args.backing_chain) {
         (Output::Json, false) => serde_json::to_string_pretty(&to_json(&list[0]))? + "\n",
         (Output::Json, true) => {
             let all: Vec<Value> = list.iter().map(to_json).collect();

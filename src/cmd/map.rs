@@ -6,9 +6,9 @@ use std::sync::Arc;
 use anyhow::bail;
 use clap::Args;
 
-use super::Output;
+use super::args::{Inspect, Output};
 use crate::chain;
-use crate::image::{factory, Format, Image, Mapping, Source};
+use crate::image::{factory, Image, Mapping, Source};
 use crate::units::parse_size;
 
 /// Show which ranges of an image hold data, which read as zeros, at which
@@ -19,25 +19,16 @@ use crate::units::parse_size;
 /// shows the ranges that hold data, compressed ones included.
 #[derive(Debug, Args)]
 pub struct MapArgs {
-    /// Image format (probed from the content when not given)
-    #[arg(short = 'f', long = "format")]
-    format: Option<String>,
-
-    /// Output style
-    #[arg(long, value_enum, default_value_t)]
-    output: Output,
-
-    /// Read the image even while another process may be writing it
-    #[arg(short = 'U', long = "force-share")]
-    force_share: bool,
+    #[command(flatten)]
+    image: Inspect,
 
     /// Start mapping at this byte offset
-    #[arg(long = "start-offset", value_name = "OFFSET", default_value = "0")]
-    start_offset: String,
+    #[arg(long = "start-offset", value_name = "OFFSET", default_value = "0", value_parser = parse_size)]
+    start_offset: u64,
 
     /// Map at most this many bytes
-    #[arg(long = "max-length", value_name = "LENGTH")]
-    max_length: Option<String>,
+    #[arg(long = "max-length", value_name = "LENGTH", value_parser = parse_size)]
+    max_length: Option<u64>,
 
     /// The image to map
     file: PathBuf,
@@ -142,18 +133,13 @@ fn layer_file(image: &mut dyn Image, depth: u32) -> Option<PathBuf> {
 }
 
 pub fn run(args: MapArgs) -> anyhow::Result<u8> {
-    let format = args.format.as_deref().map(Format::from_name).transpose()?;
-    let start = parse_size(&args.start_offset).map_err(anyhow::Error::msg)?;
-    let max = match &args.max_length {
-        Some(m) => parse_size(m).map_err(anyhow::Error::msg)?,
-        None => u64::MAX,
-    };
-    let mut image = factory::open(&args.file, format, super::read_access(args.force_share))?;
+    let (start, max) = (args.start_offset, args.max_length.unwrap_or(u64::MAX));
+    let mut image = factory::open(&args.file, args.image.format, args.image.access())?;
     let size = image.virtual_size();
     let end = start.saturating_add(max).min(size);
     let list = entries(image.as_mut(), start.min(size), end)?;
     let mut out = String::new();
-    match args.output {
+    match args.image.output {
         Output::Json => {
             out.push('[');
             for (i, e) in list.iter().enumerate() {

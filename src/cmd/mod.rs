@@ -1,13 +1,14 @@
 //! The command line: one file per subcommand, each holding its arguments
 //! (whose doc comments are the help text) and its `run`.
 
+mod args;
 mod convert;
 mod create;
 mod info;
 mod map;
 mod staging;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 /// Create, inspect and convert VMware VMDK and Microsoft VHD disk images.
 ///
@@ -26,24 +27,6 @@ pub enum Command {
     Info(info::InfoArgs),
     Convert(convert::ConvertArgs),
     Map(map::MapArgs),
-}
-
-/// Output style of `info`, `map` and `check`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    #[default]
-    Human,
-    Json,
-}
-
-/// How commands that only read open their images: `-U` reads whatever
-/// others are doing, as in qemu-img.
-fn read_access(force_share: bool) -> crate::io::Access {
-    if force_share {
-        crate::io::Access::ReadShared
-    } else {
-        crate::io::Access::Read
-    }
 }
 
 /// Print `text` to standard output. A reader that went away (`| head`)

@@ -1,0 +1,100 @@
+//! Arguments several subcommands share, declared once and flattened into
+//! each, and the parsers that turn format names and sizes into values
+//! while clap reads the command line.
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, ValueEnum};
+
+use super::staging::Cache;
+use crate::image::Format;
+use crate::io::Access;
+
+/// Output style of `info`, `map` and `check`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    #[default]
+    Human,
+    Json,
+}
+
+/// A format name as `-f`, `-O` and `-F` take it: raw, vmdk, vhd, or
+/// qemu-img's name for VHD, vpc.
+pub fn format_name() -> impl TypedValueParser<Value = Format> {
+    PossibleValuesParser::new(["raw", "vmdk", "vhd", "vpc"])
+        .map(|name| Format::from_name(&name).expect("one of the possible values"))
+}
+
+/// The image a read-only command inspects.
+#[derive(Debug, Args)]
+pub struct Inspect {
+    /// Image format (probed from the content when not given)
+    #[arg(short = 'f', long = "format", value_name = "FMT", value_parser = format_name())]
+    pub format: Option<Format>,
+
+    /// Output style
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+
+    /// Read the image even while another process may be writing it
+    #[arg(short = 'U', long = "force-share")]
+    pub force_share: bool,
+}
+
+impl Inspect {
+    /// How the image is opened: `-U` reads whatever others are doing, as
+    /// in qemu-img.
+    pub fn access(&self) -> Access {
+        read_access(self.force_share)
+    }
+}
+
+/// How commands that only read open their images.
+pub fn read_access(force_share: bool) -> Access {
+    if force_share {
+        Access::ReadShared
+    } else {
+        Access::Read
+    }
+}
+
+/// How a command that makes a new image puts it in place.
+#[derive(Debug, Args)]
+pub struct Placing {
+    /// When to flush the new image to disk: unsafe (never), writeback, none,
+    /// writethrough or directsync (before it is moved into place). Without
+    /// -t, only an image that replaces an existing file is flushed
+    #[arg(short = 't', long = "cache", value_enum, value_name = "CACHE")]
+    pub cache: Option<Cache>,
+
+    /// Replace the target if it exists
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print nothing on success
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::units::parse_size;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Probe {
+        #[arg(short = 'f', value_parser = format_name())]
+        format: Option<Format>,
+        #[arg(short = 's', value_parser = parse_size)]
+        size: Option<u64>,
+    }
+
+    #[test]
+    fn formats_and_sizes_are_values_when_parsed() {
+        let p = Probe::try_parse_from(["x", "-f", "vpc", "-s", "1.5K"]).unwrap();
+        assert_eq!((p.format, p.size), (Some(Format::Vhd), Some(1536)));
+        let err = Probe::try_parse_from(["x", "-f", "qcow2"]).unwrap_err();
+        assert!(err.to_string().contains("qcow2"), "{err}");
+        assert!(Probe::try_parse_from(["x", "-s", "12Q"]).is_err());
+    }
+}
