@@ -15,6 +15,49 @@ use byteorder::{BigEndian, ByteOrder, LittleEndian};
 use crate::error::Result;
 use crate::io::{align_up, ImageFile};
 
+/// One piece of an access cut at allocation-unit boundaries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Piece {
+    /// The unit (grain, block) the piece lies in.
+    pub index: u64,
+    /// Where the piece starts within its unit.
+    pub within: u64,
+    /// Where the piece is in a buffer that starts at the access's offset.
+    pub range: Range<usize>,
+}
+
+impl Piece {
+    pub fn len(&self) -> usize {
+        self.range.len()
+    }
+
+    /// True for an empty piece (there are none).
+    pub fn is_empty(&self) -> bool {
+        self.range.is_empty()
+    }
+}
+
+/// The pieces of the `len` bytes from `offset`, cut where units of `unit`
+/// bytes end: the one walk every format's reads and writes make.
+pub fn units(offset: u64, len: usize, unit: u64) -> impl Iterator<Item = Piece> {
+    let mut done = 0usize;
+    std::iter::from_fn(move || {
+        if done >= len {
+            return None;
+        }
+        let at = offset + done as u64;
+        let within = at % unit;
+        let n = ((unit - within) as usize).min(len - done);
+        let piece = Piece {
+            index: at / unit,
+            within,
+            range: done..done + n,
+        };
+        done += n;
+        Some(piece)
+    })
+}
+
 /// Hands out host space at the end of the file.
 #[derive(Debug, Clone)]
 pub struct Allocator {
@@ -397,6 +440,27 @@ impl Runs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn units_cut_an_access_at_unit_boundaries() {
+        let cut: Vec<_> = units(1000, 3000, 1024)
+            .map(|p| (p.index, p.within, p.range))
+            .collect();
+        assert_eq!(
+            cut,
+            [
+                (0, 1000, 0..24),
+                (1, 0, 24..1048),
+                (2, 0, 1048..2072),
+                (3, 0, 2072..3000)
+            ]
+        );
+        assert_eq!(units(4096, 0, 512).count(), 0);
+        let one: Vec<_> = units(7, 5, 512)
+            .map(|p| (p.index, p.within, p.range))
+            .collect();
+        assert_eq!(one, [(0, 7, 0..5)]);
+    }
     use crate::io::ImageFile;
 
     fn temp_file() -> (tempfile::TempDir, ImageFile) {

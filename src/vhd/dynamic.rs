@@ -14,7 +14,7 @@ use super::dyn_header::{DynamicHeader, ParentLocator, HEADER_SIZE};
 use super::footer::{DiskType, Footer, FOOTER_SIZE};
 use super::locator::ParentRecord;
 use crate::alloc::space::{Conflict, Run, Space, Span};
-use crate::alloc::{Allocator, Endian, Runs, Table};
+use crate::alloc::{units, Allocator, Endian, Runs, Table};
 use crate::error::{Error, Result};
 use crate::image::check::{Finding, Report};
 use crate::image::Walk;
@@ -589,38 +589,28 @@ impl Dynamic {
         fill: &mut dyn FnMut(&mut [u8], u64) -> Result<()>,
     ) -> Result<()> {
         let mut runs = Runs::new();
-        let mut done = 0usize;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let block = at / self.block_size;
-            let in_block = at % self.block_size;
-            let len = ((self.block_size - in_block) as usize).min(buf.len() - done);
-            match self.block_host(block)? {
-                None => fill(&mut buf[done..done + len], at)?,
-                Some(host) => {
-                    let data = host + self.bitmap_size + in_block;
-                    let bitmap = self.bitmap(block, host)?;
-                    if let Bitmap::Full = bitmap {
-                        runs.push(data, done..done + len);
-                    } else {
-                        // Sector by sector, joining alike neighbours.
-                        let mut pos = 0usize;
-                        while pos < len {
-                            let sector = (in_block + pos as u64) / SECTOR;
-                            let piece = ((SECTOR - (in_block + pos as u64) % SECTOR) as usize)
-                                .min(len - pos);
-                            let range = done + pos..done + pos + piece;
-                            if bitmap.get(sector) {
-                                runs.push(data + pos as u64, range);
-                            } else {
-                                fill(&mut buf[range], at + pos as u64)?;
-                            }
-                            pos += piece;
-                        }
-                    }
+        for p in units(offset, buf.len(), self.block_size) {
+            let at = offset + p.range.start as u64;
+            let Some(host) = self.block_host(p.index)? else {
+                fill(&mut buf[p.range], at)?;
+                continue;
+            };
+            let data = host + self.bitmap_size + p.within;
+            let sectors = self.block_size / SECTOR;
+            let bitmap = self.bitmap(p.index, host)?;
+            if let Bitmap::Full = bitmap {
+                runs.push(data, p.range);
+                continue;
+            }
+            // Sector by sector (the runs join alike neighbours).
+            for s in units(at, p.len(), SECTOR) {
+                let range = p.range.start + s.range.start..p.range.start + s.range.end;
+                if bitmap.get(s.index % sectors) {
+                    runs.push(data + s.range.start as u64, range);
+                } else {
+                    fill(&mut buf[range], at + s.range.start as u64)?;
                 }
             }
-            done += len;
         }
         runs.read(&self.file, buf)
     }
@@ -632,22 +622,16 @@ impl Dynamic {
         debug_assert!(offset.is_multiple_of(SECTOR) && (buf.len() as u64).is_multiple_of(SECTOR));
         let mut runs = Runs::new();
         let mut marks: Vec<(u64, u64, u64)> = Vec::new();
-        let mut done = 0usize;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let block = at / self.block_size;
-            let in_block = at % self.block_size;
-            let len = ((self.block_size - in_block) as usize).min(buf.len() - done);
-            let host = match self.block_host(block)? {
+        for p in units(offset, buf.len(), self.block_size) {
+            let host = match self.block_host(p.index)? {
                 Some(host) => host,
-                None => self.allocate(block)?,
+                None => self.allocate(p.index)?,
             };
-            if !matches!(self.bitmap(block, host)?, Bitmap::Full) {
-                let first = in_block / SECTOR;
-                marks.push((block, first, first + len as u64 / SECTOR));
+            if !matches!(self.bitmap(p.index, host)?, Bitmap::Full) {
+                let first = p.within / SECTOR;
+                marks.push((p.index, first, first + p.len() as u64 / SECTOR));
             }
-            runs.push(host + self.bitmap_size + in_block, done..done + len);
-            done += len;
+            runs.push(host + self.bitmap_size + p.within, p.range);
         }
         runs.write(&self.file, buf)?;
         // Bitmaps last: a sector is marked used only once its data is there.

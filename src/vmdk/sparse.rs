@@ -12,7 +12,7 @@ use byteorder::{ByteOrder, LittleEndian};
 use super::cowd::{CowdHeader, COWD_HEADER_SIZE};
 use super::header::{SparseHeader, GD_AT_END, HEADER_SIZE};
 use crate::alloc::space::{Conflict, Run, Space, Span};
-use crate::alloc::{Allocator, Endian, Homes, Runs, Table};
+use crate::alloc::{units, Allocator, Endian, Homes, Runs, Table};
 use crate::error::{Error, Result};
 use crate::image::check::{Finding, Report};
 use crate::image::Walk;
@@ -420,23 +420,19 @@ impl SparseExtent {
     /// from `fill`.
     pub fn read(&mut self, buf: &mut [u8], offset: u64, fill: Fill) -> Result<()> {
         let mut runs = Runs::new();
-        let mut done = 0usize;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let index = at / self.grain;
-            let in_grain = at % self.grain;
-            let len = ((self.grain - in_grain) as usize).min(buf.len() - done);
-            let piece = done..done + len;
-            match self.lookup(index)? {
-                Grain::Unallocated => fill(&mut buf[piece], at)?,
-                Grain::Zero => buf[piece].fill(0),
-                Grain::At(host) => runs.push(host + in_grain, piece),
+        for p in units(offset, buf.len(), self.grain) {
+            let within = p.within as usize;
+            match self.lookup(p.index)? {
+                Grain::Unallocated => {
+                    fill(&mut buf[p.range.clone()], offset + p.range.start as u64)?
+                }
+                Grain::Zero => buf[p.range].fill(0),
+                Grain::At(host) => runs.push(host + p.within, p.range),
                 Grain::Compressed(host) => {
-                    let data = self.inflate(index, host)?;
-                    buf[piece].copy_from_slice(&data[in_grain as usize..in_grain as usize + len]);
+                    let data = self.inflate(p.index, host)?;
+                    buf[p.range.clone()].copy_from_slice(&data[within..within + p.len()]);
                 }
             }
-            done += len;
         }
         runs.read_zero_filled(&self.file, buf)
     }
@@ -467,31 +463,24 @@ impl SparseExtent {
         self.check_writable()?;
         let mut runs = Runs::new();
         let mut whole_grains: Vec<(u64, Vec<u8>)> = Vec::new();
-        let mut done = 0usize;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let index = at / self.grain;
-            let in_grain = at % self.grain;
-            let len = ((self.grain - in_grain) as usize).min(buf.len() - done);
-            let host = match self.lookup(index)? {
+        for p in units(offset, buf.len(), self.grain) {
+            let host = match self.lookup(p.index)? {
                 Grain::At(host) => host,
                 old => {
-                    let host = self.allocate(index)?;
-                    let partial = len as u64 != self.grain;
+                    let host = self.allocate(p.index)?;
+                    let partial = p.len() as u64 != self.grain;
                     if let (true, Grain::Unallocated, Some(fill)) = (partial, old, fill.as_mut()) {
                         let mut grain = vec![0u8; self.grain as usize];
-                        fill(&mut grain, index * self.grain)?;
-                        grain[in_grain as usize..in_grain as usize + len]
-                            .copy_from_slice(&buf[done..done + len]);
+                        fill(&mut grain, p.index * self.grain)?;
+                        let within = p.within as usize;
+                        grain[within..within + p.len()].copy_from_slice(&buf[p.range]);
                         whole_grains.push((host, grain));
-                        done += len;
                         continue;
                     }
                     host
                 }
             };
-            runs.push(host + in_grain, done..done + len);
-            done += len;
+            runs.push(host + p.within, p.range);
         }
         runs.write(&self.file, buf)?;
         for (host, grain) in &whole_grains {

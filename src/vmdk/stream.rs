@@ -17,6 +17,7 @@ use super::header::{
     SparseHeader, COMPRESS_DEFLATE, FLAG_COMPRESSED, FLAG_MARKERS, FLAG_NL_DETECT, GD_AT_END,
 };
 use super::marker::{self, MarkerType};
+use crate::alloc::units;
 use crate::error::{Error, Result};
 use crate::image::Sink;
 use crate::io::{align_up, is_zero, ImageFile, SECTOR};
@@ -273,12 +274,8 @@ impl Sink for StreamWriter {
                 "the stream is already finished",
             ));
         }
-        let mut done = 0usize;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let index = at / GRAIN;
-            let in_grain = (at % GRAIN) as usize;
-            let len = (GRAIN as usize - in_grain).min(buf.len() - done);
+        for p in units(offset, buf.len(), GRAIN) {
+            let index = p.index;
             if self.current.as_ref().map(|c| c.0) != Some(index) {
                 let behind = self.current.as_ref().is_some_and(|c| index < c.0)
                     || self.pending.last().is_some_and(|p| index <= p.0)
@@ -286,15 +283,18 @@ impl Sink for StreamWriter {
                 if behind {
                     return Err(Error::unsupported(
                         &self.path,
-                        format!("streamOptimized images are written front to back; byte {at} comes too late"),
+                        format!(
+                            "streamOptimized images are written front to back; byte {} comes too late",
+                            offset + p.range.start as u64
+                        ),
                     ));
                 }
                 self.retire_current()?;
                 self.current = Some((index, vec![0u8; GRAIN as usize]));
             }
             let grain = &mut self.current.as_mut().unwrap().1;
-            grain[in_grain..in_grain + len].copy_from_slice(&buf[done..done + len]);
-            done += len;
+            let within = p.within as usize;
+            grain[within..within + p.len()].copy_from_slice(&buf[p.range]);
         }
         Ok(())
     }
