@@ -112,7 +112,10 @@ pub fn read_parent(
     };
     let size = parent.virtual_size();
     let within = size.saturating_sub(offset).min(buf.len() as u64) as usize;
-    parent.read_at(&mut buf[..within], offset)?;
+    // A parent smaller than its child reads as zeros past its end.
+    if within > 0 {
+        parent.read_at(&mut buf[..within], offset)?;
+    }
     buf[within..].fill(0);
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::image::check::Report;
 use crate::image::{check_range, file_status, Holes, Image, ImageInfo, Mapping, Sink};
 use crate::io::{align_up, Access, ImageFile, SECTOR};
@@ -12,6 +12,17 @@ use crate::io::{align_up, Access, ImageFile, SECTOR};
 pub struct Raw {
     file: ImageFile,
     size: u64,
+    guard: Option<ProbeGuard>,
+}
+
+/// What keeps a raw disk whose format was probed from being written into
+/// something probing would take for another format: the bytes probing
+/// reads at the start (`head` of them) and in the last sector, and the test
+/// they must still pass.
+#[derive(Clone, Copy, Debug)]
+pub struct ProbeGuard {
+    pub head: u64,
+    pub still_raw: fn(head: &[u8], tail: Option<&[u8]>) -> bool,
 }
 
 impl Raw {
@@ -21,14 +32,62 @@ impl Raw {
     pub fn open(path: &Path, access: Access) -> Result<Raw> {
         let file = ImageFile::open(path, access)?;
         let size = align_up(file.length()?, SECTOR);
-        Ok(Raw { file, size })
+        Ok(Raw {
+            file,
+            size,
+            guard: None,
+        })
+    }
+
+    /// Refuse writes that would make the file probe as another format.
+    pub fn guard_probe(&mut self, guard: ProbeGuard) {
+        self.guard = Some(guard);
+    }
+
+    /// Fail when writing `buf` at `offset` would change what the file's
+    /// head or last sector probes as.
+    fn check_probe(&self, guard: &ProbeGuard, buf: &[u8], offset: u64) -> Result<()> {
+        // The file as it would be: a write past its end extends it.
+        let end = offset + buf.len() as u64;
+        let len = self.file.length()?.max(end);
+        let tail_at = len.saturating_sub(SECTOR);
+        if offset >= guard.head.min(len) && (len < SECTOR || end <= tail_at) {
+            return Ok(());
+        }
+        // The bytes probing would see after the write.
+        let after = |at: u64, n: u64| -> Result<Vec<u8>> {
+            let mut bytes = vec![0u8; n as usize];
+            self.file.read_zero_filled(&mut bytes, at)?;
+            let (from, to) = (offset.max(at), end.min(at + n));
+            if from < to {
+                bytes[(from - at) as usize..(to - at) as usize]
+                    .copy_from_slice(&buf[(from - offset) as usize..(to - offset) as usize]);
+            }
+            Ok(bytes)
+        };
+        let head = after(0, guard.head.min(len))?;
+        let tail = match len >= SECTOR {
+            true => Some(after(tail_at, SECTOR)?),
+            false => None,
+        };
+        if (guard.still_raw)(&head, tail.as_deref()) {
+            return Ok(());
+        }
+        Err(Error::unsupported(
+            self.file.path(),
+            "this write would make the raw disk look like a VMDK or VHD to the next probe (which would then open the files it names); give -f raw to write it",
+        ))
     }
 
     /// Create a sparse raw file of `size` bytes.
     pub fn create(path: &Path, size: u64) -> Result<Raw> {
         let file = ImageFile::create_new(path)?;
         file.set_len(size)?;
-        Ok(Raw { file, size })
+        Ok(Raw {
+            file,
+            size,
+            guard: None,
+        })
     }
 }
 
@@ -39,6 +98,9 @@ impl Sink for Raw {
 
     fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
         check_range(self.file.path(), self.size, offset, buf.len())?;
+        if let Some(guard) = &self.guard {
+            self.check_probe(guard, buf, offset)?;
+        }
         self.file.write_all_at(buf, offset)
     }
 
@@ -90,7 +152,7 @@ impl Image for Raw {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::Source;
+    use crate::image::{Format, Source};
 
     #[test]
     fn sparse_file_maps_holes_as_zero() {
@@ -108,5 +170,33 @@ mod tests {
         raw.read_at(&mut buf, (4 << 20) + 4095).unwrap();
         assert_eq!(buf, [7, 0]);
         assert!(raw.read_at(&mut buf, (8 << 20) - 1).is_err());
+    }
+
+    #[test]
+    fn a_probed_raw_disk_is_not_written_into_an_image() {
+        use crate::image::factory::open;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.img");
+        std::fs::write(&path, vec![0u8; 8192]).unwrap();
+        let descriptor =
+            b"# Disk DescriptorFile\ncreateType=\"monolithicFlat\"\nRW 16 FLAT \"x\" 0\n";
+        let mut footer = vec![0u8; 512];
+        footer[..8].copy_from_slice(b"conectix");
+        // Probed: neither a descriptor at the start (however it is cut
+        // into writes) nor a VHD cookie at the start is let in.
+        let mut probed = open(&path, None, Access::Write).unwrap();
+        assert!(probed.write_at(descriptor, 0).is_err());
+        probed.write_at(&descriptor[..20], 0).unwrap();
+        assert!(probed.write_at(&descriptor[20..], 20).is_err());
+        assert!(probed.write_at(&footer[..8], 0).is_err());
+        // Data elsewhere, and anything that keeps it raw, goes in.
+        probed.write_at(b"createType", 5000).unwrap();
+        probed.write_at(&[1; 512], 512).unwrap();
+        drop(probed);
+        assert_eq!(crate::image::factory::probe(&path).unwrap(), Format::Raw);
+        // Given -f raw, the disk is the guest's to fill.
+        let mut given = open(&path, Some(Format::Raw), Access::Write).unwrap();
+        given.write_at(descriptor, 0).unwrap();
+        assert_eq!(crate::image::factory::probe(&path).unwrap(), Format::Vmdk);
     }
 }

@@ -11,27 +11,37 @@ use crate::io::{Access, ImageFile, SECTOR};
 use crate::options::Options;
 use crate::{raw, vhd, vmdk};
 
+/// Bytes at the start of a file that probing looks at.
+const PROBE_HEAD: u64 = 4096;
+
 /// Recognise a format from a file's content, never its name: VMDK magic or
 /// descriptor text, a VHD footer at offset 0 or at the end, else raw.
 pub fn probe(path: &Path) -> Result<Format> {
     let file = ImageFile::open(path, Access::ReadShared)?;
     let len = file.length()?;
-    let mut head = vec![0u8; len.min(4096) as usize];
+    let mut head = vec![0u8; len.min(PROBE_HEAD) as usize];
     file.read_exact_at(&mut head, 0)?;
-    if vmdk::probe(&head) {
-        return Ok(Format::Vmdk);
-    }
-    if vhd::probe_head(&head) {
-        return Ok(Format::Vhd);
-    }
-    if len >= SECTOR {
-        let mut tail = [0u8; SECTOR as usize];
-        file.read_exact_at(&mut tail, len - SECTOR)?;
-        if vhd::probe_tail(&tail) {
-            return Ok(Format::Vhd);
+    let mut tail = [0u8; SECTOR as usize];
+    let tail = match len >= SECTOR {
+        true => {
+            file.read_exact_at(&mut tail, len - SECTOR)?;
+            Some(&tail[..])
         }
+        false => None,
+    };
+    Ok(probe_bytes(&head, tail))
+}
+
+/// What a file whose first bytes (up to [`PROBE_HEAD`]) are `head` and
+/// whose last sector is `tail` probes as.
+fn probe_bytes(head: &[u8], tail: Option<&[u8]>) -> Format {
+    if vmdk::probe(head) {
+        Format::Vmdk
+    } else if vhd::probe_head(head) || tail.is_some_and(vhd::probe_tail) {
+        Format::Vhd
+    } else {
+        Format::Raw
     }
-    Ok(Format::Raw)
 }
 
 /// Probe, but refuse to fall back to raw for a file whose name claims
@@ -65,12 +75,25 @@ pub fn open(path: &Path, format: Option<Format>, access: Access) -> Result<Box<d
 pub fn open_with(path: &Path, format: Option<Format>, opts: OpenOptions) -> Result<Box<dyn Image>> {
     let mut chain = Chain::new();
     chain.enter(path)?;
+    let probed = format.is_none();
     let format = match format {
         Some(f) => f,
         None => probe_named(path)?,
     };
     Ok(match format {
-        Format::Raw => Box::new(raw::Raw::open(path, opts.access)?),
+        Format::Raw => {
+            let mut raw = raw::Raw::open(path, opts.access)?;
+            // As QEMU does: a disk taken for raw by probing may not be
+            // written into something a later probe takes for an image
+            // (whose extents or parent it would then open).
+            if probed {
+                raw.guard_probe(raw::ProbeGuard {
+                    head: PROBE_HEAD,
+                    still_raw: |head, tail| probe_bytes(head, tail) == Format::Raw,
+                });
+            }
+            Box::new(raw)
+        }
         Format::Vmdk => Box::new(vmdk::Vmdk::open_in(path, opts, &mut chain)?),
         Format::Vhd => Box::new(vhd::Vhd::open_in(path, opts, &mut chain)?),
     })

@@ -174,9 +174,19 @@ pub struct Dynamic {
 
 /// True when open refuses an image for `conflict`: anything a block is in
 /// (a write there would destroy the other party), and a BAT out of the file
-/// or on the headers. Other overlaps among headers and locators, which
-/// vimg never writes over, are for `check` to report.
-fn refused_at_open(conflict: &Conflict<Part>) -> bool {
+/// or on the headers; opened for writing, also a parent locator out of the
+/// file or on anything else (new blocks would land on it). Other overlaps
+/// among headers and locators, which reading never minds, are for `check`
+/// to report.
+fn refused_at_open(conflict: &Conflict<Part>, walk: Walk) -> bool {
+    let locator = |s: &Span<Part>| matches!(s.what, Part::Locator(_));
+    if walk == Walk::Write {
+        match conflict {
+            Conflict::PastEnd(s) if locator(s) => return true,
+            Conflict::Overlap(a, b) if locator(a) || locator(b) => return true,
+            _ => {}
+        }
+    }
     let hard = |s: &Span<Part>| matches!(s.what, Part::Bat | Part::Blocks { .. });
     match conflict {
         Conflict::PastEnd(s) => hard(s),
@@ -260,18 +270,17 @@ impl Dynamic {
             return Ok(dynamic);
         }
         let mut space = dynamic.walk(file_len)?;
-        if let Some(c) = space.conflicts().iter().find(|c| refused_at_open(c)) {
+        if let Some(c) = space.conflicts().iter().find(|c| refused_at_open(c, walk)) {
             return Err(dynamic.conflict_error(file_len, c));
         }
         // The footer is the file's last sector when there is a valid one;
-        // else new blocks (and a new footer) go past everything there is
-        // (parent locators do not count: they lie before the BAT, or where
-        // a block may not go).
-        let blocks_end = space
+        // else new blocks (and a new footer) go past everything there is.
+        // (The trailing footer itself moves: a new block takes its place.)
+        let used = space
             .spans()
             .iter()
-            .filter(|s| matches!(s.what, Part::Bat | Part::Blocks { .. }))
-            .map(|s| s.end)
+            .filter(|s| s.what != Part::Footer)
+            .map(|s| s.end.min(file_len))
             .max()
             .unwrap_or(0);
         dynamic.footer_at = if tail_footer {
@@ -279,7 +288,7 @@ impl Dynamic {
         } else {
             align_up(file_len, SECTOR)
         }
-        .max(blocks_end);
+        .max(used);
         dynamic.alloc = Allocator::new(dynamic.footer_at);
         // Data is placed 4 KiB-aligned, as Windows places it, when even a
         // fully allocated disk then stays addressable by the BAT's 32-bit
@@ -298,11 +307,16 @@ impl Dynamic {
         space.claim(0, SECTOR, Part::FooterCopy);
         space.claim(self.header_offset, HEADER_SIZE as u64, Part::Header);
         space.claim(h.table_offset, bat, Part::Bat);
-        for (i, loc) in h.locators.iter().enumerate() {
-            if loc.data_length != 0 {
-                let len = align_up(loc.data_length as u64, SECTOR);
-                space.claim(loc.data_offset, len, Part::Locator(i));
-            }
+        // Only a differencing disk has locators; an entry without a
+        // platform code is an empty slot, whatever else it holds.
+        let locators = h
+            .locators
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| self.differencing && l.code != [0; 4] && l.data_length != 0);
+        for (i, loc) in locators {
+            let len = align_up(loc.data_length as u64, SECTOR);
+            space.claim(loc.data_offset, len, Part::Locator(i));
         }
         if self.tail_footer {
             space.claim(file_len - FOOTER_SIZE as u64, SECTOR, Part::Footer);
