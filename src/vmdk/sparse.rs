@@ -10,7 +10,7 @@ use std::sync::Arc;
 use byteorder::{ByteOrder, LittleEndian};
 
 use super::cowd::{CowdHeader, COWD_HEADER_SIZE};
-use super::header::{SparseHeader, GD_AT_END, HEADER_SIZE};
+use super::header::{SparseHeader, FLAG_COMPRESSED, FLAG_MARKERS, GD_AT_END, HEADER_SIZE};
 use crate::alloc::space::{Conflict, Run, Space, Span};
 use crate::alloc::{units, Allocator, Endian, Homes, Runs, Table};
 use crate::error::{Error, Result};
@@ -60,6 +60,10 @@ pub struct SparseExtent {
     cache: Option<(u64, Vec<u8>)>,
     /// A VMDK3 (COWD) extent: read only.
     cowd: bool,
+    /// The header that holds the grain directory is the footer (the first
+    /// one says "at the end"): the footer's place is the file's end, so
+    /// nothing may be appended.
+    header_in_footer: bool,
     /// Space was allocated since open.
     grew: bool,
     /// What a [`Walk::Check`] open set aside (tables not in the file).
@@ -136,7 +140,8 @@ impl SparseExtent {
     pub fn open(file: Arc<ImageFile>, walk: Walk) -> Result<SparseExtent> {
         let name = file.path();
         let len = file.length()?;
-        let (header, cowd) = read_header(&file, len)?;
+        let (header, origin) = read_header(&file, len)?;
+        let cowd = origin == Origin::Cowd;
         let gt_entries = header.num_gtes_per_gt as u64;
         let gt_bytes = align_up(gt_entries * 4, SECTOR);
         let n = header.gd_entries();
@@ -211,6 +216,7 @@ impl SparseExtent {
             alloc: Allocator::new(start),
             cache: None,
             cowd,
+            header_in_footer: origin == Origin::Footer,
             grew: false,
             damage: Vec::new(),
             header,
@@ -440,6 +446,12 @@ impl SparseExtent {
     /// Fail unless this extent takes writes (COWD and compressed extents
     /// do not).
     pub fn check_writable(&self) -> Result<()> {
+        if self.header_in_footer {
+            return Err(Error::unsupported(
+                self.file.path(),
+                "writing into an extent whose grain directory is found through its footer (a stream layout) is not supported; convert it first",
+            ));
+        }
         if self.cowd {
             return Err(Error::unsupported(
                 self.file.path(),
@@ -594,9 +606,21 @@ impl SparseExtent {
     }
 }
 
+/// Where an extent's header came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// The KDMV header at offset 0.
+    Kdmv,
+    /// The footer a KDMV header sends the reader to (grain directory at
+    /// the end).
+    Footer,
+    /// A VMDK3 (COWD) header, in the same terms.
+    Cowd,
+}
+
 /// The extent's header: KDMV, or COWD turned into the same terms (the
-/// footer's copy when the directory is at the end). Says whether it is COWD.
-fn read_header(file: &ImageFile, len: u64) -> Result<(SparseHeader, bool)> {
+/// footer's copy when the directory is at the end), and where it came from.
+fn read_header(file: &ImageFile, len: u64) -> Result<(SparseHeader, Origin)> {
     let path = file.path();
     let mut magic = [0u8; 4];
     file.read_zero_filled(&mut magic, 0)?;
@@ -605,11 +629,11 @@ fn read_header(file: &ImageFile, len: u64) -> Result<(SparseHeader, bool)> {
         file.read_exact_at(&mut buf, 0)?;
         let header = CowdHeader::parse(&buf)
             .map_err(|e| Error::corrupt_field(path, "VMDK3 (COWD) header", 0, e))?;
-        return Ok((header.as_sparse(), true));
+        return Ok((header.as_sparse(), Origin::Cowd));
     }
     let mut buf = [0u8; HEADER_SIZE];
     file.read_exact_at(&mut buf, 0)?;
-    let mut header = SparseHeader::parse(&buf)
+    let header = SparseHeader::parse(&buf)
         .map_err(|e| Error::corrupt_field(path, "VMDK sparse header", 0, e))?;
     if header.capacity > MAX_CAPACITY_SECTORS {
         return Err(Error::unsupported(
@@ -621,9 +645,9 @@ fn read_header(file: &ImageFile, len: u64) -> Result<(SparseHeader, bool)> {
         ));
     }
     if header.gd_offset == GD_AT_END {
-        header = read_footer_header(file, len, header)?;
+        return Ok((read_footer_header(file, len, header)?, Origin::Footer));
     }
-    Ok((header, false))
+    Ok((header, Origin::Kdmv))
 }
 
 /// A grain directory of `n` entries at sector `at`, which must lie inside
@@ -744,9 +768,14 @@ fn read_footer_header(file: &ImageFile, len: u64, header: SparseHeader) -> Resul
     file.read_exact_at(&mut buf, at)?;
     let footer =
         SparseHeader::parse(&buf).map_err(|e| Error::corrupt_field(path, "VMDK footer", at, e))?;
+    // What decides how grains are read must agree: a footer that drops
+    // the compression the header announces would make stream data read
+    // (and be written) as plain grains.
+    let layout = FLAG_COMPRESSED | FLAG_MARKERS;
     if footer.gd_offset == GD_AT_END
         || footer.capacity != header.capacity
         || footer.grain_size != header.grain_size
+        || footer.flags & layout != header.flags & layout
     {
         return Err(Error::corrupt(
             path,
