@@ -245,7 +245,7 @@ impl Dynamic {
         check_bat(file.path(), &header, header_offset, size)?;
         let entries = header.max_table_entries as u64;
         let homes = (0..entries.div_ceil(BAT_PAGE as u64))
-            .map(|p| [header.table_offset + p * SECTOR, 0])
+            .map(|p| [header.table_offset.saturating_add(p * SECTOR), 0])
             .collect();
         let block_size = header.block_size as u64;
         let bitmap_size = align_up((block_size / SECTOR).div_ceil(8), SECTOR);
@@ -444,7 +444,7 @@ impl Dynamic {
         Error::corrupt(
             self.file.path(),
             "VHD block allocation table",
-            self.header.table_offset + block * 4,
+            self.header.table_offset.saturating_add(block * 4),
             detail,
         )
     }
