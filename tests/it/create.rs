@@ -3,9 +3,7 @@
 //! `qemu-img check`. VHD sizes are tried on both sides of CHS
 //! representability (acceptance items 1 and 6).
 
-mod common;
-
-use common::*;
+use crate::support::*;
 
 /// Sizes with odd corners: whole GiB, one sector past a GiB, sector
 /// multiples that are not grain or block multiples, small disks.

@@ -4,37 +4,22 @@
 //! which footer size it trusted, the differencing disk without its parent
 //! and the images with stale checksums are refused with one error line.
 
-mod common;
-mod vhd_util;
+use std::path::Path;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use common::*;
-use vhd_util::*;
 use vimg::image::{factory::open_with, Format, OpenOptions};
 use vimg::io::Access;
 
-/// The corpus file `rel` ready to read: as is, or decompressed into `dir`.
-fn materialize(dir: &Path, rel: &str) -> PathBuf {
-    let src = corpus().join(rel);
-    assert!(src.is_file(), "{} is missing from the corpus", s(&src));
-    let (tool, stem) = if let Some(stem) = rel.strip_suffix(".gz") {
-        ("gzip", stem)
-    } else if let Some(stem) = rel.strip_suffix(".bz2") {
-        ("bzip2", stem)
-    } else {
-        return src;
-    };
-    let out = dir.join(Path::new(stem).file_name().unwrap());
-    let file = std::fs::File::create(&out).unwrap();
-    let status = Command::new(tool)
-        .args(["-dc", &s(&src)])
-        .stdout(file)
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"));
-    assert!(status.success(), "{tool} -dc {}", s(&src));
-    out
+use crate::support::corpus;
+use crate::support::*;
+
+/// True when a (sparse) file holds no data extent at all: every byte is
+/// a hole (SEEK_DATA finds nothing).
+fn all_holes(path: &Path) -> bool {
+    let out = python(
+        "import os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\ntry:\n    print(os.lseek(fd, 0, os.SEEK_DATA))\nexcept OSError as e:\n    print('NODATA' if e.errno == 6 else e)",
+        &[&s(path)],
+    );
+    out.trim() == "NODATA"
 }
 
 /// Convert corpus image `rel` to raw without -f and compare with the
@@ -42,8 +27,8 @@ fn materialize(dir: &Path, rel: &str) -> PathBuf {
 /// checked). Returns vimg's format-specific info.
 fn check_image(rel: &str, disk_type: &str, source: Option<&str>) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
-    let image = materialize(dir.path(), rel);
-    let (size, sha) = manifest_entry(rel);
+    let image = corpus::readable(dir.path(), rel);
+    let (size, sha) = corpus::size_and_sha256(rel);
 
     let v = vimg_info(None, &image);
     assert_eq!(field_str(&v, "format"), "vpc", "{rel}: {v:#}");
@@ -137,7 +122,10 @@ fn qemu_iotests_virtual_pc_dynamic_is_sized_by_geometry() {
     );
     assert_eq!(d["creator-app"], "vpc");
     // Its current size says more than its geometry; the geometry wins.
-    assert!(field_u64(&d, "current-size") > manifest_entry("qemu-iotests/virtualpc-dynamic.vhd").0);
+    assert!(
+        field_u64(&d, "current-size")
+            > corpus::size_and_sha256("qemu-iotests/virtualpc-dynamic.vhd").0
+    );
 }
 
 #[test]
@@ -152,7 +140,7 @@ fn qemu_iotests_disk2vhd_zero_filled() {
 
 #[test]
 fn dfvfs_fat_differential_without_its_parent() {
-    let child = corpus().join("dfvfs/fat-differential.vhd");
+    let child = corpus::file("dfvfs/fat-differential.vhd");
     // Recognised as a differencing disk (the library opens the layer alone).
     let alone = OpenOptions {
         access: Access::Read,
@@ -169,7 +157,7 @@ fn dfvfs_fat_differential_without_its_parent() {
     );
     assert_eq!(
         layer.virtual_size(),
-        manifest_entry("dfvfs/fat-differential.vhd").0
+        corpus::size_and_sha256("dfvfs/fat-differential.vhd").0
     );
     drop(layer);
     // The parent is not in the corpus: one line naming what was tried.
@@ -204,7 +192,7 @@ fn malformed_dfvfs_stale_checksums_are_one_error_line() {
         "malformed/dfvfs/image.vhd",
         "malformed/dfvfs/image-differential.vhd",
     ] {
-        let image = corpus().join(rel);
+        let image = corpus::file(rel);
         let out_raw = dir.path().join("out.raw");
         for args in [
             vec!["info".to_string(), s(&image)],

@@ -5,15 +5,14 @@
 //! few seconds, exits 0 or 1, and on 1 prints exactly one error line; on
 //! 0 its map must be well formed.
 
-mod common;
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::Value;
+
+use crate::support::*;
 
 /// How long one `vimg map` may take on a small hostile file.
 const LIMIT: Duration = Duration::from_secs(5);

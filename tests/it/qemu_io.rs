@@ -2,11 +2,9 @@
 //! exactly: `vimg convert -O raw` of the image equals both qemu's reading
 //! of it and a raw disk that got the same writes (acceptance item 2).
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::support::*;
 
 /// Disk size: a sector multiple that is neither a grain (64 KiB) nor a
 /// block (2 MiB) multiple, so the last grain and block are partial.

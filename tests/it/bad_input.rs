@@ -4,11 +4,9 @@
 //! stderr naming the file, never a panic, and `convert` must leave nothing
 //! behind (acceptance item 4).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::support::*;
 
 /// Every way of reading `file`: info (human and JSON) and convert to each
 /// format, with the format probed and forced to vmdk and to vpc.
@@ -333,9 +331,9 @@ fn image_with_data(dir: &Path, name: &str, fmt: &str, opts: Option<&str>) -> Pat
         fmt,
         &path,
         &[
-            "write -P 0xab 1M 3M".into(),
-            "write -P 0x11 9M 1M".into(),
-            "write -P 0x22 65535 2".into(),
+            "write -P 0xab 1M 3M",
+            "write -P 0x11 9M 1M",
+            "write -P 0x22 65535 2",
         ],
     );
     path
@@ -444,7 +442,7 @@ fn fixed_vhd_with_a_flipped_footer_byte_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = p(dir.path(), "flip.vhd");
         std::fs::copy(&image, &file).unwrap();
-        flip_byte(&file, len - 512 + off);
+        flip(&file, len - 512 + off);
         for e in refused_everywhere(&file, &[]) {
             problems.push(format!("footer byte {off} flipped: {e}"));
         }
@@ -462,8 +460,8 @@ fn dynamic_vhd_with_both_footer_copies_flipped_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = p(dir.path(), "flip.vhd");
         std::fs::copy(&image, &file).unwrap();
-        flip_byte(&file, off);
-        flip_byte(&file, len - 512 + off);
+        flip(&file, off);
+        flip(&file, len - 512 + off);
         for e in refused_everywhere(&file, &[]) {
             problems.push(format!("footer byte {off} flipped in both copies: {e}"));
         }
@@ -495,7 +493,7 @@ fn dynamic_vhd_with_one_damaged_footer_copy_never_reads_wrong_data() {
             let d = tempfile::tempdir().unwrap();
             let file = p(d.path(), "flip.vhd");
             std::fs::copy(&image, &file).unwrap();
-            flip_byte(&file, base + off);
+            flip(&file, base + off);
             let out = p(d.path(), "out.raw");
             let run = vimg_run(&["convert", "-O", "raw", &s(&file), &s(&out)]);
             if run.status.success() {

@@ -4,13 +4,10 @@
 //! `zeroed_grain` images that qemu-io writes zeros into (whole grains and
 //! partial ones) read back right and pass `qemu-img check`.
 
-mod common;
-mod vmdk_support;
-
 use std::path::Path;
 
-use common::*;
-use vmdk_support::*;
+use crate::support::vmdk::*;
+use crate::support::*;
 
 /// Make `name` with `vimg create` or `vimg convert` (from `src`) and the
 /// given `-o` options.

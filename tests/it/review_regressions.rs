@@ -3,15 +3,14 @@
 //! content ID, `-S` granules, split-sparse size limits, parent errors and
 //! `--force` replacement.
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
 use vimg::image::{factory::open, Format};
 use vimg::io::Access;
+
+use crate::support::*;
 
 const MIB: u64 = 1 << 20;
 
@@ -30,11 +29,7 @@ fn vhd_without_its_trailing_footer_keeps_its_last_bytes_on_allocation() {
     let dir = tempfile::tempdir().unwrap();
     let vhd = p(dir.path(), "d.vhd");
     vimg_ok(&["create", "-q", "-f", "vhd", &s(&vhd), "6M"]);
-    qemu_io(
-        "vpc",
-        &vhd,
-        &["write -P 0x11 0 2M".into(), "write -P 0x22 2M 2M".into()],
-    );
+    qemu_io("vpc", &vhd, &["write -P 0x11 0 2M", "write -P 0x22 2M 2M"]);
     let len = std::fs::metadata(&vhd).unwrap().len();
     std::fs::OpenOptions::new()
         .write(true)

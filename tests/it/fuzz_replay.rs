@@ -3,14 +3,13 @@
 //! live in tests/data/fuzz/ (copies of fuzz/regressions/*.bin, where
 //! fuzz/regressions/README.md explains each).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::*;
 use vimg::image::{factory::open, Format, Image, Source};
 use vimg::io::Access;
+
+use crate::support::*;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fuzz");
 /// What separates extent files after a descriptor in a fuzz input.

@@ -4,15 +4,12 @@
 //! the delta was taken is refused naming both content IDs; two-level
 //! chains; and ESX vmfsSparse (VMDK3/COWD) deltas built by hand.
 
-mod common;
-mod vmdk_support;
-
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
-use vmdk_support::*;
+use crate::support::vmdk::*;
+use crate::support::*;
 
 const BASE_SIZE: u64 = 40 * MIB + 3 * 512;
 
@@ -30,9 +27,9 @@ fn make_base(path: &Path) {
         "vmdk",
         path,
         &[
-            "write -P 0x11 0 8M".into(),
-            "write -P 0x12 10M 100k".into(),
-            "write -P 0x13 33M 3M".into(),
+            "write -P 0x11 0 8M".to_string(),
+            "write -P 0x12 10M 100k".to_string(),
+            "write -P 0x13 33M 3M".to_string(),
             format!("write -P 0x14 {} 1536", BASE_SIZE - 1536),
         ],
     );
@@ -205,7 +202,7 @@ fn a_parent_written_after_the_delta_is_refused_naming_both_ids() {
     let recorded = parent_of(&child).1;
     assert_eq!(recorded, cid_of(&base));
 
-    qemu_io("vmdk", &base, &["write -P 0x77 0 512".into()]);
+    qemu_io("vmdk", &base, &["write -P 0x77 0 512"]);
     let now = cid_of(&base);
     assert_ne!(now, recorded, "qemu-io did not change the base's CID");
     let target = p(d, "out.raw");
@@ -283,9 +280,9 @@ fn two_level_chain_reads_like_qemu() {
         "vmdk",
         &top,
         &[
-            "write -P 0x91 4M 64k".into(),
-            "write -P 0x92 10M 1".into(),
-            "write -z 33M 1M".into(),
+            "write -P 0x91 4M 64k".to_string(),
+            "write -P 0x92 10M 1".to_string(),
+            "write -z 33M 1M".to_string(),
             format!("write -P 0x93 {} 4096", BASE_SIZE + 4 * MIB),
         ],
     );
@@ -325,10 +322,10 @@ fn zeroed_grains_in_a_delta_hide_the_parent_data() {
         "vmdk",
         &child,
         &[
-            "write -z 64k 128k".into(),
-            "write -z 1M 1000".into(),
-            "write -z 2M 64k".into(),
-            "write -z 33M 2M".into(),
+            "write -z 64k 128k",
+            "write -z 1M 1000",
+            "write -z 2M 64k",
+            "write -z 33M 2M",
         ],
     );
     assert_qemu_check(&child);
@@ -556,7 +553,7 @@ fn a_written_text_descriptor_parent_is_detected_too() {
     vimg_ok(&["create", "-q", "-f", "vmdk", "-b", &s(&base), &s(&child)]);
     let recorded = parent_of(&child).1;
     vimg_to_raw(&child, &p(d, "ok.raw"));
-    qemu_io("vmdk", &base, &["write -P 0x01 0 4k".into()]);
+    qemu_io("vmdk", &base, &["write -P 0x01 0 4k"]);
     let now = cid_of(&base);
     assert_ne!(now, recorded);
     let out = vimg_run(&["convert", "-O", "raw", &s(&child), &s(&p(d, "x.raw"))]);
@@ -701,7 +698,7 @@ fn deltas_made_by_qemu_img_read_like_qemu() {
     // A vimg delta over qemu's delta.
     let top = p(d, "top.vmdk");
     vimg_ok(&["create", "-q", "-f", "vmdk", "-b", "rel.vmdk", &s(&top)]);
-    qemu_io("vmdk", &top, &["write -P 0x7f 4M 1".into()]);
+    qemu_io("vmdk", &top, &["write -P 0x7f 4M 1"]);
     assert_reads_like_qemu(&top, d);
 }
 

@@ -2,12 +2,10 @@
 //! unless `--force`, replace it whole with `--force`, and a failure leaves
 //! neither a target nor a hidden work folder behind (acceptance item 5).
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::*;
+use crate::support::*;
 
 /// Fill `path` with `len` random bytes; returns them.
 fn random_file(path: &Path, len: usize, seed: u64) -> Vec<u8> {
@@ -276,11 +274,7 @@ fn convert_failing_half_way_leaves_nothing_and_keeps_the_old_target() {
     let d = dir.path();
     let src = p(d, "cut.vhd");
     vimg_ok(&["create", "-q", "-f", "vhd", &s(&src), "10M"]);
-    qemu_io(
-        "vhd",
-        &src,
-        &["write -P 0xab 0 6M".into(), "write -P 0xcd 9M 1M".into()],
-    );
+    qemu_io("vhd", &src, &["write -P 0xab 0 6M", "write -P 0xcd 9M 1M"]);
     let len = fs::metadata(&src).unwrap().len();
     truncate(&src, len - 3 * MIB);
     for (fmt, opts, name) in KINDS {

@@ -6,17 +6,16 @@
 //! survive a write (through the library: there is no write command), and
 //! grain directory entries of 0 read as zeros and are filled on write.
 
-mod common;
-mod vmdk_support;
-
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use common::*;
 use vimg::image::{factory::open, Format, Image};
 use vimg::io::Access;
-use vmdk_support::*;
+
+use crate::support::corpus;
+use crate::support::vmdk::*;
+use crate::support::*;
 
 /// Random bytes in a new file.
 fn random_file(path: &Path, len: u64, seed: u64) -> Vec<u8> {
@@ -81,10 +80,7 @@ fn make_mixed(d: &Path) -> Mixed {
     qemu_io(
         "vmdk",
         &p(d, "sp.vmdk"),
-        &[
-            "write -P 0x5e 100k 300k".into(),
-            "write -P 0x5f 2047k 1k".into(),
-        ],
+        &["write -P 0x5e 100k 300k", "write -P 0x5f 2047k 1k"],
     );
     let sparse_raw = qemu_to_raw(&p(d, "sp.vmdk"), &p(d, "sp.raw"));
     let sparse = fs::read(&sparse_raw).unwrap();
@@ -454,7 +450,7 @@ fn clear_gd_entry(image: &Path, index: u64) {
 }
 
 fn gd_entry(image: &Path, dir: u64, index: u64) -> u32 {
-    le_u32(&read_at(image, dir * 512 + index * 4, 4), 0)
+    le32(&read_at(image, dir * 512 + index * 4, 4), 0)
 }
 
 #[test]
@@ -577,7 +573,6 @@ fn kept_lines(text: &str) -> Vec<(String, String)> {
 
 #[test]
 fn vmware_and_qemu_descriptors_keep_every_entry_across_a_write() {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/vmdk-rs");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     for f in [
@@ -585,7 +580,7 @@ fn vmware_and_qemu_descriptors_keep_every_entry_across_a_write() {
         "twoGbMaxExtentSparse.vmdk",
         "twoGbMaxExtentSparse-s001.vmdk",
     ] {
-        fs::copy(corpus.join(f), p(d, f)).unwrap();
+        fs::copy(corpus::file(&format!("vmdk-rs/{f}")), p(d, f)).unwrap();
         let mut perms = fs::metadata(p(d, f)).unwrap().permissions();
         #[allow(clippy::permissions_set_readonly_false)]
         perms.set_readonly(false);

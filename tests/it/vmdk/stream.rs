@@ -4,16 +4,13 @@
 //! marker); `-c` compresses, `compression_level` 1 and 9 both work, and
 //! `-c` with a target that cannot be compressed is an error.
 
-mod common;
-mod vmdk_support;
-
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use common::*;
-use vmdk_support::*;
+use crate::support::vmdk::*;
+use crate::support::*;
 
 /// Convert `src` into a streamOptimized VMDK with VMDKstream.
 fn vmdkstream(src: &Path, out: &Path) {
@@ -76,7 +73,7 @@ fn walk_stream(path: &Path) -> Layout {
     loop {
         assert!(pos + 512 <= len, "{name}: ran off the end at byte {pos}");
         let m = sector(pos);
-        let (value, size) = (le_u64(m, 0), le_u32(m, 8));
+        let (value, size) = (le64(m, 0), le32(m, 8));
         if size != 0 {
             assert!(directory.is_none(), "{name}: grain after the directory");
             assert_eq!(
@@ -97,7 +94,7 @@ fn walk_stream(path: &Path) -> Layout {
             pos += (12 + size as u64).div_ceil(512) * 512;
             continue;
         }
-        let kind = le_u32(m, 12);
+        let kind = le32(m, 12);
         assert!(
             m[16..].iter().all(|&b| b == 0),
             "{name}: marker at {pos} has non-zero padding"
@@ -118,7 +115,7 @@ fn walk_stream(path: &Path) -> Layout {
                 assert!(directory.is_none(), "{name}: two directories");
                 let at = (pos + 512) as usize;
                 let entries = (0..value as usize * 128)
-                    .map(|i| le_u32(&data, at + 4 * i))
+                    .map(|i| le32(&data, at + 4 * i))
                     .collect();
                 directory = Some((pos / 512 + 1, entries));
                 pos += 512 * (1 + value);
@@ -159,7 +156,7 @@ fn walk_stream(path: &Path) -> Layout {
         let at = entry as usize * 512;
         let mut used = 0;
         for g in 0..512 {
-            let gte = le_u32(&data, at + 4 * g) as u64;
+            let gte = le32(&data, at + 4 * g) as u64;
             if gte == 0 {
                 continue;
             }
@@ -184,6 +181,26 @@ fn walk_stream(path: &Path) -> Layout {
         tables,
         directory,
     }
+}
+
+/// Text-like data that deflate shrinks several times over.
+fn compressible(rng: &mut Rng, len: usize) -> Vec<u8> {
+    const WORDS: [&[u8]; 8] = [
+        b"grain ",
+        b"table ",
+        b"sector ",
+        b"stream ",
+        b"marker ",
+        b"footer\n",
+        b"vmdk ",
+        b"disk ",
+    ];
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        out.extend_from_slice(WORDS[rng.below(8) as usize]);
+    }
+    out.truncate(len);
+    out
 }
 
 /// A raw disk of `size` bytes with random data at the start, one piece in

@@ -5,13 +5,10 @@
 //! 2047 MiB (4,192,256 sectors) per extent. Multi-GiB disks stay sparse,
 //! with data just before and after the extent boundaries.
 
-mod common;
-mod vmdk_support;
-
 use std::path::Path;
 
-use common::*;
-use vmdk_support::*;
+use crate::support::vmdk::*;
+use crate::support::*;
 
 /// Bytes of two files must agree on each `(offset, len)` range (read
 /// directly, not through any image reader).

@@ -5,14 +5,13 @@
 //! list; differencing VHDs, where qemu-img is wrong; and empty 2 TiB
 //! images, which must map at once.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::Value;
+
+use crate::support::*;
 
 /// One JSON map entry, as both tools print it.
 #[derive(Clone, Debug, PartialEq, Eq)]

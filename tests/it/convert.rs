@@ -2,11 +2,9 @@
 //! disks and vimg's own outputs, with qemu-img compare, qemu-img info,
 //! libvmdk (pyvmdk) and libvhdi (pyvhdi) as the judges (acceptance item 3).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::support::*;
 
 /// An image to convert from: its vimg/qemu format name and path.
 struct Image {

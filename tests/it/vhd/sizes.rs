@@ -3,13 +3,10 @@
 //! trusts (creator application and geometry, compared with qemu-img), and
 //! probing a fixed VHD or a dynamic VHD with a damaged trailing footer.
 
-mod common;
-mod vhd_util;
-
 use std::path::Path;
 
-use common::*;
-use vhd_util::*;
+use crate::support::vhd::*;
+use crate::support::*;
 
 const MAX: u64 = 2040 * GIB;
 
@@ -342,7 +339,7 @@ fn patched(dir: &Path, sub: &str, creator: &[u8; 4], chs: (u16, u8, u8)) -> (u64
     });
     assert!(footer_valid(&tail_footer(&path)));
     if sub == "dynamic" {
-        assert!(footer_valid(&read_bytes(&path, 0, 512)));
+        assert!(footer_valid(&read_at(&path, 0, 512)));
     }
     let v = vimg_info(None, &path);
     let q = qemu_info(Some("vhd"), &path);
@@ -490,7 +487,7 @@ fn a_dynamic_vhd_with_a_damaged_trailing_footer_opens_from_the_copy() {
         let vhd = p(dir.path(), "damaged.vhd");
         std::fs::copy(&orig, &vhd).unwrap();
         match bytes {
-            None => flip_byte(&vhd, at),
+            None => flip(&vhd, at),
             Some(b) => patch(&vhd, at, &b),
         }
         assert!(!footer_valid(&tail_footer(&vhd)), "{what}");
@@ -527,7 +524,7 @@ fn info_shows_the_footer_fields_as_stored() {
         assert_eq!(v["format-specific"]["type"], "vpc", "{v:#}");
         assert_eq!(d["disk-type"], kind, "{v:#}");
         assert_eq!(d["creator-app"], "vimg");
-        let version = be32(&footer[32..]);
+        let version = be32(&footer, 32);
         assert_eq!(
             d["creator-version"],
             format!("{}.{}", version >> 16, version & 0xffff).as_str()
@@ -611,7 +608,7 @@ fn block_sizes_from_512k_to_256m_powers_of_two() {
         qemu_io("vhd", &path, &[format!("write -P 0x3c {} 512", size - 512)]);
         let raw = p(dir.path(), "out.raw");
         vimg_ok(&["convert", "-O", "raw", &s(&path), &s(&raw)]);
-        assert_eq!(read_bytes(&raw, size - 512, 512), vec![0x3c; 512], "{arg}");
+        assert_eq!(read_at(&raw, size - 512, 512), vec![0x3c; 512], "{arg}");
         assert_identical("vhd", &path, "raw", &raw);
         std::fs::remove_file(&raw).unwrap();
         std::fs::remove_file(&path).unwrap();

@@ -5,55 +5,12 @@
 //! images and descriptors whose data is missing fail with exit code 1 and
 //! one error line naming a file, never a panic.
 
-mod common;
-mod vmdk_support;
-
-use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use common::*;
-use vmdk_support::*;
-
-fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
-}
-
-/// Table A of MANIFEST.md: path → (virtual size, content sha256), where
-/// the MANIFEST gives them.
-fn manifest() -> HashMap<String, (Option<u64>, Option<String>)> {
-    let text = fs::read_to_string(corpus().join("MANIFEST.md")).expect("corpus MANIFEST.md");
-    let table = text
-        .split("## A. Files")
-        .nth(1)
-        .and_then(|t| t.split("## B.").next())
-        .expect("table A in MANIFEST.md");
-    let mut rows = HashMap::new();
-    for line in table.lines().filter(|l| l.starts_with("| `")) {
-        let cols: Vec<&str> = line.split(" | ").collect();
-        assert!(cols.len() >= 10, "MANIFEST row: {line}");
-        let path = cols[0]
-            .trim_start_matches("| ")
-            .trim_matches('`')
-            .to_string();
-        let size: String = cols[7]
-            .trim()
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || *c == ',')
-            .filter(|c| *c != ',')
-            .collect();
-        let sha = cols[9]
-            .trim()
-            .trim_end_matches('|')
-            .trim()
-            .trim_matches('`');
-        let sha = (sha.len() == 64 && sha.chars().all(|c| c.is_ascii_hexdigit()))
-            .then(|| sha.to_string());
-        rows.insert(path, (size.parse().ok(), sha));
-    }
-    rows
-}
+use crate::support::corpus;
+use crate::support::vmdk::*;
+use crate::support::*;
 
 /// The corpus's readable VMDKs: MANIFEST path and the files (relative to
 /// the corpus) to put beside it; `.gz` files are decompressed. An empty
@@ -99,32 +56,16 @@ fn readable() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
 /// Put `files` into `dir` (decompressing `.gz`); returns the image path.
 fn materialize(dir: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
     if files.is_empty() {
-        return corpus().join(name);
+        return corpus::file(name);
     }
     for (from, to) in files {
-        let src = corpus().join(from);
-        let dst = p(dir, to);
-        if from.ends_with(".gz") {
-            let status = Command::new("gzip")
-                .arg("-dc")
-                .arg(&src)
-                .stdout(Stdio::from(fs::File::create(&dst).unwrap()))
-                .status()
-                .expect("run gzip");
-            assert!(status.success(), "gzip -dc {}", s(&src));
-        } else {
-            fs::copy(&src, &dst).unwrap();
-        }
+        corpus::copy(from, dir, to);
     }
     p(dir, files[0].1)
 }
 
 /// Convert one corpus image and check it against the MANIFEST.
-fn check_image(
-    name: &str,
-    files: &[(&str, &str)],
-    manifest: &HashMap<String, (Option<u64>, Option<String>)>,
-) {
+fn check_image(name: &str, files: &[(&str, &str)], manifest: &corpus::Manifest) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (size, sha) = manifest
@@ -147,11 +88,7 @@ fn check_image(
 
     let raw = vimg_to_raw(&image, &p(d, "out.raw"));
     assert_eq!(fs::metadata(&raw).unwrap().len(), size, "{name}");
-    assert_eq!(
-        sha256_file(&raw),
-        sha,
-        "{name}: content sha256 of vimg's raw"
-    );
+    assert_eq!(sha256(&raw), sha, "{name}: content sha256 of vimg's raw");
     fs::remove_file(&raw).unwrap();
 
     // vimg's own VMDK of it is what qemu-img reads from the original.
@@ -163,7 +100,7 @@ fn check_image(
 
 #[test]
 fn corpus_vmdks_convert_to_the_manifest_content() {
-    let manifest = manifest();
+    let manifest = corpus::manifest();
     for (name, files) in readable() {
         check_image(name, &files, &manifest);
     }
@@ -172,13 +109,17 @@ fn corpus_vmdks_convert_to_the_manifest_content() {
 #[test]
 fn corpus_16_gib_vmware_stream_converts_to_the_manifest_content() {
     // VMware export tooling's streamOptimized, 16 GiB virtual, read whole.
-    check_image("qemu-iotests/iotest-version3.vmdk", &[], &manifest());
+    check_image(
+        "qemu-iotests/iotest-version3.vmdk",
+        &[],
+        &corpus::manifest(),
+    );
 }
 
 #[test]
 fn corpus_manifest_covers_the_expected_images() {
     // The table parser itself: known values from MANIFEST.md.
-    let m = manifest();
+    let m = corpus::manifest();
     assert_eq!(
         m["vmdk-rs/monolithicSparse.vmdk"],
         (
@@ -262,7 +203,7 @@ fn malformed_corpus_vmdks_are_refused_cleanly() {
         "malformed/go-vmdk-parser/vmdk-invalid.img",
         "malformed/govmomi/ttylinux-pc_i486-16.1-disk1.vmdk",
     ] {
-        let image = corpus().join(name);
+        let image = corpus::file(name);
         let file = image.file_name().unwrap().to_string_lossy().into_owned();
         assert_refused(&image, &[&file]);
     }
@@ -273,18 +214,18 @@ fn descriptors_whose_data_is_missing_are_refused_cleanly() {
     // A twoGbMaxExtentSparse descriptor without its 16 extents, and a
     // vmfsSparse delta descriptor without its -delta file.
     assert_refused(
-        &corpus().join("vmdk-forensic/ms3-win.vmdk"),
+        &corpus::file("vmdk-forensic/ms3-win.vmdk"),
         &["ms3-win.vmdk", "disk-s001.vmdk"],
     );
     assert_refused(
-        &corpus().join("vmdk-rs/vmfs_thick-000001.vmdk"),
+        &corpus::file("vmdk-rs/vmfs_thick-000001.vmdk"),
         &["vmfs_thick-000001.vmdk", "vmfs_thick-000001-delta.vmdk"],
     );
     // The same with a delta file present (empty) but its parent gone.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let desc = p(d, "vmfs_thick-000001.vmdk");
-    fs::copy(corpus().join("vmdk-rs/vmfs_thick-000001.vmdk"), &desc).unwrap();
+    fs::copy(corpus::file("vmdk-rs/vmfs_thick-000001.vmdk"), &desc).unwrap();
     build_cowd(&p(d, "vmfs_thick-000001-delta.vmdk"), 4096, &[]);
     assert_refused(&desc, &["vmfs_thick-000001.vmdk", "vmfs_thick.vmdk"]);
 }
@@ -300,7 +241,7 @@ fn real_esx_vmfs_sparse_descriptor_over_its_real_parent() {
         "vmfs_thick-flat.vmdk",
         "vmfs_thick-000001.vmdk",
     ] {
-        fs::copy(corpus().join("vmdk-rs").join(f), p(d, f)).unwrap();
+        fs::copy(corpus::file(&format!("vmdk-rs/{f}")), p(d, f)).unwrap();
     }
     let desc = p(d, "vmfs_thick-000001.vmdk");
     let lines = extent_lines(&fs::read_to_string(&desc).unwrap());
