@@ -6,33 +6,26 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::support::vhd;
 use crate::support::*;
 
 /// Every way of reading `file`: info (human and JSON) and convert to each
 /// format, with the format probed and forced to vmdk and to vpc.
-fn readers(file: &Path, out_dir: &Path) -> Vec<(String, Vec<String>, Option<PathBuf>)> {
+fn readers(file: &Path, out_dir: &Path) -> Vec<(String, Cmd, Option<PathBuf>)> {
     let mut runs = Vec::new();
     for forced in [None, Some("vmdk"), Some("vpc")] {
-        let f: Vec<String> = forced
-            .map(|f| vec!["-f".to_string(), f.to_string()])
-            .unwrap_or_default();
+        let f: Vec<&str> = forced.map(|f| vec!["-f", f]).unwrap_or_default();
         let tag = forced.unwrap_or("probe");
-        let mut info = vec!["info".to_string()];
-        info.extend(f.clone());
-        info.push(s(file));
+        let info = vimg!("info").args(&f).arg(file);
         runs.push((format!("info ({tag})"), info, None));
-        let mut json = vec!["info".to_string(), "--output".into(), "json".into()];
-        json.extend(f.clone());
-        json.push(s(file));
+        let json = vimg!("info --output json").args(&f).arg(file);
         runs.push((format!("info --output json ({tag})"), json, None));
         for (target_fmt, ext) in [("raw", "raw"), ("vmdk", "vmdk"), ("vhd", "vhd")] {
-            let target = p(out_dir, &format!("converted.{ext}"));
-            let mut conv = vec!["convert".to_string()];
-            conv.extend(f.clone());
-            conv.extend(["-O".into(), target_fmt.into(), s(file), s(&target)]);
+            let target = out_dir.join(format!("converted.{ext}"));
+            let conv = vimg!("convert").args(&f).arg("-O").arg(target_fmt);
             runs.push((
                 format!("convert -O {target_fmt} ({tag})"),
-                conv,
+                conv.arg(file).arg(&target),
                 Some(target),
             ));
         }
@@ -51,37 +44,29 @@ fn refused_naming(file: &Path, named: &Path, only: &[&str]) -> Vec<String> {
     let dir = file.parent().unwrap();
     let before = dir_names(dir);
     let mut problems = Vec::new();
-    for (what, args, target) in readers(file, dir) {
+    for (what, vimg, target) in readers(file, dir) {
         if !only.is_empty() && !only.iter().any(|o| what.contains(o)) {
             continue;
         }
-        let out = vimg_run(&args);
-        if let Err(e) = one_line_error(&out, named) {
-            problems.push(format!("`vimg {}`: {e}", args.join(" ")));
+        let out = vimg.run();
+        if let Err(e) = out.check_one_line_error(named) {
+            problems.push(format!("`{vimg}`: {e}"));
         } else if !out.stdout.is_empty() {
             problems.push(format!(
-                "`vimg {}` failed but printed on stdout: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stdout)
+                "`{vimg}` failed but printed on stdout: {}",
+                out.stdout_text()
             ));
         }
         if let Some(t) = target {
             if t.exists() {
-                problems.push(format!(
-                    "`vimg {}` failed but left {}",
-                    args.join(" "),
-                    s(&t)
-                ));
+                problems.push(format!("`{vimg}` failed but left {}", t.display()));
                 let _ = std::fs::remove_file(&t);
             }
         }
         let after = dir_names(dir);
         if after != before {
             problems.push(format!(
-                "`vimg {}` left {:?} in the directory (was {:?})",
-                args.join(" "),
-                after,
-                before
+                "`{vimg}` left {after:?} in the directory (was {before:?})"
             ));
         }
     }
@@ -104,32 +89,27 @@ fn never_crashes(file: &Path) -> (Vec<String>, bool) {
     let dir = file.parent().unwrap();
     let mut problems = Vec::new();
     let mut refused = false;
-    for (what, args, target) in readers(file, dir) {
+    for (what, vimg, target) in readers(file, dir) {
         // Fewer runs than refused_everywhere: JSON info and VMDK targets
         // take the same paths as human info and the other targets.
         if what.contains("json") || what.contains("-O vmdk") {
             continue;
         }
-        let out = vimg_run(&args);
-        if out.status.code() != Some(0) {
+        let out = vimg.run();
+        if out.code() != Some(0) {
             refused |= what == "convert -O raw (probe)";
-            if let Err(e) = one_line_error(&out, file) {
-                problems.push(format!("`vimg {}`: {e}", args.join(" ")));
+            if let Err(e) = out.check_one_line_error(file) {
+                problems.push(format!("`{vimg}`: {e}"));
             }
             if let Some(t) = &target {
                 if t.exists() {
-                    problems.push(format!(
-                        "`vimg {}` failed but left {}",
-                        args.join(" "),
-                        s(t)
-                    ));
+                    problems.push(format!("`{vimg}` failed but left {}", t.display()));
                 }
             }
         } else if !out.stderr.is_empty() {
             problems.push(format!(
-                "`vimg {}` succeeded but wrote to stderr: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
+                "`{vimg}` succeeded but wrote to stderr: {}",
+                out.stderr_text()
             ));
         }
         if let Some(t) = target {
@@ -140,7 +120,7 @@ fn never_crashes(file: &Path) -> (Vec<String>, bool) {
             .filter(|n| n.contains(".vimg-"))
             .collect();
         if !leftovers.is_empty() {
-            problems.push(format!("`vimg {}` left {leftovers:?}", args.join(" ")));
+            problems.push(format!("`{vimg}` left {leftovers:?}"));
         }
     }
     (problems, refused)
@@ -154,7 +134,7 @@ fn random_bytes_named_vmdk_or_vhd_are_refused() {
         for size in [0u64, 1, 100, 511, 512, 513, 4096, 65536 + 7, MIB] {
             seed += 1;
             let dir = tempfile::tempdir().unwrap();
-            let file = p(dir.path(), name);
+            let file = dir.path().join(name);
             std::fs::write(&file, Rng::new(seed).bytes(size as usize)).unwrap();
             for e in refused_everywhere(&file, &[]) {
                 problems.push(format!("{name} ({size} random bytes): {e}"));
@@ -170,7 +150,7 @@ fn zero_filled_files_named_vmdk_or_vhd_are_refused() {
     for name in ["zeros.vmdk", "zeros.vhd"] {
         for size in [0u64, 512, 2 * MIB] {
             let dir = tempfile::tempdir().unwrap();
-            let file = p(dir.path(), name);
+            let file = dir.path().join(name);
             std::fs::File::create(&file).unwrap().set_len(size).unwrap();
             for e in refused_everywhere(&file, &[]) {
                 problems.push(format!("{name} ({size} zero bytes): {e}"));
@@ -184,18 +164,17 @@ fn zero_filled_files_named_vmdk_or_vhd_are_refused() {
 fn raw_content_named_vmdk_is_read_with_f_raw() {
     // The refusal is about the name; -f raw reads the same bytes.
     let dir = tempfile::tempdir().unwrap();
-    let file = p(dir.path(), "disk.vmdk");
+    let file = dir.path().join("disk.vmdk");
     build_raw(&file, 3 * MIB, 42);
     let info = vimg_info(Some("raw"), &file);
     assert_eq!(field_str(&info, "format"), "raw");
     assert_eq!(field_u64(&info, "virtual-size"), 3 * MIB);
-    let out = p(dir.path(), "out.vhd");
-    vimg_ok(&["convert", "-f", "raw", "-O", "vhd", &s(&file), &s(&out)]);
+    let out = dir.path().join("out.vhd");
+    vimg!("convert -f raw -O vhd", &file, &out).ok();
     assert_identical("raw", &file, "vhd", &out);
-    let out = vimg_run(&["info", &s(&file)]);
-    assert_one_line_error(&out, &file, "info of raw content named .vmdk");
+    let out = vimg!("info", &file).one_line_error(&file, "info of raw content named .vmdk");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("-f raw"),
+        out.stderr_text().contains("-f raw"),
         "the error should say how to read it anyway"
     );
 }
@@ -242,7 +221,7 @@ fn garbage_behind_real_magic_is_refused() {
         ];
         for (name, bytes) in cases {
             let dir = tempfile::tempdir().unwrap();
-            let file = p(dir.path(), name);
+            let file = dir.path().join(name);
             std::fs::write(&file, &bytes).unwrap();
             for e in refused_everywhere(&file, &[]) {
                 problems.push(format!("{name} (seed {seed}, {size} bytes): {e}"));
@@ -284,10 +263,10 @@ fn bad_text_descriptors_are_refused() {
     ];
     for (name, body) in cases {
         let dir = tempfile::tempdir().unwrap();
-        let file = p(dir.path(), name);
+        let file = dir.path().join(name);
         std::fs::write(&file, format!("{head}{body}")).unwrap();
         // A 1 MiB flat extent that some descriptors point at.
-        std::fs::File::create(p(dir.path(), "x-flat.vmdk"))
+        std::fs::File::create(dir.path().join("x-flat.vmdk"))
             .unwrap()
             .set_len(MIB)
             .unwrap();
@@ -297,20 +276,20 @@ fn bad_text_descriptors_are_refused() {
     }
     // An extent that is not there: the error names the missing file.
     let dir = tempfile::tempdir().unwrap();
-    let file = p(dir.path(), "missing.vmdk");
+    let file = dir.path().join("missing.vmdk");
     std::fs::write(
         &file,
         format!("{head}createType=\"monolithicFlat\"\nRW 2048 FLAT \"missing-flat.vmdk\" 0\n"),
     )
     .unwrap();
-    let missing = p(dir.path(), "missing-flat.vmdk");
+    let missing = dir.path().join("missing-flat.vmdk");
     for e in refused_naming(&file, &missing, &["probe", "(vmdk)"]) {
         problems.push(format!("missing.vmdk: {e}"));
     }
     // A descriptor without extents (qemu-img aborts on it): whatever vimg
     // makes of it, it does not crash.
     let dir = tempfile::tempdir().unwrap();
-    let file = p(dir.path(), "no-extents.vmdk");
+    let file = dir.path().join("no-extents.vmdk");
     std::fs::write(&file, format!("{head}createType=\"monolithicFlat\"\n")).unwrap();
     for e in never_crashes(&file).0 {
         problems.push(format!("no-extents.vmdk: {e}"));
@@ -320,13 +299,12 @@ fn bad_text_descriptors_are_refused() {
 
 /// A vimg image with data: `fmt` with `opts`, 10 MiB, qemu-io writes.
 fn image_with_data(dir: &Path, name: &str, fmt: &str, opts: Option<&str>) -> PathBuf {
-    let path = p(dir, name);
-    let mut args = vec!["create".to_string(), "-q".into(), "-f".into(), fmt.into()];
-    if let Some(o) = opts {
-        args.extend(["-o".into(), o.into()]);
-    }
-    args.extend([s(&path), "10M".into()]);
-    vimg_ok(&args);
+    let path = dir.join(name);
+    vimg!("create -q -f", fmt)
+        .opt("-o", opts)
+        .arg(&path)
+        .arg("10M")
+        .ok();
     qemu_io(
         fmt,
         &path,
@@ -347,7 +325,9 @@ fn truncations(image: &Path, lengths: &[u64], only: &[&str]) -> Vec<String> {
     for &cut in lengths {
         assert!(cut < len);
         let dir = tempfile::tempdir().unwrap();
-        let file = p(dir.path(), image.file_name().unwrap().to_str().unwrap());
+        let file = dir
+            .path()
+            .join(image.file_name().unwrap().to_str().unwrap());
         std::fs::copy(image, &file).unwrap();
         truncate(&file, cut);
         for e in refused_everywhere(&file, only) {
@@ -440,7 +420,7 @@ fn fixed_vhd_with_a_flipped_footer_byte_is_refused() {
     let mut problems = Vec::new();
     for off in FOOTER_FLIPS.iter().copied().chain([85, 511]) {
         let dir = tempfile::tempdir().unwrap();
-        let file = p(dir.path(), "flip.vhd");
+        let file = dir.path().join("flip.vhd");
         std::fs::copy(&image, &file).unwrap();
         flip(&file, len - 512 + off);
         for e in refused_everywhere(&file, &[]) {
@@ -458,7 +438,7 @@ fn dynamic_vhd_with_both_footer_copies_flipped_is_refused() {
     let mut problems = Vec::new();
     for off in FOOTER_FLIPS {
         let dir = tempfile::tempdir().unwrap();
-        let file = p(dir.path(), "flip.vhd");
+        let file = dir.path().join("flip.vhd");
         std::fs::copy(&image, &file).unwrap();
         flip(&file, off);
         flip(&file, len - 512 + off);
@@ -478,31 +458,23 @@ fn dynamic_vhd_with_one_damaged_footer_copy_never_reads_wrong_data() {
     let dir = tempfile::tempdir().unwrap();
     let image = image_with_data(dir.path(), "flip.vhd", "vhd", None);
     let len = std::fs::metadata(&image).unwrap().len();
-    let reference = p(dir.path(), "reference.raw");
-    qemu_img(&[
-        "convert",
-        "-f",
-        "vpc",
-        "-O",
-        "raw",
-        &s(&image),
-        &s(&reference),
-    ]);
+    let reference = dir.path().join("reference.raw");
+    qemu_img!("convert -f vpc -O raw", &image, &reference).ok();
     for (copy, base) in [("trailing", len - 512), ("leading", 0)] {
         for off in FOOTER_FLIPS {
             let d = tempfile::tempdir().unwrap();
-            let file = p(d.path(), "flip.vhd");
+            let file = d.path().join("flip.vhd");
             std::fs::copy(&image, &file).unwrap();
             flip(&file, base + off);
-            let out = p(d.path(), "out.raw");
-            let run = vimg_run(&["convert", "-O", "raw", &s(&file), &s(&out)]);
+            let out = d.path().join("out.raw");
+            let run = vimg!("convert -O raw", &file, &out).run();
             if run.status.success() {
                 assert_same_bytes(&reference, &out);
                 let info = vimg_info(None, &file);
                 assert_eq!(field_u64(&info, "virtual-size"), 10 * MIB);
                 assert_eq!(info["format-specific"]["data"]["disk-type"], "dynamic");
             } else {
-                assert_one_line_error(&run, &file, &format!("{copy} footer byte {off}"));
+                run.assert_one_line_error(&file, &format!("{copy} footer byte {off}"));
                 assert!(!out.exists());
             }
             assert_eq!(dir_names(d.path()).len(), 1 + out.exists() as usize);
@@ -510,23 +482,12 @@ fn dynamic_vhd_with_one_damaged_footer_copy_never_reads_wrong_data() {
     }
 }
 
-/// One's-complement byte-sum checksum of VHD structures, with the 4-byte
-/// field at `field` counted as zero.
-fn vhd_checksum(buf: &[u8], field: usize) -> u32 {
-    let sum = buf
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !(field..field + 4).contains(i))
-        .fold(0u32, |a, (_, &b)| a.wrapping_add(b as u32));
-    !sum
-}
-
 /// Overwrite a big-endian field of a VHD structure at `base` (size `len`,
 /// checksum at `sum_at`) and fix the checksum so the value is believed.
 fn set_vhd_field(path: &Path, base: u64, len: usize, sum_at: usize, field: usize, value: &[u8]) {
     let mut buf = std::fs::read(path).unwrap()[base as usize..base as usize + len].to_vec();
     buf[field..field + value.len()].copy_from_slice(value);
-    let sum = vhd_checksum(&buf, sum_at);
+    let sum = vhd::checksum(&buf, sum_at);
     buf[sum_at..sum_at + 4].copy_from_slice(&sum.to_be_bytes());
     patch(path, base, &buf);
 }
@@ -571,7 +532,7 @@ fn vhd_fields_with_impossible_values_never_crash() {
     let mut refused = 0;
     for (what, field, value) in &cases {
         let d = tempfile::tempdir().unwrap();
-        let file = p(d.path(), "field.vhd");
+        let file = d.path().join("field.vhd");
         std::fs::copy(&image, &file).unwrap();
         match *what {
             "footer" => {
@@ -602,11 +563,9 @@ fn vmdk_fields_with_impossible_values_never_crash() {
     let image = image_with_data(dir.path(), "field.vmdk", "vmdk", None);
     let bytes = std::fs::read(&image).unwrap();
     let len = bytes.len() as u64;
-    let le64 = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
-    let gd = le64(56) * 512;
-    let rgd = le64(48) * 512;
-    let gt =
-        u32::from_le_bytes(bytes[gd as usize..gd as usize + 4].try_into().unwrap()) as u64 * 512;
+    let gd = le64(&bytes, 56) * 512;
+    let rgd = le64(&bytes, 48) * 512;
+    let gt = le32(&bytes, gd as usize) as u64 * 512;
     let u64s = |v: u64| v.to_le_bytes().to_vec();
     let u32s = |v: u32| v.to_le_bytes().to_vec();
     // (byte offset in the file, value)
@@ -653,7 +612,7 @@ fn vmdk_fields_with_impossible_values_never_crash() {
     let mut refused = 0;
     for (at, value) in &cases {
         let d = tempfile::tempdir().unwrap();
-        let file = p(d.path(), "field.vmdk");
+        let file = d.path().join("field.vmdk");
         std::fs::copy(&image, &file).unwrap();
         patch(&file, *at, value);
         let (found, was_refused) = never_crashes(&file);
@@ -697,23 +656,19 @@ fn vmdk_grain_table_entry_past_the_end_is_refused() {
     let image = image_with_data(dir.path(), "gte.vmdk", "vmdk", None);
     let bytes = std::fs::read(&image).unwrap();
     let len = bytes.len() as u64;
-    let gd = u64::from_le_bytes(bytes[56..64].try_into().unwrap()) * 512;
-    let gt = u32::from_le_bytes(bytes[gd as usize..gd as usize + 4].try_into().unwrap()) as u64;
+    let gd = le64(&bytes, 56) * 512;
+    let gt = le32(&bytes, gd as usize) as u64;
     // Grain 16 holds the data qemu-io wrote at 1 MiB.
     let entry = gt * 512 + 16 * 4;
     assert_ne!(
-        u32::from_le_bytes(
-            bytes[entry as usize..entry as usize + 4]
-                .try_into()
-                .unwrap()
-        ),
+        le32(&bytes, entry as usize),
         0,
         "grain 16 should be allocated"
     );
     let mut problems = Vec::new();
     for sector in [(len / 512) as u32, (len / 512) as u32 + 1000, 0xffff_fff0] {
         let d = tempfile::tempdir().unwrap();
-        let file = p(d.path(), "gte.vmdk");
+        let file = d.path().join("gte.vmdk");
         std::fs::copy(&image, &file).unwrap();
         patch(&file, entry, &sector.to_le_bytes());
         for e in refused_everywhere(&file, &["convert -O raw (probe)", "convert -O vhd (vmdk)"]) {
@@ -732,12 +687,7 @@ fn vhd_bat_at_offset_zero_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let image = image_with_data(dir.path(), "bat0.vhd", "vhd", None);
     set_vhd_field(&image, 512, 1024, 36, 16, &0u64.to_be_bytes());
-    assert!(
-        run("qemu-img", &["info", "-f", "vpc", &s(&image)])
-            .status
-            .code()
-            == Some(1)
-    );
+    assert!(qemu_img!("info -f vpc", &image).run().status.code() == Some(1));
     assert_no_problems(refused_everywhere(
         &image,
         &[
@@ -752,21 +702,21 @@ fn vhd_bat_at_offset_zero_is_refused() {
 fn missing_files_and_directories_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut problems = Vec::new();
-    let missing = p(dir.path(), "missing.vmdk");
+    let missing = dir.path().join("missing.vmdk");
     for e in refused_everywhere(&missing, &[]) {
         problems.push(format!("a missing file: {e}"));
     }
-    let folder = p(dir.path(), "folder.vhd");
+    let folder = dir.path().join("folder.vhd");
     std::fs::create_dir(&folder).unwrap();
     for e in refused_everywhere(&folder, &[]) {
         problems.push(format!("a directory: {e}"));
     }
     // Read as raw, a directory is no disk either.
-    let out = vimg_run(&["info", "-f", "raw", &s(&folder)]);
-    if let Err(e) = one_line_error(&out, &folder) {
+    let out = vimg!("info -f raw", &folder).run();
+    if let Err(e) = out.check_one_line_error(&folder) {
         problems.push(format!(
             "`vimg info -f raw` on a directory: {e}\nstdout: {}",
-            String::from_utf8_lossy(&out.stdout)
+            out.stdout_text()
         ));
     }
     assert_no_problems(problems);

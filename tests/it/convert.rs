@@ -17,19 +17,12 @@ struct Image {
 /// each checked identical to the raw disk by qemu-img itself.
 fn sources(dir: &Path, raw: &Path) -> Vec<Image> {
     let mk = |label, fmt, name: &str, opts: Option<&str>| {
-        let path = p(dir, name);
-        let mut args = vec![
-            "convert".to_string(),
-            "-f".into(),
-            "raw".into(),
-            "-O".into(),
-            qemu_fmt(fmt).into(),
-        ];
-        if let Some(o) = opts {
-            args.extend(["-o".into(), o.into()]);
-        }
-        args.extend([s(raw), s(&path)]);
-        qemu_img(&args);
+        let path = dir.join(name);
+        qemu_img!("convert -f raw -O", qemu_fmt(fmt))
+            .opt("-o", opts)
+            .arg(raw)
+            .arg(&path)
+            .ok();
         assert_identical("raw", raw, fmt, &path);
         Image { label, fmt, path }
     };
@@ -72,14 +65,24 @@ fn assert_same_info(fmt: &str, path: &Path) -> u64 {
     let qemu = qemu_info(is_fixed_vhd(path).then_some(fmt), path);
     let ours = vimg_info(None, path);
     let forced = vimg_info(Some(fmt), path);
-    assert_eq!(field_str(&ours, "format"), qemu_fmt(fmt), "{}", s(path));
-    assert_eq!(field_str(&qemu, "format"), qemu_fmt(fmt), "{}", s(path));
+    assert_eq!(
+        field_str(&ours, "format"),
+        qemu_fmt(fmt),
+        "{}",
+        path.display()
+    );
+    assert_eq!(
+        field_str(&qemu, "format"),
+        qemu_fmt(fmt),
+        "{}",
+        path.display()
+    );
     let size = field_u64(&qemu, "virtual-size");
     assert_eq!(
         field_u64(&ours, "virtual-size"),
         size,
         "virtual-size of {}: vimg {ours:#}\nqemu-img {qemu:#}",
-        s(path)
+        path.display()
     );
     assert_eq!(field_u64(&forced, "virtual-size"), size);
     // The other numbers qemu-img prints mean the same in vimg's output.
@@ -88,7 +91,7 @@ fn assert_same_info(fmt: &str, path: &Path) -> u64 {
             ours.get(key),
             qemu.get(key),
             "{key} of {}: vimg {ours:#}\nqemu-img {qemu:#}",
-            s(path)
+            path.display()
         );
     }
     size
@@ -101,24 +104,24 @@ fn assert_same_info(fmt: &str, path: &Path) -> u64 {
 fn matrix(size: u64, seed: u64) {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let raw = p(dir, "source.raw");
+    let raw = dir.join("source.raw");
     build_raw(&raw, size, seed);
     let disk = sector_up(size);
     let mut made = Vec::new();
     for src in sources(dir, &raw) {
         for (label, fmt, opts, ext) in TARGETS {
-            let out = p(dir, &format!("{}-to-{label}.{ext}", src.label));
-            let mut args = vec!["convert".to_string(), "-q".into()];
+            let out = dir.join(format!("{}-to-{label}.{ext}", src.label));
             // Probe images from their content; say raw is raw.
-            if src.fmt == "raw" {
-                args.extend(["-f".into(), "raw".into()]);
-            }
-            args.extend(["-O".into(), fmt.into()]);
-            if let Some(o) = opts {
-                args.extend(["-o".into(), o.into()]);
-            }
-            args.extend([s(&src.path), s(&out)]);
-            assert_eq!(vimg_ok(&args), "", "convert -q prints nothing");
+            let convert = vimg!("convert -q")
+                .opt("-f", (src.fmt == "raw").then_some("raw"))
+                .arg("-O")
+                .arg(fmt)
+                .opt("-o", opts);
+            assert_eq!(
+                convert.arg(&src.path).arg(&out).ok(),
+                "",
+                "convert -q prints nothing"
+            );
             assert_identical("raw", &raw, fmt, &out);
             made.push((fmt, out));
         }
@@ -129,13 +132,12 @@ fn matrix(size: u64, seed: u64) {
             continue;
         }
         for (label, tfmt, opts, ext) in TARGETS {
-            let out = p(dir, &format!("again{i}-to-{label}.{ext}"));
-            let mut args = vec!["convert".to_string(), "-O".into(), tfmt.into()];
-            if let Some(o) = opts {
-                args.extend(["-o".into(), o.into()]);
-            }
-            args.extend([s(path), s(&out)]);
-            vimg_ok(&args);
+            let out = dir.join(format!("again{i}-to-{label}.{ext}"));
+            vimg!("convert -O", tfmt)
+                .opt("-o", opts)
+                .arg(path)
+                .arg(&out)
+                .ok();
             assert_identical("raw", &raw, tfmt, &out);
             made.push((tfmt, out));
         }
@@ -145,16 +147,20 @@ fn matrix(size: u64, seed: u64) {
     for (fmt, path) in &made {
         if *fmt == "raw" {
             let len = std::fs::metadata(path).unwrap().len();
-            assert!(len == size || len == disk, "{} is {len} bytes", s(path));
+            assert!(
+                len == size || len == disk,
+                "{} is {len} bytes",
+                path.display()
+            );
             if len % 512 != 0 {
                 // qemu-img rounds a raw file up to a sector; the separate
                 // test raw_virtual_size_of_a_partial_sector_file covers it.
                 continue;
             }
         }
-        assert_eq!(assert_same_info(fmt, path), disk, "{}", s(path));
+        assert_eq!(assert_same_info(fmt, path), disk, "{}", path.display());
         if *fmt == "vmdk" {
-            let check = qemu_img(&["check", "-f", "vmdk", &s(path)]);
+            let check = qemu_img!("check -f vmdk", path).ok();
             assert!(check.contains("No errors were found"), "{check}");
         }
     }
@@ -166,9 +172,9 @@ fn matrix(size: u64, seed: u64) {
 /// The qemu-made sources in `dir`.
 fn sources_in(dir: &Path) -> Vec<(&'static str, PathBuf)> {
     vec![
-        ("vmdk", p(dir, "qemu.vmdk")),
-        ("vhd", p(dir, "qemu.vhd")),
-        ("vhd", p(dir, "qemu-fixed.vhd")),
+        ("vmdk", dir.join("qemu.vmdk")),
+        ("vhd", dir.join("qemu.vhd")),
+        ("vhd", dir.join("qemu-fixed.vhd")),
     ]
 }
 
@@ -194,7 +200,7 @@ fn raw_virtual_size_of_a_partial_sector_file() {
     // qemu-img reports a raw file of a partial sector's length rounded up
     // to a whole sector; vimg's info must report the same virtual size.
     let dir = tempfile::tempdir().unwrap();
-    let raw = p(dir.path(), "odd.raw");
+    let raw = dir.path().join("odd.raw");
     build_raw(&raw, 3 * MIB + 1000, 7);
     let qemu = field_u64(&qemu_info(Some("raw"), &raw), "virtual-size");
     let ours = field_u64(&vimg_info(None, &raw), "virtual-size");
@@ -208,37 +214,19 @@ fn raw_virtual_size_of_a_partial_sector_file() {
 #[test]
 fn fully_allocated_convert_with_s0_is_identical() {
     let dir = tempfile::tempdir().unwrap();
-    let raw = p(dir.path(), "src.raw");
+    let raw = dir.path().join("src.raw");
     build_raw(&raw, 5 * MIB + 512, 99);
     for (fmt, name) in [
         ("vmdk", "full.vmdk"),
         ("vhd", "full.vhd"),
         ("raw", "full.raw"),
     ] {
-        let out = p(dir.path(), name);
-        vimg_ok(&[
-            "convert",
-            "-S",
-            "0",
-            "-f",
-            "raw",
-            "-O",
-            fmt,
-            &s(&raw),
-            &s(&out),
-        ]);
+        let out = dir.path().join(name);
+        vimg!("convert -S 0 -f raw -O", fmt, &raw, &out).ok();
         assert_identical("raw", &raw, fmt, &out);
         // Everything allocated: qemu-img map shows one data run covering
         // the disk.
-        let map: serde_json::Value = serde_json::from_str(&qemu_img(&[
-            "map",
-            "--output",
-            "json",
-            "-f",
-            qemu_fmt(fmt),
-            &s(&out),
-        ]))
-        .unwrap();
+        let map = qemu_img!("map --output json -f", qemu_fmt(fmt), &out).json();
         let total: u64 = map
             .as_array()
             .unwrap()
@@ -255,15 +243,15 @@ fn sparse_convert_leaves_zeros_unallocated() {
     // A disk of one data sector in 40 MiB of holes and written zeros:
     // vimg's sparse targets hold the data and not much more.
     let dir = tempfile::tempdir().unwrap();
-    let raw = p(dir.path(), "src.raw");
+    let raw = dir.path().join("src.raw");
     let f = std::fs::File::create(&raw).unwrap();
     f.set_len(40 * MIB).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&f, &vec![0u8; 8 * MIB as usize], 10 * MIB).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&f, &[7u8; 512], 30 * MIB).unwrap();
     drop(f);
     for (fmt, name, most) in [("vmdk", "s.vmdk", 256 * KIB), ("vhd", "s.vhd", 3 * MIB)] {
-        let out = p(dir.path(), name);
-        vimg_ok(&["convert", "-f", "raw", "-O", fmt, &s(&raw), &s(&out)]);
+        let out = dir.path().join(name);
+        vimg!("convert -f raw -O", fmt, &raw, &out).ok();
         assert_identical("raw", &raw, fmt, &out);
         let len = std::fs::metadata(&out).unwrap().len();
         assert!(len <= most, "{name} is {len} bytes for one data sector");
@@ -299,9 +287,7 @@ else:
 "#;
 
 fn libyal_reads(kind: &str, image: &Path, raw: &Path) -> String {
-    python(PY_READ, &[kind, &s(image), &s(raw)])
-        .trim()
-        .to_string()
+    python!(PY_READ, kind, image, raw).ok().trim().to_string()
 }
 
 #[test]
@@ -312,40 +298,22 @@ fn libvmdk_and_libvhdi_read_vimg_outputs() {
         .into_iter()
         .enumerate()
     {
-        let raw = p(dir, &format!("src{i}.raw"));
+        let raw = dir.join(format!("src{i}.raw"));
         build_raw(&raw, size, seed);
         let want = format!("OK {}", sector_up(size));
-        let vmdk = p(dir, &format!("a{i}.vmdk"));
-        let vhd = p(dir, &format!("a{i}.vhd"));
-        let fixed = p(dir, &format!("a{i}-fixed.vhd"));
-        vimg_ok(&["convert", "-f", "raw", "-O", "vmdk", &s(&raw), &s(&vmdk)]);
-        vimg_ok(&["convert", "-f", "raw", "-O", "vhd", &s(&raw), &s(&vhd)]);
-        vimg_ok(&[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vhd",
-            "-o",
-            "subformat=fixed",
-            &s(&raw),
-            &s(&fixed),
-        ]);
+        let vmdk = dir.join(format!("a{i}.vmdk"));
+        let vhd = dir.join(format!("a{i}.vhd"));
+        let fixed = dir.join(format!("a{i}-fixed.vhd"));
+        vimg!("convert -f raw -O vmdk", &raw, &vmdk).ok();
+        vimg!("convert -f raw -O vhd", &raw, &vhd).ok();
+        vimg!("convert -f raw -O vhd -o subformat=fixed", &raw, &fixed).ok();
         // vimg to vimg across formats, and a small VHD block size.
-        let vhd_from_vmdk = p(dir, &format!("b{i}.vhd"));
-        let vmdk_from_vhd = p(dir, &format!("b{i}.vmdk"));
-        let small_blocks = p(dir, &format!("c{i}.vhd"));
-        vimg_ok(&["convert", "-O", "vhd", &s(&vmdk), &s(&vhd_from_vmdk)]);
-        vimg_ok(&["convert", "-O", "vmdk", &s(&fixed), &s(&vmdk_from_vhd)]);
-        vimg_ok(&[
-            "convert",
-            "-O",
-            "vhd",
-            "-o",
-            "block_size=512K",
-            &s(&vmdk),
-            &s(&small_blocks),
-        ]);
+        let vhd_from_vmdk = dir.join(format!("b{i}.vhd"));
+        let vmdk_from_vhd = dir.join(format!("b{i}.vmdk"));
+        let small_blocks = dir.join(format!("c{i}.vhd"));
+        vimg!("convert -O vhd", &vmdk, &vhd_from_vmdk).ok();
+        vimg!("convert -O vmdk", &fixed, &vmdk_from_vhd).ok();
+        vimg!("convert -O vhd -o block_size=512K", &vmdk, &small_blocks).ok();
         for (kind, image) in [
             ("vmdk", &vmdk),
             ("vhd", &vhd),
@@ -358,7 +326,7 @@ fn libvmdk_and_libvhdi_read_vimg_outputs() {
                 libyal_reads(kind, image, &raw),
                 want,
                 "libyal reading {}",
-                s(image)
+                image.display()
             );
         }
     }
@@ -367,23 +335,12 @@ fn libvmdk_and_libvhdi_read_vimg_outputs() {
 #[test]
 fn sparse_size_variants_and_progress_keep_the_data() {
     let dir = tempfile::tempdir().unwrap();
-    let raw = p(dir.path(), "src.raw");
+    let raw = dir.path().join("src.raw");
     build_raw(&raw, 7 * MIB + 3 * 512, 77);
     for (i, sparse) in ["512", "4k", "64k", "1M", "2M"].into_iter().enumerate() {
         for (fmt, ext) in [("vmdk", "vmdk"), ("vhd", "vhd"), ("raw", "raw")] {
-            let out = p(dir.path(), &format!("s{i}.{ext}"));
-            let run = vimg_run(&[
-                "convert",
-                "-p",
-                "-S",
-                sparse,
-                "-f",
-                "raw",
-                "-O",
-                fmt,
-                &s(&raw),
-                &s(&out),
-            ]);
+            let out = dir.path().join(format!("s{i}.{ext}"));
+            let run = vimg!("convert -p -S", sparse, "-f raw -O", fmt, &raw, &out).run();
             assert!(run.status.success(), "-S {sparse} -O {fmt}: {run:?}");
             // No terminal: no progress bar, nothing printed at all.
             assert!(run.stdout.is_empty() && run.stderr.is_empty(), "{run:?}");
@@ -408,7 +365,7 @@ fn qemu_vmdk_subformats_convert_identical() {
     // Multi-extent VMDKs: data right across the 2 GiB extent boundaries.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let raw = p(d, "src.raw");
+    let raw = d.join("src.raw");
     let size = 4 * GIB + 512 * MIB + 3 * 512;
     sparse_raw(
         &raw,
@@ -429,25 +386,21 @@ fn qemu_vmdk_subformats_convert_identical() {
         "twoGbMaxExtentFlat",
         "streamOptimized",
     ] {
-        let src = p(d, &format!("{sub}.vmdk"));
-        qemu_img(&[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vmdk",
-            "-o",
-            &format!("subformat={sub}"),
-            &s(&raw),
-            &s(&src),
-        ]);
+        let src = d.join(format!("{sub}.vmdk"));
+        qemu_img!(
+            "convert -f raw -O vmdk -o",
+            format!("subformat={sub}"),
+            &raw,
+            &src
+        )
+        .ok();
         assert_eq!(
             field_u64(&vimg_info(None, &src), "virtual-size"),
             field_u64(&qemu_info(None, &src), "virtual-size")
         );
         for (fmt, ext) in [("vhd", "vhd"), ("vmdk", "vmdk")] {
-            let out = p(d, &format!("{sub}-out.{ext}"));
-            vimg_ok(&["convert", "-O", fmt, &s(&src), &s(&out)]);
+            let out = d.join(format!("{sub}-out.{ext}"));
+            vimg!("convert -O", fmt, &src, &out).ok();
             assert_identical("raw", &raw, fmt, &out);
             assert_eq!(field_u64(&qemu_info(None, &out), "virtual-size"), size);
         }
@@ -460,7 +413,7 @@ fn large_sparse_disk_with_data_past_32_bit_offsets() {
     // and 64 GiB, and at the very end of a 100 GiB disk.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let raw = p(d, "big.raw");
+    let raw = d.join("big.raw");
     let size = 100 * GIB + 3 * 512;
     sparse_raw(
         &raw,
@@ -479,25 +432,23 @@ fn large_sparse_disk_with_data_past_32_bit_offsets() {
         ("vhd", None, "big.vhd"),
         ("vhd", Some("subformat=fixed"), "big-fixed.vhd"),
     ] {
-        let out = p(d, name);
-        let mut args = vec!["convert", "-f", "raw", "-O", fmt];
-        if let Some(o) = opts {
-            args.extend(["-o", o]);
-        }
-        let (r, o) = (s(&raw), s(&out));
-        args.extend([r.as_str(), o.as_str()]);
-        vimg_ok(&args);
+        let out = d.join(name);
+        vimg!("convert -f raw -O", fmt)
+            .opt("-o", opts)
+            .arg(&raw)
+            .arg(&out)
+            .ok();
         assert_identical("raw", &raw, fmt, &out);
         assert_eq!(assert_same_info(fmt, &out), size);
         // Sparse: a few MiB of blocks, not 100 GiB.
         let used = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&out).unwrap()) * 512;
         assert!(used < 64 * MIB, "{name} uses {used} bytes");
     }
-    let vmdk = p(d, "big.vmdk");
-    let check = qemu_img(&["check", "-f", "vmdk", &s(&vmdk)]);
+    let vmdk = d.join("big.vmdk");
+    let check = qemu_img!("check -f vmdk", &vmdk).ok();
     assert!(check.contains("No errors were found"), "{check}");
     // And back to raw through vimg.
-    let back = p(d, "back.raw");
-    vimg_ok(&["convert", "-O", "raw", &s(&p(d, "big.vhd")), &s(&back)]);
+    let back = d.join("back.raw");
+    vimg!("convert -O raw", &d.join("big.vhd"), &back).ok();
     assert_identical("raw", &raw, "raw", &back);
 }

@@ -22,12 +22,17 @@ const SIZES: [u64; 8] = [
 /// that must agree for a vimg-made image.
 fn check_info(fmt: &str, qemu_needs_fmt: bool, path: &std::path::Path, size: u64) {
     let q = qemu_info(qemu_needs_fmt.then_some(fmt), path);
-    assert_eq!(field_str(&q, "format"), qemu_fmt(fmt), "{}: {q:#}", s(path));
+    assert_eq!(
+        field_str(&q, "format"),
+        qemu_fmt(fmt),
+        "{}: {q:#}",
+        path.display()
+    );
     assert_eq!(
         field_u64(&q, "virtual-size"),
         size,
         "qemu-img's virtual size of {}",
-        s(path)
+        path.display()
     );
     let v = vimg_info(None, path);
     assert_eq!(field_str(&v, "format"), qemu_fmt(fmt), "{v:#}");
@@ -35,7 +40,7 @@ fn check_info(fmt: &str, qemu_needs_fmt: bool, path: &std::path::Path, size: u64
         field_u64(&v, "virtual-size"),
         size,
         "vimg's virtual size of {}",
-        s(path)
+        path.display()
     );
     // Same answer when the format is given.
     let vf = vimg_info(Some(fmt), path);
@@ -45,7 +50,7 @@ fn check_info(fmt: &str, qemu_needs_fmt: bool, path: &std::path::Path, size: u64
             Some(c),
             v.get("cluster-size"),
             "cluster-size of {}: qemu {q:#} vimg {v:#}",
-            s(path)
+            path.display()
         );
     }
 }
@@ -54,13 +59,13 @@ fn check_info(fmt: &str, qemu_needs_fmt: bool, path: &std::path::Path, size: u64
 fn vmdk_passes_qemu_img_check_with_the_exact_size() {
     let dir = tempfile::tempdir().unwrap();
     for (i, &size) in SIZES.iter().enumerate() {
-        let path = p(dir.path(), &format!("d{i}.vmdk"));
-        let out = vimg_ok(&["create", "-f", "vmdk", &s(&path), &size.to_string()]);
+        let path = dir.path().join(format!("d{i}.vmdk"));
+        let out = vimg!("create -f vmdk", &path, size).ok();
         assert_eq!(
             out.trim(),
-            format!("Formatting '{}', fmt=vmdk size={size}", s(&path))
+            format!("Formatting '{}', fmt=vmdk size={size}", path.display())
         );
-        let check = qemu_img(&["check", "-f", "vmdk", &s(&path)]);
+        let check = qemu_img!("check -f vmdk", &path).ok();
         assert!(check.contains("No errors were found"), "{check}");
         check_info("vmdk", false, &path, size);
         let q = qemu_info(None, &path);
@@ -83,20 +88,14 @@ fn vmdk_size_suffixes_and_limits() {
         ("1000", 1024),
         ("2T", 2 << 40),
     ] {
-        let path = p(dir.path(), &format!("s{arg}.vmdk"));
-        vimg_ok(&["create", "-q", "-f", "vmdk", &s(&path), arg]);
+        let path = dir.path().join(format!("s{arg}.vmdk"));
+        vimg!("create -q -f vmdk", &path, arg).ok();
         check_info("vmdk", false, &path, size);
     }
     // A sparse extent addresses 2 TiB at most: one sector more is refused.
-    let path = p(dir.path(), "too-big.vmdk");
-    let out = vimg_run(&[
-        "create",
-        "-f",
-        "vmdk",
-        &s(&path),
-        &((2u64 << 40) + 512).to_string(),
-    ]);
-    assert_one_line_error(&out, &path, "create a 2 TiB + 512 VMDK");
+    let path = dir.path().join("too-big.vmdk");
+    vimg!("create -f vmdk", &path, ((2u64 << 40) + 512))
+        .one_line_error(&path, "create a 2 TiB + 512 VMDK");
     assert!(!path.exists());
 }
 
@@ -104,11 +103,11 @@ fn vmdk_size_suffixes_and_limits() {
 fn dynamic_vhd_has_the_exact_size_in_qemu_img() {
     let dir = tempfile::tempdir().unwrap();
     for (i, &size) in SIZES.iter().enumerate() {
-        let path = p(dir.path(), &format!("d{i}.vhd"));
-        let out = vimg_ok(&["create", "-f", "vhd", &s(&path), &size.to_string()]);
+        let path = dir.path().join(format!("d{i}.vhd"));
+        let out = vimg!("create -f vhd", &path, size).ok();
         assert_eq!(
             out.trim(),
-            format!("Formatting '{}', fmt=vpc size={size}", s(&path))
+            format!("Formatting '{}', fmt=vpc size={size}", path.display())
         );
         check_info("vhd", false, &path, size);
         let v = vimg_info(None, &path);
@@ -120,17 +119,8 @@ fn dynamic_vhd_has_the_exact_size_in_qemu_img() {
 fn fixed_vhd_has_the_exact_size_in_qemu_img() {
     let dir = tempfile::tempdir().unwrap();
     for (i, &size) in SIZES.iter().enumerate() {
-        let path = p(dir.path(), &format!("f{i}.vhd"));
-        vimg_ok(&[
-            "create",
-            "-q",
-            "-f",
-            "vhd",
-            "-o",
-            "subformat=fixed",
-            &s(&path),
-            &size.to_string(),
-        ]);
+        let path = dir.path().join(format!("f{i}.vhd"));
+        vimg!("create -q -f vhd -o subformat=fixed", &path, size).ok();
         // Data, then the 512-byte footer.
         assert_eq!(std::fs::metadata(&path).unwrap().len(), size + 512);
         // qemu-img cannot probe a fixed VHD: -f vpc.
@@ -158,35 +148,25 @@ const NOT_CHS: [u64; 6] = [
     200 * GIB,
 ];
 
-/// libvhdi's idea of a VHD's size.
-fn pyvhdi_size(path: &std::path::Path) -> u64 {
-    python(
-        "import sys, pyvhdi\nf = pyvhdi.file()\nf.open(sys.argv[1])\nprint(f.get_media_size())",
-        &[&s(path)],
-    )
-    .trim()
-    .parse()
-    .unwrap()
-}
-
 #[test]
 fn vhd_sizes_are_exact_whether_or_not_chs_can_express_them() {
     let dir = tempfile::tempdir().unwrap();
     for (i, &size) in CHS_EXACT.iter().chain(NOT_CHS.iter()).enumerate() {
         for (sub, qemu_needs_fmt) in [("dynamic", false), ("fixed", true)] {
-            let path = p(dir.path(), &format!("{sub}{i}.vhd"));
-            vimg_ok(&[
-                "create",
-                "-q",
-                "-f",
-                "vpc",
-                "-o",
-                &format!("subformat={sub}"),
-                &s(&path),
-                &size.to_string(),
-            ]);
+            let path = dir.path().join(format!("{sub}{i}.vhd"));
+            vimg!(
+                "create -q -f vpc -o",
+                format!("subformat={sub}"),
+                &path,
+                size
+            )
+            .ok();
             check_info("vhd", qemu_needs_fmt, &path, size);
-            assert_eq!(pyvhdi_size(&path), size, "libvhdi's size of {sub} {size}");
+            assert_eq!(
+                pyvhdi_describe(&path).0,
+                size,
+                "libvhdi's size of {sub} {size}"
+            );
             let v = vimg_info(None, &path);
             let data = &v["format-specific"]["data"];
             assert_eq!(field_u64(data, "current-size"), size, "{v:#}");
@@ -224,19 +204,10 @@ fn vhd_force_size_off_rounds_like_qemu_img() {
     .into_iter()
     .enumerate()
     {
-        let ours = p(dir.path(), &format!("v{i}.vhd"));
-        let theirs = p(dir.path(), &format!("q{i}.vhd"));
-        vimg_ok(&[
-            "create",
-            "-q",
-            "-f",
-            "vhd",
-            "-o",
-            "force_size=off",
-            &s(&ours),
-            &size.to_string(),
-        ]);
-        qemu_img(&["create", "-q", "-f", "vpc", &s(&theirs), &size.to_string()]);
+        let ours = dir.path().join(format!("v{i}.vhd"));
+        let theirs = dir.path().join(format!("q{i}.vhd"));
+        vimg!("create -q -f vhd -o force_size=off", &ours, size).ok();
+        qemu_img!("create -q -f vpc", &theirs, size).ok();
         let want = field_u64(&qemu_info(None, &theirs), "virtual-size");
         assert!(want >= size);
         assert_eq!(
@@ -253,12 +224,11 @@ fn vhd_force_size_off_rounds_like_qemu_img() {
 fn vhd_size_limit_is_2040_gib() {
     let dir = tempfile::tempdir().unwrap();
     let max = 2040 * GIB;
-    let path = p(dir.path(), "max.vhd");
-    vimg_ok(&["create", "-q", "-f", "vhd", &s(&path), "2040G"]);
+    let path = dir.path().join("max.vhd");
+    vimg!("create -q -f vhd", &path, "2040G").ok();
     check_info("vhd", false, &path, max);
-    let path = p(dir.path(), "over.vhd");
-    let out = vimg_run(&["create", "-f", "vhd", &s(&path), &(max + 512).to_string()]);
-    assert_one_line_error(&out, &path, "create a 2040 GiB + 512 VHD");
+    let path = dir.path().join("over.vhd");
+    vimg!("create -f vhd", &path, (max + 512)).one_line_error(&path, "create a 2040 GiB + 512 VHD");
     assert!(!path.exists());
     assert_eq!(dir_names(dir.path()), ["max.vhd"]);
 }
@@ -272,17 +242,13 @@ fn human_info_names_format_and_exact_size() {
         ("vhd", "subformat=dynamic", "h.vhd"),
         ("vhd", "subformat=fixed", "hf.vhd"),
     ] {
-        let path = p(dir.path(), name);
-        let mut args = vec!["create", "-q", "-f", fmt];
-        if !opts.is_empty() {
-            args.extend(["-o", opts]);
-        }
-        let ps = s(&path);
-        let sz = size.to_string();
-        args.extend([ps.as_str(), sz.as_str()]);
+        let path = dir.path().join(name);
+        let opts = (!opts.is_empty()).then_some(opts);
+        let create = vimg!("create -q -f", fmt).opt("-o", opts);
         // -q prints nothing.
-        assert_eq!(vimg_ok(&args), "");
-        let human = vimg_ok(&["info", &ps]);
+        assert_eq!(create.arg(&path).arg(size).ok(), "");
+        let ps = path.display().to_string();
+        let human = vimg!("info", &path).ok();
         assert!(
             human.contains(&format!("file format: {}\n", qemu_fmt(fmt))),
             "{human}"

@@ -146,30 +146,26 @@ fn inputs(target: &str) -> Vec<String> {
 /// The CLI never panics or hangs on `path`: each command ends within a
 /// bound with exit 0, or exit 1 and one error line.
 fn cli_survives(dir: &Path, path: &Path, forced: Option<&str>) {
-    let mut commands: Vec<Vec<String>> = vec![
-        vec!["info".into()],
-        vec!["map".into(), "--output".into(), "json".into()],
-        vec!["convert".into(), "-O".into(), "raw".into()],
-    ];
-    for cmd in &mut commands {
-        if let Some(f) = forced {
-            cmd.extend(["-f".into(), f.into()]);
-        }
-        cmd.push(s(path));
-        if cmd[0] == "convert" {
-            cmd.push(s(&dir.join("out.raw")));
-            cmd.push("--force".into());
-        }
+    let out_raw = dir.join("out.raw");
+    for vimg in [
+        vimg!("info").opt("-f", forced).arg(path),
+        vimg!("map --output json").opt("-f", forced).arg(path),
+        vimg!("convert -O raw")
+            .opt("-f", forced)
+            .arg(path)
+            .arg(&out_raw)
+            .arg("--force"),
+    ] {
         let started = Instant::now();
-        let out = vimg_run(cmd);
+        let out = vimg.run();
         let took = started.elapsed();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(took < Duration::from_secs(20), "vimg {cmd:?} took {took:?}");
-        assert!(!stderr.contains("panicked"), "vimg {cmd:?}: {stderr}");
+        let stderr = out.stderr_text();
+        assert!(took < Duration::from_secs(20), "`{vimg}` took {took:?}");
+        assert!(!stderr.contains("panicked"), "`{vimg}`: {stderr}");
         match out.status.code() {
             Some(0) => {}
-            Some(1) => assert_eq!(stderr.lines().count(), 1, "vimg {cmd:?}: {stderr}"),
-            other => panic!("vimg {cmd:?} exited {other:?}: {stderr}"),
+            Some(1) => assert_eq!(stderr.lines().count(), 1, "`{vimg}`: {stderr}"),
+            other => panic!("`{vimg}` exited {other:?}: {stderr}"),
         }
     }
 }
@@ -288,8 +284,7 @@ fn aliased_grain_tables_are_refused_quickly() {
         &input("open_read-vmdk-gd-aliases-one-gt-hang-oom-handmade.bin"),
     );
     let started = Instant::now();
-    let out = vimg_run(&["info".to_string(), s(&path)]);
-    assert_eq!(out.status.code(), Some(1));
+    vimg!("info", &path).code(1);
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 

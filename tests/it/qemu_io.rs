@@ -57,23 +57,22 @@ fn writes(seed: u64) -> Vec<String> {
 /// Create `name` with vimg (`fmt`, extra `-o` options), let qemu-io write
 /// into it, and check what vimg reads back.
 fn roundtrip(dir: &Path, fmt: &str, opts: Option<&str>, name: &str, seed: u64) {
-    let image = p(dir, name);
-    let mut args = vec!["create".to_string(), "-q".into(), "-f".into(), fmt.into()];
-    if let Some(o) = opts {
-        args.extend(["-o".into(), o.into()]);
-    }
-    args.extend([s(&image), SIZE.to_string()]);
-    vimg_ok(&args);
+    let image = dir.join(name);
+    vimg!("create -q -f", fmt)
+        .opt("-o", opts)
+        .arg(&image)
+        .arg(SIZE)
+        .ok();
     let cmds = writes(seed);
     qemu_io(fmt, &image, &cmds);
 
     // The same writes on a raw disk: what the image must now hold.
-    let reference = p(dir, "reference.raw");
-    truncate_new(&reference, SIZE);
+    let reference = dir.join("reference.raw");
+    zero_raw(&reference, SIZE);
     qemu_io("raw", &reference, &cmds);
 
     if fmt == "vmdk" {
-        let check = qemu_img(&["check", "-f", "vmdk", &s(&image)]);
+        let check = qemu_img!("check -f vmdk", &image).ok();
         assert!(check.contains("No errors were found"), "{check}");
     }
     // qemu reads back what it wrote (guards the oracle itself).
@@ -84,8 +83,8 @@ fn roundtrip(dir: &Path, fmt: &str, opts: Option<&str>, name: &str, seed: u64) {
     assert_eq!(field_u64(&info, "virtual-size"), SIZE);
     assert_eq!(field_str(&info, "format"), qemu_fmt(fmt));
 
-    let out = p(dir, "out.raw");
-    vimg_ok(&["convert", "-q", "-O", "raw", &s(&image), &s(&out)]);
+    let out = dir.join("out.raw");
+    vimg!("convert -q -O raw", &image, &out).ok();
     assert_eq!(std::fs::metadata(&out).unwrap().len(), SIZE);
     assert_identical(fmt, &image, "raw", &out);
     assert_identical("raw", &reference, "raw", &out);
@@ -94,23 +93,10 @@ fn roundtrip(dir: &Path, fmt: &str, opts: Option<&str>, name: &str, seed: u64) {
 
     // And into the other sparse format, read by qemu.
     for (target_fmt, target) in [("vmdk", "out.vmdk"), ("vhd", "out.vhd")] {
-        let target = p(dir, target);
-        vimg_ok(&[
-            "convert",
-            "-O",
-            target_fmt,
-            &s(&image),
-            &s(&target),
-            "--force",
-        ]);
+        let target = dir.join(target);
+        vimg!("convert -O", target_fmt, &image, &target, "--force").ok();
         assert_identical("raw", &reference, target_fmt, &target);
     }
-}
-
-/// A new sparse file of `len` bytes.
-fn truncate_new(path: &Path, len: u64) {
-    std::fs::File::create(path).unwrap();
-    truncate(path, len);
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use vimg::image::{factory::open, Format};
 use vimg::io::Access;
 
+use crate::support::vhd;
 use crate::support::*;
 
 const MIB: u64 = 1 << 20;
@@ -27,8 +28,8 @@ fn lib_write(path: &Path, format: Format, data: &[u8], offset: u64) {
 #[test]
 fn vhd_without_its_trailing_footer_keeps_its_last_bytes_on_allocation() {
     let dir = tempfile::tempdir().unwrap();
-    let vhd = p(dir.path(), "d.vhd");
-    vimg_ok(&["create", "-q", "-f", "vhd", &s(&vhd), "6M"]);
+    let vhd = dir.path().join("d.vhd");
+    vimg!("create -q -f vhd", &vhd, "6M").ok();
     qemu_io("vpc", &vhd, &["write -P 0x11 0 2M", "write -P 0x22 2M 2M"]);
     let len = std::fs::metadata(&vhd).unwrap().len();
     std::fs::OpenOptions::new()
@@ -38,8 +39,8 @@ fn vhd_without_its_trailing_footer_keeps_its_last_bytes_on_allocation() {
         .set_len(len - 512)
         .unwrap();
     lib_write(&vhd, Format::Vhd, &[0x33; 4096], 4 * MIB);
-    let out = p(dir.path(), "out.raw");
-    vimg_ok(&["convert", "-O", "raw", &s(&vhd), &s(&out)]);
+    let out = dir.path().join("out.raw");
+    vimg!("convert -O raw", &vhd, &out).ok();
     let data = std::fs::read(&out).unwrap();
     assert!(data[..2 << 20].iter().all(|&b| b == 0x11));
     assert!(
@@ -56,31 +57,19 @@ fn vhd_without_its_trailing_footer_keeps_its_last_bytes_on_allocation() {
 #[test]
 fn fixed_vhd_with_an_absurd_size_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let vhd = p(dir.path(), "f.vhd");
-    vimg_ok(&[
-        "create",
-        "-q",
-        "-f",
-        "vhd",
-        "-o",
-        "subformat=fixed",
-        &s(&vhd),
-        "1M",
-    ]);
+    let vhd = dir.path().join("f.vhd");
+    vimg!("create -q -f vhd -o subformat=fixed", &vhd, "1M").ok();
     let mut bytes = std::fs::read(&vhd).unwrap();
     let at = bytes.len() - 512;
     let footer = &mut bytes[at..];
     footer[48..56].copy_from_slice(&(u64::MAX - 511).to_be_bytes()); // current size
     footer[56..60].copy_from_slice(&[0xff, 0xff, 16, 255]); // maximum geometry
-    footer[64..68].fill(0);
-    let sum = !footer.iter().fold(0u32, |a, &b| a.wrapping_add(b as u32));
+    let sum = vhd::checksum(footer, 64);
     footer[64..68].copy_from_slice(&sum.to_be_bytes());
     std::fs::write(&vhd, &bytes).unwrap();
-    for cmd in [vec!["info"], vec!["map", "--output", "json"]] {
-        let mut args: Vec<String> = cmd.iter().map(|a| a.to_string()).collect();
-        args.push(s(&vhd));
-        let out = vimg_run(&args);
-        let err = String::from_utf8_lossy(&out.stderr);
+    for vimg in [vimg!("info", &vhd), vimg!("map --output json", &vhd)] {
+        let out = vimg.run();
+        let err = out.stderr_text();
         assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(!err.contains("panicked"), "{err}");
     }
@@ -91,7 +80,7 @@ fn fixed_vhd_with_an_absurd_size_is_refused() {
 #[test]
 fn vmdk_with_an_absurd_directory_is_refused_quickly() {
     let dir = tempfile::tempdir().unwrap();
-    let vmdk = p(dir.path(), "h.vmdk");
+    let vmdk = dir.path().join("h.vmdk");
     let mut h = vec![0u8; 512];
     h[..4].copy_from_slice(b"KDMV");
     h[4..8].copy_from_slice(&1u32.to_le_bytes()); // version
@@ -105,8 +94,8 @@ fn vmdk_with_an_absurd_directory_is_refused_quickly() {
     f.set_len(1 << 40).unwrap(); // sparse: costs nothing on disk
     drop(f);
     let started = Instant::now();
-    let out = vimg_run(&["info".to_string(), s(&vmdk)]);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = vimg!("info", &vmdk).run();
+    let err = out.stderr_text();
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("grain directory"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -117,18 +106,10 @@ fn vmdk_with_an_absurd_directory_is_refused_quickly() {
 #[test]
 fn long_content_id_follows_the_cid() {
     let dir = tempfile::tempdir().unwrap();
-    let src = p(dir.path(), "src.raw");
+    let src = dir.path().join("src.raw");
     std::fs::write(&src, vec![0x5au8; 3 << 20]).unwrap();
-    let vmdk = p(dir.path(), "d.vmdk");
-    vimg_ok(&[
-        "convert",
-        "-O",
-        "vmdk",
-        "-o",
-        "subformat=monolithicFlat",
-        &s(&src),
-        &s(&vmdk),
-    ]);
+    let vmdk = dir.path().join("d.vmdk");
+    vimg!("convert -O vmdk -o subformat=monolithicFlat", &src, &vmdk).ok();
     let text = std::fs::read_to_string(&vmdk).unwrap();
     let value = |key: &str| {
         text.lines()
@@ -148,14 +129,14 @@ fn long_content_id_follows_the_cid() {
 #[test]
 fn sparse_size_that_is_not_a_power_of_two_works() {
     let dir = tempfile::tempdir().unwrap();
-    let src = p(dir.path(), "src.raw");
+    let src = dir.path().join("src.raw");
     let mut data = vec![0u8; 4 << 20];
     data[5000..9000].fill(7);
     data[3 << 20..(3 << 20) + 100].fill(9);
     std::fs::write(&src, &data).unwrap();
     for fmt in ["raw", "vmdk", "vhd"] {
-        let out = p(dir.path(), &format!("o.{fmt}"));
-        vimg_ok(&["convert", "-S", "1536", "-O", fmt, &s(&src), &s(&out)]);
+        let out = dir.path().join(format!("o.{fmt}"));
+        vimg!("convert -S 1536 -O", fmt, &src, &out).ok();
         assert_identical("raw", &src, fmt, &out);
     }
 }
@@ -164,40 +145,29 @@ fn sparse_size_that_is_not_a_power_of_two_works() {
 #[test]
 fn split_sparse_disks_may_exceed_two_tib() {
     let dir = tempfile::tempdir().unwrap();
-    let vmdk = p(dir.path(), "big.vmdk");
-    vimg_ok(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        "-o",
-        "subformat=twoGbMaxExtentSparse",
-        &s(&vmdk),
-        "3T",
-    ]);
+    let vmdk = dir.path().join("big.vmdk");
+    vimg!(
+        "create -q -f vmdk -o subformat=twoGbMaxExtentSparse",
+        &vmdk,
+        "3T"
+    )
+    .ok();
     let info = vimg_info(None, &vmdk);
     assert_eq!(field_u64(&info, "virtual-size"), 3 << 40);
-    let out = vimg_run(&[
-        "create",
-        "-f",
-        "vmdk",
-        &s(&p(dir.path(), "mono.vmdk")),
-        "3T",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
+    vimg!("create -f vmdk", &dir.path().join("mono.vmdk"), "3T").code(1);
 }
 
 /// A missing parent's message says why it cannot be opened.
 #[test]
 fn a_missing_parent_error_gives_its_cause() {
     let dir = tempfile::tempdir().unwrap();
-    let base = p(dir.path(), "base.vmdk");
-    vimg_ok(&["create", "-q", "-f", "vmdk", &s(&base), "1M"]);
-    let child = p(dir.path(), "child.vmdk");
-    vimg_ok(&["create", "-q", "-f", "vmdk", "-b", "base.vmdk", &s(&child)]);
+    let base = dir.path().join("base.vmdk");
+    vimg!("create -q -f vmdk", &base, "1M").ok();
+    let child = dir.path().join("child.vmdk");
+    vimg!("create -q -f vmdk -b base.vmdk", &child).ok();
     std::fs::remove_file(&base).unwrap();
-    let out = vimg_run(&["info".to_string(), s(&child)]);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = vimg!("info", &child).run();
+    let err = out.stderr_text();
     assert_eq!(out.status.code(), Some(1));
     assert!(
         err.contains("base.vmdk") && err.contains("No such file"),
@@ -211,38 +181,22 @@ fn a_missing_parent_error_gives_its_cause() {
 fn force_replaces_in_place_keeping_mode_and_links() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let src = p(d, "src.raw");
+    let src = d.join("src.raw");
     std::fs::write(&src, vec![1u8; 1 << 20]).unwrap();
-    let old = p(d, "old.vmdk");
+    let old = d.join("old.vmdk");
     std::fs::write(&old, b"old").unwrap();
     std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o600)).unwrap();
-    std::os::unix::fs::symlink("old.vmdk", p(d, "link.vmdk")).unwrap();
-    vimg_ok(&[
-        "convert",
-        "-q",
-        "-O",
-        "vmdk",
-        "--force",
-        &s(&src),
-        &s(&p(d, "link.vmdk")),
-    ]);
-    assert!(std::fs::symlink_metadata(p(d, "link.vmdk"))
+    std::os::unix::fs::symlink("old.vmdk", d.join("link.vmdk")).unwrap();
+    vimg!("convert -q -O vmdk --force", &src, &d.join("link.vmdk")).ok();
+    assert!(std::fs::symlink_metadata(d.join("link.vmdk"))
         .unwrap()
         .file_type()
         .is_symlink());
     assert_eq!(std::fs::metadata(&old).unwrap().mode() & 0o777, 0o600);
     assert_identical("raw", &src, "vmdk", &old);
-    std::fs::create_dir(p(d, "dir.vmdk")).unwrap();
-    let out = vimg_run(&[
-        "convert",
-        "-O",
-        "vmdk",
-        "--force",
-        &s(&src),
-        &s(&p(d, "dir.vmdk")),
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(p(d, "dir.vmdk").is_dir());
+    std::fs::create_dir(d.join("dir.vmdk")).unwrap();
+    vimg!("convert -O vmdk --force", &src, &d.join("dir.vmdk")).code(1);
+    assert!(d.join("dir.vmdk").is_dir());
     let names: Vec<String> = std::fs::read_dir(d)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -258,48 +212,25 @@ fn force_replaces_in_place_keeping_mode_and_links() {
 fn a_failed_forced_replacement_puts_the_old_files_back() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let src = p(d, "src.raw");
+    let src = d.join("src.raw");
     let f = std::fs::File::create(&src).unwrap();
     f.set_len(3 << 30).unwrap(); // two 2047 MiB extents' worth, sparse
     drop(f);
-    let target = p(d, "disk.vmdk");
+    let target = d.join("disk.vmdk");
     let flat = "subformat=twoGbMaxExtentFlat";
-    vimg_ok(&[
-        "convert",
-        "-q",
-        "-O",
-        "vmdk",
-        "-o",
-        flat,
-        &s(&src),
-        &s(&target),
-    ]);
-    let inode = |name: &str| std::fs::metadata(p(d, name)).unwrap().ino();
+    vimg!("convert -q -O vmdk -o", flat, &src, &target).ok();
+    let inode = |name: &str| std::fs::metadata(d.join(name)).unwrap().ino();
     let (f1, desc) = (inode("disk-f001.vmdk"), inode("disk.vmdk"));
     // The second extent's name is taken by a folder: its move must fail.
-    std::fs::remove_file(p(d, "disk-f002.vmdk")).unwrap();
-    std::fs::create_dir(p(d, "disk-f002.vmdk")).unwrap();
-    let out = vimg_run(&[
-        "convert",
-        "-O",
-        "vmdk",
-        "-o",
-        flat,
-        "--force",
-        &s(&src),
-        &s(&target),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    std::fs::remove_file(d.join("disk-f002.vmdk")).unwrap();
+    std::fs::create_dir(d.join("disk-f002.vmdk")).unwrap();
+    let out = vimg!("convert -O vmdk -o", flat, "--force", &src, &target).run();
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr_text());
     assert_eq!(
         inode("disk-f001.vmdk"),
         f1,
         "the first extent was not put back"
     );
     assert_eq!(inode("disk.vmdk"), desc);
-    assert!(p(d, "disk-f002.vmdk").is_dir());
+    assert!(d.join("disk-f002.vmdk").is_dir());
 }

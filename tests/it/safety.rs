@@ -22,104 +22,80 @@ const KINDS: [(&str, Option<&str>, &str); 4] = [
     ("raw", None, "t.raw"),
 ];
 
-fn create_args(fmt: &str, opts: Option<&str>, path: &Path, size: &str) -> Vec<String> {
-    let mut args = vec!["create".to_string(), "-f".into(), fmt.into()];
-    if let Some(o) = opts {
-        args.extend(["-o".into(), o.into()]);
-    }
-    args.extend([s(path), size.into()]);
-    args
+fn create(fmt: &str, opts: Option<&str>, path: &Path, size: &str) -> Cmd {
+    vimg!("create -f", fmt).opt("-o", opts).arg(path).arg(size)
 }
 
-fn convert_args(fmt: &str, opts: Option<&str>, src: &Path, dst: &Path) -> Vec<String> {
-    let mut args = vec![
-        "convert".to_string(),
-        "-f".into(),
-        "raw".into(),
-        "-O".into(),
-        fmt.into(),
-    ];
-    if let Some(o) = opts {
-        args.extend(["-o".into(), o.into()]);
-    }
-    args.extend([s(src), s(dst)]);
-    args
+fn convert(fmt: &str, opts: Option<&str>, src: &Path, dst: &Path) -> Cmd {
+    vimg!("convert -f raw -O", fmt)
+        .opt("-o", opts)
+        .arg(src)
+        .arg(dst)
 }
 
-/// Assert that `args` fails on the existing `path` and leaves it, and the
+/// Assert that `vimg` fails on the existing `path` and leaves it, and the
 /// directory, exactly as they were.
-fn assert_refused_and_untouched(args: &[String], path: &Path, old: &[u8]) {
+fn assert_refused_and_untouched(vimg: &Cmd, path: &Path, old: &[u8]) {
     let dir = path.parent().unwrap();
     let before = dir_names(dir);
     let mtime = fs::metadata(path).unwrap().modified().unwrap();
-    let out = vimg_run(args);
-    assert_one_line_error(&out, path, &format!("vimg {}", args.join(" ")));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = vimg.one_line_error(path, &vimg.to_string());
+    let stderr = out.stderr_text();
     assert!(
         stderr.contains("--force"),
         "the error should name --force: {stderr}"
     );
     assert!(
         fs::read(path).unwrap() == old,
-        "`vimg {}` changed the existing {}",
-        args.join(" "),
-        s(path)
+        "`{vimg}` changed the existing {}",
+        path.display()
     );
     assert_eq!(fs::metadata(path).unwrap().modified().unwrap(), mtime);
-    assert_eq!(dir_names(dir), before, "`vimg {}`", args.join(" "));
+    assert_eq!(dir_names(dir), before, "`{vimg}`");
 }
 
 #[test]
 fn create_refuses_an_existing_file_without_force() {
     let dir = tempfile::tempdir().unwrap();
     for (i, (fmt, opts, name)) in KINDS.into_iter().enumerate() {
-        let path = p(dir.path(), name);
+        let path = dir.path().join(name);
         let old = random_file(&path, 100_000 + i, i as u64);
-        assert_refused_and_untouched(&create_args(fmt, opts, &path, "10M"), &path, &old);
+        assert_refused_and_untouched(&create(fmt, opts, &path, "10M"), &path, &old);
         // An empty file is a file too.
         fs::write(&path, b"").unwrap();
-        assert_refused_and_untouched(&create_args(fmt, opts, &path, "10M"), &path, b"");
+        assert_refused_and_untouched(&create(fmt, opts, &path, "10M"), &path, b"");
         fs::remove_file(&path).unwrap();
     }
     // An existing image of the same kind is not replaced either.
-    let path = p(dir.path(), "img.vmdk");
-    vimg_ok(&["create", "-q", "-f", "vmdk", &s(&path), "1M"]);
+    let path = dir.path().join("img.vmdk");
+    vimg!("create -q -f vmdk", &path, "1M").ok();
     let old = fs::read(&path).unwrap();
-    assert_refused_and_untouched(&create_args("vmdk", None, &path, "1M"), &path, &old);
+    assert_refused_and_untouched(&create("vmdk", None, &path, "1M"), &path, &old);
 }
 
 #[test]
 fn convert_refuses_an_existing_target_without_force() {
     let dir = tempfile::tempdir().unwrap();
-    let src = p(dir.path(), "src.raw");
+    let src = dir.path().join("src.raw");
     build_raw(&src, 3 * MIB, 5);
     for (i, (fmt, opts, name)) in KINDS.into_iter().enumerate() {
-        let path = p(dir.path(), name);
+        let path = dir.path().join(name);
         let old = random_file(&path, 50_000 + i, 10 + i as u64);
-        assert_refused_and_untouched(&convert_args(fmt, opts, &src, &path), &path, &old);
+        assert_refused_and_untouched(&convert(fmt, opts, &src, &path), &path, &old);
         fs::remove_file(&path).unwrap();
     }
     // Source and target the same file.
     let old = fs::read(&src).unwrap();
-    let args = [
-        "convert".to_string(),
-        "-f".into(),
-        "raw".into(),
-        "-O".into(),
-        "raw".into(),
-        s(&src),
-        s(&src),
-    ];
-    assert_refused_and_untouched(&args, &src, &old);
+    let convert = vimg!("convert -f raw -O raw", &src, &src);
+    assert_refused_and_untouched(&convert, &src, &old);
 }
 
 #[test]
 fn a_dangling_symlink_counts_as_existing() {
     let dir = tempfile::tempdir().unwrap();
-    let link = p(dir.path(), "link.vmdk");
-    std::os::unix::fs::symlink(p(dir.path(), "nowhere.vmdk"), &link).unwrap();
-    let out = vimg_run(&["create", "-f", "vmdk", &s(&link), "1M"]);
-    assert_one_line_error(&out, &link, "create onto a dangling symlink");
+    let link = dir.path().join("link.vmdk");
+    std::os::unix::fs::symlink(dir.path().join("nowhere.vmdk"), &link).unwrap();
+    vimg!("create -f vmdk", &link, "1M").one_line_error(&link, "create onto a dangling symlink");
     assert!(fs::symlink_metadata(&link)
         .unwrap()
         .file_type()
@@ -131,24 +107,22 @@ fn a_dangling_symlink_counts_as_existing() {
 fn create_with_force_replaces_the_file() {
     let dir = tempfile::tempdir().unwrap();
     for (i, (fmt, opts, name)) in KINDS.into_iter().enumerate() {
-        let path = p(dir.path(), name);
+        let path = dir.path().join(name);
         // Larger than the new image: nothing of it may survive.
         random_file(&path, 6 * MIB as usize, 20 + i as u64);
-        let mut args = create_args(fmt, opts, &path, "5M");
-        args.push("--force".into());
-        vimg_ok(&args);
+        create(fmt, opts, &path, "5M").arg("--force").ok();
         let q = qemu_info(Some(fmt), &path);
         assert_eq!(field_u64(&q, "virtual-size"), 5 * MIB, "{name}: {q:#}");
         let v = vimg_info(None, &path);
         assert_eq!(field_str(&v, "format"), qemu_fmt(fmt));
         assert_eq!(field_u64(&v, "virtual-size"), 5 * MIB);
         // A new image reads as zeros.
-        let zeros = p(dir.path(), "zeros.raw");
+        let zeros = dir.path().join("zeros.raw");
         fs::File::create(&zeros).unwrap().set_len(5 * MIB).unwrap();
         assert_identical(fmt, &path, "raw", &zeros);
         fs::remove_file(&zeros).unwrap();
         if fmt == "vmdk" {
-            let check = qemu_img(&["check", "-f", "vmdk", &s(&path)]);
+            let check = qemu_img!("check -f vmdk", &path).ok();
             assert!(check.contains("No errors were found"), "{check}");
         }
     }
@@ -161,14 +135,12 @@ fn create_with_force_replaces_the_file() {
 #[test]
 fn convert_with_force_replaces_the_target() {
     let dir = tempfile::tempdir().unwrap();
-    let src = p(dir.path(), "src.raw");
+    let src = dir.path().join("src.raw");
     build_raw(&src, 3 * MIB + 512, 6);
     for (i, (fmt, opts, name)) in KINDS.into_iter().enumerate() {
-        let path = p(dir.path(), name);
+        let path = dir.path().join(name);
         random_file(&path, 8 * MIB as usize, 30 + i as u64);
-        let mut args = convert_args(fmt, opts, &src, &path);
-        args.push("--force".into());
-        vimg_ok(&args);
+        convert(fmt, opts, &src, &path).arg("--force").ok();
         assert_identical("raw", &src, fmt, &path);
         assert_eq!(
             field_u64(&qemu_info(Some(fmt), &path), "virtual-size"),
@@ -180,11 +152,11 @@ fn convert_with_force_replaces_the_target() {
     }
     // The same file as source and target, with --force: the result is
     // the same disk.
-    let copy = p(dir.path(), "same.vmdk");
-    vimg_ok(&["convert", "-f", "raw", "-O", "vmdk", &s(&src), &s(&copy)]);
-    let out = vimg_run(&["convert", "-O", "vmdk", "--force", &s(&copy), &s(&copy)]);
+    let copy = dir.path().join("same.vmdk");
+    vimg!("convert -f raw -O vmdk", &src, &copy).ok();
+    let out = vimg!("convert -O vmdk --force", &copy, &copy).run();
     if !out.status.success() {
-        assert_one_line_error(&out, &copy, "convert a file onto itself");
+        out.assert_one_line_error(&copy, "convert a file onto itself");
     }
     assert_identical("raw", &src, "vmdk", &copy);
     let names = dir_names(dir.path());
@@ -194,16 +166,14 @@ fn convert_with_force_replaces_the_target() {
     );
 }
 
-/// Assert `args` fails with one error line and `dir` then holds exactly
+/// Assert `vimg` fails with one error line and `dir` then holds exactly
 /// `expected`.
-fn assert_fails_leaving(args: &[String], named: &Path, dir: &Path, expected: &[&str]) {
-    let out = vimg_run(args);
-    assert_one_line_error(&out, named, &format!("vimg {}", args.join(" ")));
+fn assert_fails_leaving(vimg: &Cmd, named: &Path, dir: &Path, expected: &[&str]) {
+    vimg.one_line_error(named, &vimg.to_string());
     assert_eq!(
         dir_names(dir),
         expected,
-        "after `vimg {}` (work folders are .NAME.vimg-*.tmp)",
-        args.join(" ")
+        "after `{vimg}` (work folders are .NAME.vimg-*.tmp)"
     );
 }
 
@@ -211,40 +181,34 @@ fn assert_fails_leaving(args: &[String], named: &Path, dir: &Path, expected: &[&
 fn failed_convert_leaves_no_target_and_no_work_folder() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let garbage = p(d, "garbage.vmdk");
+    let garbage = d.join("garbage.vmdk");
     random_file(&garbage, 200_000, 40);
-    let good = p(d, "good.raw");
+    let good = d.join("good.raw");
     build_raw(&good, 2 * MIB, 41);
     for (fmt, opts, name) in KINDS {
-        let target = p(d, name);
+        let target = d.join(name);
         // A source that is not an image.
-        let mut args = vec!["convert".to_string(), "-O".into(), fmt.into()];
-        if let Some(o) = opts {
-            args.extend(["-o".into(), o.into()]);
-        }
-        args.extend([s(&garbage), s(&target)]);
-        assert_fails_leaving(&args, &garbage, d, &["garbage.vmdk", "good.raw"]);
+        let convert = vimg!("convert -O", fmt)
+            .opt("-o", opts)
+            .arg(&garbage)
+            .arg(&target);
+        assert_fails_leaving(&convert, &garbage, d, &["garbage.vmdk", "good.raw"]);
         // The same source forced to each format.
         for forced in ["vmdk", "vpc"] {
-            let mut args = vec!["convert".to_string(), "-f".into(), forced.into()];
-            args.extend(["-O".into(), fmt.into(), s(&garbage), s(&target)]);
-            assert_fails_leaving(&args, &garbage, d, &["garbage.vmdk", "good.raw"]);
+            let convert = vimg!("convert -f", forced, "-O", fmt, &garbage, &target);
+            assert_fails_leaving(&convert, &garbage, d, &["garbage.vmdk", "good.raw"]);
         }
         // A good source and an option the target format does not know.
-        let args = [
-            "convert".to_string(),
-            "-f".into(),
-            "raw".into(),
-            "-O".into(),
-            fmt.into(),
-            "-o".into(),
-            "subformat=nonsense".into(),
-            s(&good),
-            s(&target),
-        ];
-        let out = vimg_run(&args);
-        assert_eq!(out.status.code(), Some(1), "vimg {}", args.join(" "));
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let convert = vimg!(
+            "convert -f raw -O",
+            fmt,
+            "-o subformat=nonsense",
+            &good,
+            &target
+        );
+        let out = convert.run();
+        assert_eq!(out.status.code(), Some(1), "{convert}");
+        let stderr = out.stderr_text();
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert_eq!(dir_names(d), ["garbage.vmdk", "good.raw"], "{stderr}");
@@ -256,12 +220,13 @@ fn failed_convert_leaves_no_target_and_no_work_folder() {
         vec!["-O", "vhd", "-o", "block_size=3M"],
         vec!["-O", "vmdk", "-o", "subformat=monolithicFlat,zeroed_grain"],
     ] {
-        let mut args: Vec<String> = vec!["convert".into(), "-f".into(), "raw".into()];
-        args.extend(bad.iter().map(|a| a.to_string()));
-        args.extend([s(&good), s(&p(d, "out.img"))]);
-        let out = vimg_run(&args);
-        assert_eq!(out.status.code(), Some(1), "vimg {}", args.join(" "));
-        assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+        let convert = vimg!("convert -f raw")
+            .args(bad)
+            .arg(&good)
+            .arg(d.join("out.img"));
+        let out = convert.run();
+        assert_eq!(out.status.code(), Some(1), "{convert}");
+        assert_eq!(out.stderr_text().lines().count(), 1);
         assert_eq!(dir_names(d), ["garbage.vmdk", "good.raw"]);
     }
 }
@@ -272,25 +237,24 @@ fn convert_failing_half_way_leaves_nothing_and_keeps_the_old_target() {
     // the copy fails when it reaches the missing data.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let src = p(d, "cut.vhd");
-    vimg_ok(&["create", "-q", "-f", "vhd", &s(&src), "10M"]);
+    let src = d.join("cut.vhd");
+    vimg!("create -q -f vhd", &src, "10M").ok();
     qemu_io("vhd", &src, &["write -P 0xab 0 6M", "write -P 0xcd 9M 1M"]);
     let len = fs::metadata(&src).unwrap().len();
     truncate(&src, len - 3 * MIB);
     for (fmt, opts, name) in KINDS {
-        let target = p(d, name);
-        let mut args = vec!["convert".to_string(), "-O".into(), fmt.into()];
-        if let Some(o) = opts {
-            args.extend(["-o".into(), o.into()]);
-        }
-        args.extend([s(&src), s(&target)]);
-        assert_fails_leaving(&args, &src, d, &["cut.vhd"]);
+        let target = d.join(name);
+        let convert = vimg!("convert -O", fmt)
+            .opt("-o", opts)
+            .arg(&src)
+            .arg(&target);
+        assert_fails_leaving(&convert, &src, d, &["cut.vhd"]);
 
         // With --force onto an existing file: the failure keeps it.
         let old = random_file(&target, 123_457, 50);
-        args.push("--force".into());
-        let out = vimg_run(&args);
-        assert_one_line_error(&out, &src, "failed convert --force");
+        convert
+            .arg("--force")
+            .one_line_error(&src, "failed convert --force");
         assert!(fs::read(&target).unwrap() == old, "{name} was changed");
         fs::remove_file(&target).unwrap();
         assert_eq!(dir_names(d), ["cut.vhd"]);
@@ -307,15 +271,15 @@ fn too_big_images_are_refused_and_leave_nothing() {
         ("vpc", None, "big.vpc", "2041G"),
         ("vmdk", None, "big.vmdk", "3T"),
     ] {
-        let path = p(d, name);
-        assert_fails_leaving(&create_args(fmt, opts, &path, size), &path, d, &[]);
+        let path = d.join(name);
+        assert_fails_leaving(&create(fmt, opts, &path, size), &path, d, &[]);
     }
     // A size that is no size is refused before anything is made.
     for size in ["10X", "1.5", "99999999E", "", "10GiB"] {
-        let path = p(d, "bad.vmdk");
-        let out = vimg_run(&create_args("vmdk", None, &path, size));
+        let path = d.join("bad.vmdk");
+        let out = create("vmdk", None, &path, size).run();
         assert_eq!(out.status.code(), Some(1), "size {size:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = out.stderr_text();
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(dir_names(d).is_empty());
     }
@@ -335,10 +299,10 @@ fn failed_create_with_bad_options_leaves_nothing() {
         ("raw", "subformat=fixed", "g.raw"),
         ("vmdk", "no_such_option=1", "h.vmdk"),
     ] {
-        let path = p(d, name);
-        let out = vimg_run(&create_args(fmt, Some(opts), &path, "10M"));
+        let path = d.join(name);
+        let out = create(fmt, Some(opts), &path, "10M").run();
         assert_eq!(out.status.code(), Some(1), "{fmt} -o {opts}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = out.stderr_text();
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert!(
@@ -352,10 +316,9 @@ fn failed_create_with_bad_options_leaves_nothing() {
 #[test]
 fn a_target_in_a_missing_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let target = p(dir.path(), "no/such/dir/x.vmdk");
-    let out = vimg_run(&["create", "-f", "vmdk", &s(&target), "1M"]);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let target = dir.path().join("no/such/dir/x.vmdk");
+    let out = vimg!("create -f vmdk", &target, "1M").code(1);
+    let stderr = out.stderr_text();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("no/such/dir"), "{stderr}");
     assert!(dir_names(dir.path()).is_empty());
@@ -366,7 +329,7 @@ fn convert_into_a_format_too_small_for_the_source_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // A 3 TiB sparse raw disk with a little data.
-    let src = p(d, "huge.raw");
+    let src = d.join("huge.raw");
     let f = fs::File::create(&src).unwrap();
     f.set_len(3 << 40).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&f, b"data", 1 << 40).unwrap();
@@ -376,10 +339,10 @@ fn convert_into_a_format_too_small_for_the_source_leaves_nothing() {
         ("vhd", Some("subformat=fixed"), "tf.vhd"),
         ("vmdk", None, "t.vmdk"),
     ] {
-        let target = p(d, name);
-        let out = vimg_run(&convert_args(fmt, opts, &src, &target));
+        let target = d.join(name);
+        let out = convert(fmt, opts, &src, &target).run();
         assert_eq!(out.status.code(), Some(1), "-O {fmt}: {out:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = out.stderr_text();
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains(name), "{stderr}");
         assert_eq!(dir_names(d), ["huge.raw"], "-O {fmt}");

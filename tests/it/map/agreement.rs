@@ -128,42 +128,25 @@ fn assert_tiles(entries: &[Entry], start: u64, end: u64, what: &str) {
 /// A window of the virtual disk: `--start-offset`, `--max-length`.
 type Window = Option<(u64, u64)>;
 
-fn window_args(w: Window) -> Vec<String> {
-    match w {
-        None => vec![],
-        Some((start, len)) => vec![
-            format!("--start-offset={start}"),
-            format!("--max-length={len}"),
-        ],
-    }
-}
-
 fn qemu_map(fmt: &str, path: &Path, w: Window, json: bool) -> String {
-    let mut args: Vec<String> = vec!["map".into(), "-f".into(), qemu_fmt(fmt).into()];
-    if json {
-        args.push("--output=json".into());
+    let mut map = qemu_img!("map -f", qemu_fmt(fmt)).args(json.then_some("--output=json"));
+    if let Some((start, len)) = w {
+        map = map
+            .arg(format!("--start-offset={start}"))
+            .arg(format!("--max-length={len}"));
     }
-    args.extend(window_args(w));
-    args.push(s(path));
-    qemu_img(&args)
+    map.arg(path).ok()
 }
 
 fn vimg_map(fmt: Option<&str>, path: &Path, w: Window, json: bool) -> String {
-    let mut args: Vec<String> = vec!["map".into()];
-    if let Some(f) = fmt {
-        args.push("-f".into());
-        args.push(qemu_fmt(f).into());
-    }
-    args.push("--output".into());
-    args.push(if json { "json" } else { "human" }.into());
-    if let Some((start, len)) = w {
-        args.push("--start-offset".into());
-        args.push(start.to_string());
-        args.push("--max-length".into());
-        args.push(len.to_string());
-    }
-    args.push(s(path));
-    vimg_ok(&args)
+    vimg!("map")
+        .opt("-f", fmt.map(qemu_fmt))
+        .arg("--output")
+        .arg(if json { "json" } else { "human" })
+        .opt("--start-offset", w.map(|(start, _)| start))
+        .opt("--max-length", w.map(|(_, len)| len))
+        .arg(path)
+        .ok()
 }
 
 /// The window `[start, end)` a map covers for a disk of `size` bytes.
@@ -181,7 +164,7 @@ fn span(w: Window, size: u64) -> (u64, u64) {
 /// qemu-img prints a single zero-length entry with every flag false and
 /// vimg prints `[]`. Returns vimg's entries.
 fn assert_json_agrees(fmt: &str, path: &Path, size: u64, w: Window) -> Vec<Entry> {
-    let what = format!("map -f {fmt} {} {:?}", s(path), w);
+    let what = format!("map -f {fmt} {} {:?}", path.display(), w);
     let q_text = qemu_map(fmt, path, w, true);
     let v_text = vimg_map(Some(fmt), path, w, true);
     let q = parse(&q_text, "qemu-img");
@@ -214,7 +197,7 @@ fn assert_human_agrees(fmt: &str, path: &Path, w: Window) {
         v,
         q,
         "map -f {fmt} {} {:?}: human output differs",
-        s(path),
+        path.display(),
         w
     );
 }
@@ -263,7 +246,7 @@ const SIZE: u64 = 37 * MIB + 3 * 512;
 fn json_and_human_sparse_raw_agree() {
     let dir = tempfile::tempdir().unwrap();
     for (seed, size) in [(1u64, SIZE), (2, 9 * MIB + 1), (3, 64 * MIB)] {
-        let raw = p(dir.path(), &format!("disk{seed}.img"));
+        let raw = dir.path().join(format!("disk{seed}.img"));
         build_raw(&raw, size, seed);
         // A raw disk's size is rounded up to a whole sector, as in qemu-img.
         assert_agrees_everywhere("raw", &raw, sector_up(size), true);
@@ -274,7 +257,7 @@ fn json_and_human_sparse_raw_agree() {
         );
     }
     // An empty raw file: qemu-img prints one zero-length entry, vimg `[]`.
-    let empty = p(dir.path(), "empty.img");
+    let empty = dir.path().join("empty.img");
     std::fs::write(&empty, b"").unwrap();
     assert_json_agrees("raw", &empty, 0, None);
     assert_human_agrees("raw", &empty, None);
@@ -292,63 +275,23 @@ const VMDK_KINDS: [(&str, &str, bool); 3] = [
 /// subformat, and compare every map with qemu-img's.
 fn formats_agree(seed: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let raw = p(dir.path(), "src.img");
+    let raw = dir.path().join("src.img");
     build_raw(&raw, SIZE, seed);
     let mut images: Vec<(&str, PathBuf, bool)> = Vec::new();
     for (opts, name, compressed) in VMDK_KINDS {
-        let q = p(dir.path(), &format!("q-{name}.vmdk"));
-        let v = p(dir.path(), &format!("v-{name}.vmdk"));
-        qemu_img(&[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vmdk",
-            "-o",
-            opts,
-            &s(&raw),
-            &s(&q),
-        ]);
-        vimg_ok(&[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vmdk",
-            "-o",
-            opts,
-            &s(&raw),
-            &s(&v),
-        ]);
+        let q = dir.path().join(format!("q-{name}.vmdk"));
+        let v = dir.path().join(format!("v-{name}.vmdk"));
+        qemu_img!("convert -f raw -O vmdk -o", opts, &raw, &q).ok();
+        vimg!("convert -f raw -O vmdk -o", opts, &raw, &v).ok();
         images.push(("vmdk", q, compressed));
         images.push(("vmdk", v, compressed));
     }
     for sub in ["dynamic", "fixed"] {
-        let q = p(dir.path(), &format!("q-{sub}.vhd"));
-        let v = p(dir.path(), &format!("v-{sub}.vhd"));
+        let q = dir.path().join(format!("q-{sub}.vhd"));
+        let v = dir.path().join(format!("v-{sub}.vhd"));
         let o = format!("subformat={sub}");
-        qemu_img(&[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vpc",
-            "-o",
-            &o,
-            &s(&raw),
-            &s(&q),
-        ]);
-        vimg_ok(&[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vhd",
-            "-o",
-            &o,
-            &s(&raw),
-            &s(&v),
-        ]);
+        qemu_img!("convert -f raw -O vpc -o", &o, &raw, &q).ok();
+        vimg!("convert -f raw -O vhd -o", &o, &raw, &v).ok();
         images.push(("vhd", q, false));
         images.push(("vhd", v, false));
     }
@@ -360,7 +303,7 @@ fn formats_agree(seed: u64) {
             vimg_map(None, path, None, true),
             vimg_map(Some(fmt), path, None, true),
             "probed map of {}",
-            s(path)
+            path.display()
         );
     }
 }
@@ -393,63 +336,29 @@ fn json_and_human_agree_for_two_gb_extents() {
         "write -z 50k 10k".to_string(),
     ]
     .to_vec();
-    let raw = p(dir.path(), "src.img");
-    truncate_new(&raw, size);
+    let raw = dir.path().join("src.img");
+    zero_raw(&raw, size);
     qemu_io("raw", &raw, &writes);
     for sub in ["twoGbMaxExtentSparse", "twoGbMaxExtentFlat"] {
         let o = format!("subformat={sub}");
-        let qc = p(dir.path(), &format!("qc-{sub}.vmdk"));
-        let vc = p(dir.path(), &format!("vc-{sub}.vmdk"));
-        qemu_img(&[
-            "create",
-            "-q",
-            "-f",
-            "vmdk",
-            "-o",
-            &o,
-            &s(&qc),
-            &size.to_string(),
-        ]);
-        vimg_ok(&[
-            "create",
-            "-q",
-            "-f",
-            "vmdk",
-            "-o",
-            &o,
-            &s(&vc),
-            &size.to_string(),
-        ]);
+        let qc = dir.path().join(format!("qc-{sub}.vmdk"));
+        let vc = dir.path().join(format!("vc-{sub}.vmdk"));
+        qemu_img!("create -q -f vmdk -o", &o, &qc, size).ok();
+        vimg!("create -q -f vmdk -o", &o, &vc, size).ok();
         qemu_io("vmdk", &qc, &writes);
         qemu_io("vmdk", &vc, &writes);
-        let qv = p(dir.path(), &format!("qv-{sub}.vmdk"));
-        let vv = p(dir.path(), &format!("vv-{sub}.vmdk"));
-        qemu_img(&[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vmdk",
-            "-o",
-            &o,
-            &s(&raw),
-            &s(&qv),
-        ]);
-        vimg_ok(&[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vmdk",
-            "-o",
-            &o,
-            &s(&raw),
-            &s(&vv),
-        ]);
+        let qv = dir.path().join(format!("qv-{sub}.vmdk"));
+        let vv = dir.path().join(format!("vv-{sub}.vmdk"));
+        qemu_img!("convert -f raw -O vmdk -o", &o, &raw, &qv).ok();
+        vimg!("convert -f raw -O vmdk -o", &o, &raw, &vv).ok();
         for img in [&qc, &vc, &qv, &vv] {
             let v = assert_json_agrees("vmdk", img, size, None);
             assert_human_agrees("vmdk", img, None);
-            assert!(v.iter().any(|e| e.data), "{}: no data mapped", s(img));
+            assert!(
+                v.iter().any(|e| e.data),
+                "{}: no data mapped",
+                img.display()
+            );
             for w in [
                 Some((2 * GIB - 65 * KIB, 130 * KIB)),
                 Some((2 * GIB - 1, 2)),
@@ -461,11 +370,6 @@ fn json_and_human_agree_for_two_gb_extents() {
             }
         }
     }
-}
-
-/// A new sparse file of `size` bytes.
-fn truncate_new(path: &Path, size: u64) {
-    std::fs::File::create(path).unwrap().set_len(size).unwrap();
 }
 
 /// Writes for a three-level chain, per layer (base, mid, top): some
@@ -522,40 +426,13 @@ fn assert_chain_agrees(top: &Path) {
 #[test]
 fn json_and_human_agree_for_a_vmdk_chain_made_by_qemu_img() {
     let dir = tempfile::tempdir().unwrap();
-    let [b, m, t] = ["base.vmdk", "mid.vmdk", "top.vmdk"].map(|n| p(dir.path(), n));
+    let [b, m, t] = ["base.vmdk", "mid.vmdk", "top.vmdk"].map(|n| dir.path().join(n));
     let writes = chain_writes();
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        &s(&b),
-        &CHAIN_SIZE.to_string(),
-    ]);
+    qemu_img!("create -q -f vmdk", &b, CHAIN_SIZE).ok();
     qemu_io("vmdk", &b, &writes[0]);
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        "-b",
-        "base.vmdk",
-        "-F",
-        "vmdk",
-        &s(&m),
-    ]);
+    qemu_img!("create -q -f vmdk -b base.vmdk -F vmdk", &m).ok();
     qemu_io("vmdk", &m, &writes[1]);
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        "-b",
-        "mid.vmdk",
-        "-F",
-        "vmdk",
-        &s(&t),
-    ]);
+    qemu_img!("create -q -f vmdk -b mid.vmdk -F vmdk", &t).ok();
     qemu_io("vmdk", &t, &writes[2]);
     assert_chain_agrees(&t);
     // The middle of the chain maps the same way on its own.
@@ -565,20 +442,13 @@ fn json_and_human_agree_for_a_vmdk_chain_made_by_qemu_img() {
 #[test]
 fn json_and_human_agree_for_a_vmdk_chain_made_by_vimg() {
     let dir = tempfile::tempdir().unwrap();
-    let [b, m, t] = ["base.vmdk", "mid.vmdk", "top.vmdk"].map(|n| p(dir.path(), n));
+    let [b, m, t] = ["base.vmdk", "mid.vmdk", "top.vmdk"].map(|n| dir.path().join(n));
     let writes = chain_writes();
-    vimg_ok(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        &s(&b),
-        &CHAIN_SIZE.to_string(),
-    ]);
+    vimg!("create -q -f vmdk", &b, CHAIN_SIZE).ok();
     qemu_io("vmdk", &b, &writes[0]);
-    vimg_ok(&["create", "-q", "-f", "vmdk", "-b", &s(&b), &s(&m)]);
+    vimg!("create -q -f vmdk -b", &b, &m).ok();
     qemu_io("vmdk", &m, &writes[1]);
-    vimg_ok(&["create", "-q", "-f", "vmdk", "-b", &s(&m), &s(&t)]);
+    vimg!("create -q -f vmdk -b", &m, &t).ok();
     qemu_io("vmdk", &t, &writes[2]);
     assert_chain_agrees(&t);
     assert_json_agrees("vmdk", &m, CHAIN_SIZE, None);
@@ -640,32 +510,32 @@ fn parse_human(text: &str) -> Vec<(u64, u64, String, String)> {
 fn human_lists_compressed_ranges_of_stream_optimized() {
     let dir = tempfile::tempdir().unwrap();
     for (seed, size) in [(21u64, SIZE), (22, 5 * MIB + 512)] {
-        let raw = p(dir.path(), &format!("src{seed}.img"));
+        let raw = dir.path().join(format!("src{seed}.img"));
         build_raw(&raw, size, seed);
         let want = data_grains(&raw);
         assert!(!want.is_empty());
-        let q = p(dir.path(), &format!("q{seed}.vmdk"));
-        let v = p(dir.path(), &format!("v{seed}.vmdk"));
-        qemu_img(&[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vmdk",
-            "-o",
-            "subformat=streamOptimized",
-            &s(&raw),
-            &s(&q),
-        ]);
-        vimg_ok(&["convert", "-c", "-f", "raw", "-O", "vmdk", &s(&raw), &s(&v)]);
+        let q = dir.path().join(format!("q{seed}.vmdk"));
+        let v = dir.path().join(format!("v{seed}.vmdk"));
+        qemu_img!(
+            "convert -f raw -O vmdk -o subformat=streamOptimized",
+            &raw,
+            &q
+        )
+        .ok();
+        vimg!("convert -c -f raw -O vmdk", &raw, &v).ok();
         for img in [&q, &v] {
             let text = vimg_map(Some("vmdk"), img, None, false);
             let rows = parse_human(&text);
             let got: Vec<(u64, u64)> = rows.iter().map(|r| (r.0, r.1)).collect();
-            assert_eq!(got, want, "{}: listed ranges\n{text}", s(img));
+            assert_eq!(got, want, "{}: listed ranges\n{text}", img.display());
             for r in &rows {
-                assert_eq!(r.2, "compressed", "{}: row {r:?}", s(img));
-                assert_eq!(r.3, s(img), "{}: row {r:?}", s(img));
+                assert_eq!(r.2, "compressed", "{}: row {r:?}", img.display());
+                assert_eq!(
+                    r.3,
+                    img.display().to_string(),
+                    "{}: row {r:?}",
+                    img.display()
+                );
             }
             // The JSON map says the same: data exactly there, compressed.
             let json = parse(&vimg_map(Some("vmdk"), img, None, true), "vimg");
@@ -677,16 +547,16 @@ fn human_lists_compressed_ranges_of_stream_optimized() {
                     (e.start, e.length)
                 })
                 .collect();
-            assert_eq!(data, want, "{}: JSON data ranges", s(img));
+            assert_eq!(data, want, "{}: JSON data ranges", img.display());
             // A window starting and ending inside grains.
             let w = Some((want[0].0 + 1000, want[0].1 + 70 * KIB));
             let rows = parse_human(&vimg_map(Some("vmdk"), img, w, false));
-            assert_eq!(rows[0].0, want[0].0 + 1000, "{}: windowed", s(img));
+            assert_eq!(rows[0].0, want[0].0 + 1000, "{}: windowed", img.display());
             // What qemu-img does with it.
-            let out = run("qemu-img", &["map", "-f", "vmdk", &s(img)]);
-            assert_eq!(out.status.code(), Some(1));
-            assert_eq!(String::from_utf8_lossy(&out.stdout), HEADER);
-            assert!(String::from_utf8_lossy(&out.stderr)
+            let out = qemu_img!("map -f vmdk", img).code(1);
+            assert_eq!(out.stdout_text(), HEADER);
+            assert!(out
+                .stderr_text()
                 .contains("File contains external, encrypted or compressed clusters"));
         }
     }
@@ -865,7 +735,7 @@ fn assert_differencing_map(base: &Path, child: &Path, child_written: &[(u64, u64
                 e.start,
                 e.length,
                 format!("{:#x}", e.offset.unwrap()),
-                s(file),
+                file.display().to_string(),
             )
         })
         .collect();
@@ -894,18 +764,11 @@ fn assert_differencing_map(base: &Path, child: &Path, child_written: &[(u64, u64
 /// A dynamic VHD base with data (written by qemu-io), and a differencing
 /// child made by vimg.
 fn vhd_base_and_child(dir: &Path) -> (PathBuf, PathBuf) {
-    let base = p(dir, "base.vhd");
-    let child = p(dir, "child.vhd");
-    vimg_ok(&[
-        "create",
-        "-q",
-        "-f",
-        "vhd",
-        &s(&base),
-        &VHD_SIZE.to_string(),
-    ]);
+    let base = dir.join("base.vhd");
+    let child = dir.join("child.vhd");
+    vimg!("create -q -f vhd", &base, VHD_SIZE).ok();
     qemu_io("vhd", &base, &vhd_base_writes());
-    vimg_ok(&["create", "-q", "-f", "vhd", "-b", &s(&base), &s(&child)]);
+    vimg!("create -q -f vhd -b", &base, &child).ok();
     (base, child)
 }
 
@@ -982,12 +845,12 @@ fn assert_one_quick_entry(fmt: &str, path: &Path, size: u64, present: bool) -> D
             offset: None,
         }],
         "{}",
-        s(path)
+        path.display()
     );
     assert!(
         took < Duration::from_secs(5),
         "map of an empty {} took {took:?}",
-        s(path)
+        path.display()
     );
     // The human listing is the header alone.
     assert_eq!(vimg_map(Some(fmt), path, None, false), HEADER);
@@ -1002,12 +865,12 @@ fn assert_one_quick_entry(fmt: &str, path: &Path, size: u64, present: bool) -> D
 fn empty_huge_images_map_into_one_entry_quickly() {
     let dir = tempfile::tempdir().unwrap();
     let tib2 = 2 * 1024 * GIB;
-    let v = p(dir.path(), "big.vmdk");
-    let q = p(dir.path(), "qbig.vmdk");
-    let h = p(dir.path(), "big.vhd");
-    vimg_ok(&["create", "-q", "-f", "vmdk", &s(&v), "2T"]);
-    qemu_img(&["create", "-q", "-f", "vmdk", &s(&q), "2T"]);
-    vimg_ok(&["create", "-q", "-f", "vhd", &s(&h), "2000G"]);
+    let v = dir.path().join("big.vmdk");
+    let q = dir.path().join("qbig.vmdk");
+    let h = dir.path().join("big.vhd");
+    vimg!("create -q -f vmdk", &v, "2T").ok();
+    qemu_img!("create -q -f vmdk", &q, "2T").ok();
+    vimg!("create -q -f vhd", &h, "2000G").ok();
     let tv = assert_one_quick_entry("vmdk", &v, tib2, false);
     let tq = assert_one_quick_entry("vmdk", &q, tib2, false);
     let th = assert_one_quick_entry("vhd", &h, 2000 * GIB, true);
@@ -1048,29 +911,23 @@ fn json_and_human_agree_for_zeroed_grains() {
         "write -z 5952k 64k",
         "write -z 12M 512",
     ]);
-    let sz = size.to_string();
     for tool in ["qemu", "vimg"] {
-        let base = p(dir.path(), &format!("{tool}-base.vmdk"));
-        let top = p(dir.path(), &format!("{tool}-top.vmdk"));
+        let base = dir.path().join(format!("{tool}-base.vmdk"));
+        let top = dir.path().join(format!("{tool}-top.vmdk"));
         let o = "zeroed_grain=on";
         let (prog, back_fmt): (&str, &[&str]) = if tool == "qemu" {
             ("qemu-img", &["-F", "vmdk"])
         } else {
             (VIMG, &[])
         };
-        run_ok(
-            prog,
-            &["create", "-q", "-f", "vmdk", "-o", o, &s(&base), &sz],
-        );
+        cmd!(prog, "create -q -f vmdk -o", o, &base, size).ok();
         // The parent is written before the delta is made: a delta records
         // its parent's content ID, and qemu refuses a changed parent.
         qemu_io("vmdk", &base, &base_writes);
-        let mut args = vec!["create", "-q", "-f", "vmdk", "-o", o];
-        let (b, t) = (s(&base), s(&top));
-        args.extend_from_slice(&["-b", &b]);
-        args.extend_from_slice(back_fmt);
-        args.push(&t);
-        run_ok(prog, &args);
+        cmd!(prog, "create -q -f vmdk -o", o, "-b", &base)
+            .args(back_fmt)
+            .arg(&top)
+            .ok();
         qemu_io("vmdk", &top, &top_writes);
         for (img, depth) in [(&base, 0), (&top, 0), (&top, 1)] {
             let m = assert_json_agrees("vmdk", img, size, None);
@@ -1078,7 +935,7 @@ fn json_and_human_agree_for_zeroed_grains() {
                 m.iter()
                     .any(|e| e.depth == depth && e.present && e.zero && !e.data),
                 "{}: no zeroed grain at depth {depth}: {m:?}",
-                s(img)
+                img.display()
             );
         }
         for img in [&base, &top] {
@@ -1098,21 +955,18 @@ fn qemu_img_can_map_an_image_vimg_is_reading() {
     use vimg::image::{factory::open, Format};
     use vimg::io::Access;
     let dir = tempfile::tempdir().unwrap();
-    let img = p(dir.path(), "shared.vmdk");
-    vimg_ok(&["create", "-q", "-f", "vmdk", &s(&img), "8M"]);
+    let img = dir.path().join("shared.vmdk");
+    vimg!("create -q -f vmdk", &img, "8M").ok();
     qemu_io("vmdk", &img, &["write -P 0x42 1M 64k".to_string()]);
     let want = qemu_map("vmdk", &img, None, true);
     let reader = open(&img, Some(Format::Vmdk), Access::Read).expect("open for reading");
-    let out = run(
-        "qemu-img",
-        &["map", "--output=json", "-f", "vmdk", &s(&img)],
-    );
+    let out = qemu_img!("map --output=json -f vmdk", &img).run();
     drop(reader);
     assert!(
         out.status.success(),
         "qemu-img map failed while vimg was reading {}:\n{}",
-        s(&img),
-        String::from_utf8_lossy(&out.stderr)
+        img.display(),
+        out.stderr_text()
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    assert_eq!(out.stdout_text(), want);
 }

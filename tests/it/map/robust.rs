@@ -7,20 +7,21 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::vhd;
 use crate::support::*;
 
 /// How long one `vimg map` may take on a small hostile file.
 const LIMIT: Duration = Duration::from_secs(5);
 
-/// Run vimg with `args`, killing it after `LIMIT`.
-fn run_limited(args: &[String]) -> Output {
-    let mut child = Command::new(VIMG)
-        .args(args)
+/// Run `vimg`, killing it after `LIMIT`.
+fn run_limited(vimg: &Cmd) -> Run {
+    let mut child = vimg
+        .command()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -43,11 +44,12 @@ fn run_limited(args: &[String]) -> Output {
         if t.elapsed() > LIMIT {
             child.kill().ok();
             child.wait().ok();
-            panic!("`vimg {}` did not finish within {LIMIT:?}", args.join(" "));
+            panic!("`{vimg}` did not finish within {LIMIT:?}");
         }
         std::thread::sleep(Duration::from_millis(2));
     };
-    Output {
+    Run {
+        cmdline: vimg.to_string(),
         status,
         stdout: out.join().unwrap(),
         stderr: err.join().unwrap(),
@@ -56,11 +58,11 @@ fn run_limited(args: &[String]) -> Output {
 
 /// The outcome of one run, checked: `Some(entries)` when it succeeded
 /// (JSON), `None` when it failed cleanly.
-fn check(args: &[String], json: bool, what: &str) -> Option<Vec<Value>> {
-    let out = run_limited(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let ctx = || format!("{what}: `vimg {}`", args.join(" "));
+fn check(vimg: &Cmd, json: bool, what: &str) -> Option<Vec<Value>> {
+    let out = run_limited(vimg);
+    let stderr = out.stderr_text();
+    let stdout = out.stdout_text();
+    let ctx = || format!("{what}: `{vimg}`");
     assert!(
         !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
         "{} panicked:\n{stderr}",
@@ -117,27 +119,15 @@ fn check(args: &[String], json: bool, what: &str) -> Option<Vec<Value>> {
     }
 }
 
-/// Map arguments: format (None: probed), JSON or human, an optional
-/// window.
-fn map_args(fmt: Option<&str>, json: bool, w: Option<(u64, u64)>, file: &Path) -> Vec<String> {
-    let mut a: Vec<String> = vec!["map".into()];
-    if let Some(f) = fmt {
-        a.extend(["-f".into(), f.into()]);
-    }
-    a.extend([
-        "--output".into(),
-        if json { "json" } else { "human" }.into(),
-    ]);
-    if let Some((s0, l)) = w {
-        a.extend([
-            "--start-offset".into(),
-            s0.to_string(),
-            "--max-length".into(),
-            l.to_string(),
-        ]);
-    }
-    a.push(s(file));
-    a
+/// `vimg map`: format (None: probed), JSON or human, an optional window.
+fn map(fmt: Option<&str>, json: bool, w: Option<(u64, u64)>, file: &Path) -> Cmd {
+    vimg!("map")
+        .opt("-f", fmt)
+        .arg("--output")
+        .arg(if json { "json" } else { "human" })
+        .opt("--start-offset", w.map(|(start, _)| start))
+        .opt("--max-length", w.map(|(_, len)| len))
+        .arg(file)
 }
 
 fn put_u32_le(b: &mut [u8], at: usize, v: u32) {
@@ -164,37 +154,10 @@ fn put_u64_be(b: &mut [u8], at: usize, v: u64) {
     }
 }
 
-fn u32_le(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
-}
-
-fn u64_le(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
-}
-
-fn u32_be(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
-}
-
-fn u64_be(b: &[u8], at: usize) -> u64 {
-    u64::from_be_bytes(b[at..at + 8].try_into().unwrap())
-}
-
-/// A VHD structure's checksum: one's complement of the byte sum, with the
-/// checksum field (4 bytes at `field`) counted as zero.
-fn vhd_checksum(b: &[u8], field: usize) -> u32 {
-    let sum = b
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !(field..field + 4).contains(i))
-        .fold(0u32, |a, (_, &x)| a.wrapping_add(x as u32));
-    !sum
-}
-
 /// Write a correct checksum into the VHD structure `b[at..at + len]`.
 fn fix_vhd_checksum(b: &mut [u8], at: usize, len: usize, field: usize) {
     if at + len <= b.len() {
-        let c = vhd_checksum(&b[at..at + len], field);
+        let c = vhd::checksum(&b[at..at + len], field);
         put_u32_be(b, at + field, c);
     }
 }
@@ -450,7 +413,7 @@ fn random_files(seeds: std::ops::Range<u64>) {
         // Three files, so descriptors and planted parents can name each
         // other.
         let idx = seed as usize % 3;
-        let path = p(dir.path(), &format!("r{idx}.{}", exts[idx]));
+        let path = dir.path().join(format!("r{idx}.{}", exts[idx]));
         std::fs::write(&path, &bytes).unwrap();
         let len = bytes.len() as u64;
         let what = format!("seed {seed}, {len} bytes");
@@ -461,7 +424,7 @@ fn random_files(seeds: std::ops::Range<u64>) {
             } else {
                 None
             };
-            let res = check(&map_args(fmt, json, w, &path), json, &what);
+            let res = check(&map(fmt, json, w, &path), json, &what);
             if fmt == Some("raw") && json && w.is_none() {
                 let m = res
                     .as_ref()
@@ -513,9 +476,9 @@ fn with_mutation(
     std::fs::write(target, &b).unwrap();
     let size = 64 * MIB;
     let w = Some((rng.below(size), rng.range(1, size)));
-    check(&map_args(None, true, None, top), true, what);
-    check(&map_args(Some(fmt), false, None, top), false, what);
-    check(&map_args(Some(fmt), true, w, top), true, what);
+    check(&map(None, true, None, top), true, what);
+    check(&map(Some(fmt), false, None, top), false, what);
+    check(&map(Some(fmt), true, w, top), true, what);
     std::fs::write(target, &orig).unwrap();
 }
 
@@ -524,14 +487,14 @@ fn with_mutation(
 /// streamOptimized file.
 fn sparse_layout(b: &[u8]) -> (usize, usize, usize) {
     let mut h = 0usize;
-    if u64_le(b, 56) == u64::MAX {
+    if le64(b, 56) == u64::MAX {
         h = b.len() - 1024;
         assert_eq!(&b[h..h + 4], b"KDMV", "no stream footer");
     }
-    let capacity = u64_le(b, h + 12);
-    let grain = u64_le(b, h + 20);
-    let gtes = u32_le(b, h + 44) as u64;
-    let gd = u64_le(b, h + 56) as usize * 512;
+    let capacity = le64(b, h + 12);
+    let grain = le64(b, h + 20);
+    let gtes = le32(b, h + 44) as u64;
+    let gd = le64(b, h + 56) as usize * 512;
     let entries = capacity.div_ceil(grain * gtes) as usize;
     (gd, entries, gtes as usize)
 }
@@ -542,12 +505,12 @@ fn grain_entries(b: &[u8]) -> Vec<(usize, u32)> {
     let (gd, entries, gtes) = sparse_layout(b);
     let mut out = Vec::new();
     for i in 0..entries {
-        let gt = u32_le(b, gd + 4 * i) as usize * 512;
+        let gt = le32(b, gd + 4 * i) as usize * 512;
         if gt == 0 || gt + 4 * gtes > b.len() {
             continue;
         }
         for j in 0..gtes {
-            let v = u32_le(b, gt + 4 * j);
+            let v = le32(b, gt + 4 * j);
             if v > 1 {
                 out.push((gt + 4 * j, v));
             }
@@ -562,7 +525,7 @@ fn corrupt_sparse(b: &mut Vec<u8>, rng: &mut Rng) -> String {
     let sectors = (b.len() as u64).div_ceil(512);
     let (gd, entries, _) = sparse_layout(b);
     let grains = grain_entries(b);
-    let stream = u64_le(b, 56) == u64::MAX;
+    let stream = le64(b, 56) == u64::MAX;
     let footer = if stream { b.len() - 1024 } else { 0 };
     let n = rng.range(1, 4);
     let mut what = Vec::new();
@@ -647,11 +610,11 @@ fn corrupt_vhd(b: &mut [u8], rng: &mut Rng) -> String {
     let len = b.len();
     let sectors = (len as u64).div_ceil(512);
     let f = len - 512;
-    let d = u64_be(b, f + 16) as usize;
-    let bat = u64_be(b, d + 16) as usize;
-    let max = u32_be(b, d + 28) as usize;
+    let d = be64(b, f + 16) as usize;
+    let bat = be64(b, d + 16) as usize;
+    let max = be32(b, d + 28) as usize;
     let allocated: Vec<usize> = (0..max)
-        .filter(|&i| u32_be(b, bat + 4 * i) != u32::MAX)
+        .filter(|&i| be32(b, bat + 4 * i) != u32::MAX)
         .collect();
     let n = rng.range(1, 4);
     let mut what = Vec::new();
@@ -669,7 +632,7 @@ fn corrupt_vhd(b: &mut [u8], rng: &mut Rng) -> String {
             }
             2 if allocated.len() > 1 => {
                 let i = allocated[0];
-                let v = u32_be(b, bat + 4 * allocated[1]);
+                let v = be32(b, bat + 4 * allocated[1]);
                 put_u32_be(b, bat + 4 * i, v);
                 what.push(format!("BAT{i}=dup {v:#x}"));
             }
@@ -734,7 +697,7 @@ fn corrupt_vhd(b: &mut [u8], rng: &mut Rng) -> String {
             6 if !allocated.is_empty() => {
                 // A block's bitmap.
                 let i = allocated[rng.below(allocated.len() as u64) as usize];
-                let at = u32_be(b, bat + 4 * i) as usize * 512;
+                let at = be32(b, bat + 4 * i) as usize * 512;
                 let k = rng.range(1, 512) as usize;
                 for x in b.iter_mut().skip(at).take(k) {
                     *x = rng.next_u64() as u8;
@@ -772,7 +735,7 @@ fn writes() -> Vec<String> {
 /// corrupted file, is VHD)`.
 fn corruptible(dir: &Path) -> Vec<(PathBuf, &'static str, PathBuf, bool)> {
     let mut out = Vec::new();
-    let raw = p(dir, "src.img");
+    let raw = dir.join("src.img");
     std::fs::File::create(&raw)
         .unwrap()
         .set_len(64 * MIB)
@@ -780,19 +743,18 @@ fn corruptible(dir: &Path) -> Vec<(PathBuf, &'static str, PathBuf, bool)> {
     qemu_io("raw", &raw, &writes());
     for tool in ["qemu", "vimg"] {
         let conv = |fmt: &str, opts: &str, name: &str| -> PathBuf {
-            let out = p(dir, name);
+            let out = dir.join(name);
             let (prog, f) = if tool == "qemu" {
                 ("qemu-img", qemu_fmt(fmt))
             } else {
                 (VIMG, fmt)
             };
-            let mut args = vec!["convert", "-f", "raw", "-O", f];
-            if !opts.is_empty() {
-                args.extend(["-o", opts]);
-            }
-            let (r, o) = (s(&raw), s(&out));
-            args.extend([r.as_str(), o.as_str()]);
-            run_ok(prog, &args);
+            let opts = (!opts.is_empty()).then_some(opts);
+            cmd!(prog, "convert -f raw -O", f)
+                .opt("-o", opts)
+                .arg(&raw)
+                .arg(&out)
+                .ok();
             out
         };
         let sp = conv("vmdk", "", &format!("{tool}-sparse.vmdk"));
@@ -810,34 +772,24 @@ fn corruptible(dir: &Path) -> Vec<(PathBuf, &'static str, PathBuf, bool)> {
             "subformat=twoGbMaxExtentSparse",
             &format!("{tool}-two.vmdk"),
         );
-        let ext = p(dir, &format!("{tool}-two-s001.vmdk"));
+        let ext = dir.join(format!("{tool}-two-s001.vmdk"));
         assert!(ext.exists());
         out.push((two, "vmdk", ext, false));
         // A delta over the sparse image: corrupt the parent, map the top.
-        let top = p(dir, &format!("{tool}-top.vmdk"));
+        let top = dir.join(format!("{tool}-top.vmdk"));
         if tool == "qemu" {
-            qemu_img(&[
-                "create",
-                "-q",
-                "-f",
-                "vmdk",
-                "-b",
-                &s(&sp),
-                "-F",
-                "vmdk",
-                &s(&top),
-            ]);
+            qemu_img!("create -q -f vmdk -b", &sp, "-F vmdk", &top).ok();
         } else {
-            vimg_ok(&["create", "-q", "-f", "vmdk", "-b", &s(&sp), &s(&top)]);
+            vimg!("create -q -f vmdk -b", &sp, &top).ok();
         }
         qemu_io("vmdk", &top, &["write -P 0x66 3100k 200k".to_string()]);
         out.push((top.clone(), "vmdk", top.clone(), false));
-        out.push((top, "vmdk", p(dir, &format!("{tool}-sparse.vmdk")), false));
+        out.push((top, "vmdk", dir.join(format!("{tool}-sparse.vmdk")), false));
     }
     // A differencing VHD (vimg) over a dynamic one, both corrupted in turn.
-    let base = p(dir, "vimg-dyn.vhd");
-    let child = p(dir, "child.vhd");
-    vimg_ok(&["create", "-q", "-f", "vhd", "-b", &s(&base), &s(&child)]);
+    let base = dir.join("vimg-dyn.vhd");
+    let child = dir.join("child.vhd");
+    vimg!("create -q -f vhd -b", &base, &child).ok();
     qemu_io("vhd", &child, &["write -P 0x77 4M 2M".to_string()]);
     out.push((child.clone(), "vpc", child.clone(), true));
     out.push((child, "vpc", base, true));
@@ -852,9 +804,13 @@ fn corrupted_images(seed: u64, rounds: usize) {
     let mut rng = Rng::new(seed);
     for (top, fmt, target, vhd) in &images {
         // The intact image maps.
-        assert!(check(&map_args(Some(fmt), true, None, top), true, "intact").is_some());
+        assert!(check(&map(Some(fmt), true, None, top), true, "intact").is_some());
         for round in 0..rounds {
-            let what = format!("{} (corrupting {}) round {round}", s(top), s(target));
+            let what = format!(
+                "{} (corrupting {}) round {round}",
+                top.display(),
+                target.display()
+            );
             with_mutation(top, fmt, target, &what, &mut rng, |b, r| {
                 if *vhd {
                     corrupt_vhd(b, r)

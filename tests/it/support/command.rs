@@ -86,6 +86,14 @@ impl Cmd {
         self
     }
 
+    /// `flag value` when there is a value, nothing otherwise.
+    pub fn opt(self, flag: &str, value: Option<impl Arg>) -> Cmd {
+        match value {
+            Some(v) => self.arg(flag).arg(v),
+            None => self,
+        }
+    }
+
     /// Each whitespace-separated word of `text` as an argument; `text`
     /// without whitespace (even an empty one) is one argument.
     pub fn words(self, text: impl fmt::Display) -> Cmd {
@@ -95,6 +103,12 @@ impl Cmd {
         } else {
             self.arg(text)
         }
+    }
+
+    /// Run in `dir` instead of the test's working directory.
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Cmd {
+        self.dir = Some(dir.as_ref().to_path_buf());
+        self
     }
 
     /// The command to spawn by hand (pipes, time limits).
@@ -137,6 +151,13 @@ impl Cmd {
         let text = self.ok();
         serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("`{self}` printed invalid JSON ({e}):\n{text}"))
+    }
+
+    /// Run it; it must exit with `code`.
+    pub fn code(&self, code: i32) -> Run {
+        let out = self.run();
+        assert_eq!(out.code(), Some(code), "{out:?}");
+        out
     }
 
     /// Run it; it must fail with exit code 1 and exactly one

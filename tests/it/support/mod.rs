@@ -10,7 +10,6 @@
 pub mod bytes;
 pub mod command;
 pub mod corpus;
-mod legacy;
 pub mod oracle;
 pub mod vhd;
 pub mod vmdk;
@@ -24,7 +23,6 @@ use serde_json::Value;
 pub use bytes::*;
 pub(crate) use command::{args, cmd, python, qemu_img, vimg};
 pub use command::{Cmd, Run};
-pub use legacy::*;
 pub use oracle::*;
 
 /// The vimg binary cargo built for these tests.

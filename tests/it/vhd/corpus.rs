@@ -15,10 +15,7 @@ use crate::support::*;
 /// True when a (sparse) file holds no data extent at all: every byte is
 /// a hole (SEEK_DATA finds nothing).
 fn all_holes(path: &Path) -> bool {
-    let out = python(
-        "import os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\ntry:\n    print(os.lseek(fd, 0, os.SEEK_DATA))\nexcept OSError as e:\n    print('NODATA' if e.errno == 6 else e)",
-        &[&s(path)],
-    );
+    let out = python!("import os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\ntry:\n    print(os.lseek(fd, 0, os.SEEK_DATA))\nexcept OSError as e:\n    print('NODATA' if e.errno == 6 else e)", path).ok();
     out.trim() == "NODATA"
 }
 
@@ -44,7 +41,7 @@ fn check_image(rel: &str, disk_type: &str, source: Option<&str>) -> serde_json::
     );
 
     let raw = dir.path().join("out.raw");
-    vimg_ok(&["convert", "-O", "raw", &s(&image), &s(&raw)]);
+    vimg!("convert -O raw", &image, &raw).ok();
     assert_eq!(file_len(&raw), size, "{rel}: raw size");
     // qemu-img reads the same (with -f vpc: it cannot probe fixed disks).
     assert_identical("vhd", &image, "raw", &raw);
@@ -163,18 +160,14 @@ fn dfvfs_fat_differential_without_its_parent() {
     // The parent is not in the corpus: one line naming what was tried.
     let dir = tempfile::tempdir().unwrap();
     let out_raw = dir.path().join("out.raw");
-    for args in [
-        vec!["info".to_string(), s(&child)],
-        vec!["info".into(), "--output".into(), "json".into(), s(&child)],
-        vec![
-            "convert".into(),
-            "-O".into(),
-            "raw".into(),
-            s(&child),
-            s(&out_raw),
-        ],
+    for vimg in [
+        vimg!("info", &child),
+        vimg!("info --output json", &child),
+        vimg!("convert -O raw", &child, &out_raw),
     ] {
-        let line = vimg_one_line_error(&args, &child, "fat-differential.vhd");
+        let line = vimg
+            .one_line_error(&child, "fat-differential.vhd")
+            .stderr_text();
         assert!(line.contains("cannot find the parent"), "{line}");
         assert!(line.contains(".\\fat-parent.vhd"), "W2ru not named: {line}");
         assert!(
@@ -194,18 +187,12 @@ fn malformed_dfvfs_stale_checksums_are_one_error_line() {
     ] {
         let image = corpus::file(rel);
         let out_raw = dir.path().join("out.raw");
-        for args in [
-            vec!["info".to_string(), s(&image)],
-            vec!["info".into(), "-f".into(), "vpc".into(), s(&image)],
-            vec![
-                "convert".into(),
-                "-O".into(),
-                "raw".into(),
-                s(&image),
-                s(&out_raw),
-            ],
+        for vimg in [
+            vimg!("info", &image),
+            vimg!("info -f vpc", &image),
+            vimg!("convert -O raw", &image, &out_raw),
         ] {
-            let line = vimg_one_line_error(&args, &image, rel);
+            let line = vimg.one_line_error(&image, rel).stderr_text();
             assert!(line.contains("checksum"), "{rel}: {line}");
         }
         assert_eq!(dir_names(dir.path()), Vec::<String>::new());

@@ -156,26 +156,17 @@ impl Model {
 /// some parent blocks are unallocated too) and an empty child over it.
 /// Returns the parent's raw content.
 fn make_pair(dir: &Path, child_rel: &str, backing: &str, seed: u64) -> Vec<u8> {
-    let raw = p(dir, "base.raw");
+    let raw = dir.join("base.raw");
     build_raw(&raw, SIZE, seed);
-    let base = p(dir, "base.vhd");
-    vimg_ok(&[
-        "convert",
-        "-q",
-        "-f",
-        "raw",
-        "-O",
-        "vhd",
-        &s(&raw),
-        &s(&base),
-    ]);
+    let base = dir.join("base.vhd");
+    vimg!("convert -q -f raw -O vhd", &raw, &base).ok();
     let content = fs::read(&raw).unwrap();
     fs::remove_file(&raw).unwrap();
     let child = dir.join(child_rel);
-    let out = vimg_ok(&["create", "-f", "vhd", "-b", backing, &s(&child)]);
+    let out = vimg!("create -f vhd -b", backing, &child).ok();
     assert_eq!(
         out.trim(),
-        format!("Formatting '{}', fmt=vpc size={SIZE}", s(&child))
+        format!("Formatting '{}', fmt=vpc size={SIZE}", child.display())
     );
     content
 }
@@ -244,13 +235,13 @@ fn qemu_writes(child: &Path, model: &mut Model, writes: &[(usize, usize, u8)]) {
 /// see the child's own blocks as the model stores them.
 fn check_reads(dir: &Path, child: &Path, chain: &[&Path], model: &Model) {
     let expected = model.expected();
-    let exp_path = p(dir, "expected.raw");
+    let exp_path = dir.join("expected.raw");
     fs::write(&exp_path, &expected).unwrap();
 
     // vimg's command line.
-    let out = p(dir, "vimg-read.raw");
+    let out = dir.join("vimg-read.raw");
     let _ = fs::remove_file(&out);
-    vimg_ok(&["convert", "-O", "raw", &s(child), &s(&out)]);
+    vimg!("convert -O raw", child, &out).ok();
     assert_same_bytes(&exp_path, &out);
     fs::remove_file(&out).unwrap();
 
@@ -258,7 +249,11 @@ fn check_reads(dir: &Path, child: &Path, chain: &[&Path], model: &Model) {
     let mut img = open(child, None, Access::Read).expect("open the child");
     let mut all = vec![0u8; expected.len()];
     img.read_at(&mut all, 0).unwrap();
-    assert!(all == expected, "library read of {} differs", s(child));
+    assert!(
+        all == expected,
+        "library read of {} differs",
+        child.display()
+    );
     let mut at = 0usize;
     let mut step = 1usize;
     while at < expected.len() {
@@ -288,7 +283,7 @@ fn check_reads(dir: &Path, child: &Path, chain: &[&Path], model: &Model) {
     }
 
     // qemu reads the child alone: its blocks as stored, zeros elsewhere.
-    let qv = p(dir, "qemu-view.raw");
+    let qv = dir.join("qemu-view.raw");
     fs::write(&qv, model.qemu_view()).unwrap();
     assert_identical("raw", &qv, "vhd", child);
     fs::remove_file(&qv).unwrap();
@@ -323,8 +318,8 @@ fn created_child_records_its_parent_as_specified() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     make_pair(d, "child.vhd", "base.vhd", 1);
-    let base = p(d, "base.vhd");
-    let child = p(d, "child.vhd");
+    let base = d.join("base.vhd");
+    let child = d.join("child.vhd");
 
     let base_footer = footer_fields(&tail_footer(&base));
     let child_footer = tail_footer(&child);
@@ -373,7 +368,7 @@ fn created_child_records_its_parent_as_specified() {
     }
 
     // vhdiinfo and pyvhdi call it differential, with the parent's UUID.
-    let text = run_ok("vhdiinfo", &[s(&child)]);
+    let text = cmd!("vhdiinfo", &child).ok();
     assert!(
         text.lines()
             .any(|l| l.contains("Disk type") && l.contains("Differential")),
@@ -394,19 +389,22 @@ fn created_child_records_its_parent_as_specified() {
     assert_eq!(field_u64(&v, "virtual-size"), SIZE);
     // As recorded (qemu-img's meaning), and resolved.
     assert_eq!(field_str(&v, "backing-filename"), ".\\base.vhd");
-    assert_eq!(field_str(&v, "full-backing-filename"), s(&base));
+    assert_eq!(
+        field_str(&v, "full-backing-filename"),
+        base.display().to_string()
+    );
     let data = &v["format-specific"]["data"];
     assert_eq!(data["disk-type"], "differencing", "{v:#}");
     assert_eq!(data["uuid"], cf.uuid.as_str());
     assert_eq!(data["parent-uuid"], base_footer.uuid.as_str());
     assert_eq!(data["parent-name"], "base.vhd");
-    assert_eq!(data["parent-path"], s(&base).as_str());
+    assert_eq!(data["parent-path"], base.display().to_string().as_str());
     assert_eq!(data["parent-found-via"], "relative locator (W2ru)");
     // Nothing written yet: the child reads as its parent.
-    let raw = p(d, "parent.raw");
-    vimg_ok(&["convert", "-O", "raw", &s(&base), &s(&raw)]);
-    let out = p(d, "child.raw");
-    vimg_ok(&["convert", "-O", "raw", &s(&child), &s(&out)]);
+    let raw = d.join("parent.raw");
+    vimg!("convert -O raw", &base, &raw).ok();
+    let out = d.join("child.raw");
+    vimg!("convert -O raw", &child, &out).ok();
     assert_same_bytes(&raw, &out);
 }
 
@@ -415,7 +413,7 @@ fn reads_follow_the_bitmaps_after_library_and_qemu_io_writes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let parent = make_pair(d, "child.vhd", "base.vhd", 2);
-    let (base, child) = (p(d, "base.vhd"), p(d, "child.vhd"));
+    let (base, child) = (d.join("base.vhd"), d.join("child.vhd"));
     let mut model = Model::new(parent);
 
     library_writes(&child, &mut model, 20);
@@ -425,7 +423,7 @@ fn reads_follow_the_bitmaps_after_library_and_qemu_io_writes() {
         &base,
         &[],
         &{
-            let raw = p(d, "parent.raw");
+            let raw = d.join("parent.raw");
             fs::write(&raw, &model.parent).unwrap();
             raw
         },
@@ -485,22 +483,22 @@ fn a_grandchild_reads_through_two_parents() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let parent = make_pair(d, "child.vhd", "base.vhd", 3);
-    let (base, child, grand) = (p(d, "base.vhd"), p(d, "child.vhd"), p(d, "grand.vhd"));
+    let (base, child, grand) = (d.join("base.vhd"), d.join("child.vhd"), d.join("grand.vhd"));
     let mut model = Model::new(parent);
     aligned_library_writes(&child, &mut model, 30);
     // The grandchild sees the child's content as its parent's.
     let mut top = Model::new(model.expected());
-    vimg_ok(&["create", "-q", "-f", "vhd", "-b", "child.vhd", &s(&grand)]);
+    vimg!("create -q -f vhd -b child.vhd", &grand).ok();
     assert_eq!(
         dyn_header(&grand).parent_uuid,
         footer_fields(&tail_footer(&child)).uuid
     );
     aligned_library_writes(&grand, &mut top, 31);
     assert!(top.uniform_groups().is_none() && model.uniform_groups().is_none());
-    let expected = p(d, "expected.raw");
+    let expected = d.join("expected.raw");
     fs::write(&expected, top.expected()).unwrap();
-    let out = p(d, "grand.raw");
-    vimg_ok(&["convert", "-O", "raw", &s(&grand), &s(&out)]);
+    let out = d.join("grand.raw");
+    vimg!("convert -O raw", &grand, &out).ok();
     assert_same_bytes(&expected, &out);
     assert_pyvhdi_reads(&grand, &[&child, &base], &expected, &[]);
 }
@@ -512,53 +510,41 @@ fn the_pair_still_works_when_moved_together() {
     let parent = make_pair(d, "child.vhd", "base.vhd", 4);
     let mut model = Model::new(parent);
     // Whole 4 KiB writes, so that libvhdi judges the whole disk here.
-    aligned_library_writes(&p(d, "child.vhd"), &mut model, 40);
-    qemu_writes(&p(d, "child.vhd"), &mut model, &[(4 * BLOCK, 4096, 0x77)]);
+    aligned_library_writes(&d.join("child.vhd"), &mut model, 40);
+    qemu_writes(&d.join("child.vhd"), &mut model, &[(4 * BLOCK, 4096, 0x77)]);
     assert!(model.uniform_groups().is_none());
 
     let elsewhere = tempfile::tempdir().unwrap();
     let e = elsewhere.path().join("moved");
     fs::create_dir(&e).unwrap();
     for name in ["base.vhd", "child.vhd"] {
-        fs::rename(p(d, name), p(&e, name)).unwrap();
+        fs::rename(d.join(name), e.join(name)).unwrap();
     }
     assert_eq!(dir_names(d), Vec::<String>::new());
-    let (base, child) = (p(&e, "base.vhd"), p(&e, "child.vhd"));
+    let (base, child) = (e.join("base.vhd"), e.join("child.vhd"));
     check_reads(&e, &child, &[&base], &model);
     let data = info_data(&child);
     assert_eq!(data["parent-found-via"], "relative locator (W2ru)");
-    assert_eq!(data["parent-path"], s(&base).as_str());
+    assert_eq!(data["parent-path"], base.display().to_string().as_str());
 }
 
 #[test]
 fn a_child_in_a_subfolder_names_its_parent_relative_to_itself() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    fs::create_dir(p(d, "sub")).unwrap();
-    let raw = p(d, "base.raw");
+    fs::create_dir(d.join("sub")).unwrap();
+    let raw = d.join("base.raw");
     build_raw(&raw, SIZE, 5);
-    let base = p(d, "base.vhd");
-    vimg_ok(&[
-        "convert",
-        "-q",
-        "-O",
-        "vhd",
-        "-f",
-        "raw",
-        &s(&raw),
-        &s(&base),
-    ]);
+    let base = d.join("base.vhd");
+    vimg!("convert -q -O vhd -f raw", &raw, &base).ok();
     let mut model = Model::new(fs::read(&raw).unwrap());
     // -b ../base.vhd is relative to the child's folder (d/sub), not to the
     // working directory (d/sub/deeper, where ../base.vhd does not exist).
-    fs::create_dir(p(d, "sub/deeper")).unwrap();
-    vimg()
-        .current_dir(p(d, "sub/deeper"))
-        .args(["create", "-q", "-f", "vhd", "-b", "../base.vhd"])
-        .arg(p(d, "sub/child.vhd"))
-        .assert()
-        .success();
-    let child = p(d, "sub/child.vhd");
+    fs::create_dir(d.join("sub/deeper")).unwrap();
+    vimg!("create -q -f vhd -b ../base.vhd", d.join("sub/child.vhd"))
+        .current_dir(d.join("sub/deeper"))
+        .ok();
+    let child = d.join("sub/child.vhd");
     let h = dyn_header(&child);
     let payload = utf16le("..\\base.vhd");
     for code in [b"W2ru", b"W2ku"] {
@@ -575,9 +561,9 @@ fn a_child_in_a_subfolder_names_its_parent_relative_to_itself() {
     // relative to each other.
     let elsewhere = tempfile::tempdir().unwrap();
     let e = elsewhere.path();
-    fs::rename(&base, p(e, "base.vhd")).unwrap();
-    fs::rename(p(d, "sub"), p(e, "sub")).unwrap();
-    let (base, child) = (p(e, "base.vhd"), p(e, "sub/child.vhd"));
+    fs::rename(&base, e.join("base.vhd")).unwrap();
+    fs::rename(d.join("sub"), e.join("sub")).unwrap();
+    let (base, child) = (e.join("base.vhd"), e.join("sub/child.vhd"));
     check_reads(e, &child, &[&base], &model);
     let data = info_data(&child);
     assert_eq!(data["parent-found-via"], "relative locator (W2ru)");
@@ -593,25 +579,21 @@ fn a_replaced_parent_is_refused_naming_both_uuids() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     make_pair(d, "child.vhd", "base.vhd", 6);
-    let (base, child) = (p(d, "base.vhd"), p(d, "child.vhd"));
+    let (base, child) = (d.join("base.vhd"), d.join("child.vhd"));
     let original = footer_fields(&tail_footer(&base)).uuid;
     // Another disk of the same size and name.
     fs::remove_file(&base).unwrap();
-    vimg_ok(&["create", "-q", "-f", "vhd", &s(&base), &SIZE.to_string()]);
+    vimg!("create -q -f vhd", &base, SIZE).ok();
     let impostor = footer_fields(&tail_footer(&base)).uuid;
     assert_ne!(original, impostor);
-    for args in [
-        vec!["info".to_string(), s(&child)],
-        vec!["info".into(), "--output".into(), "json".into(), s(&child)],
-        vec![
-            "convert".into(),
-            "-O".into(),
-            "raw".into(),
-            s(&child),
-            s(&p(d, "out.raw")),
-        ],
+    for vimg in [
+        vimg!("info", &child),
+        vimg!("info --output json", &child),
+        vimg!("convert -O raw", &child, &d.join("out.raw")),
     ] {
-        let line = vimg_one_line_error(&args, &child, "child of a replaced parent");
+        let line = vimg
+            .one_line_error(&child, "child of a replaced parent")
+            .stderr_text();
         assert!(
             line.contains(&original),
             "the recorded UUID is not named: {line}"
@@ -622,7 +604,7 @@ fn a_replaced_parent_is_refused_naming_both_uuids() {
         );
         assert!(line.contains("UUID"), "{line}");
     }
-    assert!(!p(d, "out.raw").exists());
+    assert!(!d.join("out.raw").exists());
     // Opening for writing through the library is refused too.
     assert!(open(&child, Some(Format::Vhd), Access::Write).is_err());
 }
@@ -632,7 +614,7 @@ fn a_damaged_w2ru_falls_back_to_w2ku_then_to_the_header_name() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let parent = make_pair(d, "child.vhd", "base.vhd", 7);
-    let (base, child) = (p(d, "base.vhd"), p(d, "child.vhd"));
+    let (base, child) = (d.join("base.vhd"), d.join("child.vhd"));
     let mut model = Model::new(parent);
     library_writes(&child, &mut model, 70);
     let h = dyn_header(&child);
@@ -658,7 +640,7 @@ fn a_damaged_w2ru_falls_back_to_w2ku_then_to_the_header_name() {
     patch(&child, ku.offset, &vec![0u8; ku.length as usize]);
     let data = info_data(&child);
     assert_eq!(data["parent-found-via"], "parent name beside the child");
-    assert_eq!(data["parent-path"], s(&base).as_str());
+    assert_eq!(data["parent-path"], base.display().to_string().as_str());
     check_reads(d, &child, &[&base], &model);
 
     // Both zeroed.
@@ -678,19 +660,15 @@ fn a_missing_parent_is_one_error_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     make_pair(d, "child.vhd", "base.vhd", 8);
-    let child = p(d, "child.vhd");
-    fs::remove_file(p(d, "base.vhd")).unwrap();
-    for args in [
-        vec!["info".to_string(), s(&child)],
-        vec![
-            "convert".into(),
-            "-O".into(),
-            "raw".into(),
-            s(&child),
-            s(&p(d, "out.raw")),
-        ],
+    let child = d.join("child.vhd");
+    fs::remove_file(d.join("base.vhd")).unwrap();
+    for vimg in [
+        vimg!("info", &child),
+        vimg!("convert -O raw", &child, &d.join("out.raw")),
     ] {
-        let line = vimg_one_line_error(&args, &child, "child without its parent");
+        let line = vimg
+            .one_line_error(&child, "child without its parent")
+            .stderr_text();
         assert!(line.contains("cannot find the parent"), "{line}");
         assert!(
             line.contains(".\\base.vhd"),
@@ -705,40 +683,14 @@ fn create_b_refuses_a_size_other_than_the_parents_and_a_fixed_child() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     make_pair(d, "child.vhd", "base.vhd", 9);
-    let other = p(d, "other.vhd");
-    let out = vimg_run(&[
-        "create",
-        "-f",
-        "vhd",
-        "-b",
-        "base.vhd",
-        &s(&other),
-        &(SIZE + 512).to_string(),
-    ]);
-    assert_one_line_error(&out, &other, "child of another size");
-    let out = vimg_run(&[
-        "create",
-        "-f",
-        "vhd",
-        "-o",
-        "subformat=fixed",
-        "-b",
-        "base.vhd",
-        &s(&other),
-    ]);
-    assert_one_line_error(&out, &other, "fixed child");
+    let other = d.join("other.vhd");
+    vimg!("create -f vhd -b base.vhd", &other, (SIZE + 512))
+        .one_line_error(&other, "child of another size");
+    vimg!("create -f vhd -o subformat=fixed -b base.vhd", &other)
+        .one_line_error(&other, "fixed child");
     assert!(!other.exists());
     // With the parent's size given explicitly, it is accepted.
-    vimg_ok(&[
-        "create",
-        "-q",
-        "-f",
-        "vhd",
-        "-b",
-        "base.vhd",
-        &s(&other),
-        &SIZE.to_string(),
-    ]);
+    vimg!("create -q -f vhd -b base.vhd", &other, SIZE).ok();
     assert_eq!(info_data(&other)["disk-type"], "differencing");
 }
 
@@ -747,25 +699,16 @@ fn an_absolute_b_or_a_parent_in_another_folder_is_stored_relative() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     for sub in ["a", "b"] {
-        fs::create_dir(p(d, sub)).unwrap();
+        fs::create_dir(d.join(sub)).unwrap();
     }
-    let raw = p(d, "base.raw");
+    let raw = d.join("base.raw");
     build_raw(&raw, SIZE, 11);
-    let base = p(d, "b/base.vhd");
-    vimg_ok(&[
-        "convert",
-        "-q",
-        "-f",
-        "raw",
-        "-O",
-        "vhd",
-        &s(&raw),
-        &s(&base),
-    ]);
+    let base = d.join("b/base.vhd");
+    vimg!("convert -q -f raw -O vhd", &raw, &base).ok();
     let mut model = Model::new(fs::read(&raw).unwrap());
     // An absolute -b naming a parent in a sibling folder.
-    let child = p(d, "a/child.vhd");
-    vimg_ok(&["create", "-q", "-f", "vhd", "-b", &s(&base), &s(&child)]);
+    let child = d.join("a/child.vhd");
+    vimg!("create -q -f vhd -b", &base, &child).ok();
     let h = dyn_header(&child);
     let payload = utf16le("..\\b\\base.vhd");
     for code in [b"W2ru", b"W2ku"] {
@@ -779,33 +722,22 @@ fn an_absolute_b_or_a_parent_in_another_folder_is_stored_relative() {
     let elsewhere = tempfile::tempdir().unwrap();
     let e = elsewhere.path();
     for sub in ["a", "b"] {
-        fs::rename(p(d, sub), p(e, sub)).unwrap();
+        fs::rename(d.join(sub), e.join(sub)).unwrap();
     }
-    check_reads(e, &p(e, "a/child.vhd"), &[&p(e, "b/base.vhd")], &model);
+    check_reads(e, &e.join("a/child.vhd"), &[&e.join("b/base.vhd")], &model);
 }
 
 #[test]
 fn a_fixed_parent_serves_a_dynamic_child() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let raw = p(d, "base.raw");
+    let raw = d.join("base.raw");
     build_raw(&raw, SIZE, 12);
-    let base = p(d, "base.vhd");
-    vimg_ok(&[
-        "convert",
-        "-q",
-        "-f",
-        "raw",
-        "-O",
-        "vhd",
-        "-o",
-        "subformat=fixed",
-        &s(&raw),
-        &s(&base),
-    ]);
+    let base = d.join("base.vhd");
+    vimg!("convert -q -f raw -O vhd -o subformat=fixed", &raw, &base).ok();
     let mut model = Model::new(fs::read(&raw).unwrap());
-    let child = p(d, "child.vhd");
-    vimg_ok(&["create", "-q", "-f", "vhd", "-b", "base.vhd", &s(&child)]);
+    let child = d.join("child.vhd");
+    vimg!("create -q -f vhd -b base.vhd", &child).ok();
     let h = dyn_header(&child);
     assert_eq!(h.block_size as usize, BLOCK, "the default block size");
     assert_eq!(h.parent_uuid, footer_fields(&tail_footer(&base)).uuid);

@@ -52,19 +52,9 @@ fn check_conversion(
     py_ranges: Option<&[(u64, u64)]>,
 ) {
     let size = sector_up(file_len(raw));
-    let vhd = p(dir, name);
+    let vhd = dir.join(name);
     let fixed = opts.contains("subformat=fixed");
-    vimg_ok(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vhd",
-        "-o",
-        opts,
-        &s(raw),
-        &s(&vhd),
-    ]);
+    vimg!("convert -f raw -O vhd -o", opts, raw, &vhd).ok();
     let what = format!("{name} ({opts}) from a {size}-byte raw disk");
 
     // qemu-img: the same content, exactly the source's size.
@@ -128,8 +118,8 @@ fn check_conversion(
 
     // vimg reads the source back: same length, same bytes (qemu-img
     // compares two raw files by their data and holes).
-    let back = p(dir, &format!("{name}.back.raw"));
-    vimg_ok(&["convert", "-O", "raw", &s(&vhd), &s(&back)]);
+    let back = dir.join(format!("{name}.back.raw"));
+    vimg!("convert -O raw", &vhd, &back).ok();
     assert_eq!(file_len(&back), size, "{what}: raw read back");
     assert_identical("raw", raw, "raw", &back);
     std::fs::remove_file(&back).unwrap();
@@ -139,7 +129,7 @@ fn check_conversion(
 #[test]
 fn fifty_mib_and_three_sectors_dynamic_fixed_and_block_sizes() {
     let dir = tempfile::tempdir().unwrap();
-    let raw = p(dir.path(), "src.raw");
+    let raw = dir.path().join("src.raw");
     let size = 50 * MIB + 3 * 512;
     build_raw(&raw, size, 0x5eed_0001);
     assert_ne!(chs_bytes(spec_chs(size / 512)), size, "not a CHS product");
@@ -156,7 +146,7 @@ fn fifty_mib_and_three_sectors_dynamic_fixed_and_block_sizes() {
 #[test]
 fn one_billion_bytes_sparse_dynamic_fixed_and_block_sizes() {
     let dir = tempfile::tempdir().unwrap();
-    let raw = p(dir.path(), "src.raw");
+    let raw = dir.path().join("src.raw");
     let pieces = sparse_billion(&raw, 0x5eed_0002);
     assert_ne!(chs_bytes(spec_chs(1_000_000_000 / 512)), 1_000_000_000);
     // libvhdi is slow on big disks (~50 s for this one with 16 MiB blocks):
@@ -190,7 +180,7 @@ fn small_odd_sizes_dynamic_and_fixed() {
         .into_iter()
         .enumerate()
     {
-        let raw = p(dir.path(), &format!("src{i}.raw"));
+        let raw = dir.path().join(format!("src{i}.raw"));
         build_raw(&raw, size, 0x5eed_0100 + i as u64);
         for (name, opts, block) in [
             ("d.vhd", "subformat=dynamic", None),
@@ -206,26 +196,16 @@ fn small_odd_sizes_dynamic_and_fixed() {
 #[test]
 fn a_raw_size_that_is_not_whole_sectors_rounds_up_like_qemu_img() {
     let dir = tempfile::tempdir().unwrap();
-    let raw = p(dir.path(), "odd.raw");
+    let raw = dir.path().join("odd.raw");
     let len = 5 * MIB + 1000;
     build_raw(&raw, len, 0x5eed_0200);
     // qemu-img's own conversion is the reference for the rounding.
-    let theirs = p(dir.path(), "qemu.vhd");
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vpc",
-        "-o",
-        "force_size=on",
-        &s(&raw),
-        &s(&theirs),
-    ]);
+    let theirs = dir.path().join("qemu.vhd");
+    qemu_img!("convert -f raw -O vpc -o force_size=on", &raw, &theirs).ok();
     let want = field_u64(&qemu_info(Some("vhd"), &theirs), "virtual-size");
     assert_eq!(want, sector_up(len));
-    let ours = p(dir.path(), "vimg.vhd");
-    vimg_ok(&["convert", "-O", "vhd", &s(&raw), &s(&ours)]);
+    let ours = dir.path().join("vimg.vhd");
+    vimg!("convert -O vhd", &raw, &ours).ok();
     assert_eq!(
         field_u64(&qemu_info(Some("vhd"), &ours), "virtual-size"),
         want

@@ -10,15 +10,13 @@ use crate::support::*;
 
 const MAX: u64 = 2040 * GIB;
 
-/// `vimg create`, returning (stdout, stderr).
-fn create(args: &[&str]) -> (String, String) {
-    let mut all = vec!["create"];
-    all.extend_from_slice(args);
-    let out = vimg_run(&all);
+/// Run `vimg`; it must succeed. Returns (stdout, stderr).
+fn succeeds(vimg: Cmd) -> (String, String) {
+    let out = vimg.run();
     assert!(
         out.status.success(),
-        "vimg {all:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        "`{vimg}` failed: {}",
+        out.stderr_text()
     );
     (
         String::from_utf8(out.stdout).unwrap(),
@@ -35,8 +33,8 @@ fn the_largest_vhd_is_2040_gib_dynamic_and_fixed_and_sparse() {
         ("dyn.vhd", "subformat=dynamic", None),
         ("fixed.vhd", "subformat=fixed", Some("vhd")),
     ] {
-        let path = p(dir.path(), name);
-        create(&["-q", "-f", "vhd", "-o", opts, &s(&path), "2040G"]);
+        let path = dir.path().join(name);
+        succeeds(vimg!("create -q -f vhd -o", opts, &path, "2040G"));
         let q = qemu_info(qemu_fmt, &path);
         assert_eq!(field_str(&q, "format"), "vpc", "{q:#}");
         assert_eq!(field_u64(&q, "virtual-size"), MAX, "{name}: {q:#}");
@@ -61,27 +59,22 @@ fn more_than_2040_gib_is_refused_before_any_file_exists() {
     let dir = tempfile::tempdir().unwrap();
     for size in ["3T", &(MAX + 512).to_string(), "2041G", "16T"] {
         for opts in ["subformat=dynamic", "subformat=fixed", "force_size=off"] {
-            let path = p(dir.path(), "big.vhd");
-            let out = vimg_run(&["create", "-f", "vhd", "-o", opts, &s(&path), size]);
-            assert_one_line_error(&out, &path, &format!("create {size} with {opts}"));
-            let err = String::from_utf8_lossy(&out.stderr);
+            let path = dir.path().join("big.vhd");
+            let out = vimg!("create -f vhd -o", opts, &path, size)
+                .one_line_error(&path, &format!("create {size} with {opts}"));
+            let err = out.stderr_text();
             assert!(err.contains("2040 GiB"), "{err}");
             // No file, and no hidden work folder either.
             assert_eq!(dir_names(dir.path()), Vec::<String>::new(), "{size} {opts}");
         }
     }
     // convert refuses too, leaving nothing.
-    let raw = p(dir.path(), "src.raw");
-    truncate_new(&raw, 3 << 40);
-    let path = p(dir.path(), "big.vhd");
-    let out = vimg_run(&["convert", "-f", "raw", "-O", "vhd", &s(&raw), &s(&path)]);
-    assert_one_line_error(&out, &path, "convert a 3 TiB raw disk to VHD");
+    let raw = dir.path().join("src.raw");
+    zero_raw(&raw, 3 << 40);
+    let path = dir.path().join("big.vhd");
+    vimg!("convert -f raw -O vhd", &raw, &path)
+        .one_line_error(&path, "convert a 3 TiB raw disk to VHD");
     assert_eq!(dir_names(dir.path()), ["src.raw"]);
-}
-
-/// A new sparse file of `len` bytes.
-fn truncate_new(path: &Path, len: u64) {
-    std::fs::File::create(path).unwrap().set_len(len).unwrap();
 }
 
 #[test]
@@ -105,20 +98,16 @@ fn force_size_off_gives_qemu_imgs_size_and_geometry() {
             if sub == "fixed" && size > 4 * GIB {
                 continue; // qemu-img writes fixed disks out in full
             }
-            let ours = p(dir.path(), &format!("v{i}{sub}.vhd"));
-            let theirs = p(dir.path(), &format!("q{i}{sub}.vhd"));
-            let sz = size.to_string();
+            let ours = dir.path().join(format!("v{i}{sub}.vhd"));
+            let theirs = dir.path().join(format!("q{i}{sub}.vhd"));
             let o = format!("subformat={sub}");
-            create(&[
-                "-q",
-                "-f",
-                "vhd",
-                "-o",
-                &format!("{o},force_size=off"),
-                &s(&ours),
-                &sz,
-            ]);
-            qemu_img(&["create", "-q", "-f", "vpc", "-o", &o, &s(&theirs), &sz]);
+            succeeds(vimg!(
+                "create -q -f vhd -o",
+                format!("{o},force_size=off"),
+                &ours,
+                size
+            ));
+            qemu_img!("create -q -f vpc -o", &o, &theirs, size).ok();
             let want = field_u64(&qemu_info(Some("vhd"), &theirs), "virtual-size");
             assert!(want >= size);
             let what = format!("force_size=off {sub} {size}");
@@ -149,8 +138,8 @@ fn force_size_off_gives_qemu_imgs_size_and_geometry() {
 #[test]
 fn azure_fixed_1000m_is_1000_mib_plus_the_footer() {
     let dir = tempfile::tempdir().unwrap();
-    let path = p(dir.path(), "azure.vhd");
-    let (_, err) = create(&["-f", "vhd", "-o", "subformat=fixed", &s(&path), "1000M"]);
+    let path = dir.path().join("azure.vhd");
+    let (_, err) = succeeds(vimg!("create -f vhd -o subformat=fixed", &path, "1000M"));
     assert_eq!(err, "", "no warning for a whole number of MiB");
     assert_eq!(file_len(&path), 1000 * MIB + 512);
     let footer = tail_footer(&path);
@@ -169,8 +158,8 @@ fn azure_fixed_1000m_is_1000_mib_plus_the_footer() {
     assert_eq!((size, kind), (1000 * MIB, 2));
     assert_eq!(id, f.uuid);
     // azure=on leaves a whole-MiB size alone, silently.
-    let path = p(dir.path(), "azure-on.vhd");
-    let (_, err) = create(&["-f", "vhd", "-o", "azure=on", &s(&path), "1000M"]);
+    let path = dir.path().join("azure-on.vhd");
+    let (_, err) = succeeds(vimg!("create -f vhd -o azure=on", &path, "1000M"));
     assert_eq!(err, "");
     assert_eq!(file_len(&path), 1000 * MIB + 512);
     assert_eq!(footer_fields(&tail_footer(&path)).disk_type, 2);
@@ -179,15 +168,12 @@ fn azure_fixed_1000m_is_1000_mib_plus_the_footer() {
 #[test]
 fn a_fixed_vhd_that_is_not_whole_mib_warns_about_azure() {
     let dir = tempfile::tempdir().unwrap();
-    let path = p(dir.path(), "odd.vhd");
-    let (out, err) = create(&[
-        "-f",
-        "vhd",
-        "-o",
-        "subformat=fixed",
-        &s(&path),
-        "1000000000",
-    ]);
+    let path = dir.path().join("odd.vhd");
+    let (out, err) = succeeds(vimg!(
+        "create -f vhd -o subformat=fixed",
+        &path,
+        "1000000000"
+    ));
     assert!(out.contains("size=1000000000"), "{out}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("vimg: "), "{err}");
@@ -200,45 +186,36 @@ fn a_fixed_vhd_that_is_not_whole_mib_warns_about_azure() {
         1_000_000_000
     );
     // -q silences it; a dynamic disk never warns.
-    let quiet = p(dir.path(), "quiet.vhd");
-    let (out, err) = create(&[
-        "-q",
-        "-f",
-        "vhd",
-        "-o",
-        "subformat=fixed",
-        &s(&quiet),
-        "1000000000",
-    ]);
+    let quiet = dir.path().join("quiet.vhd");
+    let (out, err) = succeeds(vimg!(
+        "create -q -f vhd -o subformat=fixed",
+        &quiet,
+        "1000000000"
+    ));
     assert_eq!((out.as_str(), err.as_str()), ("", ""));
-    let dynamic = p(dir.path(), "dyn.vhd");
-    let (_, err) = create(&["-f", "vhd", &s(&dynamic), "1000000000"]);
+    let dynamic = dir.path().join("dyn.vhd");
+    let (_, err) = succeeds(vimg!("create -f vhd", &dynamic, "1000000000"));
     assert_eq!(err, "");
     // convert to a fixed VHD warns the same way.
-    let raw = p(dir.path(), "src.raw");
+    let raw = dir.path().join("src.raw");
     build_raw(&raw, 3 * MIB + 512, 77);
-    let out = vimg_run(&[
-        "convert",
-        "-O",
-        "vhd",
-        "-o",
-        "subformat=fixed",
-        "-f",
-        "raw",
-        &s(&raw),
-        &s(&p(dir.path(), "c.vhd")),
-    ]);
+    let out = vimg!(
+        "convert -O vhd -o subformat=fixed -f raw",
+        &raw,
+        &dir.path().join("c.vhd")
+    )
+    .run();
     assert!(out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = out.stderr_text();
     assert!(err.contains("warning") && err.contains("Azure"), "{err}");
 }
 
 #[test]
 fn azure_on_rounds_up_to_a_whole_mib_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let path = p(dir.path(), "az.vhd");
+    let path = dir.path().join("az.vhd");
     let want = 1_000_000_000u64.div_ceil(MIB) * MIB;
-    let (out, err) = create(&["-f", "vhd", "-o", "azure=on", &s(&path), "1000000000"]);
+    let (out, err) = succeeds(vimg!("create -f vhd -o azure=on", &path, "1000000000"));
     assert!(out.contains(&format!("size={want}")), "{out}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("rounded"), "{err}");
@@ -257,26 +234,12 @@ fn azure_on_rounds_up_to_a_whole_mib_and_says_so() {
     assert_eq!(vimg_vpc_data(&path)["disk-type"], "fixed");
 
     // convert -o azure=on: a fixed, whole-MiB VHD holding the source.
-    let raw = p(dir.path(), "src.raw");
+    let raw = dir.path().join("src.raw");
     build_raw(&raw, 5 * MIB + 3 * 512, 78);
-    let vhd = p(dir.path(), "conv.vhd");
-    let out = vimg_run(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vhd",
-        "-o",
-        "azure=on",
-        &s(&raw),
-        &s(&vhd),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("rounded"));
+    let vhd = dir.path().join("conv.vhd");
+    let out = vimg!("convert -f raw -O vhd -o azure=on", &raw, &vhd).run();
+    assert!(out.status.success(), "{}", out.stderr_text());
+    assert!(out.stderr_text().contains("rounded"));
     assert_eq!(file_len(&vhd), 6 * MIB + 512);
     assert_identical("raw", &raw, "vhd", &vhd);
 }
@@ -289,11 +252,10 @@ fn azure_on_with_a_dynamic_subformat_or_rounding_is_refused() {
         "subformat=dynamic,azure=on",
         "azure=on,force_size=off",
     ] {
-        let path = p(dir.path(), "x.vhd");
-        let out = vimg_run(&["create", "-f", "vhd", "-o", opts, &s(&path), "1000M"]);
-        assert_one_line_error(&out, &path, opts);
+        let path = dir.path().join("x.vhd");
+        let out = vimg!("create -f vhd -o", opts, &path, "1000M").one_line_error(&path, opts);
         if opts.contains("dynamic") {
-            let err = String::from_utf8_lossy(&out.stderr);
+            let err = out.stderr_text();
             assert!(err.contains("azure") && err.contains("fixed"), "{err}");
         }
         assert_eq!(dir_names(dir.path()), Vec::<String>::new(), "{opts}");
@@ -321,16 +283,13 @@ fn patched(dir: &Path, sub: &str, creator: &[u8; 4], chs: (u16, u8, u8)) -> (u64
             .collect::<String>(),
         chs.0
     );
-    let path = p(dir, &name);
-    create(&[
-        "-q",
-        "-f",
-        "vhd",
-        "-o",
-        &format!("subformat={sub}"),
-        &s(&path),
-        &RULE_SIZE.to_string(),
-    ]);
+    let path = dir.join(&name);
+    succeeds(vimg!(
+        "create -q -f vhd -o",
+        format!("subformat={sub}"),
+        &path,
+        RULE_SIZE
+    ));
     patch_footers(&path, |f| {
         f[28..32].copy_from_slice(creator);
         f[56..58].copy_from_slice(&chs.0.to_be_bytes());
@@ -426,32 +385,21 @@ fn other_creators_are_sized_as_qemu_img_sizes_them() {
 #[test]
 fn a_fixed_vhd_is_recognised_by_its_footer_without_f() {
     let dir = tempfile::tempdir().unwrap();
-    let raw = p(dir.path(), "src.raw");
+    let raw = dir.path().join("src.raw");
     build_raw(&raw, 7 * MIB + 512, 90);
     // Whatever the name says (or does not).
     for name in ["fixed.vhd", "fixed.img", "fixed"] {
-        let vhd = p(dir.path(), name);
-        vimg_ok(&[
-            "convert",
-            "-q",
-            "-f",
-            "raw",
-            "-O",
-            "vhd",
-            "-o",
-            "subformat=fixed",
-            &s(&raw),
-            &s(&vhd),
-        ]);
+        let vhd = dir.path().join(name);
+        vimg!("convert -q -f raw -O vhd -o subformat=fixed", &raw, &vhd).ok();
         let v = vimg_info(None, &vhd);
         assert_eq!(field_str(&v, "format"), "vpc", "{name}: {v:#}");
         assert_eq!(field_u64(&v, "virtual-size"), 7 * MIB + 512, "{name}");
         assert_eq!(v["format-specific"]["data"]["disk-type"], "fixed");
-        let human = vimg_ok(&["info", &s(&vhd)]);
+        let human = vimg!("info", &vhd).ok();
         assert!(human.contains("file format: vpc\n"), "{human}");
         // Read without -f: the data, not the footer.
-        let back = p(dir.path(), "back.raw");
-        vimg_ok(&["convert", "-O", "raw", &s(&vhd), &s(&back)]);
+        let back = dir.path().join("back.raw");
+        vimg!("convert -O raw", &vhd, &back).ok();
         assert_same_bytes(&raw, &back);
         std::fs::remove_file(&back).unwrap();
     }
@@ -460,20 +408,11 @@ fn a_fixed_vhd_is_recognised_by_its_footer_without_f() {
 #[test]
 fn a_dynamic_vhd_with_a_damaged_trailing_footer_opens_from_the_copy() {
     let dir = tempfile::tempdir().unwrap();
-    let raw = p(dir.path(), "src.raw");
+    let raw = dir.path().join("src.raw");
     let size = 9 * MIB + 5 * 512;
     build_raw(&raw, size, 91);
-    let orig = p(dir.path(), "orig.vhd");
-    vimg_ok(&[
-        "convert",
-        "-q",
-        "-f",
-        "raw",
-        "-O",
-        "vhd",
-        &s(&raw),
-        &s(&orig),
-    ]);
+    let orig = dir.path().join("orig.vhd");
+    vimg!("convert -q -f raw -O vhd", &raw, &orig).ok();
     let len = file_len(&orig);
     let tail = len - 512;
     // (what, offset, bytes to write there; None: flip the byte)
@@ -484,7 +423,7 @@ fn a_dynamic_vhd_with_a_damaged_trailing_footer_opens_from_the_copy() {
         ("zeroed", tail, Some(vec![0u8; 512])),
     ];
     for (what, at, bytes) in damages {
-        let vhd = p(dir.path(), "damaged.vhd");
+        let vhd = dir.path().join("damaged.vhd");
         std::fs::copy(&orig, &vhd).unwrap();
         match bytes {
             None => flip(&vhd, at),
@@ -498,8 +437,8 @@ fn a_dynamic_vhd_with_a_damaged_trailing_footer_opens_from_the_copy() {
             v["format-specific"]["data"]["disk-type"], "dynamic",
             "{what}"
         );
-        let back = p(dir.path(), "back.raw");
-        vimg_ok(&["convert", "-O", "raw", &s(&vhd), &s(&back)]);
+        let back = dir.path().join("back.raw");
+        vimg!("convert -O raw", &vhd, &back).ok();
         assert_same_bytes(&raw, &back);
         std::fs::remove_file(&back).unwrap();
         std::fs::remove_file(&vhd).unwrap();
@@ -515,8 +454,8 @@ fn info_shows_the_footer_fields_as_stored() {
         ("d.vhd", "block_size=512K", "dynamic"),
         ("f.vhd", "subformat=fixed", "fixed"),
     ] {
-        let path = p(dir.path(), name);
-        create(&["-q", "-f", "vhd", "-o", opts, &s(&path), "3M"]);
+        let path = dir.path().join(name);
+        succeeds(vimg!("create -q -f vhd -o", opts, &path, "3M"));
         let footer = tail_footer(&path);
         let f = footer_fields(&footer);
         let v = vimg_info(None, &path);
@@ -560,7 +499,7 @@ fn info_shows_the_footer_fields_as_stored() {
         }
         assert!(d.get("parent-uuid").is_none(), "{v:#}");
         // The same in the human form.
-        let human = vimg_ok(&["info", &s(&path)]);
+        let human = vimg!("info", &path).ok();
         for line in [
             format!("disk type: {kind}"),
             "creator app: vimg".to_string(),
@@ -583,17 +522,14 @@ fn block_sizes_from_512k_to_256m_powers_of_two() {
         ("64M", 64 * MIB),
         ("256M", 256 * MIB),
     ] {
-        let path = p(dir.path(), &format!("b{arg}.vhd"));
+        let path = dir.path().join(format!("b{arg}.vhd"));
         let size = GIB + 512;
-        create(&[
-            "-q",
-            "-f",
-            "vhd",
-            "-o",
-            &format!("block_size={arg}"),
-            &s(&path),
-            &size.to_string(),
-        ]);
+        succeeds(vimg!(
+            "create -q -f vhd -o",
+            format!("block_size={arg}"),
+            &path,
+            size
+        ));
         let q = qemu_info(None, &path);
         assert_eq!(field_u64(&q, "cluster-size"), bytes, "{arg}: {q:#}");
         assert_eq!(field_u64(&q, "virtual-size"), size, "{arg}");
@@ -606,25 +542,17 @@ fn block_sizes_from_512k_to_256m_powers_of_two() {
         );
         // qemu-io can write into the last, partial block, and vimg reads it.
         qemu_io("vhd", &path, &[format!("write -P 0x3c {} 512", size - 512)]);
-        let raw = p(dir.path(), "out.raw");
-        vimg_ok(&["convert", "-O", "raw", &s(&path), &s(&raw)]);
+        let raw = dir.path().join("out.raw");
+        vimg!("convert -O raw", &path, &raw).ok();
         assert_eq!(read_at(&raw, size - 512, 512), vec![0x3c; 512], "{arg}");
         assert_identical("vhd", &path, "raw", &raw);
         std::fs::remove_file(&raw).unwrap();
         std::fs::remove_file(&path).unwrap();
     }
     for bad in ["256K", "512M", "3M", "1000K", "0", "511K"] {
-        let path = p(dir.path(), "bad.vhd");
-        let out = vimg_run(&[
-            "create",
-            "-f",
-            "vhd",
-            "-o",
-            &format!("block_size={bad}"),
-            &s(&path),
-            "1G",
-        ]);
-        assert_one_line_error(&out, &path, &format!("block_size={bad}"));
+        let path = dir.path().join("bad.vhd");
+        vimg!("create -f vhd -o", format!("block_size={bad}"), &path, "1G")
+            .one_line_error(&path, &format!("block_size={bad}"));
         assert_eq!(dir_names(dir.path()), Vec::<String>::new(), "{bad}");
     }
 }

@@ -61,7 +61,7 @@ fn materialize(dir: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
     for (from, to) in files {
         corpus::copy(from, dir, to);
     }
-    p(dir, files[0].1)
+    dir.join(files[0].1)
 }
 
 /// Convert one corpus image and check it against the MANIFEST.
@@ -84,16 +84,16 @@ fn check_image(name: &str, files: &[(&str, &str)], manifest: &corpus::Manifest) 
         qemu_create_type(&image),
         "{name}: create-type"
     );
-    vimg_ok(&["info", &s(&image)]);
+    vimg!("info", &image).ok();
 
-    let raw = vimg_to_raw(&image, &p(d, "out.raw"));
+    let raw = vimg_to_raw(&image, &d.join("out.raw"));
     assert_eq!(fs::metadata(&raw).unwrap().len(), size, "{name}");
     assert_eq!(sha256(&raw), sha, "{name}: content sha256 of vimg's raw");
     fs::remove_file(&raw).unwrap();
 
     // vimg's own VMDK of it is what qemu-img reads from the original.
-    let copy = p(d, "copy.vmdk");
-    vimg_ok(&["convert", "-q", "-O", "vmdk", &s(&image), &s(&copy)]);
+    let copy = d.join("copy.vmdk");
+    vimg!("convert -q -O vmdk", &image, &copy).ok();
     assert_identical("vmdk", &image, "vmdk", &copy);
     assert_qemu_check(&copy);
 }
@@ -142,44 +142,18 @@ fn corpus_manifest_covers_the_expected_images() {
 fn assert_refused(image: &Path, named: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let runs: Vec<Vec<String>> = vec![
-        vec!["info".into(), s(image)],
-        vec!["info".into(), "--output".into(), "json".into(), s(image)],
-        vec![
-            "convert".into(),
-            "-O".into(),
-            "raw".into(),
-            s(image),
-            s(&p(d, "o.raw")),
-        ],
-        vec![
-            "convert".into(),
-            "-O".into(),
-            "vmdk".into(),
-            s(image),
-            s(&p(d, "o.vmdk")),
-        ],
-        vec![
-            "convert".into(),
-            "-O".into(),
-            "vhd".into(),
-            s(image),
-            s(&p(d, "o.vhd")),
-        ],
-        vec![
-            "convert".into(),
-            "-f".into(),
-            "vmdk".into(),
-            "-O".into(),
-            "raw".into(),
-            s(image),
-            s(&p(d, "f.raw")),
-        ],
+    let runs = [
+        vimg!("info", image),
+        vimg!("info --output json", image),
+        vimg!("convert -O raw", image, &d.join("o.raw")),
+        vimg!("convert -O vmdk", image, &d.join("o.vmdk")),
+        vimg!("convert -O vhd", image, &d.join("o.vhd")),
+        vimg!("convert -f vmdk -O raw", image, &d.join("f.raw")),
     ];
-    for args in runs {
-        let out = vimg_run(&args);
-        let what = format!("vimg {}", args.join(" "));
-        let err = String::from_utf8_lossy(&out.stderr);
+    for vimg in runs {
+        let out = vimg.run();
+        let what = vimg.to_string();
+        let err = out.stderr_text();
         assert!(!err.contains("panicked"), "{what} panicked: {err}");
         assert_eq!(out.status.code(), Some(1), "{what}: {err}");
         assert!(out.stdout.is_empty(), "{what} printed: {:?}", out.stdout);
@@ -224,9 +198,9 @@ fn descriptors_whose_data_is_missing_are_refused_cleanly() {
     // The same with a delta file present (empty) but its parent gone.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let desc = p(d, "vmfs_thick-000001.vmdk");
+    let desc = d.join("vmfs_thick-000001.vmdk");
     fs::copy(corpus::file("vmdk-rs/vmfs_thick-000001.vmdk"), &desc).unwrap();
-    build_cowd(&p(d, "vmfs_thick-000001-delta.vmdk"), 4096, &[]);
+    build_cowd(&d.join("vmfs_thick-000001-delta.vmdk"), 4096, &[]);
     assert_refused(&desc, &["vmfs_thick-000001.vmdk", "vmfs_thick.vmdk"]);
 }
 
@@ -241,16 +215,16 @@ fn real_esx_vmfs_sparse_descriptor_over_its_real_parent() {
         "vmfs_thick-flat.vmdk",
         "vmfs_thick-000001.vmdk",
     ] {
-        fs::copy(corpus::file(&format!("vmdk-rs/{f}")), p(d, f)).unwrap();
+        fs::copy(corpus::file(&format!("vmdk-rs/{f}")), d.join(f)).unwrap();
     }
-    let desc = p(d, "vmfs_thick-000001.vmdk");
+    let desc = d.join("vmfs_thick-000001.vmdk");
     let lines = extent_lines(&fs::read_to_string(&desc).unwrap());
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0].kind, "VMFSSPARSE");
-    assert_eq!(cid_of(&p(d, "vmfs_thick.vmdk")), 0x0172_e8a4);
+    assert_eq!(cid_of(&d.join("vmfs_thick.vmdk")), 0x0172_e8a4);
     let grains: Vec<(u64, u8)> = vec![(0, 0xa0), (63, 0xa1), (2048, 0xa2), (4095, 0xa3)];
     build_cowd(
-        &p(d, "vmfs_thick-000001-delta.vmdk"),
+        &d.join("vmfs_thick-000001-delta.vmdk"),
         lines[0].sectors,
         &grains,
     );
@@ -262,10 +236,10 @@ fn real_esx_vmfs_sparse_descriptor_over_its_real_parent() {
     let info = vimg_info(None, &desc);
     assert_eq!(field_u64(&info, "virtual-size"), 2 * MIB);
     assert_eq!(field_str(&info, "backing-filename"), "vmfs_thick.vmdk");
-    let ours = vimg_to_raw(&desc, &p(d, "vimg.raw"));
-    let theirs = qemu_to_raw(&desc, &p(d, "qemu.raw"));
+    let ours = vimg_to_raw(&desc, &d.join("vimg.raw"));
+    let theirs = qemu_to_raw(&desc, &d.join("qemu.raw"));
     assert_same_bytes(&theirs, &ours);
-    let mut want = fs::read(p(d, "vmfs_thick-flat.vmdk")).unwrap();
+    let mut want = fs::read(d.join("vmfs_thick-flat.vmdk")).unwrap();
     for (sector, fill) in grains {
         want[sector as usize * 512..(sector as usize + 1) * 512].fill(fill);
     }

@@ -6,7 +6,6 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use crate::support::vmdk::*;
 use crate::support::*;
@@ -15,14 +14,7 @@ const BASE_SIZE: u64 = 40 * MIB + 3 * 512;
 
 /// A vimg monolithicSparse base of BASE_SIZE that qemu-io filled in part.
 fn make_base(path: &Path) {
-    vimg_ok(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        &s(path),
-        &BASE_SIZE.to_string(),
-    ]);
+    vimg!("create -q -f vmdk", path, BASE_SIZE).ok();
     qemu_io(
         "vmdk",
         path,
@@ -52,20 +44,12 @@ fn child_writes(tag: u8) -> Vec<String> {
 
 /// vimg's raw of `image` equals qemu-img's, byte for byte.
 fn assert_reads_like_qemu(image: &Path, scratch: &Path) {
-    let q = qemu_to_raw(image, &p(scratch, "qemu-view.raw"));
-    let v = vimg_to_raw(image, &p(scratch, "vimg-view.raw"));
+    let q = qemu_to_raw(image, &scratch.join("qemu-view.raw"));
+    let v = vimg_to_raw(image, &scratch.join("vimg-view.raw"));
     assert_same_bytes(&q, &v);
     // The same through vimg's flattening into a new VMDK.
-    let flat = p(scratch, "flattened.vmdk");
-    vimg_ok(&[
-        "convert",
-        "-q",
-        "-O",
-        "vmdk",
-        "--force",
-        &s(image),
-        &s(&flat),
-    ]);
+    let flat = scratch.join("flattened.vmdk");
+    vimg!("convert -q -O vmdk --force", image, &flat).ok();
     assert_identical("raw", &q, "vmdk", &flat);
     for f in [q, v, flat] {
         fs::remove_file(f).unwrap();
@@ -93,11 +77,11 @@ fn assert_backing(image: &Path, hint: &str) {
 fn delta_beside_its_parent_reads_like_qemu() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let base = p(d, "base.vmdk");
+    let base = d.join("base.vmdk");
     make_base(&base);
-    let child = p(d, "child.vmdk");
+    let child = d.join("child.vmdk");
     // No size: the parent's.
-    vimg_ok(&["create", "-q", "-f", "vmdk", "-b", &s(&base), &s(&child)]);
+    vimg!("create -q -f vmdk -b", &base, &child).ok();
     assert_eq!(
         field_u64(&qemu_info(Some("vmdk"), &child), "virtual-size"),
         BASE_SIZE
@@ -116,74 +100,47 @@ fn delta_beside_its_parent_reads_like_qemu() {
 
     // -b with a relative name given from another working directory is
     // relative to the new image's folder, as in qemu-img.
-    let status = Command::new(VIMG)
+    vimg!("create -q -f vmdk -b base.vmdk child2.vmdk")
         .current_dir(d)
-        .args([
-            "create",
-            "-q",
-            "-f",
-            "vmdk",
-            "-b",
-            "base.vmdk",
-            "child2.vmdk",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert_eq!(parent_of(&p(d, "child2.vmdk")).0, "base.vmdk");
-    assert_identical("vmdk", &base, "vmdk", &p(d, "child2.vmdk"));
+        .ok();
+    assert_eq!(parent_of(&d.join("child2.vmdk")).0, "base.vmdk");
+    assert_identical("vmdk", &base, "vmdk", &d.join("child2.vmdk"));
 }
 
 #[test]
 fn delta_in_a_subfolder_and_moved_pairs_read_like_qemu() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let base = p(d, "base.vmdk");
+    let base = d.join("base.vmdk");
     make_base(&base);
-    let sub = p(d, "snapshots");
+    let sub = d.join("snapshots");
     fs::create_dir(&sub).unwrap();
     // `-b ../base.vmdk` is relative to the child's folder.
-    let child = p(&sub, "child.vmdk");
-    vimg_ok(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        "-b",
-        "../base.vmdk",
-        &s(&child),
-    ]);
+    let child = sub.join("child.vmdk");
+    vimg!("create -q -f vmdk -b ../base.vmdk", &child).ok();
     assert_eq!(parent_of(&child).0, "../base.vmdk");
     assert_backing(&child, "../base.vmdk");
     // An absolute -b is recorded relative as well, so the pair can move.
-    let child_abs = p(&sub, "abs.vmdk");
-    vimg_ok(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        "-b",
-        &s(&base),
-        &s(&child_abs),
-    ]);
+    let child_abs = sub.join("abs.vmdk");
+    vimg!("create -q -f vmdk -b", &base, &child_abs).ok();
     assert_eq!(parent_of(&child_abs).0, "../base.vmdk");
 
     qemu_io("vmdk", &child, &child_writes(2));
     qemu_io("vmdk", &child_abs, &child_writes(3));
     assert_reads_like_qemu(&child, d);
     assert_reads_like_qemu(&child_abs, d);
-    let before = vimg_to_raw(&child, &p(d, "before.raw"));
-    let before_abs = vimg_to_raw(&child_abs, &p(d, "before-abs.raw"));
+    let before = vimg_to_raw(&child, &d.join("before.raw"));
+    let before_abs = vimg_to_raw(&child_abs, &d.join("before-abs.raw"));
 
     // Move the whole set to another folder.
     let elsewhere = tempfile::tempdir().unwrap();
-    let moved = p(elsewhere.path(), "vm");
+    let moved = elsewhere.path().join("vm");
     fs::create_dir(&moved).unwrap();
-    fs::rename(&base, p(&moved, "base.vmdk")).unwrap();
-    fs::rename(&sub, p(&moved, "snapshots")).unwrap();
+    fs::rename(&base, moved.join("base.vmdk")).unwrap();
+    fs::rename(&sub, moved.join("snapshots")).unwrap();
     for (name, want) in [("child.vmdk", &before), ("abs.vmdk", &before_abs)] {
-        let image = p(&p(&moved, "snapshots"), name);
-        let after = vimg_to_raw(&image, &p(d, "after.raw"));
+        let image = moved.join("snapshots").join(name);
+        let after = vimg_to_raw(&image, &d.join("after.raw"));
         assert_same_bytes(want, &after);
         assert_reads_like_qemu(&image, d);
         fs::remove_file(after).unwrap();
@@ -194,10 +151,10 @@ fn delta_in_a_subfolder_and_moved_pairs_read_like_qemu() {
 fn a_parent_written_after_the_delta_is_refused_naming_both_ids() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let base = p(d, "base.vmdk");
+    let base = d.join("base.vmdk");
     make_base(&base);
-    let child = p(d, "child.vmdk");
-    vimg_ok(&["create", "-q", "-f", "vmdk", "-b", &s(&base), &s(&child)]);
+    let child = d.join("child.vmdk");
+    vimg!("create -q -f vmdk -b", &base, &child).ok();
     qemu_io("vmdk", &child, &child_writes(4));
     let recorded = parent_of(&child).1;
     assert_eq!(recorded, cid_of(&base));
@@ -205,26 +162,14 @@ fn a_parent_written_after_the_delta_is_refused_naming_both_ids() {
     qemu_io("vmdk", &base, &["write -P 0x77 0 512"]);
     let now = cid_of(&base);
     assert_ne!(now, recorded, "qemu-io did not change the base's CID");
-    let target = p(d, "out.raw");
-    for args in [
-        vec![
-            "convert".to_string(),
-            "-O".into(),
-            "raw".into(),
-            s(&child),
-            s(&target),
-        ],
-        vec!["info".to_string(), s(&child)],
-        vec![
-            "info".to_string(),
-            "--output".into(),
-            "json".into(),
-            s(&child),
-        ],
+    let target = d.join("out.raw");
+    for vimg in [
+        vimg!("convert -O raw", &child, &target),
+        vimg!("info", &child),
+        vimg!("info --output json", &child),
     ] {
-        let out = vimg_run(&args);
-        assert_one_line_error(&out, &child, &format!("vimg {}", args.join(" ")));
-        let err = String::from_utf8_lossy(&out.stderr);
+        let out = vimg.one_line_error(&child, &vimg.to_string());
+        let err = out.stderr_text();
         for id in [recorded, now] {
             assert!(
                 err.contains(&format!("{id:08x}")),
@@ -235,45 +180,31 @@ fn a_parent_written_after_the_delta_is_refused_naming_both_ids() {
     }
     assert!(!target.exists());
     // The base alone is still fine.
-    vimg_to_raw(&base, &p(d, "base.raw"));
+    vimg_to_raw(&base, &d.join("base.raw"));
 }
 
 #[test]
 fn two_level_chain_reads_like_qemu() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let base = p(d, "base.vmdk");
+    let base = d.join("base.vmdk");
     make_base(&base);
     // mid is split into sparse extents; top is bigger than the chain below.
-    let mid = p(d, "mid.vmdk");
-    vimg_ok(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        "-o",
-        "subformat=twoGbMaxExtentSparse",
-        "-b",
-        &s(&base),
-        &s(&mid),
-    ]);
+    let mid = d.join("mid.vmdk");
+    vimg!(
+        "create -q -f vmdk -o subformat=twoGbMaxExtentSparse -b",
+        &base,
+        &mid
+    )
+    .ok();
     assert_eq!(
         desc_value(&descriptor_text(&mid), "createType").as_deref(),
         Some("twoGbMaxExtentSparse")
     );
     qemu_io("vmdk", &mid, &child_writes(5));
-    let top = p(d, "top.vmdk");
+    let top = d.join("top.vmdk");
     let top_size = BASE_SIZE + 8 * MIB;
-    vimg_ok(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        "-b",
-        "mid.vmdk",
-        &s(&top),
-        &top_size.to_string(),
-    ]);
+    vimg!("create -q -f vmdk -b mid.vmdk", &top, top_size).ok();
     assert_eq!(parent_of(&top), ("mid.vmdk".to_string(), cid_of(&mid)));
     assert_eq!(parent_of(&mid).1, cid_of(&base));
     qemu_io(
@@ -286,14 +217,14 @@ fn two_level_chain_reads_like_qemu() {
             format!("write -P 0x93 {} 4096", BASE_SIZE + 4 * MIB),
         ],
     );
-    let chain = qemu_img(&["info", "--backing-chain", &s(&top)]);
+    let chain = qemu_img!("info --backing-chain", &top).ok();
     assert_eq!(chain.matches("image:").count(), 3, "{chain}");
     assert_qemu_check(&top);
     assert_reads_like_qemu(&top, d);
     assert_reads_like_qemu(&mid, d);
     assert_eq!(field_u64(&vimg_info(None, &top), "virtual-size"), top_size);
     // Reads past the parent's end are zeros, the new tail data is there.
-    let v = vimg_to_raw(&top, &p(d, "top.raw"));
+    let v = vimg_to_raw(&top, &d.join("top.raw"));
     let tail = read_at(&v, BASE_SIZE, (8 * MIB) as usize);
     let at = (4 * MIB) as usize;
     assert!(tail[..at].iter().all(|&b| b == 0));
@@ -304,20 +235,10 @@ fn two_level_chain_reads_like_qemu() {
 fn zeroed_grains_in_a_delta_hide_the_parent_data() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let base = p(d, "base.vmdk");
+    let base = d.join("base.vmdk");
     make_base(&base);
-    let child = p(d, "child.vmdk");
-    vimg_ok(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        "-o",
-        "zeroed_grain",
-        "-b",
-        &s(&base),
-        &s(&child),
-    ]);
+    let child = d.join("child.vmdk");
+    vimg!("create -q -f vmdk -o zeroed_grain -b", &base, &child).ok();
     qemu_io(
         "vmdk",
         &child,
@@ -330,7 +251,7 @@ fn zeroed_grains_in_a_delta_hide_the_parent_data() {
     );
     assert_qemu_check(&child);
     assert_reads_like_qemu(&child, d);
-    let v = vimg_to_raw(&child, &p(d, "v.raw"));
+    let v = vimg_to_raw(&child, &d.join("v.raw"));
     assert!(read_at(&v, 64 * KIB, (128 * KIB) as usize)
         .iter()
         .all(|&b| b == 0));
@@ -356,7 +277,7 @@ fn vmfs_sparse_descriptor(path: &Path, sectors: u64, parent: &str, parent_cid: u
 fn vmfs_sparse_cowd_delta_reads_like_qemu() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let base = p(d, "base.vmdk");
+    let base = d.join("base.vmdk");
     make_base(&base);
     let sectors = BASE_SIZE / 512;
     // Grains in the first, a middle and the last grain table, next to
@@ -373,9 +294,9 @@ fn vmfs_sparse_cowd_delta_reads_like_qemu() {
         (40000, 0xc8),
         (sectors - 1, 0xc9),
     ];
-    let delta = p(d, "x-delta.vmdk");
+    let delta = d.join("x-delta.vmdk");
     build_cowd(&delta, sectors, &grains);
-    let desc = p(d, "x.vmdk");
+    let desc = d.join("x.vmdk");
     vmfs_sparse_descriptor(&desc, sectors, "base.vmdk", cid_of(&base), "x-delta.vmdk");
 
     // The oracle opens it as a delta over base.vmdk.
@@ -389,8 +310,8 @@ fn vmfs_sparse_cowd_delta_reads_like_qemu() {
     assert_reads_like_qemu(&desc, d);
 
     // And the bytes are what was put there: delta grains over the base.
-    let base_raw = vimg_to_raw(&base, &p(d, "base.raw"));
-    let ours = vimg_to_raw(&desc, &p(d, "x.raw"));
+    let base_raw = vimg_to_raw(&base, &d.join("base.raw"));
+    let ours = vimg_to_raw(&desc, &d.join("x.raw"));
     let mut want = fs::read(&base_raw).unwrap();
     for &(sector, fill) in &grains {
         let at = (sector * 512) as usize;
@@ -404,7 +325,7 @@ fn vmfs_sparse_cowd_delta_reads_like_qemu() {
 
     // The COWD file opened on its own (qemu-img cannot): a legacy sparse
     // disk without a parent, holding only the grains.
-    let alone = vimg_to_raw(&delta, &p(d, "alone.raw"));
+    let alone = vimg_to_raw(&delta, &d.join("alone.raw"));
     let mut want = vec![0u8; BASE_SIZE as usize];
     for &(sector, fill) in &grains {
         let at = (sector * 512) as usize;
@@ -420,16 +341,16 @@ fn vmfs_sparse_cowd_delta_reads_like_qemu() {
 fn vmfs_sparse_delta_over_a_changed_parent_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let base = p(d, "base.vmdk");
+    let base = d.join("base.vmdk");
     make_base(&base);
     let sectors = BASE_SIZE / 512;
-    build_cowd(&p(d, "x-delta.vmdk"), sectors, &[(5, 0xaa)]);
-    let desc = p(d, "x.vmdk");
+    build_cowd(&d.join("x-delta.vmdk"), sectors, &[(5, 0xaa)]);
+    let desc = d.join("x.vmdk");
     let wrong = cid_of(&base) ^ 0x0101_0101;
     vmfs_sparse_descriptor(&desc, sectors, "base.vmdk", wrong, "x-delta.vmdk");
-    let out = vimg_run(&["convert", "-O", "raw", &s(&desc), &s(&p(d, "o.raw"))]);
-    assert_one_line_error(&out, &desc, "vmfsSparse over a parent with another CID");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = vimg!("convert -O raw", &desc, &d.join("o.raw"))
+        .one_line_error(&desc, "vmfsSparse over a parent with another CID");
+    let err = out.stderr_text();
     assert!(err.contains(&format!("{wrong:08x}")), "{err}");
     assert!(err.contains(&format!("{:08x}", cid_of(&base))), "{err}");
 }
@@ -438,34 +359,21 @@ fn vmfs_sparse_delta_over_a_changed_parent_is_refused() {
 fn deltas_over_parents_of_every_subformat_read_like_qemu() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let src = p(d, "src.raw");
+    let src = d.join("src.raw");
     build_raw(&src, BASE_SIZE, 0xde_0001);
     for sub in SUBFORMATS {
-        let folder = p(d, sub);
+        let folder = d.join(sub);
         fs::create_dir(&folder).unwrap();
-        let parent = p(&folder, "parent.vmdk");
-        vimg_ok(&[
-            "convert",
-            "-q",
-            "-O",
-            "vmdk",
-            "-o",
-            &format!("subformat={sub}"),
-            &s(&src),
-            &s(&parent),
-        ]);
-        let child = p(&folder, "child.vmdk");
-        vimg_ok(&[
-            "create",
-            "-q",
-            "-f",
-            "vmdk",
-            "-F",
-            "vmdk",
-            "-b",
-            &s(&parent),
-            &s(&child),
-        ]);
+        let parent = folder.join("parent.vmdk");
+        vimg!(
+            "convert -q -O vmdk -o",
+            format!("subformat={sub}"),
+            &src,
+            &parent
+        )
+        .ok();
+        let child = folder.join("child.vmdk");
+        vimg!("create -q -f vmdk -F vmdk -b", &parent, &child).ok();
         assert_eq!(
             parent_of(&child),
             ("parent.vmdk".to_string(), cid_of(&parent))
@@ -483,21 +391,18 @@ fn library_writes_into_a_delta_keep_the_rest_of_the_parent_grain() {
     use vimg::io::Access;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let base = p(d, "base.vmdk");
+    let base = d.join("base.vmdk");
     make_base(&base);
     for sub in ["monolithicSparse", "twoGbMaxExtentSparse"] {
-        let child = p(d, &format!("{sub}.vmdk"));
-        vimg_ok(&[
-            "create",
-            "-q",
-            "-f",
-            "vmdk",
-            "-o",
-            &format!("subformat={sub}"),
+        let child = d.join(format!("{sub}.vmdk"));
+        vimg!(
+            "create -q -f vmdk -o",
+            format!("subformat={sub}"),
             "-b",
-            &s(&base),
-            &s(&child),
-        ]);
+            &base,
+            &child
+        )
+        .ok();
         let cid = cid_of(&child);
         // Partial grains over parent data, across a grain boundary, over
         // a part the parent lacks, and the very last byte.
@@ -517,11 +422,11 @@ fn library_writes_into_a_delta_keep_the_rest_of_the_parent_grain() {
         assert_ne!(cid_of(&child), cid, "{sub}: the CID did not change");
         assert_eq!(parent_of(&child), ("base.vmdk".to_string(), cid_of(&base)));
         assert_qemu_check(&child);
-        let mut want = fs::read(qemu_to_raw(&base, &p(d, "base.raw"))).unwrap();
+        let mut want = fs::read(qemu_to_raw(&base, &d.join("base.raw"))).unwrap();
         for (at, data) in &writes {
             want[*at as usize..*at as usize + data.len()].copy_from_slice(data);
         }
-        let got = fs::read(qemu_to_raw(&child, &p(d, "child.raw"))).unwrap();
+        let got = fs::read(qemu_to_raw(&child, &d.join("child.raw"))).unwrap();
         if let Some(i) = first_difference(&got, &want) {
             panic!(
                 "{sub}: qemu reads byte {i} of the child as {:#04x}, not {:#04x}",
@@ -538,27 +443,23 @@ fn a_written_text_descriptor_parent_is_detected_too() {
     // its text descriptor.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let base = p(d, "base.vmdk");
-    vimg_ok(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        "-o",
-        "subformat=twoGbMaxExtentSparse",
-        &s(&base),
-        "8M",
-    ]);
-    let child = p(d, "child.vmdk");
-    vimg_ok(&["create", "-q", "-f", "vmdk", "-b", &s(&base), &s(&child)]);
+    let base = d.join("base.vmdk");
+    vimg!(
+        "create -q -f vmdk -o subformat=twoGbMaxExtentSparse",
+        &base,
+        "8M"
+    )
+    .ok();
+    let child = d.join("child.vmdk");
+    vimg!("create -q -f vmdk -b", &base, &child).ok();
     let recorded = parent_of(&child).1;
-    vimg_to_raw(&child, &p(d, "ok.raw"));
+    vimg_to_raw(&child, &d.join("ok.raw"));
     qemu_io("vmdk", &base, &["write -P 0x01 0 4k"]);
     let now = cid_of(&base);
     assert_ne!(now, recorded);
-    let out = vimg_run(&["convert", "-O", "raw", &s(&child), &s(&p(d, "x.raw"))]);
-    assert_one_line_error(&out, &child, "a child of a written twoGbMaxExtentSparse");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = vimg!("convert -O raw", &child, &d.join("x.raw"))
+        .one_line_error(&child, "a child of a written twoGbMaxExtentSparse");
+    let err = out.stderr_text();
     assert!(
         err.contains(&format!("{recorded:08x}")) && err.contains(&format!("{now:08x}")),
         "{err}"
@@ -569,42 +470,34 @@ fn a_written_text_descriptor_parent_is_detected_too() {
 fn delta_options_that_cannot_work_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let base = p(d, "base.vmdk");
-    vimg_ok(&["create", "-q", "-f", "vmdk", &s(&base), "8M"]);
+    let base = d.join("base.vmdk");
+    vimg!("create -q -f vmdk", &base, "8M").ok();
     let before = dir_names(d);
-    for args in [
-        vec!["-o", "subformat=monolithicFlat"],
-        vec!["-o", "subformat=twoGbMaxExtentFlat"],
-        vec!["-o", "subformat=streamOptimized"],
-        vec!["-F", "vpc"],
+    for opts in [
+        ["-o", "subformat=monolithicFlat"],
+        ["-o", "subformat=twoGbMaxExtentFlat"],
+        ["-o", "subformat=streamOptimized"],
+        ["-F", "vpc"],
     ] {
-        let child = p(d, "child.vmdk");
-        let mut all = vec!["create", "-f", "vmdk"];
-        all.extend(args.iter());
-        let (b, c) = (s(&base), s(&child));
-        all.extend(["-b", b.as_str(), c.as_str(), "8M"]);
-        let out = vimg_run(&all);
-        assert_one_line_error(&out, &child, &format!("vimg {}", all.join(" ")));
+        let child = d.join("child.vmdk");
+        let create = vimg!("create -f vmdk")
+            .args(opts)
+            .arg("-b")
+            .arg(&base)
+            .arg(&child)
+            .arg("8M");
+        create.one_line_error(&child, &create.to_string());
         assert_eq!(dir_names(d), before);
     }
     // Without a size the parent is opened as -F says, and refused.
-    let child = p(d, "child.vmdk");
-    let out = vimg_run(&[
-        "create",
-        "-f",
-        "vmdk",
-        "-F",
-        "vpc",
-        "-b",
-        &s(&base),
-        &s(&child),
-    ]);
-    assert_one_line_error(&out, &base, "create -F vpc -b base.vmdk");
+    let child = d.join("child.vmdk");
+    vimg!("create -f vmdk -F vpc -b", &base, &child)
+        .one_line_error(&base, "create -F vpc -b base.vmdk");
     assert_eq!(dir_names(d), before);
     // A missing parent names the parent.
-    let child = p(d, "orphan.vmdk");
-    let out = vimg_run(&["create", "-f", "vmdk", "-b", "missing.vmdk", &s(&child)]);
-    assert_one_line_error(&out, &p(d, "missing.vmdk"), "create -b missing.vmdk");
+    let child = d.join("orphan.vmdk");
+    vimg!("create -f vmdk -b missing.vmdk", &child)
+        .one_line_error(&d.join("missing.vmdk"), "create -b missing.vmdk");
     assert_eq!(dir_names(d), before);
 }
 
@@ -613,8 +506,8 @@ fn looping_chains_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let data = vec![0x5au8; 512 * 1024];
-    fs::write(p(d, "a-flat.bin"), &data).unwrap();
-    fs::write(p(d, "b-flat.bin"), &data).unwrap();
+    fs::write(d.join("a-flat.bin"), &data).unwrap();
+    fs::write(d.join("b-flat.bin"), &data).unwrap();
     // Sparse layers would be usual; flat ones keep the files short. Each
     // names the other (or itself) as its parent.
     for (name, parent, extent) in [
@@ -626,22 +519,16 @@ fn looping_chains_are_refused() {
             "# Disk DescriptorFile\nversion=1\nCID=11111111\nparentCID=11111111\ncreateType=\"monolithicFlat\"\n\
              parentFileNameHint=\"{parent}\"\n\nRW 1024 FLAT \"{extent}\" 0\n"
         );
-        fs::write(p(d, name), text).unwrap();
+        fs::write(d.join(name), text).unwrap();
     }
     for name in ["a.vmdk", "self.vmdk"] {
-        let image = p(d, name);
-        for args in [
-            vec!["info".to_string(), s(&image)],
-            vec![
-                "convert".into(),
-                "-O".into(),
-                "raw".into(),
-                s(&image),
-                s(&p(d, "o.raw")),
-            ],
+        let image = d.join(name);
+        for vimg in [
+            vimg!("info", &image),
+            vimg!("convert -O raw", &image, &d.join("o.raw")),
         ] {
-            let out = vimg_run(&args);
-            let err = String::from_utf8_lossy(&out.stderr);
+            let out = vimg.run();
+            let err = out.stderr_text();
             assert_eq!(out.status.code(), Some(1), "{name}: {err}");
             assert_eq!(err.lines().count(), 1, "{name}: {err}");
             assert!(err.contains("loop"), "{name}: {err}");
@@ -654,50 +541,43 @@ fn looping_chains_are_refused() {
 fn deltas_made_by_qemu_img_read_like_qemu() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let base = p(d, "base.vmdk");
+    let base = d.join("base.vmdk");
     make_base(&base);
-    let sub = p(d, "sub");
+    let sub = d.join("sub");
     fs::create_dir(&sub).unwrap();
     // Relative (beside and from a subfolder) and absolute backing names,
     // monolithicSparse and twoGbMaxExtentSparse children.
     for (child, backing, opts) in [
         (
-            p(d, "rel.vmdk"),
+            d.join("rel.vmdk"),
             "base.vmdk".to_string(),
             "subformat=monolithicSparse",
         ),
         (
-            p(&sub, "up.vmdk"),
+            sub.join("up.vmdk"),
             "../base.vmdk".to_string(),
             "subformat=monolithicSparse",
         ),
-        (p(d, "abs.vmdk"), s(&base), "subformat=monolithicSparse"),
         (
-            p(d, "split.vmdk"),
+            d.join("abs.vmdk"),
+            base.display().to_string(),
+            "subformat=monolithicSparse",
+        ),
+        (
+            d.join("split.vmdk"),
             "base.vmdk".to_string(),
             "subformat=twoGbMaxExtentSparse",
         ),
     ] {
-        qemu_img(&[
-            "create",
-            "-f",
-            "vmdk",
-            "-F",
-            "vmdk",
-            "-b",
-            &backing,
-            "-o",
-            opts,
-            &s(&child),
-        ]);
+        qemu_img!("create -f vmdk -F vmdk -b", &backing, "-o", opts, &child).ok();
         assert_eq!(parent_of(&child), (backing.clone(), cid_of(&base)));
         qemu_io("vmdk", &child, &child_writes(7));
         assert_backing(&child, &backing);
         assert_reads_like_qemu(&child, d);
     }
     // A vimg delta over qemu's delta.
-    let top = p(d, "top.vmdk");
-    vimg_ok(&["create", "-q", "-f", "vmdk", "-b", "rel.vmdk", &s(&top)]);
+    let top = d.join("top.vmdk");
+    vimg!("create -q -f vmdk -b rel.vmdk", &top).ok();
     qemu_io("vmdk", &top, &["write -P 0x7f 4M 1"]);
     assert_reads_like_qemu(&top, d);
 }
@@ -708,42 +588,13 @@ fn deltas_made_by_qemu_img_read_like_qemu() {
 fn info_backing_chain_lists_the_layers_like_qemu_img() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    make_base(&p(d, "base.vmdk"));
-    std::fs::create_dir(p(d, "sub")).unwrap();
-    vimg_ok(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        "-b",
-        "../base.vmdk",
-        &s(&p(d, "sub/mid.vmdk")),
-    ]);
-    vimg_ok(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        "-b",
-        "mid.vmdk",
-        &s(&p(d, "sub/top.vmdk")),
-    ]);
-    let top = s(&p(d, "sub/top.vmdk"));
-    let ours: serde_json::Value = serde_json::from_str(&vimg_ok(&[
-        "info",
-        "--backing-chain",
-        "--output",
-        "json",
-        &top,
-    ]))
-    .unwrap();
-    let qemu: serde_json::Value = serde_json::from_str(&qemu_img(&[
-        "info",
-        "--backing-chain",
-        "--output=json",
-        &top,
-    ]))
-    .unwrap();
+    make_base(&d.join("base.vmdk"));
+    std::fs::create_dir(d.join("sub")).unwrap();
+    vimg!("create -q -f vmdk -b ../base.vmdk", &d.join("sub/mid.vmdk")).ok();
+    vimg!("create -q -f vmdk -b mid.vmdk", &d.join("sub/top.vmdk")).ok();
+    let top = d.join("sub/top.vmdk");
+    let ours = vimg!("info --backing-chain --output json", &top).json();
+    let qemu = qemu_img!("info --backing-chain --output=json", &top).json();
     let (ours, qemu) = (ours.as_array().unwrap(), qemu.as_array().unwrap());
     assert_eq!(ours.len(), 3);
     assert_eq!(ours.len(), qemu.len());
@@ -762,9 +613,8 @@ fn info_backing_chain_lists_the_layers_like_qemu_img() {
         }
     }
     // Without the flag, only the top image.
-    let one: serde_json::Value =
-        serde_json::from_str(&vimg_ok(&["info", "--output", "json", &top])).unwrap();
+    let one = vimg!("info --output json", &top).json();
     assert!(one.is_object());
-    let human = vimg_ok(&["info", "--backing-chain", &top]);
+    let human = vimg!("info --backing-chain", &top).ok();
     assert_eq!(human.matches("image: ").count(), 3, "{human}");
 }

@@ -39,7 +39,7 @@ fn write_descriptor(path: &Path, header: &str, create_type: &str, extents: &[&st
 /// Open with the library for writing.
 fn open_rw(path: &Path) -> Box<dyn Image> {
     open(path, Some(Format::Vmdk), Access::Write)
-        .unwrap_or_else(|e| panic!("cannot open {} for writing: {e}", s(path)))
+        .unwrap_or_else(|e| panic!("cannot open {} for writing: {e}", path.display()))
 }
 
 /// A hand-written descriptor over FLAT (with a space in its name), ZERO,
@@ -63,31 +63,27 @@ fn make_mixed(d: &Path) -> Mixed {
     // The pieces: a flat file with a space in its name, a flat file read
     // from an offset, read-only and no-access flat files, and a bare
     // sparse extent that qemu-io filled in part.
-    let flat = random_file(&p(d, "flat part.bin"), MIB, 1);
-    let off = random_file(&p(d, "offset.bin"), 64 * KIB + 256 * KIB, 2);
-    let ro = random_file(&p(d, "ro.bin"), 512 * KIB, 3);
-    let na = random_file(&p(d, "na.bin"), 256 * KIB, 4);
-    vimg_ok(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        "-o",
-        "subformat=twoGbMaxExtentSparse",
-        &s(&p(d, "sp.vmdk")),
-        "2M",
-    ]);
+    let flat = random_file(&d.join("flat part.bin"), MIB, 1);
+    let off = random_file(&d.join("offset.bin"), 64 * KIB + 256 * KIB, 2);
+    let ro = random_file(&d.join("ro.bin"), 512 * KIB, 3);
+    let na = random_file(&d.join("na.bin"), 256 * KIB, 4);
+    vimg!(
+        "create -q -f vmdk -o subformat=twoGbMaxExtentSparse",
+        &d.join("sp.vmdk"),
+        "2M"
+    )
+    .ok();
     qemu_io(
         "vmdk",
-        &p(d, "sp.vmdk"),
+        &d.join("sp.vmdk"),
         &["write -P 0x5e 100k 300k", "write -P 0x5f 2047k 1k"],
     );
-    let sparse_raw = qemu_to_raw(&p(d, "sp.vmdk"), &p(d, "sp.raw"));
+    let sparse_raw = qemu_to_raw(&d.join("sp.vmdk"), &d.join("sp.raw"));
     let sparse = fs::read(&sparse_raw).unwrap();
-    fs::rename(p(d, "sp-s001.vmdk"), p(d, "sparse part.vmdk")).unwrap();
-    fs::remove_file(p(d, "sp.vmdk")).unwrap();
+    fs::rename(d.join("sp-s001.vmdk"), d.join("sparse part.vmdk")).unwrap();
+    fs::remove_file(d.join("sp.vmdk")).unwrap();
 
-    let desc = p(d, "mixed.vmdk");
+    let desc = d.join("mixed.vmdk");
     let extents = [
         "RW 2048 FLAT \"flat part.bin\" 0",
         "RW 1024 ZERO",
@@ -114,7 +110,7 @@ fn make_mixed(d: &Path) -> Mixed {
 
 /// vimg reads the mixed disk as `want`.
 fn assert_reads_as(desc: &Path, want: &[u8], scratch: &Path) {
-    let out = vimg_to_raw(desc, &p(scratch, "out.raw"));
+    let out = vimg_to_raw(desc, &scratch.join("out.raw"));
     let got = fs::read(&out).unwrap();
     assert_eq!(got.len(), want.len());
     if let Some(i) = first_difference(&got, want) {
@@ -161,9 +157,9 @@ fn mixed_extent_descriptor_reads_as_the_whole_disk() {
     );
     assert_reads_as(&desc, &want, d);
     // vimg carries the whole disk into a VMDK qemu reads.
-    let copy = p(d, "copy.vmdk");
-    vimg_ok(&["convert", "-q", "-O", "vmdk", &s(&desc), &s(&copy)]);
-    assert_identical("raw", &p(d, "out.raw"), "vmdk", &copy);
+    let copy = d.join("copy.vmdk");
+    vimg!("convert -q -O vmdk", &desc, &copy).ok();
+    assert_identical("raw", &d.join("out.raw"), "vmdk", &copy);
 
     // Writes: into the RW flat, sparse and offset parts they land; inside
     // the ZERO, RDONLY and NOACCESS parts they are refused.
@@ -189,12 +185,12 @@ fn mixed_extent_descriptor_reads_as_the_whole_disk() {
     }
     disk.flush().unwrap();
     drop(disk);
-    assert_eq!(fs::read(p(d, "ro.bin")).unwrap(), ro, "ro.bin changed");
-    assert_eq!(fs::read(p(d, "na.bin")).unwrap(), na, "na.bin changed");
+    assert_eq!(fs::read(d.join("ro.bin")).unwrap(), ro, "ro.bin changed");
+    assert_eq!(fs::read(d.join("na.bin")).unwrap(), na, "na.bin changed");
     assert_reads_as(&desc, &want, d);
     // The offset extent's file kept its first 64 KiB.
     assert_eq!(
-        fs::read(p(d, "offset.bin")).unwrap()[..64 * 1024],
+        fs::read(d.join("offset.bin")).unwrap()[..64 * 1024],
         Rng::new(2).bytes(64 * 1024)[..]
     );
 }
@@ -218,7 +214,7 @@ fn a_refused_write_across_extents_changes_nothing() {
     }
     disk.flush().unwrap();
     drop(disk);
-    assert_eq!(fs::read(p(d, "ro.bin")).unwrap(), ro, "ro.bin changed");
+    assert_eq!(fs::read(d.join("ro.bin")).unwrap(), ro, "ro.bin changed");
     assert_reads_as(&desc, &want, d);
 }
 
@@ -226,11 +222,11 @@ fn a_refused_write_across_extents_changes_nothing() {
 fn extent_paths_leaving_the_folder_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let inner = p(d, "vm");
+    let inner = d.join("vm");
     fs::create_dir(&inner).unwrap();
-    fs::create_dir(p(&inner, "sub")).unwrap();
-    random_file(&p(d, "outside.bin"), MIB, 5);
-    let abs = s(&p(d, "outside.bin"));
+    fs::create_dir(inner.join("sub")).unwrap();
+    random_file(&d.join("outside.bin"), MIB, 5);
+    let abs = d.join("outside.bin").display().to_string();
     for (i, name) in [
         "../outside.bin".to_string(),
         abs.clone(),
@@ -241,40 +237,29 @@ fn extent_paths_leaving_the_folder_are_refused() {
     .iter()
     .enumerate()
     {
-        let desc = p(&inner, &format!("bad{i}.vmdk"));
+        let desc = inner.join(format!("bad{i}.vmdk"));
         let line = format!("RW 2048 FLAT \"{name}\" 0");
         write_descriptor(&desc, "# Disk DescriptorFile", "monolithicFlat", &[&line]);
-        for args in [
-            vec!["info".to_string(), s(&desc)],
-            vec![
-                "convert".into(),
-                "-O".into(),
-                "raw".into(),
-                s(&desc),
-                s(&p(d, "o.raw")),
-            ],
+        for vimg in [
+            vimg!("info", &desc),
+            vimg!("convert -O raw", &desc, &d.join("o.raw")),
         ] {
-            let out = vimg_run(&args);
-            assert_one_line_error(
-                &out,
-                &desc,
-                &format!("extent \"{name}\": vimg {}", args.join(" ")),
-            );
+            let out = vimg.one_line_error(&desc, &format!("extent \"{name}\": {vimg}"));
             assert!(out.stdout.is_empty());
         }
-        assert!(!p(d, "o.raw").exists());
+        assert!(!d.join("o.raw").exists());
         assert!(open(&desc, None, Access::Read).is_err());
     }
     // A subfolder without `..` is inside the folder, and fine.
-    let data = random_file(&p(&inner, "sub/x.bin"), MIB, 6);
-    let desc = p(&inner, "good.vmdk");
+    let data = random_file(&inner.join("sub/x.bin"), MIB, 6);
+    let desc = inner.join("good.vmdk");
     write_descriptor(
         &desc,
         "# Disk DescriptorFile",
         "monolithicFlat",
         &["RW 2048 FLAT \"sub/x.bin\" 0"],
     );
-    let out = vimg_to_raw(&desc, &p(d, "good.raw"));
+    let out = vimg_to_raw(&desc, &d.join("good.raw"));
     assert_eq!(fs::read(out).unwrap(), data);
 }
 
@@ -282,12 +267,12 @@ fn extent_paths_leaving_the_folder_are_refused() {
 fn both_descriptor_header_spellings_and_crlf_are_read() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let data = random_file(&p(d, "data-flat.vmdk"), 2 * MIB, 7);
+    let data = random_file(&d.join("data-flat.vmdk"), 2 * MIB, 7);
     for (i, header) in ["# Disk DescriptorFile", "# Disk Descriptor File"]
         .iter()
         .enumerate()
     {
-        let desc = p(d, &format!("h{i}.vmdk"));
+        let desc = d.join(format!("h{i}.vmdk"));
         write_descriptor(
             &desc,
             header,
@@ -300,12 +285,12 @@ fn both_descriptor_header_spellings_and_crlf_are_read() {
             field_u64(&vimg_info(Some("vmdk"), &desc), "virtual-size"),
             2 * MIB
         );
-        let out = vimg_to_raw(&desc, &p(d, &format!("h{i}.raw")));
+        let out = vimg_to_raw(&desc, &d.join(format!("h{i}.raw")));
         assert_eq!(fs::read(&out).unwrap(), data, "{header}");
         assert_identical("vmdk", &desc, "raw", &out);
     }
     // Windows line ends, as VMware on Windows writes them.
-    let desc = p(d, "crlf.vmdk");
+    let desc = d.join("crlf.vmdk");
     write_descriptor(
         &desc,
         "# Disk DescriptorFile",
@@ -314,7 +299,7 @@ fn both_descriptor_header_spellings_and_crlf_are_read() {
     );
     let text = fs::read_to_string(&desc).unwrap().replace('\n', "\r\n");
     fs::write(&desc, text).unwrap();
-    let out = vimg_to_raw(&desc, &p(d, "crlf.raw"));
+    let out = vimg_to_raw(&desc, &d.join("crlf.raw"));
     assert_eq!(fs::read(&out).unwrap(), data);
 }
 
@@ -349,18 +334,15 @@ fn unknown_disk_database_keys_survive_a_write() {
         "monolithicSparse",
         "twoGbMaxExtentSparse",
     ] {
-        let image = p(d, &format!("{sub}.vmdk"));
+        let image = d.join(format!("{sub}.vmdk"));
         let size = 20 * MIB;
-        vimg_ok(&[
-            "create",
-            "-q",
-            "-f",
-            "vmdk",
-            "-o",
-            &format!("subformat={sub}"),
-            &s(&image),
-            &size.to_string(),
-        ]);
+        vimg!(
+            "create -q -f vmdk -o",
+            format!("subformat={sub}"),
+            &image,
+            size
+        )
+        .ok();
         append_to_descriptor(&image, "ddb.foo = \"bar\"\nddb.toolsInstallType = \"4\"\n");
         // qemu-io writes into it (qemu rewrites the CID in place).
         let cmds = vec![
@@ -410,7 +392,7 @@ fn unknown_disk_database_keys_survive_a_write() {
             "{sub}: the CID did not change:\n{text}"
         );
         // The extents are intact and hold qemu-io's and the library's data.
-        let reference = zero_raw(&p(d, "reference.raw"), size);
+        let reference = zero_raw(&d.join("reference.raw"), size);
         qemu_io("raw", &reference, &cmds);
         let f = fs::OpenOptions::new().write(true).open(&reference).unwrap();
         f.write_all_at(&[0x63; 3000], 7 * MIB + 11).unwrap();
@@ -419,7 +401,7 @@ fn unknown_disk_database_keys_survive_a_write() {
         if sub != "twoGbMaxExtentFlat" {
             assert_qemu_check(&image);
         }
-        let out = vimg_to_raw(&image, &p(d, "out.raw"));
+        let out = vimg_to_raw(&image, &d.join("out.raw"));
         assert_same_bytes(&reference, &out);
         assert_eq!(field_u64(&vimg_info(None, &image), "virtual-size"), size);
         // No write, no new CID.
@@ -459,11 +441,11 @@ fn grain_directory_entries_of_zero_read_as_zeros_and_fill_on_write() {
     let d = dir.path();
     let size = 100 * MIB;
     for maker in ["vimg", "qemu-img"] {
-        let image = p(d, &format!("{maker}.vmdk"));
+        let image = d.join(format!("{maker}.vmdk"));
         if maker == "vimg" {
-            vimg_ok(&["create", "-q", "-f", "vmdk", &s(&image), &size.to_string()]);
+            vimg!("create -q -f vmdk", &image, size).ok();
         } else {
-            qemu_img(&["create", "-f", "vmdk", &s(&image), &size.to_string()]);
+            qemu_img!("create -f vmdk", &image, size).ok();
         }
         // Data under grain tables 0 and 2 (32 MiB each); table 1 is empty
         // and then cut loose from the directory.
@@ -476,10 +458,10 @@ fn grain_directory_entries_of_zero_read_as_zeros_and_fill_on_write() {
         let h = kdmv_header(&image);
         assert_eq!(gd_entry(&image, h.gd_offset, 1), 0);
         assert_qemu_check(&image);
-        let reference = zero_raw(&p(d, "reference.raw"), size);
+        let reference = zero_raw(&d.join("reference.raw"), size);
         qemu_io("raw", &reference, &cmds);
         assert_identical("raw", &reference, "vmdk", &image);
-        let out = vimg_to_raw(&image, &p(d, "out.raw"));
+        let out = vimg_to_raw(&image, &d.join("out.raw"));
         assert_same_bytes(&reference, &out);
 
         // A write there through the library gives it a table again.
@@ -502,7 +484,7 @@ fn grain_directory_entries_of_zero_read_as_zeros_and_fill_on_write() {
         f.write_all_at(&[0x74; 65536], 63 * MIB + 64 * KIB).unwrap();
         drop(f);
         assert_identical("raw", &reference, "vmdk", &image);
-        let out = vimg_to_raw(&image, &p(d, "out.raw"));
+        let out = vimg_to_raw(&image, &d.join("out.raw"));
         assert_same_bytes(&reference, &out);
         assert_pyvmdk_reads(&image, &reference, size, &[]);
         fs::remove_file(&reference).unwrap();
@@ -516,20 +498,22 @@ fn stream_with_empty_grain_tables_reads_as_zeros_there() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let size = 160 * MIB;
-    let src = p(d, "src.raw");
+    let src = d.join("src.raw");
     raw_with_pieces(
         &src,
         size,
         &[(MIB, 100_000), (100 * MIB - 1, 2), (size - 4096, 4096)],
         9,
     );
-    let ours = p(d, "vimg.vmdk");
-    vimg_ok(&["convert", "-q", "-c", "-O", "vmdk", &s(&src), &s(&ours)]);
-    let vs = p(d, "vmdkstream.vmdk");
-    python(
+    let ours = d.join("vimg.vmdk");
+    vimg!("convert -q -c -O vmdk", &src, &ours).ok();
+    let vs = d.join("vmdkstream.vmdk");
+    python!(
         "import sys, VMDKstream\nVMDKstream.convert_to_stream(sys.argv[1], sys.argv[2])",
-        &[&s(&src), &s(&vs)],
-    );
+        &src,
+        &vs
+    )
+    .ok();
     for image in [&ours, &vs] {
         // The footer's directory has empty entries.
         let len = fs::metadata(image).unwrap().len();
@@ -542,7 +526,7 @@ fn stream_with_empty_grain_tables_reads_as_zeros_there() {
             "{entries:?}"
         );
         assert!(entries[3] != 0 && entries[4] != 0, "{entries:?}");
-        let out = vimg_to_raw(image, &p(d, "out.raw"));
+        let out = vimg_to_raw(image, &d.join("out.raw"));
         assert_same_bytes(&src, &out);
         // The library refuses writes into a compressed stream, clearly.
         let err = match open(image, None, Access::Write) {
@@ -580,20 +564,20 @@ fn vmware_and_qemu_descriptors_keep_every_entry_across_a_write() {
         "twoGbMaxExtentSparse.vmdk",
         "twoGbMaxExtentSparse-s001.vmdk",
     ] {
-        fs::copy(corpus::file(&format!("vmdk-rs/{f}")), p(d, f)).unwrap();
-        let mut perms = fs::metadata(p(d, f)).unwrap().permissions();
+        fs::copy(corpus::file(&format!("vmdk-rs/{f}")), d.join(f)).unwrap();
+        let mut perms = fs::metadata(d.join(f)).unwrap().permissions();
         #[allow(clippy::permissions_set_readonly_false)]
         perms.set_readonly(false);
-        fs::set_permissions(p(d, f), perms).unwrap();
+        fs::set_permissions(d.join(f), perms).unwrap();
     }
-    let qemu = p(d, "qemu.vmdk");
-    qemu_img(&["create", "-f", "vmdk", &s(&qemu), "10M"]);
+    let qemu = d.join("qemu.vmdk");
+    qemu_img!("create -f vmdk", &qemu, "10M").ok();
     for name in [
         "monolithicSparse.vmdk",
         "twoGbMaxExtentSparse.vmdk",
         "qemu.vmdk",
     ] {
-        let image = p(d, name);
+        let image = d.join(name);
         let before_text = descriptor_text(&image);
         let before = kept_lines(&before_text);
         assert!(
@@ -601,7 +585,7 @@ fn vmware_and_qemu_descriptors_keep_every_entry_across_a_write() {
             "{before_text}"
         );
         let extents = extent_lines(&before_text);
-        let reference = qemu_to_raw(&image, &p(d, "reference.raw"));
+        let reference = qemu_to_raw(&image, &d.join("reference.raw"));
         let cid = cid_of(&image);
 
         let mut disk = open_rw(&image);

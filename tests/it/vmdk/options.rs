@@ -12,19 +12,10 @@ use crate::support::*;
 /// Make `name` with `vimg create` or `vimg convert` (from `src`) and the
 /// given `-o` options.
 fn make(dir: &Path, name: &str, opts: &str, src: Option<&Path>) -> std::path::PathBuf {
-    let image = p(dir, name);
+    let image = dir.join(name);
     match src {
-        None => vimg_ok(&["create", "-q", "-f", "vmdk", "-o", opts, &s(&image), "300M"]),
-        Some(src) => vimg_ok(&[
-            "convert",
-            "-q",
-            "-O",
-            "vmdk",
-            "-o",
-            opts,
-            &s(src),
-            &s(&image),
-        ]),
+        None => vimg!("create -q -f vmdk -o", opts, &image, "300M").ok(),
+        Some(src) => vimg!("convert -q -O vmdk -o", opts, src, &image).ok(),
     };
     image
 }
@@ -42,7 +33,7 @@ fn assert_ddb(image: &Path, adapter: &str, hw: &str, tools: &str) {
             desc_value(&text, key).as_deref(),
             Some(want),
             "{key} in {}:\n{text}",
-            s(image)
+            image.display()
         );
         // Written as VMware writes it: key = "value".
         assert!(
@@ -80,7 +71,7 @@ fn assert_ddb(image: &Path, adapter: &str, hw: &str, tools: &str) {
 fn disk_database_options_land_in_the_descriptor() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let src = p(d, "src.raw");
+    let src = d.join("src.raw");
     build_raw(&src, 3 * MIB, 0x0b_0001);
     let cases = [
         // (subformat, options, adapter, hwversion, toolsversion)
@@ -140,22 +131,15 @@ fn disk_database_options_land_in_the_descriptor() {
         assert_pyvmdk_reads(&converted, &src, 3 * MIB, &[]);
     }
     // A stream written into a pipe carries them as well.
-    let piped_dir = p(d, "piped");
+    let piped_dir = d.join("piped");
     std::fs::create_dir(&piped_dir).unwrap();
-    let piped = p(&piped_dir, "src.vmdk");
-    vimg_into_pipe(
-        &[
-            "convert",
-            "-c",
-            "-O",
-            "vmdk",
-            "-o",
-            "adapter_type=buslogic,hwversion=10,toolsversion=9",
-            &s(&src),
-            "-",
-        ],
-        &piped,
-    );
+    let piped = piped_dir.join("src.vmdk");
+    vimg!(
+        "convert -c -O vmdk -o adapter_type=buslogic,hwversion=10,toolsversion=9",
+        &src,
+        "-"
+    )
+    .run_into_pipe(&piped);
     assert_ddb(&piped, "buslogic", "10", "9");
 }
 
@@ -163,7 +147,7 @@ fn disk_database_options_land_in_the_descriptor() {
 fn bad_disk_database_options_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let src = p(d, "src.raw");
+    let src = d.join("src.raw");
     build_raw(&src, MIB, 0x0b_0002);
     let before = dir_names(d);
     for opts in [
@@ -183,11 +167,11 @@ fn bad_disk_database_options_are_refused() {
         "subformat=monolithicsparse",
         "no_such_option=1",
     ] {
-        let image = p(d, "bad.vmdk");
-        let out = vimg_run(&["create", "-f", "vmdk", "-o", opts, &s(&image), "10M"]);
-        assert_one_line_error(&out, &image, &format!("create -o {opts}"));
-        let out = vimg_run(&["convert", "-O", "vmdk", "-o", opts, &s(&src), &s(&image)]);
-        assert_one_line_error(&out, &image, &format!("convert -o {opts}"));
+        let image = d.join("bad.vmdk");
+        vimg!("create -f vmdk -o", opts, &image, "10M")
+            .one_line_error(&image, &format!("create -o {opts}"));
+        vimg!("convert -O vmdk -o", opts, &src, &image)
+            .one_line_error(&image, &format!("convert -o {opts}"));
         assert_eq!(dir_names(d), before, "-o {opts} left files behind");
     }
 }
@@ -226,44 +210,32 @@ fn zero_writes(size: u64, split: Option<u64>) -> Vec<String> {
 /// the image with qemu-img and read it through vimg.
 fn zeroed_roundtrip(dir: &Path, image: &Path, size: u64, cmds: &[String]) {
     qemu_io("vmdk", image, cmds);
-    let reference = zero_raw(&p(dir, "reference.raw"), size);
+    let reference = zero_raw(&dir.join("reference.raw"), size);
     qemu_io("raw", &reference, cmds);
     assert_qemu_check(image);
     assert_identical("raw", &reference, "vmdk", image);
     // The writes did produce zeroed-grain entries: qemu-img map shows
     // allocated ranges that read as zeros without data.
-    let map: serde_json::Value = serde_json::from_str(&qemu_img(&[
-        "map",
-        "--output",
-        "json",
-        "-f",
-        "vmdk",
-        &s(image),
-    ]))
-    .unwrap();
+    let map = qemu_img!("map --output json -f vmdk", image).json();
     let zeroed = map
         .as_array()
         .unwrap()
         .iter()
         .filter(|m| m["present"] == true && m["zero"] == true && m["data"] == false)
         .count();
-    assert!(zeroed >= 3, "no zeroed grains in {}: {map:#}", s(image));
-    let out = vimg_to_raw(image, &p(dir, "out.raw"));
+    assert!(
+        zeroed >= 3,
+        "no zeroed grains in {}: {map:#}",
+        image.display()
+    );
+    let out = vimg_to_raw(image, &dir.join("out.raw"));
     assert_identical("raw", &reference, "raw", &out);
     if size <= 64 * MIB {
         assert_same_bytes(&reference, &out);
     }
     // vimg carries the zeros on into a new image.
-    let again = p(dir, "again.vmdk");
-    vimg_ok(&[
-        "convert",
-        "-q",
-        "-O",
-        "vmdk",
-        "--force",
-        &s(image),
-        &s(&again),
-    ]);
+    let again = dir.join("again.vmdk");
+    vimg!("convert -q -O vmdk --force", image, &again).ok();
     assert_identical("raw", &reference, "vmdk", &again);
     for f in [reference, out] {
         std::fs::remove_file(f).unwrap();
@@ -276,17 +248,8 @@ fn zeroed_grain_written_by_qemu_io_reads_back() {
     let d = dir.path();
     // vimg's monolithicSparse with zeroed_grain: header v2, flag bit 2.
     let size = 48 * MIB + 3 * 512;
-    let mono = p(d, "mono.vmdk");
-    vimg_ok(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        "-o",
-        "zeroed_grain",
-        &s(&mono),
-        &size.to_string(),
-    ]);
+    let mono = d.join("mono.vmdk");
+    vimg!("create -q -f vmdk -o zeroed_grain", &mono, size).ok();
     let h = kdmv_header(&mono);
     assert_eq!(h.version, 2, "{h:?}");
     assert_ne!(h.flags & 4, 0, "zeroed-grain flag: {h:?}");
@@ -295,35 +258,23 @@ fn zeroed_grain_written_by_qemu_io_reads_back() {
     // twoGbMaxExtentSparse with zeroed_grain, zeros across the 2047 MiB
     // extent boundary.
     let size = SPLIT + 8 * MIB;
-    let split = p(d, "split.vmdk");
-    vimg_ok(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        "-o",
-        "subformat=twoGbMaxExtentSparse,zeroed_grain",
-        &s(&split),
-        &size.to_string(),
-    ]);
+    let split = d.join("split.vmdk");
+    vimg!(
+        "create -q -f vmdk -o subformat=twoGbMaxExtentSparse,zeroed_grain",
+        &split,
+        size
+    )
+    .ok();
     for name in ["split-s001.vmdk", "split-s002.vmdk"] {
-        let h = kdmv_header(&p(d, name));
+        let h = kdmv_header(&d.join(name));
         assert_ne!(h.flags & 4, 0, "{name}: {h:?}");
     }
     zeroed_roundtrip(d, &split, size, &zero_writes(size, Some(SPLIT)));
 
     // qemu-img's own zeroed_grain image.
     let size = 40 * MIB;
-    let qemu = p(d, "qemu.vmdk");
-    qemu_img(&[
-        "create",
-        "-f",
-        "vmdk",
-        "-o",
-        "zeroed_grain=on",
-        &s(&qemu),
-        &size.to_string(),
-    ]);
+    let qemu = d.join("qemu.vmdk");
+    qemu_img!("create -f vmdk -o zeroed_grain=on", &qemu, size).ok();
     zeroed_roundtrip(d, &qemu, size, &zero_writes(size, None));
 }
 
@@ -334,13 +285,13 @@ fn zero_writes_without_zeroed_grain_read_back() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let size = 30 * MIB;
-    let image = p(d, "plain.vmdk");
-    vimg_ok(&["create", "-q", "-f", "vmdk", &s(&image), &size.to_string()]);
+    let image = d.join("plain.vmdk");
+    vimg!("create -q -f vmdk", &image, size).ok();
     let cmds = zero_writes(size, None);
     qemu_io("vmdk", &image, &cmds);
-    let reference = zero_raw(&p(d, "reference.raw"), size);
+    let reference = zero_raw(&d.join("reference.raw"), size);
     qemu_io("raw", &reference, &cmds);
     assert_qemu_check(&image);
-    let out = vimg_to_raw(&image, &p(d, "out.raw"));
+    let out = vimg_to_raw(&image, &d.join("out.raw"));
     assert_same_bytes(&reference, &out);
 }

@@ -14,10 +14,12 @@ use crate::support::*;
 
 /// Convert `src` into a streamOptimized VMDK with VMDKstream.
 fn vmdkstream(src: &Path, out: &Path) {
-    python(
+    python!(
         "import sys, VMDKstream\nVMDKstream.convert_to_stream(sys.argv[1], sys.argv[2])",
-        &[&s(src), &s(out)],
-    );
+        src,
+        out
+    )
+    .ok();
 }
 
 /// What walking a stream from the first grain to the end-of-stream marker
@@ -43,7 +45,7 @@ struct Layout {
 fn walk_stream(path: &Path) -> Layout {
     let data = std::fs::read(path).unwrap();
     let len = data.len() as u64;
-    let name = s(path);
+    let name = path.display();
     assert_eq!(len % 512, 0, "{name}: {len} bytes is not whole sectors");
     let header = parse_kdmv(&data[..512]);
     assert_eq!(header.version, 3, "{name}: header version");
@@ -227,9 +229,9 @@ fn vmdkstream_image_of_whole_grains_reads_as_its_source() {
     // A multiple of 64 KiB (VMDKstream's last grain is whole), with a
     // stretch of more than 32 MiB of zeros: that grain table is left out
     // and its directory entry is 0.
-    let src = p(d, "src.raw");
+    let src = d.join("src.raw");
     gappy_raw(&src, 100 * MIB, 0x57_0001);
-    let image = p(d, "stream.vmdk");
+    let image = d.join("stream.vmdk");
     vmdkstream(&src, &image);
     // The oracles agree on what VMDKstream wrote.
     assert_identical("raw", &src, "vmdk", &image);
@@ -244,11 +246,11 @@ fn vmdkstream_image_of_whole_grains_reads_as_its_source() {
         info["format-specific"]["data"]["create-type"],
         "streamOptimized"
     );
-    let out = vimg_to_raw(&image, &p(d, "out.raw"));
+    let out = vimg_to_raw(&image, &d.join("out.raw"));
     assert_same_bytes(&src, &out);
     // And vimg writes it on as another stream, and as a sparse VMDK.
-    let again = p(d, "again.vmdk");
-    vimg_ok(&["convert", "-O", "vmdk", "-c", &s(&image), &s(&again)]);
+    let again = d.join("again.vmdk");
+    vimg!("convert -O vmdk -c", &image, &again).ok();
     assert_identical("raw", &src, "vmdk", &again);
     walk_stream(&again);
 }
@@ -263,14 +265,14 @@ fn vmdkstream_image_with_a_short_last_grain_reads_as_its_source() {
         .into_iter()
         .enumerate()
     {
-        let src = p(d, &format!("src{i}.raw"));
+        let src = d.join(format!("src{i}.raw"));
         build_raw(&src, size, 0x57_0002 + i as u64);
-        let image = p(d, &format!("short{i}.vmdk"));
+        let image = d.join(format!("short{i}.vmdk"));
         vmdkstream(&src, &image);
         walk_stream(&image);
         let info = vimg_info(None, &image);
         assert_eq!(field_u64(&info, "virtual-size"), sector_up(size));
-        let out = vimg_to_raw(&image, &p(d, &format!("out{i}.raw")));
+        let out = vimg_to_raw(&image, &d.join(format!("out{i}.raw")));
         assert_eq!(std::fs::metadata(&out).unwrap().len(), sector_up(size));
         assert_prefix_then_zeros(&out, &src);
     }
@@ -283,24 +285,19 @@ fn stream_walker_rejects_qemu_img_layout_that_vimg_still_reads() {
     // markers, and must NOT pass it, or the walker proves nothing.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let src = p(d, "src.raw");
+    let src = d.join("src.raw");
     gappy_raw(&src, 40 * MIB, 0x57_0003);
-    let image = p(d, "qemu.vmdk");
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vmdk",
-        "-o",
-        "subformat=streamOptimized",
-        &s(&src),
-        &s(&image),
-    ]);
+    let image = d.join("qemu.vmdk");
+    qemu_img!(
+        "convert -f raw -O vmdk -o subformat=streamOptimized",
+        &src,
+        &image
+    )
+    .ok();
     let walked = std::panic::catch_unwind(|| walk_stream(&image));
     assert!(walked.is_err(), "qemu-img's layout passed the walker");
     // vimg reads that layout too.
-    let out = vimg_to_raw(&image, &p(d, "out.raw"));
+    let out = vimg_to_raw(&image, &d.join("out.raw"));
     assert_same_bytes(&src, &out);
 }
 
@@ -332,7 +329,7 @@ fn assert_valid_piped_stream(image: &Path, src: &Path, size: u64, full_read: boo
 fn stream_written_to_a_pipe_is_a_valid_image() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let src = p(d, "src.raw");
+    let src = d.join("src.raw");
     let size = 70 * MIB + 3 * 512;
     gappy_raw(&src, size, 0x57_0004);
     for (name, args) in [
@@ -348,13 +345,13 @@ fn stream_written_to_a_pipe_is_a_valid_image() {
     ] {
         // Saved under the name the stream gives its extent (libvmdk opens
         // extents by that name).
-        std::fs::create_dir(p(d, name)).unwrap();
-        let out = p(&p(d, name), "src.vmdk");
-        let mut all = vec!["convert"];
-        all.extend(args.iter());
-        let src_s = s(&src);
-        all.extend([src_s.as_str(), "-"]);
-        let stderr = vimg_into_pipe(&all, &out);
+        std::fs::create_dir(d.join(name)).unwrap();
+        let out = d.join(name).join("src.vmdk");
+        let stderr = vimg!("convert")
+            .args(&args)
+            .arg(&src)
+            .arg("-")
+            .run_into_pipe(&out);
         assert!(stderr.is_empty(), "{name}: {stderr}");
         let layout = assert_valid_piped_stream(&out, &src, size, true);
         assert!(
@@ -369,7 +366,7 @@ fn stream_written_to_a_pipe_is_a_valid_image() {
 fn multi_gib_sparse_stream_written_to_a_pipe_is_a_valid_image() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let src = p(d, "big.raw");
+    let src = d.join("big.raw");
     let size = 3 * GIB + 64 * KIB + 512;
     raw_with_pieces(
         &src,
@@ -382,9 +379,9 @@ fn multi_gib_sparse_stream_written_to_a_pipe_is_a_valid_image() {
         ],
         0x57_0005,
     );
-    let out = p(&p(d, "piped"), "big.vmdk");
-    std::fs::create_dir(p(d, "piped")).unwrap();
-    vimg_into_pipe(&["convert", "-c", "-O", "vmdk", &s(&src), "-"], &out);
+    let out = d.join("piped").join("big.vmdk");
+    std::fs::create_dir(d.join("piped")).unwrap();
+    vimg!("convert -c -O vmdk", &src, "-").run_into_pipe(&out);
     let layout = assert_valid_piped_stream(&out, &src, size, false);
     // Four data regions: a handful of grains and tables, nearly all of the
     // 97 directory entries empty.
@@ -397,7 +394,7 @@ fn multi_gib_sparse_stream_written_to_a_pipe_is_a_valid_image() {
 fn compress_makes_the_stream_smaller_than_the_allocated_data() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let src = p(d, "text.raw");
+    let src = d.join("text.raw");
     let size = 24 * MIB;
     let f = File::create(&src).unwrap();
     f.set_len(size).unwrap();
@@ -411,8 +408,8 @@ fn compress_makes_the_stream_smaller_than_the_allocated_data() {
     let allocated = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&src).unwrap()) * 512;
     assert!(allocated >= 9 * MIB / 2, "source allocates {allocated}");
 
-    let c = p(d, "c.vmdk");
-    vimg_ok(&["convert", "-c", "-O", "vmdk", &s(&src), &s(&c)]);
+    let c = d.join("c.vmdk");
+    vimg!("convert -c -O vmdk", &src, &c).ok();
     assert_identical("raw", &src, "vmdk", &c);
     assert_qemu_check(&c);
     assert_eq!(qemu_create_type(&c), "streamOptimized");
@@ -425,16 +422,14 @@ fn compress_makes_the_stream_smaller_than_the_allocated_data() {
 
     let mut lens = Vec::new();
     for level in [1, 9] {
-        let out = p(d, &format!("l{level}.vmdk"));
-        vimg_ok(&[
-            "convert",
-            "-O",
-            "vmdk",
-            "-o",
-            &format!("subformat=streamOptimized,compression_level={level}"),
-            &s(&src),
-            &s(&out),
-        ]);
+        let out = d.join(format!("l{level}.vmdk"));
+        vimg!(
+            "convert -O vmdk -o",
+            format!("subformat=streamOptimized,compression_level={level}"),
+            &src,
+            &out
+        )
+        .ok();
         assert_identical("raw", &src, "vmdk", &out);
         assert_qemu_check(&out);
         walk_stream(&out);
@@ -449,17 +444,8 @@ fn compress_makes_the_stream_smaller_than_the_allocated_data() {
         lens[0]
     );
     // -c with compression_level, into a file.
-    let c9 = p(d, "c9.vmdk");
-    vimg_ok(&[
-        "convert",
-        "-c",
-        "-O",
-        "vmdk",
-        "-o",
-        "compression_level=9",
-        &s(&src),
-        &s(&c9),
-    ]);
+    let c9 = d.join("c9.vmdk");
+    vimg!("convert -c -O vmdk -o compression_level=9", &src, &c9).ok();
     assert_identical("raw", &src, "vmdk", &c9);
 }
 
@@ -467,7 +453,7 @@ fn compress_makes_the_stream_smaller_than_the_allocated_data() {
 fn compress_with_targets_that_cannot_be_compressed_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let src = p(d, "src.raw");
+    let src = d.join("src.raw");
     build_raw(&src, 2 * MIB, 0x57_0007);
     let before = dir_names(d);
     for (target, args) in [
@@ -487,13 +473,10 @@ fn compress_with_targets_that_cannot_be_compressed_is_an_error() {
             vec!["-O", "vmdk", "-o", "subformat=twoGbMaxExtentFlat"],
         ),
     ] {
-        let out_path = p(d, target);
-        let mut all = vec!["convert".to_string(), "-c".into()];
-        all.extend(args.iter().map(|a| a.to_string()));
-        all.extend([s(&src), s(&out_path)]);
-        let out = vimg_run(&all);
-        assert_one_line_error(&out, &out_path, &format!("vimg {}", all.join(" ")));
-        assert_eq!(dir_names(d), before, "vimg {} left files", all.join(" "));
+        let out_path = d.join(target);
+        let convert = vimg!("convert -c").args(&args).arg(&src).arg(&out_path);
+        convert.one_line_error(&out_path, &convert.to_string());
+        assert_eq!(dir_names(d), before, "{convert} left files");
     }
     // compression_level: only 1..9, only for streamOptimized.
     for opts in [
@@ -503,18 +486,17 @@ fn compress_with_targets_that_cannot_be_compressed_is_an_error() {
         "compression_level=5",
         "subformat=monolithicFlat,compression_level=5",
     ] {
-        let out_path = p(d, "lvl.vmdk");
-        let args = ["convert", "-O", "vmdk", "-o", opts, &s(&src), &s(&out_path)];
-        let out = vimg_run(&args);
-        assert_one_line_error(&out, &out_path, &format!("-o {opts}"));
+        let out_path = d.join("lvl.vmdk");
+        vimg!("convert -O vmdk -o", opts, &src, &out_path)
+            .one_line_error(&out_path, &format!("-o {opts}"));
         assert_eq!(dir_names(d), before, "-o {opts} left files");
     }
     // A pipe takes only a stream.
     for fmt in ["vhd", "raw"] {
-        let out = vimg_run(&["convert", "-c", "-O", fmt, &s(&src), "-"]);
+        let out = vimg!("convert -c -O", fmt, &src, "-").run();
         assert_eq!(out.status.code(), Some(1), "-c -O {fmt} -: {out:?}");
         assert!(out.stdout.is_empty(), "-c -O {fmt} - wrote to stdout");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = out.stderr_text();
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.starts_with("vimg: error: ") && !err.contains("panicked"));
     }
@@ -526,31 +508,18 @@ fn stream_of_many_mixed_grains_written_to_a_pipe_is_a_valid_image() {
     // batches (64 grains) end at arbitrary places.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let src = p(d, "mixed.raw");
+    let src = d.join("mixed.raw");
     let size = 23 * MIB + 5 * 512;
     build_raw(&src, size, 0x57_0008);
-    let out_dir = p(d, "out");
+    let out_dir = d.join("out");
     std::fs::create_dir(&out_dir).unwrap();
-    let out = p(&out_dir, "mixed.vmdk");
-    vimg_into_pipe(
-        &["convert", "-f", "raw", "-O", "vmdk", "-c", &s(&src), "-"],
-        &out,
-    );
+    let out = out_dir.join("mixed.vmdk");
+    vimg!("convert -f raw -O vmdk -c", &src, "-").run_into_pipe(&out);
     let layout = assert_valid_piped_stream(&out, &src, size, true);
     assert!(layout.grains.len() > 128, "{} grains", layout.grains.len());
     // -S 0: zero grains are stored too, and still read as zeros.
-    let all = p(&out_dir, "all.vmdk");
-    vimg_ok(&[
-        "convert",
-        "-q",
-        "-S",
-        "0",
-        "-c",
-        "-O",
-        "vmdk",
-        &s(&src),
-        &s(&all),
-    ]);
+    let all = out_dir.join("all.vmdk");
+    vimg!("convert -q -S 0 -c -O vmdk", &src, &all).ok();
     assert_identical("raw", &src, "vmdk", &all);
     let every = walk_stream(&all);
     assert!(every.grains.len() >= layout.grains.len());
@@ -560,29 +529,22 @@ fn stream_of_many_mixed_grains_written_to_a_pipe_is_a_valid_image() {
 fn stream_of_an_empty_disk_is_a_valid_image() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let src = zero_raw(&p(d, "empty.raw"), 5 * MIB + 512);
-    let out_dir = p(d, "out");
+    let src = zero_raw(&d.join("empty.raw"), 5 * MIB + 512);
+    let out_dir = d.join("out");
     std::fs::create_dir(&out_dir).unwrap();
-    let out = p(&out_dir, "empty.vmdk");
-    vimg_into_pipe(
-        &["convert", "-f", "raw", "-c", "-O", "vmdk", &s(&src), "-"],
-        &out,
-    );
+    let out = out_dir.join("empty.vmdk");
+    vimg!("convert -f raw -c -O vmdk", &src, "-").run_into_pipe(&out);
     let layout = assert_valid_piped_stream(&out, &src, 5 * MIB + 512, true);
     assert!(layout.grains.is_empty() && layout.tables.is_empty());
     assert!(layout.directory.iter().all(|&e| e == 0));
     // And vimg create makes the same kind of empty stream.
-    let created = p(d, "created.vmdk");
-    vimg_ok(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        "-o",
-        "subformat=streamOptimized",
-        &s(&created),
-        "5M",
-    ]);
+    let created = d.join("created.vmdk");
+    vimg!(
+        "create -q -f vmdk -o subformat=streamOptimized",
+        &created,
+        "5M"
+    )
+    .ok();
     let layout = walk_stream(&created);
     assert!(layout.grains.is_empty());
     assert_qemu_check(&created);

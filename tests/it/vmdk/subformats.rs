@@ -15,12 +15,18 @@ use crate::support::*;
 fn assert_ranges_equal(a: &Path, b: &Path, ranges: &[(u64, u64)]) {
     for &(at, len) in ranges {
         let (x, y) = (read_at(a, at, len as usize), read_at(b, at, len as usize));
-        assert_eq!(x.len(), y.len(), "length at {at} of {} vs {}", s(a), s(b));
+        assert_eq!(
+            x.len(),
+            y.len(),
+            "length at {at} of {} vs {}",
+            a.display(),
+            b.display()
+        );
         if let Some(i) = first_difference(&x, &y) {
             panic!(
                 "{} and {} differ at byte {}: {:#04x} vs {:#04x}",
-                s(a),
-                s(b),
+                a.display(),
+                b.display(),
                 at + i as u64,
                 x[i],
                 y[i]
@@ -60,43 +66,34 @@ fn around(pieces: &[(u64, u64)], size: u64) -> Vec<(u64, u64)> {
 }
 
 fn qemu_convert(raw: &Path, sub: &str, out: &Path) {
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vmdk",
-        "-o",
-        &format!("subformat={sub}"),
-        &s(raw),
-        &s(out),
-    ]);
+    qemu_img!(
+        "convert -f raw -O vmdk -o",
+        format!("subformat={sub}"),
+        raw,
+        out
+    )
+    .ok();
 }
 
 fn vimg_convert(raw: &Path, sub: &str, out: &Path) {
-    vimg_ok(&[
-        "convert",
-        "-q",
-        "-f",
-        "raw",
-        "-O",
-        "vmdk",
-        "-o",
-        &format!("subformat={sub}"),
-        &s(raw),
-        &s(out),
-    ]);
+    vimg!(
+        "convert -q -f raw -O vmdk -o",
+        format!("subformat={sub}"),
+        raw,
+        out
+    )
+    .ok();
 }
 
 #[test]
 fn qemu_written_small_images_convert_to_identical_raw() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let raw = p(d, "src.raw");
+    let raw = d.join("src.raw");
     let size = 7 * MIB + 5 * 512;
     build_raw(&raw, size, 0x51_0001);
     for sub in SUBFORMATS {
-        let image = p(d, &format!("q-{sub}.vmdk"));
+        let image = d.join(format!("q-{sub}.vmdk"));
         qemu_convert(&raw, sub, &image);
         assert_eq!(qemu_create_type(&image), sub);
         let info = vimg_info(None, &image);
@@ -105,7 +102,7 @@ fn qemu_written_small_images_convert_to_identical_raw() {
             info["format-specific"]["data"]["create-type"], sub,
             "vimg info create-type of qemu's {sub}"
         );
-        let out = vimg_to_raw(&image, &p(d, &format!("q-{sub}.raw")));
+        let out = vimg_to_raw(&image, &d.join(format!("q-{sub}.raw")));
         assert_same_bytes(&raw, &out);
     }
 }
@@ -114,12 +111,12 @@ fn qemu_written_small_images_convert_to_identical_raw() {
 fn qemu_written_multi_gib_images_convert_to_identical_raw() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let raw = p(d, "src.raw");
+    let raw = d.join("src.raw");
     let pieces = boundary_pieces(BIG);
     raw_with_pieces(&raw, BIG, &pieces, 0x51_0002);
     let ranges = around(&pieces, BIG);
     for sub in SUBFORMATS {
-        let image = p(d, &format!("q-{sub}.vmdk"));
+        let image = d.join(format!("q-{sub}.vmdk"));
         qemu_convert(&raw, sub, &image);
         if sub.starts_with("twoGb") {
             // qemu-img splits at 2 GiB: three extents for this disk, so
@@ -133,7 +130,7 @@ fn qemu_written_multi_gib_images_convert_to_identical_raw() {
             BIG,
             "{sub}"
         );
-        let out = vimg_to_raw(&image, &p(d, "out.raw"));
+        let out = vimg_to_raw(&image, &d.join("out.raw"));
         assert_eq!(std::fs::metadata(&out).unwrap().len(), BIG);
         assert_identical("raw", &raw, "raw", &out);
         assert_ranges_equal(&raw, &out, &ranges);
@@ -147,9 +144,9 @@ fn assert_valid_vimg_vmdk(image: &Path, sub: &str, raw: &Path, size: u64, ranges
     if is_sparse(sub) {
         assert_qemu_check(image);
     }
-    assert_eq!(qemu_create_type(image), sub, "{}", s(image));
+    assert_eq!(qemu_create_type(image), sub, "{}", image.display());
     let q = qemu_info(Some("vmdk"), image);
-    assert_eq!(field_u64(&q, "virtual-size"), size, "{}", s(image));
+    assert_eq!(field_u64(&q, "virtual-size"), size, "{}", image.display());
     let v = vimg_info(None, image);
     assert_eq!(field_u64(&v, "virtual-size"), size);
     assert_eq!(v["format-specific"]["data"]["create-type"], sub);
@@ -204,7 +201,7 @@ fn assert_extents(image: &Path, sub: &str, sectors: u64) {
     assert!(lines.iter().all(|l| l.access == "RW"), "{text}");
     let dir = image.parent().unwrap();
     for (sectors, kind, file) in &expected {
-        let path = p(dir, file);
+        let path = dir.join(file);
         if file == &format!("{stem}.vmdk") {
             continue;
         }
@@ -226,16 +223,16 @@ fn assert_extents(image: &Path, sub: &str, sectors: u64) {
 fn vimg_written_small_images_are_valid_for_qemu_and_libvmdk() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let raw = p(d, "src.raw");
+    let raw = d.join("src.raw");
     let size = 9 * MIB + 3 * 512;
     build_raw(&raw, size, 0x51_0003);
     for sub in SUBFORMATS {
-        let image = p(d, &format!("v-{sub}.vmdk"));
+        let image = d.join(format!("v-{sub}.vmdk"));
         vimg_convert(&raw, sub, &image);
         assert_valid_vimg_vmdk(&image, sub, &raw, size, &[]);
         assert_extents(&image, sub, size / 512);
         // And back through vimg, byte for byte.
-        let back = vimg_to_raw(&image, &p(d, &format!("v-{sub}.raw")));
+        let back = vimg_to_raw(&image, &d.join(format!("v-{sub}.raw")));
         assert_same_bytes(&raw, &back);
     }
 }
@@ -244,19 +241,19 @@ fn vimg_written_small_images_are_valid_for_qemu_and_libvmdk() {
 fn vimg_written_multi_gib_images_split_at_2047_mib() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let raw = p(d, "src.raw");
+    let raw = d.join("src.raw");
     let pieces = boundary_pieces(BIG);
     raw_with_pieces(&raw, BIG, &pieces, 0x51_0004);
     let ranges = around(&pieces, BIG);
     for sub in SUBFORMATS {
-        let image = p(d, &format!("v-{sub}.vmdk"));
+        let image = d.join(format!("v-{sub}.vmdk"));
         vimg_convert(&raw, sub, &image);
         assert_valid_vimg_vmdk(&image, sub, &raw, BIG, &ranges);
         assert_extents(&image, sub, BIG / 512);
         if sub.starts_with("twoGb") {
             assert_eq!(extent_lines(&descriptor_text(&image)).len(), 3);
         }
-        let back = vimg_to_raw(&image, &p(d, "back.raw"));
+        let back = vimg_to_raw(&image, &d.join("back.raw"));
         assert_identical("raw", &raw, "raw", &back);
         assert_ranges_equal(&raw, &back, &ranges);
         std::fs::remove_file(&back).unwrap();
@@ -264,7 +261,7 @@ fn vimg_written_multi_gib_images_split_at_2047_mib() {
         let used: u64 = dir_names(d)
             .iter()
             .filter(|n| n.starts_with(&format!("v-{sub}")))
-            .map(|n| std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(p(d, n)).unwrap()))
+            .map(|n| std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(d.join(n)).unwrap()))
             .sum::<u64>()
             * 512;
         assert!(used < 32 * MIB, "{sub} uses {used} bytes on disk");
@@ -277,18 +274,16 @@ fn vimg_create_writes_every_subformat_empty_and_valid() {
     let d = dir.path();
     // Exactly two split extents, one sector past one, and a small disk.
     for (i, size) in [2 * SPLIT, SPLIT + 512, MIB + 512].into_iter().enumerate() {
-        let zeros = zero_raw(&p(d, &format!("zeros{i}.raw")), size);
+        let zeros = zero_raw(&d.join(format!("zeros{i}.raw")), size);
         for sub in SUBFORMATS {
-            let image = p(d, &format!("c{i}-{sub}.vmdk"));
-            let out = vimg_ok(&[
-                "create",
-                "-f",
-                "vmdk",
-                "-o",
-                &format!("subformat={sub}"),
-                &s(&image),
-                &size.to_string(),
-            ]);
+            let image = d.join(format!("c{i}-{sub}.vmdk"));
+            let out = vimg!(
+                "create -f vmdk -o",
+                format!("subformat={sub}"),
+                &image,
+                size
+            )
+            .ok();
             assert!(out.contains("fmt=vmdk"), "{out}");
             let ranges = if size > 64 * MIB {
                 vec![
@@ -305,12 +300,12 @@ fn vimg_create_writes_every_subformat_empty_and_valid() {
     }
 }
 
-/// Run vimg with its standard output a pipe that is closed after the
+/// Run `vimg` with its standard output a pipe that is closed after the
 /// first 100 bytes (as `vimg ... | head -c 100` does).
-fn run_into_closed_pipe(args: &[&str]) -> std::process::Output {
+fn run_into_closed_pipe(vimg: &Cmd) -> Run {
     use std::io::Read;
-    let mut child = std::process::Command::new(VIMG)
-        .args(args)
+    let mut child = vimg
+        .command()
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -319,7 +314,13 @@ fn run_into_closed_pipe(args: &[&str]) -> std::process::Output {
     let mut first = [0u8; 100];
     stdout.read_exact(&mut first).unwrap();
     drop(stdout);
-    child.wait_with_output().unwrap()
+    let out = child.wait_with_output().unwrap();
+    Run {
+        cmdline: vimg.to_string(),
+        status: out.status,
+        stdout: out.stdout,
+        stderr: out.stderr,
+    }
 }
 
 #[test]
@@ -328,44 +329,31 @@ fn output_into_a_closed_pipe_ends_without_a_panic() {
     // more than a pipe buffer, so it meets the closed pipe mid-way.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let image = p(d, "big.vmdk");
-    vimg_ok(&[
-        "create",
-        "-q",
-        "-f",
-        "vmdk",
-        "-o",
-        "subformat=twoGbMaxExtentFlat",
-        &s(&image),
-        "3T",
-    ]);
+    let image = d.join("big.vmdk");
+    vimg!(
+        "create -q -f vmdk -o subformat=twoGbMaxExtentFlat",
+        &image,
+        "3T"
+    )
+    .ok();
     assert_eq!(extent_lines(&descriptor_text(&image)).len(), 1537);
-    let raw = p(d, "r.raw");
+    let raw = d.join("r.raw");
     build_raw(&raw, 8 * MIB, 0x51_0005);
-    for args in [
-        vec![
-            "convert".to_string(),
-            "-c".into(),
-            "-O".into(),
-            "vmdk".into(),
-            s(&raw),
-            "-".into(),
-        ],
-        vec!["info".into(), s(&image)],
-        vec!["info".into(), "--output".into(), "json".into(), s(&image)],
+    for (convert, vimg) in [
+        (true, vimg!("convert -c -O vmdk", &raw, "-")),
+        (false, vimg!("info", &image)),
+        (false, vimg!("info --output json", &image)),
     ] {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = run_into_closed_pipe(&args);
-        let err = String::from_utf8_lossy(&out.stderr);
+        let out = run_into_closed_pipe(&vimg);
+        let err = out.stderr_text();
         assert!(
             !err.contains("panicked") && out.status.code() != Some(101),
-            "`vimg {} | head -c 100` panicked ({}):\n{err}",
-            args.join(" "),
+            "`{vimg} | head -c 100` panicked ({}):\n{err}",
             out.status
         );
         // Quiet (as qemu-img) or one error line.
         assert!(err.lines().count() <= 1, "{err}");
-        if args[0] == "convert" {
+        if convert {
             // The stream was cut short: a failure, said in one line.
             assert_eq!(out.status.code(), Some(1), "{err}");
             assert!(err.starts_with("vimg: error: "), "{err}");
