@@ -1,146 +1,87 @@
 //! Every input the fuzzers (fuzz/) found a bug with, replayed on each test
-//! run: no panic, no hang, a clean error or a consistent image. The inputs
-//! live in tests/data/fuzz/ (copies of fuzz/regressions/*.bin, where
-//! fuzz/regressions/README.md explains each).
+//! run from fuzz/regressions/ (whose README.md explains each): no panic, no
+//! hang, a clean error or a consistent image. An input becomes files as the
+//! fuzz targets make them, with the harness they share
+//! (fuzz/src/harness.rs).
 
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use vimg::image::{factory::open, Format, Image, Source};
 use vimg::io::Access;
 
+use crate::harness::{fix_vhd_checksums, materialize};
 use crate::support::*;
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fuzz");
-/// What separates extent files after a descriptor in a fuzz input.
-const EXTENT_SEP: &[u8] = b"\0--extent--\0";
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/regressions");
+const FUZZ_CARGO_TOML: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/Cargo.toml");
+
+/// The fuzz targets this file replays the inputs of.
+const OPEN_READ: &str = "open_read";
+const OPEN_WRITE: &str = "open_write";
+const REPLAYED: [&str; 2] = [OPEN_READ, OPEN_WRITE];
+
+/// The names `open_read` gives an input, all at once in one directory.
+const OPEN_READ_NAMES: [&str; 3] = ["disk.img", "disk.vmdk", "disk.vhd"];
 
 fn input(name: &str) -> Vec<u8> {
-    std::fs::read(Path::new(DATA).join(name)).unwrap()
+    fs::read(Path::new(DATA).join(name)).unwrap()
 }
 
-/// What separates a carried parent image from the input it belongs to.
-const PARENT_SEP: &[u8] = b"\0--parent--\0";
-
-fn split_at_marker<'a>(data: &'a [u8], sep: &[u8]) -> (&'a [u8], Option<&'a [u8]>) {
-    match data.windows(sep.len()).position(|w| w == sep) {
-        Some(p) => (&data[..p], Some(&data[p + sep.len()..])),
-        None => (data, None),
-    }
-}
-
-/// The bare names an image may look for its parent by: a VMDK's
-/// parentFileNameHint, a VHD header's parent name and locator paths (last
-/// component of each).
-fn parent_names(data: &[u8]) -> Vec<String> {
-    let mut names = Vec::new();
-    let text = String::from_utf8_lossy(&data[..data.len().min(64 << 10)]);
-    for line in text.lines() {
-        if let Some((k, v)) = line.split_once('=') {
-            if k.trim() == "parentFileNameHint" {
-                names.push(v.trim().trim_matches('"').to_string());
-            }
-        }
-    }
-    if data.len() >= 1536 && data.starts_with(b"conectix") {
-        let at = u64::from_be_bytes(data[16..24].try_into().unwrap());
-        if let Some(h) = usize::try_from(at)
-            .ok()
-            .and_then(|a| data.get(a..a.checked_add(1024)?))
-        {
-            let utf16 = |b: &[u8], big: bool| {
-                let units: Vec<u16> = b
-                    .chunks_exact(2)
-                    .map(|c| {
-                        if big {
-                            u16::from_be_bytes([c[0], c[1]])
-                        } else {
-                            u16::from_le_bytes([c[0], c[1]])
-                        }
-                    })
-                    .take_while(|&u| u != 0)
-                    .collect();
-                String::from_utf16_lossy(&units)
-            };
-            names.push(utf16(&h[64..576], true));
-            for k in 0..8 {
-                let e = &h[576 + 24 * k..600 + 24 * k];
-                let n = u32::from_be_bytes(e[8..12].try_into().unwrap()) as usize;
-                let off = u64::from_be_bytes(e[16..24].try_into().unwrap()) as usize;
-                if let Some(raw) = off.checked_add(n).and_then(|end| data.get(off..end)) {
-                    names.push(utf16(raw, false));
-                }
-            }
-        }
-    }
-    names
-        .into_iter()
-        .filter_map(|n| n.rsplit(['\\', '/']).next().map(str::to_string))
-        .filter(|n| !n.is_empty() && n != "." && n != "..")
-        .collect()
-}
-
-/// Write a fuzz input as an image named `name` in `dir`, as the harness
-/// does: a text descriptor followed by a NUL brings the extent files it
-/// names; a carried parent is written under the names the image looks for.
-fn materialize(dir: &Path, name: &str, input: &[u8]) -> PathBuf {
-    let (data, parent) = split_at_marker(input, PARENT_SEP);
-    let path = dir.join(name);
-    std::fs::write(&path, data).unwrap();
-    if let Some(parent) = parent {
-        for n in parent_names(data) {
-            if n != name {
-                std::fs::write(dir.join(n), parent).unwrap();
-            }
-        }
-    }
-    if data.starts_with(b"KDMV") || data.starts_with(b"COWD") {
-        return path;
-    }
-    let Some(nul) = data.iter().position(|&b| b == 0) else {
-        return path;
-    };
-    let text = String::from_utf8_lossy(&data[..nul]);
-    let mut names: Vec<String> = text
-        .lines()
-        .filter_map(|l| {
-            let mut words = l.split_whitespace();
-            matches!(words.next(), Some("RW" | "RDONLY" | "NOACCESS")).then_some(())?;
-            let rest: Vec<&str> = words.skip(2).collect();
-            let rest = rest.join(" ");
-            let n = match rest.strip_prefix('"') {
-                Some(q) => q.split('"').next()?.to_string(),
-                None => rest.split_whitespace().next()?.to_string(),
-            };
-            (!n.is_empty() && !n.contains(['/', '\\'])).then_some(n)
-        })
-        .collect();
-    names.dedup();
-    let mut pieces = Vec::new();
-    let mut rest = &data[nul + 1..];
-    while let (head, Some(tail)) = split_at_marker(rest, EXTENT_SEP) {
-        pieces.push(head);
-        rest = tail;
-    }
-    pieces.push(rest);
-    for (i, extent) in names.iter().enumerate() {
-        if extent != name {
-            std::fs::write(dir.join(extent), pieces[i.min(pieces.len() - 1)]).unwrap();
-        }
-    }
-    path
-}
-
-/// The regression files, by target.
-fn inputs(target: &str) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(DATA)
+/// The regression files (`<target>-<what>.bin`), all or one target's.
+fn regression_files(target: Option<&str>) -> Vec<String> {
+    let prefix = target.map(|t| format!("{t}-")).unwrap_or_default();
+    let mut names: Vec<String> = fs::read_dir(DATA)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(&format!("{target}-")) && n.ends_with(".bin"))
+        .filter(|n| n.starts_with(&prefix) && n.ends_with(".bin"))
         .collect();
     names.sort();
+    names
+}
+
+/// The regression files of `target`; there must be some.
+fn inputs(target: &str) -> Vec<String> {
+    let names = regression_files(Some(target));
     assert!(!names.is_empty(), "no {target} regression inputs in {DATA}");
     names
+}
+
+/// The `[[bin]]` names of fuzz/Cargo.toml: the fuzz targets.
+fn fuzz_targets() -> Vec<String> {
+    let text = fs::read_to_string(FUZZ_CARGO_TOML).unwrap();
+    let mut targets = Vec::new();
+    let mut in_bin = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_bin = line == "[[bin]]";
+        } else if let Some(value) = line.strip_prefix("name").map(str::trim_start) {
+            if in_bin {
+                let value = value.strip_prefix('=').unwrap_or(value).trim();
+                targets.push(value.trim_matches('"').to_string());
+            }
+        }
+    }
+    targets.sort();
+    targets
+}
+
+#[test]
+fn every_fuzz_target_has_regression_inputs_and_every_input_is_replayed() {
+    let targets = fuzz_targets();
+    assert!(!targets.is_empty(), "no [[bin]] in {FUZZ_CARGO_TOML}");
+    assert_eq!(
+        targets, REPLAYED,
+        "fuzz/Cargo.toml's targets are not the ones replayed here"
+    );
+    let mut replayed: Vec<String> = REPLAYED.iter().flat_map(|t| inputs(t)).collect();
+    replayed.sort();
+    assert_eq!(
+        regression_files(None),
+        replayed,
+        "regression inputs in {DATA} named after no replayed target"
+    );
 }
 
 /// The CLI never panics or hangs on `path`: each command ends within a
@@ -195,7 +136,7 @@ fn status_matches_reads(dev: &mut dyn Image, start: u64, mut budget: u64) {
                     compressed: false,
                 } => {
                     let mut raw = vec![0u8; len as usize];
-                    let f = std::fs::File::open(&h.file).unwrap();
+                    let f = fs::File::open(&h.file).unwrap();
                     std::os::unix::fs::FileExt::read_exact_at(&f, &mut raw, h.offset).unwrap();
                     assert_eq!(
                         raw, buf,
@@ -214,7 +155,7 @@ fn status_matches_reads(dev: &mut dyn Image, start: u64, mut budget: u64) {
 
 #[test]
 fn open_read_inputs_fail_cleanly_or_read_consistently() {
-    for name in inputs("open_read") {
+    for name in inputs(OPEN_READ) {
         let data = input(&name);
         let dir = tempfile::tempdir().unwrap();
         for (file, forced, format) in [
@@ -222,7 +163,7 @@ fn open_read_inputs_fail_cleanly_or_read_consistently() {
             ("disk.vmdk", Some("vmdk"), Some(Format::Vmdk)),
             ("disk.vhd", Some("vpc"), Some(Format::Vhd)),
         ] {
-            let path = materialize(dir.path(), file, &data);
+            let path = materialize(dir.path(), file, &OPEN_READ_NAMES, &data);
             cli_survives(dir.path(), &path, forced);
             if let Ok(mut dev) = open(&path, format, Access::Read) {
                 // From the start, and from inside a sector (the VHD status
@@ -241,15 +182,18 @@ fn open_read_inputs_fail_cleanly_or_read_consistently() {
 
 #[test]
 fn open_write_inputs_are_refused_or_stay_valid_after_a_flush() {
-    for name in inputs("open_write") {
+    for name in inputs(OPEN_WRITE) {
+        // As open_write repairs them (none of the inputs needs it).
         let data = input(&name);
+        let data = fix_vhd_checksums(&data).unwrap_or(data);
         let dir = tempfile::tempdir().unwrap();
         let ext = if data.starts_with(b"KDMV") {
             "vmdk"
         } else {
             "vhd"
         };
-        let path = materialize(dir.path(), &format!("disk.{ext}"), &data);
+        let file = format!("disk.{ext}");
+        let path = materialize(dir.path(), &file, &[&file], &data);
         let readable = open(&path, None, Access::Read).is_ok();
         match open(&path, None, Access::Write) {
             Err(e) => {
@@ -281,6 +225,7 @@ fn aliased_grain_tables_are_refused_quickly() {
     let path = materialize(
         dir.path(),
         "disk.vmdk",
+        &OPEN_READ_NAMES,
         &input("open_read-vmdk-gd-aliases-one-gt-hang-oom-handmade.bin"),
     );
     let started = Instant::now();
@@ -294,6 +239,7 @@ fn vhd_status_from_inside_a_sector_ends_at_the_sector_end() {
     let path = materialize(
         dir.path(),
         "disk.vhd",
+        &OPEN_READ_NAMES,
         &input("open_read-vhd-status-unaligned-overshoots-sector-small.bin"),
     );
     let mut dev = open(&path, None, Access::Read).unwrap();

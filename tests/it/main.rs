@@ -4,6 +4,11 @@
 
 mod support;
 
+/// The fuzz targets' input-to-files helpers, shared with the regression
+/// replay ([`fuzz_replay`]) and the VHD checksum of `support::vhd`.
+#[path = "../../fuzz/src/harness.rs"]
+mod harness;
+
 mod bad_input;
 mod convert;
 mod create;
