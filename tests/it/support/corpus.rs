@@ -17,18 +17,25 @@ pub const VAR: &str = "VIMG_CORPUS";
 
 /// The corpus folder; fails the test when there is none.
 pub fn root() -> PathBuf {
-    let (dir, how) = match std::env::var_os(VAR) {
-        Some(dir) => (PathBuf::from(dir), format!("{VAR} names")),
-        None => (
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
-            format!("{VAR} is not set, and the default"),
-        ),
+    let (dir, why) = match std::env::var_os(VAR) {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            let why = format!("{VAR}={}, which holds no MANIFEST.md", dir.display());
+            (dir, why)
+        }
+        None => {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+            let why = format!(
+                "{VAR} is not set, and the default {} holds no MANIFEST.md",
+                dir.display()
+            );
+            (dir, why)
+        }
     };
     assert!(
         dir.join("MANIFEST.md").is_file(),
         "this test reads the third-party corpus, which is not in the repository: \
-         {how} {} holds no MANIFEST.md; set {VAR} to the corpus folder",
-        dir.display()
+         {why}; set {VAR} to the corpus folder"
     );
     dir
 }

@@ -1,8 +1,9 @@
-//! The third-party VHDs of the shared corpus (`../shared/corpus`, see its
-//! MANIFEST.md): each converts to a raw disk with the MANIFEST's virtual
-//! size and content sha256 (what qemu-img 10 reads), `vimg info` says
-//! which footer size it trusted, the differencing disk without its parent
-//! and the images with stale checksums are refused with one error line.
+//! The third-party VHDs of the corpus (outside the repository, see
+//! `support::corpus`; these tests are ignored unless asked for): each
+//! converts to a raw disk with the MANIFEST's virtual size and content
+//! sha256 (what qemu-img 10 reads), `vimg info` says which footer size it
+//! trusted, the differencing disk without its parent and the images with
+//! stale checksums are refused with one error line.
 
 use std::path::Path;
 
@@ -57,28 +58,33 @@ fn check_image(rel: &str, disk_type: &str, source: Option<&str>) -> serde_json::
 }
 
 #[test]
+#[ignore = "reads the third-party corpus: set VIMG_CORPUS (default ../shared/corpus)"]
 fn dfvfs_ext2_qemu_dynamic() {
     let d = check_image("dfvfs/ext2.vhd", "dynamic", Some("geometry"));
     assert_eq!(d["creator-app"], "qemu");
 }
 
 #[test]
+#[ignore = "reads the third-party corpus: set VIMG_CORPUS (default ../shared/corpus)"]
 fn dfvfs_image_old_qemu_dynamic() {
     let d = check_image("dfvfs/image.vhd", "dynamic", Some("geometry"));
     assert_eq!(d["creator-app"], "qemu");
 }
 
 #[test]
+#[ignore = "reads the third-party corpus: set VIMG_CORPUS (default ../shared/corpus)"]
 fn freebsd_mkimg_fixed_vhdf() {
     check_image("freebsd-mkimg/img-1x1-512-mbr.vhdf", "fixed", None);
 }
 
 #[test]
+#[ignore = "reads the third-party corpus: set VIMG_CORPUS (default ../shared/corpus)"]
 fn freebsd_mkimg_dynamic_gz() {
     check_image("freebsd-mkimg/img-63x255-512-mbr.vhd.gz", "dynamic", None);
 }
 
 #[test]
+#[ignore = "reads the third-party corpus: set VIMG_CORPUS (default ../shared/corpus)"]
 fn imhex_windows_fixed() {
     let d = check_image(
         "imhex-patterns/vhd.hexpat.vhd",
@@ -89,18 +95,21 @@ fn imhex_windows_fixed() {
 }
 
 #[test]
+#[ignore = "reads the third-party corpus: set VIMG_CORPUS (default ../shared/corpus)"]
 fn node_vhd_windows_dynamic() {
     let d = check_image("node-vhd/dynamic.vhd.gz", "dynamic", Some("current-size"));
     assert_eq!(d["creator-app"], "win");
 }
 
 #[test]
+#[ignore = "reads the third-party corpus: set VIMG_CORPUS (default ../shared/corpus)"]
 fn node_vhd_windows_fixed() {
     let d = check_image("node-vhd/fixed.vhd.gz", "fixed", Some("current-size"));
     assert_eq!(d["creator-app"], "win");
 }
 
 #[test]
+#[ignore = "reads the third-party corpus: set VIMG_CORPUS (default ../shared/corpus)"]
 fn qemu_iotests_hyperv_2012r2_dynamic() {
     let d = check_image(
         "qemu-iotests/hyperv2012r2-dynamic.vhd",
@@ -111,6 +120,7 @@ fn qemu_iotests_hyperv_2012r2_dynamic() {
 }
 
 #[test]
+#[ignore = "reads the third-party corpus: set VIMG_CORPUS (default ../shared/corpus)"]
 fn qemu_iotests_virtual_pc_dynamic_is_sized_by_geometry() {
     let d = check_image(
         "qemu-iotests/virtualpc-dynamic.vhd",
@@ -126,6 +136,7 @@ fn qemu_iotests_virtual_pc_dynamic_is_sized_by_geometry() {
 }
 
 #[test]
+#[ignore = "reads the third-party corpus: set VIMG_CORPUS (default ../shared/corpus)"]
 fn qemu_iotests_disk2vhd_zero_filled() {
     let d = check_image(
         "qemu-iotests/d2v-zerofilled.vhd.bz2",
@@ -136,6 +147,7 @@ fn qemu_iotests_disk2vhd_zero_filled() {
 }
 
 #[test]
+#[ignore = "reads the third-party corpus: set VIMG_CORPUS (default ../shared/corpus)"]
 fn dfvfs_fat_differential_without_its_parent() {
     let child = corpus::file("dfvfs/fat-differential.vhd");
     // Recognised as a differencing disk (the library opens the layer alone).
@@ -179,6 +191,7 @@ fn dfvfs_fat_differential_without_its_parent() {
 }
 
 #[test]
+#[ignore = "reads the third-party corpus: set VIMG_CORPUS (default ../shared/corpus)"]
 fn malformed_dfvfs_stale_checksums_are_one_error_line() {
     let dir = tempfile::tempdir().unwrap();
     for rel in [

@@ -1,9 +1,10 @@
-//! Every VMDK of the third-party corpus (`../shared/corpus`, see its
-//! MANIFEST.md): vimg converts it to raw with the content sha256 the
-//! MANIFEST gives (what qemu-img reads), reports the MANIFEST's virtual
-//! size, and writes it on as a VMDK qemu-img finds identical. Malformed
-//! images and descriptors whose data is missing fail with exit code 1 and
-//! one error line naming a file, never a panic.
+//! Every VMDK of the third-party corpus (outside the repository, see
+//! `support::corpus`; these tests are ignored unless asked for): vimg
+//! converts it to raw with the content sha256 the MANIFEST gives (what
+//! qemu-img reads), reports the MANIFEST's virtual size, and writes it on as
+//! a VMDK qemu-img finds identical. Malformed images and descriptors whose
+//! data is missing fail with exit code 1 and one error line naming a file,
+//! never a panic.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -99,6 +100,7 @@ fn check_image(name: &str, files: &[(&str, &str)], manifest: &corpus::Manifest) 
 }
 
 #[test]
+#[ignore = "reads the third-party corpus: set VIMG_CORPUS (default ../shared/corpus)"]
 fn corpus_vmdks_convert_to_the_manifest_content() {
     let manifest = corpus::manifest();
     for (name, files) in readable() {
@@ -107,6 +109,7 @@ fn corpus_vmdks_convert_to_the_manifest_content() {
 }
 
 #[test]
+#[ignore = "reads the third-party corpus: set VIMG_CORPUS (default ../shared/corpus)"]
 fn corpus_16_gib_vmware_stream_converts_to_the_manifest_content() {
     // VMware export tooling's streamOptimized, 16 GiB virtual, read whole.
     check_image(
@@ -117,6 +120,7 @@ fn corpus_16_gib_vmware_stream_converts_to_the_manifest_content() {
 }
 
 #[test]
+#[ignore = "reads the third-party corpus: set VIMG_CORPUS (default ../shared/corpus)"]
 fn corpus_manifest_covers_the_expected_images() {
     // The table parser itself: known values from MANIFEST.md.
     let m = corpus::manifest();
@@ -171,6 +175,7 @@ fn assert_refused(image: &Path, named: &[&str]) {
 }
 
 #[test]
+#[ignore = "reads the third-party corpus: set VIMG_CORPUS (default ../shared/corpus)"]
 fn malformed_corpus_vmdks_are_refused_cleanly() {
     for name in [
         "malformed/qemu-iotests/afl9.vmdk",
@@ -184,6 +189,7 @@ fn malformed_corpus_vmdks_are_refused_cleanly() {
 }
 
 #[test]
+#[ignore = "reads the third-party corpus: set VIMG_CORPUS (default ../shared/corpus)"]
 fn descriptors_whose_data_is_missing_are_refused_cleanly() {
     // A twoGbMaxExtentSparse descriptor without its 16 extents, and a
     // vmfsSparse delta descriptor without its -delta file.
@@ -205,6 +211,7 @@ fn descriptors_whose_data_is_missing_are_refused_cleanly() {
 }
 
 #[test]
+#[ignore = "reads the third-party corpus: set VIMG_CORPUS (default ../shared/corpus)"]
 fn real_esx_vmfs_sparse_descriptor_over_its_real_parent() {
     // The corpus has ESXi's vmfsSparse delta descriptor and its thick
     // parent, but not the delta's data: a hand-built COWD file stands in.

@@ -4,7 +4,9 @@
 //! read-only and ZERO parts are refused, extent paths leaving the folder are
 //! refused, both header spellings are read, unknown disk database keys
 //! survive a write (through the library: there is no write command), and
-//! grain directory entries of 0 read as zeros and are filled on write.
+//! grain directory entries of 0 read as zeros and are filled on write. One
+//! test reads VMware's descriptors from the third-party corpus, and is
+//! ignored unless asked for (see `support::corpus`).
 
 use std::fs;
 use std::os::unix::fs::FileExt;
@@ -556,6 +558,7 @@ fn kept_lines(text: &str) -> Vec<(String, String)> {
 }
 
 #[test]
+#[ignore = "reads the third-party corpus: set VIMG_CORPUS (default ../shared/corpus)"]
 fn vmware_and_qemu_descriptors_keep_every_entry_across_a_write() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
