@@ -133,7 +133,7 @@ fn random_bytes_named_vmdk_or_vhd_are_refused() {
     for name in ["garbage.vmdk", "garbage.vhd", "GARBAGE.VHD", "garbage.vpc"] {
         for size in [0u64, 1, 100, 511, 512, 513, 4096, 65536 + 7, MIB] {
             seed += 1;
-            let dir = tempfile::tempdir().unwrap();
+            let dir = tempdir();
             let file = dir.path().join(name);
             std::fs::write(&file, Rng::new(seed).bytes(size as usize)).unwrap();
             for e in refused_everywhere(&file, &[]) {
@@ -149,7 +149,7 @@ fn zero_filled_files_named_vmdk_or_vhd_are_refused() {
     let mut problems = Vec::new();
     for name in ["zeros.vmdk", "zeros.vhd"] {
         for size in [0u64, 512, 2 * MIB] {
-            let dir = tempfile::tempdir().unwrap();
+            let dir = tempdir();
             let file = dir.path().join(name);
             std::fs::File::create(&file).unwrap().set_len(size).unwrap();
             for e in refused_everywhere(&file, &[]) {
@@ -163,7 +163,7 @@ fn zero_filled_files_named_vmdk_or_vhd_are_refused() {
 #[test]
 fn raw_content_named_vmdk_is_read_with_f_raw() {
     // The refusal is about the name; -f raw reads the same bytes.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let file = dir.path().join("disk.vmdk");
     build_raw(&file, 3 * MIB, 42);
     let info = vimg_info(Some("raw"), &file);
@@ -220,7 +220,7 @@ fn garbage_behind_real_magic_is_refused() {
             }),
         ];
         for (name, bytes) in cases {
-            let dir = tempfile::tempdir().unwrap();
+            let dir = tempdir();
             let file = dir.path().join(name);
             std::fs::write(&file, &bytes).unwrap();
             for e in refused_everywhere(&file, &[]) {
@@ -262,7 +262,7 @@ fn bad_text_descriptors_are_refused() {
         ("nocreatetype.vmdk", "RW 2048 FLAT \"x-flat.vmdk\" 0\n"),
     ];
     for (name, body) in cases {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempdir();
         let file = dir.path().join(name);
         std::fs::write(&file, format!("{head}{body}")).unwrap();
         // A 1 MiB flat extent that some descriptors point at.
@@ -275,7 +275,7 @@ fn bad_text_descriptors_are_refused() {
         }
     }
     // An extent that is not there: the error names the missing file.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let file = dir.path().join("missing.vmdk");
     std::fs::write(
         &file,
@@ -288,7 +288,7 @@ fn bad_text_descriptors_are_refused() {
     }
     // A descriptor without extents (qemu-img aborts on it): whatever vimg
     // makes of it, it does not crash.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let file = dir.path().join("no-extents.vmdk");
     std::fs::write(&file, format!("{head}createType=\"monolithicFlat\"\n")).unwrap();
     for e in never_crashes(&file).0 {
@@ -324,7 +324,7 @@ fn truncations(image: &Path, lengths: &[u64], only: &[&str]) -> Vec<String> {
     let len = std::fs::metadata(image).unwrap().len();
     for &cut in lengths {
         assert!(cut < len);
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempdir();
         let file = dir
             .path()
             .join(image.file_name().unwrap().to_str().unwrap());
@@ -351,7 +351,7 @@ fn vhd_cuts(len: u64) -> Vec<u64> {
 
 #[test]
 fn truncated_vmdk_is_refused_by_convert() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let image = image_with_data(dir.path(), "cut.vmdk", "vmdk", None);
     let len = std::fs::metadata(&image).unwrap().len();
     assert_no_problems(truncations(
@@ -365,7 +365,7 @@ fn truncated_vmdk_is_refused_by_convert() {
 fn truncated_vmdk_is_refused_by_info() {
     // qemu-img info opens these; qemu-img check reports "cluster offset
     // for sector ... points after EOF" for all but the last-sector cuts.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let image = image_with_data(dir.path(), "cut.vmdk", "vmdk", None);
     let len = std::fs::metadata(&image).unwrap().len();
     assert_no_problems(truncations(&image, &vmdk_cuts(len), &["info"]));
@@ -373,7 +373,7 @@ fn truncated_vmdk_is_refused_by_info() {
 
 #[test]
 fn truncated_dynamic_vhd_is_refused_by_convert() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let image = image_with_data(dir.path(), "cut.vhd", "vhd", None);
     let len = std::fs::metadata(&image).unwrap().len();
     assert_no_problems(truncations(
@@ -387,7 +387,7 @@ fn truncated_dynamic_vhd_is_refused_by_convert() {
 fn truncated_dynamic_vhd_is_refused_by_info() {
     // qemu-img refuses such images too ("The image has been truncated"),
     // but for the last cut, which its sector rounding hides.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let image = image_with_data(dir.path(), "cut.vhd", "vhd", None);
     let len = std::fs::metadata(&image).unwrap().len();
     assert_no_problems(truncations(&image, &vhd_cuts(len), &["info"]));
@@ -395,7 +395,7 @@ fn truncated_dynamic_vhd_is_refused_by_info() {
 
 #[test]
 fn truncated_fixed_vhd_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let image = image_with_data(dir.path(), "cut.vhd", "vhd", Some("subformat=fixed"));
     let len = std::fs::metadata(&image).unwrap().len();
     assert_no_problems(truncations(
@@ -414,12 +414,12 @@ const FOOTER_FLIPS: [u64; 20] = [
 
 #[test]
 fn fixed_vhd_with_a_flipped_footer_byte_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let image = image_with_data(dir.path(), "flip.vhd", "vhd", Some("subformat=fixed"));
     let len = std::fs::metadata(&image).unwrap().len();
     let mut problems = Vec::new();
     for off in FOOTER_FLIPS.iter().copied().chain([85, 511]) {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempdir();
         let file = dir.path().join("flip.vhd");
         std::fs::copy(&image, &file).unwrap();
         flip(&file, len - 512 + off);
@@ -432,12 +432,12 @@ fn fixed_vhd_with_a_flipped_footer_byte_is_refused() {
 
 #[test]
 fn dynamic_vhd_with_both_footer_copies_flipped_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let image = image_with_data(dir.path(), "flip.vhd", "vhd", None);
     let len = std::fs::metadata(&image).unwrap().len();
     let mut problems = Vec::new();
     for off in FOOTER_FLIPS {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempdir();
         let file = dir.path().join("flip.vhd");
         std::fs::copy(&image, &file).unwrap();
         flip(&file, off);
@@ -455,14 +455,14 @@ fn dynamic_vhd_with_one_damaged_footer_copy_never_reads_wrong_data() {
     // (qemu reads the copy at 0 and ignores the trailing footer). Whichever
     // copy is damaged, vimg must either read the disk exactly, from the
     // good copy, or refuse it with one error line: never read wrong data.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let image = image_with_data(dir.path(), "flip.vhd", "vhd", None);
     let len = std::fs::metadata(&image).unwrap().len();
     let reference = dir.path().join("reference.raw");
     qemu_img!("convert -f vpc -O raw", &image, &reference).ok();
     for (copy, base) in [("trailing", len - 512), ("leading", 0)] {
         for off in FOOTER_FLIPS {
-            let d = tempfile::tempdir().unwrap();
+            let d = tempdir();
             let file = d.path().join("flip.vhd");
             std::fs::copy(&image, &file).unwrap();
             flip(&file, base + off);
@@ -494,7 +494,7 @@ fn set_vhd_field(path: &Path, base: u64, len: usize, sum_at: usize, field: usize
 
 #[test]
 fn vhd_fields_with_impossible_values_never_crash() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let image = image_with_data(dir.path(), "field.vhd", "vhd", None);
     let len = std::fs::metadata(&image).unwrap().len();
     let u64s = |v: u64| v.to_be_bytes().to_vec();
@@ -531,7 +531,7 @@ fn vhd_fields_with_impossible_values_never_crash() {
     let mut problems = Vec::new();
     let mut refused = 0;
     for (what, field, value) in &cases {
-        let d = tempfile::tempdir().unwrap();
+        let d = tempdir();
         let file = d.path().join("field.vhd");
         std::fs::copy(&image, &file).unwrap();
         match *what {
@@ -559,7 +559,7 @@ fn vhd_fields_with_impossible_values_never_crash() {
 
 #[test]
 fn vmdk_fields_with_impossible_values_never_crash() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let image = image_with_data(dir.path(), "field.vmdk", "vmdk", None);
     let bytes = std::fs::read(&image).unwrap();
     let len = bytes.len() as u64;
@@ -611,7 +611,7 @@ fn vmdk_fields_with_impossible_values_never_crash() {
     let mut problems = Vec::new();
     let mut refused = 0;
     for (at, value) in &cases {
-        let d = tempfile::tempdir().unwrap();
+        let d = tempdir();
         let file = d.path().join("field.vmdk");
         std::fs::copy(&image, &file).unwrap();
         patch(&file, *at, value);
@@ -631,7 +631,7 @@ fn vmdk_fields_with_impossible_values_never_crash() {
 
 #[test]
 fn a_vmdk_forced_as_vpc_and_a_vhd_forced_as_vmdk_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let mut problems = Vec::new();
     for (name, fmt, wrong) in [
         ("real.vmdk", "vmdk", "vpc"),
@@ -652,7 +652,7 @@ fn vmdk_grain_table_entry_past_the_end_is_refused() {
     // A grain whose place lies past the end of the file cannot be read;
     // reading it as zeros would silently lose the data that was there
     // (qemu-img check: "cluster offset ... points after EOF").
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let image = image_with_data(dir.path(), "gte.vmdk", "vmdk", None);
     let bytes = std::fs::read(&image).unwrap();
     let len = bytes.len() as u64;
@@ -667,7 +667,7 @@ fn vmdk_grain_table_entry_past_the_end_is_refused() {
     );
     let mut problems = Vec::new();
     for sector in [(len / 512) as u32, (len / 512) as u32 + 1000, 0xffff_fff0] {
-        let d = tempfile::tempdir().unwrap();
+        let d = tempdir();
         let file = d.path().join("gte.vmdk");
         std::fs::copy(&image, &file).unwrap();
         patch(&file, entry, &sector.to_le_bytes());
@@ -684,7 +684,7 @@ fn vhd_bat_at_offset_zero_is_refused() {
     // entries ("cone", "ctix", ...) point far past the end of the file.
     // qemu-img refuses the image; vimg must too, not read the metadata as
     // disk data.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let image = image_with_data(dir.path(), "bat0.vhd", "vhd", None);
     set_vhd_field(&image, 512, 1024, 36, 16, &0u64.to_be_bytes());
     assert!(qemu_img!("info -f vpc", &image).run().status.code() == Some(1));
@@ -700,7 +700,7 @@ fn vhd_bat_at_offset_zero_is_refused() {
 
 #[test]
 fn missing_files_and_directories_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let mut problems = Vec::new();
     let missing = dir.path().join("missing.vmdk");
     for e in refused_everywhere(&missing, &[]) {

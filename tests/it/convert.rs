@@ -102,7 +102,7 @@ fn assert_same_info(fmt: &str, path: &Path) -> u64 {
 /// dynamic vhd, raw and fixed vhd with vimg, then convert every vimg VMDK
 /// and VHD once more; every result must be the source disk.
 fn matrix(size: u64, seed: u64) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let dir = dir.path();
     let raw = dir.join("source.raw");
     build_raw(&raw, size, seed);
@@ -199,7 +199,7 @@ fn convert_matrix_size_not_a_sector_multiple() {
 fn raw_virtual_size_of_a_partial_sector_file() {
     // qemu-img reports a raw file of a partial sector's length rounded up
     // to a whole sector; vimg's info must report the same virtual size.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let raw = dir.path().join("odd.raw");
     build_raw(&raw, 3 * MIB + 1000, 7);
     let qemu = field_u64(&qemu_info(Some("raw"), &raw), "virtual-size");
@@ -213,7 +213,7 @@ fn raw_virtual_size_of_a_partial_sector_file() {
 
 #[test]
 fn fully_allocated_convert_with_s0_is_identical() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let raw = dir.path().join("src.raw");
     build_raw(&raw, 5 * MIB + 512, 99);
     for (fmt, name) in [
@@ -242,7 +242,7 @@ fn fully_allocated_convert_with_s0_is_identical() {
 fn sparse_convert_leaves_zeros_unallocated() {
     // A disk of one data sector in 40 MiB of holes and written zeros:
     // vimg's sparse targets hold the data and not much more.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let raw = dir.path().join("src.raw");
     let f = std::fs::File::create(&raw).unwrap();
     f.set_len(40 * MIB).unwrap();
@@ -292,7 +292,7 @@ fn libyal_reads(kind: &str, image: &Path, raw: &Path) -> String {
 
 #[test]
 fn libvmdk_and_libvhdi_read_vimg_outputs() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let dir = dir.path();
     for (i, (size, seed)) in [(4 * MIB + 3 * 512, 21u64), (3 * MIB + 1000, 22)]
         .into_iter()
@@ -334,7 +334,7 @@ fn libvmdk_and_libvhdi_read_vimg_outputs() {
 
 #[test]
 fn sparse_size_variants_and_progress_keep_the_data() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let raw = dir.path().join("src.raw");
     build_raw(&raw, 7 * MIB + 3 * 512, 77);
     for (i, sparse) in ["512", "4k", "64k", "1M", "2M"].into_iter().enumerate() {
@@ -363,7 +363,7 @@ fn sparse_raw(path: &Path, size: u64, offsets: &[u64], seed: u64) {
 #[test]
 fn qemu_vmdk_subformats_convert_identical() {
     // Multi-extent VMDKs: data right across the 2 GiB extent boundaries.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let raw = d.join("src.raw");
     let size = 4 * GIB + 512 * MIB + 3 * 512;
@@ -411,7 +411,7 @@ fn qemu_vmdk_subformats_convert_identical() {
 fn large_sparse_disk_with_data_past_32_bit_offsets() {
     // Data at 1 GiB, across 4 GiB (where 32-bit byte offsets wrap), at 32
     // and 64 GiB, and at the very end of a 100 GiB disk.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let raw = d.join("big.raw");
     let size = 100 * GIB + 3 * 512;

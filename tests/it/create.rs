@@ -57,7 +57,7 @@ fn check_info(fmt: &str, qemu_needs_fmt: bool, path: &std::path::Path, size: u64
 
 #[test]
 fn vmdk_passes_qemu_img_check_with_the_exact_size() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     for (i, &size) in SIZES.iter().enumerate() {
         let path = dir.path().join(format!("d{i}.vmdk"));
         let out = vimg!("create -f vmdk", &path, size).ok();
@@ -79,7 +79,7 @@ fn vmdk_passes_qemu_img_check_with_the_exact_size() {
 
 #[test]
 fn vmdk_size_suffixes_and_limits() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     // Suffixes as qemu-img reads them; a partial sector is rounded up.
     for (arg, size) in [
         ("10G", 10 * GIB),
@@ -101,7 +101,7 @@ fn vmdk_size_suffixes_and_limits() {
 
 #[test]
 fn dynamic_vhd_has_the_exact_size_in_qemu_img() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     for (i, &size) in SIZES.iter().enumerate() {
         let path = dir.path().join(format!("d{i}.vhd"));
         let out = vimg!("create -f vhd", &path, size).ok();
@@ -117,7 +117,7 @@ fn dynamic_vhd_has_the_exact_size_in_qemu_img() {
 
 #[test]
 fn fixed_vhd_has_the_exact_size_in_qemu_img() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     for (i, &size) in SIZES.iter().enumerate() {
         let path = dir.path().join(format!("f{i}.vhd"));
         vimg!("create -q -f vhd -o subformat=fixed", &path, size).ok();
@@ -150,7 +150,7 @@ const NOT_CHS: [u64; 6] = [
 
 #[test]
 fn vhd_sizes_are_exact_whether_or_not_chs_can_express_them() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     for (i, &size) in CHS_EXACT.iter().chain(NOT_CHS.iter()).enumerate() {
         for (sub, qemu_needs_fmt) in [("dynamic", false), ("fixed", true)] {
             let path = dir.path().join(format!("{sub}{i}.vhd"));
@@ -193,7 +193,7 @@ fn vhd_sizes_are_exact_whether_or_not_chs_can_express_them() {
 
 #[test]
 fn vhd_force_size_off_rounds_like_qemu_img() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     for (i, size) in [
         1_000_000_000u64,
         8 * GIB,
@@ -222,7 +222,7 @@ fn vhd_force_size_off_rounds_like_qemu_img() {
 
 #[test]
 fn vhd_size_limit_is_2040_gib() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let max = 2040 * GIB;
     let path = dir.path().join("max.vhd");
     vimg!("create -q -f vhd", &path, "2040G").ok();
@@ -235,7 +235,7 @@ fn vhd_size_limit_is_2040_gib() {
 
 #[test]
 fn human_info_names_format_and_exact_size() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let size = GIB + 512;
     for (fmt, opts, name) in [
         ("vmdk", "", "h.vmdk"),

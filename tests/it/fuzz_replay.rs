@@ -157,7 +157,7 @@ fn status_matches_reads(dev: &mut dyn Image, start: u64, mut budget: u64) {
 fn open_read_inputs_fail_cleanly_or_read_consistently() {
     for name in inputs(OPEN_READ) {
         let data = input(&name);
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempdir();
         for (file, forced, format) in [
             ("disk.img", None, None),
             ("disk.vmdk", Some("vmdk"), Some(Format::Vmdk)),
@@ -186,7 +186,7 @@ fn open_write_inputs_are_refused_or_stay_valid_after_a_flush() {
         // As open_write repairs them (none of the inputs needs it).
         let data = input(&name);
         let data = fix_vhd_checksums(&data).unwrap_or(data);
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempdir();
         let ext = if data.starts_with(b"KDMV") {
             "vmdk"
         } else {
@@ -221,7 +221,7 @@ fn open_write_inputs_are_refused_or_stay_valid_after_a_flush() {
 
 #[test]
 fn aliased_grain_tables_are_refused_quickly() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let path = materialize(
         dir.path(),
         "disk.vmdk",
@@ -235,7 +235,7 @@ fn aliased_grain_tables_are_refused_quickly() {
 
 #[test]
 fn vhd_status_from_inside_a_sector_ends_at_the_sector_end() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let path = materialize(
         dir.path(),
         "disk.vhd",

@@ -101,31 +101,31 @@ fn roundtrip(dir: &Path, fmt: &str, opts: Option<&str>, name: &str, seed: u64) {
 
 #[test]
 fn qemu_io_writes_into_vimg_vmdk_read_back_identical() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     roundtrip(dir.path(), "vmdk", None, "disk.vmdk", 1);
 }
 
 #[test]
 fn qemu_io_writes_into_vimg_dynamic_vhd_read_back_identical() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     roundtrip(dir.path(), "vhd", None, "disk.vhd", 2);
 }
 
 #[test]
 fn qemu_io_writes_into_vimg_small_block_vhd_read_back_identical() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     roundtrip(dir.path(), "vhd", Some("block_size=512K"), "disk.vhd", 3);
 }
 
 #[test]
 fn qemu_io_writes_into_vimg_fixed_vhd_read_back_identical() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     roundtrip(dir.path(), "vhd", Some("subformat=fixed"), "disk.vhd", 4);
 }
 
 #[test]
 fn qemu_io_writes_into_vimg_vmdk_with_options_read_back_identical() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     roundtrip(
         dir.path(),
         "vmdk",
@@ -139,6 +139,6 @@ fn qemu_io_writes_into_vimg_vmdk_with_options_read_back_identical() {
 fn qemu_io_writes_into_vimg_zeroed_grain_vmdk_read_back_identical() {
     // With zeroed_grain, qemu marks whole zeroed grains in the grain table
     // instead of writing zeros: vimg must read those as zeros.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     roundtrip(dir.path(), "vmdk", Some("zeroed_grain"), "disk.vmdk", 6);
 }

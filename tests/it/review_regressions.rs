@@ -27,7 +27,7 @@ fn lib_write(path: &Path, format: Format, data: &[u8], offset: u64) {
 /// block (which sits where the footer used to be).
 #[test]
 fn vhd_without_its_trailing_footer_keeps_its_last_bytes_on_allocation() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let vhd = dir.path().join("d.vhd");
     vimg!("create -q -f vhd", &vhd, "6M").ok();
     qemu_io("vpc", &vhd, &["write -P 0x11 0 2M", "write -P 0x22 2M 2M"]);
@@ -56,7 +56,7 @@ fn vhd_without_its_trailing_footer_keeps_its_last_bytes_on_allocation() {
 /// A fixed-VHD footer claiming a size near 2^64 is refused, not wrapped.
 #[test]
 fn fixed_vhd_with_an_absurd_size_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let vhd = dir.path().join("f.vhd");
     vimg!("create -q -f vhd -o subformat=fixed", &vhd, "1M").ok();
     let mut bytes = std::fs::read(&vhd).unwrap();
@@ -79,7 +79,7 @@ fn fixed_vhd_with_an_absurd_size_is_refused() {
 /// refused at once, without allocating for them.
 #[test]
 fn vmdk_with_an_absurd_directory_is_refused_quickly() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let vmdk = dir.path().join("h.vmdk");
     let mut h = vec![0u8; 512];
     h[..4].copy_from_slice(b"KDMV");
@@ -105,7 +105,7 @@ fn vmdk_with_an_absurd_directory_is_refused_quickly() {
 /// changed with the first write.
 #[test]
 fn long_content_id_follows_the_cid() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let src = dir.path().join("src.raw");
     std::fs::write(&src, vec![0x5au8; 3 << 20]).unwrap();
     let vmdk = dir.path().join("d.vmdk");
@@ -128,7 +128,7 @@ fn long_content_id_follows_the_cid() {
 /// `-S` takes any multiple of 512, as qemu-img does.
 #[test]
 fn sparse_size_that_is_not_a_power_of_two_works() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let src = dir.path().join("src.raw");
     let mut data = vec![0u8; 4 << 20];
     data[5000..9000].fill(7);
@@ -144,7 +144,7 @@ fn sparse_size_that_is_not_a_power_of_two_works() {
 /// The 2 TiB limit is per sparse extent: a split sparse disk may be bigger.
 #[test]
 fn split_sparse_disks_may_exceed_two_tib() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let vmdk = dir.path().join("big.vmdk");
     vimg!(
         "create -q -f vmdk -o subformat=twoGbMaxExtentSparse",
@@ -160,7 +160,7 @@ fn split_sparse_disks_may_exceed_two_tib() {
 /// A missing parent's message says why it cannot be opened.
 #[test]
 fn a_missing_parent_error_gives_its_cause() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let base = dir.path().join("base.vmdk");
     vimg!("create -q -f vmdk", &base, "1M").ok();
     let child = dir.path().join("child.vmdk");
@@ -179,7 +179,7 @@ fn a_missing_parent_error_gives_its_cause() {
 /// keeps the replaced file's mode, and refuses things that are not files.
 #[test]
 fn force_replaces_in_place_keeping_mode_and_links() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let src = d.join("src.raw");
     std::fs::write(&src, vec![1u8; 1 << 20]).unwrap();
@@ -210,7 +210,7 @@ fn force_replaces_in_place_keeping_mode_and_links() {
 /// again (its files are the very same ones).
 #[test]
 fn a_failed_forced_replacement_puts_the_old_files_back() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let src = d.join("src.raw");
     let f = std::fs::File::create(&src).unwrap();

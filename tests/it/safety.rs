@@ -56,7 +56,7 @@ fn assert_refused_and_untouched(vimg: &Cmd, path: &Path, old: &[u8]) {
 
 #[test]
 fn create_refuses_an_existing_file_without_force() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     for (i, (fmt, opts, name)) in KINDS.into_iter().enumerate() {
         let path = dir.path().join(name);
         let old = random_file(&path, 100_000 + i, i as u64);
@@ -75,7 +75,7 @@ fn create_refuses_an_existing_file_without_force() {
 
 #[test]
 fn convert_refuses_an_existing_target_without_force() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let src = dir.path().join("src.raw");
     build_raw(&src, 3 * MIB, 5);
     for (i, (fmt, opts, name)) in KINDS.into_iter().enumerate() {
@@ -92,7 +92,7 @@ fn convert_refuses_an_existing_target_without_force() {
 
 #[test]
 fn a_dangling_symlink_counts_as_existing() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let link = dir.path().join("link.vmdk");
     std::os::unix::fs::symlink(dir.path().join("nowhere.vmdk"), &link).unwrap();
     vimg!("create -f vmdk", &link, "1M").one_line_error(&link, "create onto a dangling symlink");
@@ -105,7 +105,7 @@ fn a_dangling_symlink_counts_as_existing() {
 
 #[test]
 fn create_with_force_replaces_the_file() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     for (i, (fmt, opts, name)) in KINDS.into_iter().enumerate() {
         let path = dir.path().join(name);
         // Larger than the new image: nothing of it may survive.
@@ -134,7 +134,7 @@ fn create_with_force_replaces_the_file() {
 
 #[test]
 fn convert_with_force_replaces_the_target() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let src = dir.path().join("src.raw");
     build_raw(&src, 3 * MIB + 512, 6);
     for (i, (fmt, opts, name)) in KINDS.into_iter().enumerate() {
@@ -179,7 +179,7 @@ fn assert_fails_leaving(vimg: &Cmd, named: &Path, dir: &Path, expected: &[&str])
 
 #[test]
 fn failed_convert_leaves_no_target_and_no_work_folder() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let garbage = d.join("garbage.vmdk");
     random_file(&garbage, 200_000, 40);
@@ -235,7 +235,7 @@ fn failed_convert_leaves_no_target_and_no_work_folder() {
 fn convert_failing_half_way_leaves_nothing_and_keeps_the_old_target() {
     // A dynamic VHD cut in the middle of its second block: open succeeds,
     // the copy fails when it reaches the missing data.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let src = d.join("cut.vhd");
     vimg!("create -q -f vhd", &src, "10M").ok();
@@ -263,7 +263,7 @@ fn convert_failing_half_way_leaves_nothing_and_keeps_the_old_target() {
 
 #[test]
 fn too_big_images_are_refused_and_leave_nothing() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     for (fmt, opts, name, size) in [
         ("vhd", None, "big.vhd", "3T"),
@@ -287,7 +287,7 @@ fn too_big_images_are_refused_and_leave_nothing() {
 
 #[test]
 fn failed_create_with_bad_options_leaves_nothing() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     for (fmt, opts, name) in [
         ("vhd", "subformat=nonsense", "a.vhd"),
@@ -315,7 +315,7 @@ fn failed_create_with_bad_options_leaves_nothing() {
 
 #[test]
 fn a_target_in_a_missing_directory_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let target = dir.path().join("no/such/dir/x.vmdk");
     let out = vimg!("create -f vmdk", &target, "1M").code(1);
     let stderr = out.stderr_text();
@@ -326,7 +326,7 @@ fn a_target_in_a_missing_directory_is_refused() {
 
 #[test]
 fn convert_into_a_format_too_small_for_the_source_leaves_nothing() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     // A 3 TiB sparse raw disk with a little data.
     let src = d.join("huge.raw");

@@ -244,7 +244,7 @@ const SIZE: u64 = 37 * MIB + 3 * 512;
 
 #[test]
 fn json_and_human_sparse_raw_agree() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     for (seed, size) in [(1u64, SIZE), (2, 9 * MIB + 1), (3, 64 * MIB)] {
         let raw = dir.path().join(format!("disk{seed}.img"));
         build_raw(&raw, size, seed);
@@ -274,7 +274,7 @@ const VMDK_KINDS: [(&str, &str, bool); 3] = [
 /// Convert `raw` with both tools to each VMDK subformat and each VHD
 /// subformat, and compare every map with qemu-img's.
 fn formats_agree(seed: u64) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let raw = dir.path().join("src.img");
     build_raw(&raw, SIZE, seed);
     let mut images: Vec<(&str, PathBuf, bool)> = Vec::new();
@@ -324,7 +324,7 @@ fn json_and_human_agree_for_vmdk_and_vhd_made_by_both_tools_seed_12() {
 /// writes.
 #[test]
 fn json_and_human_agree_for_two_gb_extents() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let size = 4 * GIB + 512 * MIB;
     let writes: Vec<String> = [
         "write -P 0x11 0 100k".to_string(),
@@ -425,7 +425,7 @@ fn assert_chain_agrees(top: &Path) {
 
 #[test]
 fn json_and_human_agree_for_a_vmdk_chain_made_by_qemu_img() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let [b, m, t] = ["base.vmdk", "mid.vmdk", "top.vmdk"].map(|n| dir.path().join(n));
     let writes = chain_writes();
     qemu_img!("create -q -f vmdk", &b, CHAIN_SIZE).ok();
@@ -441,7 +441,7 @@ fn json_and_human_agree_for_a_vmdk_chain_made_by_qemu_img() {
 
 #[test]
 fn json_and_human_agree_for_a_vmdk_chain_made_by_vimg() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let [b, m, t] = ["base.vmdk", "mid.vmdk", "top.vmdk"].map(|n| dir.path().join(n));
     let writes = chain_writes();
     vimg!("create -q -f vmdk", &b, CHAIN_SIZE).ok();
@@ -508,7 +508,7 @@ fn parse_human(text: &str) -> Vec<(u64, u64, String, String)> {
 /// clusters".
 #[test]
 fn human_lists_compressed_ranges_of_stream_optimized() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     for (seed, size) in [(21u64, SIZE), (22, 5 * MIB + 512)] {
         let raw = dir.path().join(format!("src{seed}.img"));
         build_raw(&raw, size, seed);
@@ -774,7 +774,7 @@ fn vhd_base_and_child(dir: &Path) -> (PathBuf, PathBuf) {
 
 #[test]
 fn differencing_vhd_shows_parent_data_at_depth_1_child_written_by_qemu_io() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let (base, child) = vhd_base_and_child(dir.path());
     // Whole blocks only: qemu-io treats the child as a plain dynamic VHD
     // and would fill the rest of a partly written block with zeros.
@@ -797,7 +797,7 @@ fn differencing_vhd_shows_parent_data_at_depth_1_child_written_by_qemu_io() {
 fn differencing_vhd_shows_parent_data_at_depth_1_child_written_by_library() {
     use vimg::image::{factory::open, Format};
     use vimg::io::Access;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let (base, child) = vhd_base_and_child(dir.path());
     // Sector-granular writes (the child's bitmap records each sector),
     // over parent data and over parent holes, within and across blocks,
@@ -863,7 +863,7 @@ fn assert_one_quick_entry(fmt: &str, path: &Path, size: u64, present: bool) -> D
 /// about 11 s on the VMDKs, so it is compared only on the VHD.
 #[test]
 fn empty_huge_images_map_into_one_entry_quickly() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let tib2 = 2 * 1024 * GIB;
     let v = dir.path().join("big.vmdk");
     let q = dir.path().join("qbig.vmdk");
@@ -893,7 +893,7 @@ fn empty_huge_images_map_into_one_entry_quickly() {
 /// zeroed them.
 #[test]
 fn json_and_human_agree_for_zeroed_grains() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let size = 12 * MIB + 512;
     let v = |a: &[&str]| a.iter().map(|c| c.to_string()).collect::<Vec<_>>();
     let base_writes = v(&[
@@ -954,10 +954,10 @@ fn json_and_human_agree_for_zeroed_grains() {
 fn qemu_img_can_map_an_image_vimg_is_reading() {
     use vimg::image::{factory::open, Format};
     use vimg::io::Access;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let img = dir.path().join("shared.vmdk");
     vimg!("create -q -f vmdk", &img, "8M").ok();
-    qemu_io("vmdk", &img, &["write -P 0x42 1M 64k".to_string()]);
+    qemu_io("vmdk", &img, &["write -P 0x42 1M 64k"]);
     let want = qemu_map("vmdk", &img, None, true);
     let reader = open(&img, Some(Format::Vmdk), Access::Read).expect("open for reading");
     let out = qemu_img!("map --output=json -f vmdk", &img).run();

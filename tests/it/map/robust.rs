@@ -388,7 +388,7 @@ fn hostile_bytes(rng: &mut Rng, size: usize, names: &[String]) -> Vec<u8> {
 /// and with each format: clean exit, never a panic or a hang; `-f raw`
 /// always succeeds with one sector-rounded range.
 fn random_files(seeds: std::ops::Range<u64>) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let names: Vec<String> = vec![
         "r0.vmdk".into(),
         "r1.vhd".into(),
@@ -782,7 +782,7 @@ fn corruptible(dir: &Path) -> Vec<(PathBuf, &'static str, PathBuf, bool)> {
         } else {
             vimg!("create -q -f vmdk -b", &sp, &top).ok();
         }
-        qemu_io("vmdk", &top, &["write -P 0x66 3100k 200k".to_string()]);
+        qemu_io("vmdk", &top, &["write -P 0x66 3100k 200k"]);
         out.push((top.clone(), "vmdk", top.clone(), false));
         out.push((top, "vmdk", dir.join(format!("{tool}-sparse.vmdk")), false));
     }
@@ -790,7 +790,7 @@ fn corruptible(dir: &Path) -> Vec<(PathBuf, &'static str, PathBuf, bool)> {
     let base = dir.join("vimg-dyn.vhd");
     let child = dir.join("child.vhd");
     vimg!("create -q -f vhd -b", &base, &child).ok();
-    qemu_io("vhd", &child, &["write -P 0x77 4M 2M".to_string()]);
+    qemu_io("vhd", &child, &["write -P 0x77 4M 2M"]);
     out.push((child.clone(), "vpc", child.clone(), true));
     out.push((child, "vpc", base, true));
     out
@@ -799,7 +799,7 @@ fn corruptible(dir: &Path) -> Vec<(PathBuf, &'static str, PathBuf, bool)> {
 /// Corrupted images: each corruption is mapped (probed JSON, human, a
 /// JSON window), then undone.
 fn corrupted_images(seed: u64, rounds: usize) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let images = corruptible(dir.path());
     let mut rng = Rng::new(seed);
     for (top, fmt, target, vhd) in &images {

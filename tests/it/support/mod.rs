@@ -1,8 +1,8 @@
 //! What the integration tests share: running vimg and its peers
 //! ([`command`]), the peers as oracles ([`oracle`]), file bytes
-//! ([`bytes`]), a deterministic PRNG and the raw disks built from it, and
-//! (imported where needed) the third-party corpus and independent readers
-//! of the VHD and VMDK structures.
+//! ([`bytes`]), temporary directories, a deterministic PRNG and the raw
+//! disks built from it, and (imported where needed) the third-party corpus
+//! and independent readers of the VHD and VMDK structures.
 //!
 //! The peers are oracles: a missing peer fails the test, it is never
 //! skipped or mocked.
@@ -37,11 +37,7 @@ pub const GIB: u64 = 1024 * MIB;
 
 /// `vimg info --output json`, with the format given when `fmt` is.
 pub fn vimg_info(fmt: Option<&str>, path: &Path) -> Value {
-    let mut info = vimg!("info --output json");
-    if let Some(f) = fmt {
-        info = info.arg("-f").arg(f);
-    }
-    info.arg(path).json()
+    vimg!("info --output json").opt("-f", fmt).arg(path).json()
 }
 
 /// `vimg convert -O raw image out` (replacing `out`), returning `out`.
@@ -62,6 +58,11 @@ pub fn field_str<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key)
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("no string '{key}' in {v:#}"))
+}
+
+/// A new temporary directory, removed when the value is dropped.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("cannot create a temporary directory")
 }
 
 /// Round up to a whole 512-byte sector.

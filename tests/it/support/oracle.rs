@@ -33,11 +33,10 @@ pub fn qemu_io<S: AsRef<str>>(fmt: &str, path: &Path, cmds: &[S]) {
 
 /// `qemu-img info --output json`, with the format given when `fmt` is.
 pub fn qemu_info(fmt: Option<&str>, path: &Path) -> Value {
-    let mut info = qemu_img!("info --output json");
-    if let Some(f) = fmt {
-        info = info.arg("-f").arg(qemu_fmt(f));
-    }
-    info.arg(path).json()
+    qemu_img!("info --output json")
+        .opt("-f", fmt.map(qemu_fmt))
+        .arg(path)
+        .json()
 }
 
 /// `qemu-img compare -f fa a -F fb b` must report the images identical.

@@ -24,7 +24,7 @@ fn all_holes(path: &Path) -> bool {
 /// MANIFEST; `source` is the `size-source` vimg must report (None: not
 /// checked). Returns vimg's format-specific info.
 fn check_image(rel: &str, disk_type: &str, source: Option<&str>) -> serde_json::Value {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let image = corpus::readable(dir.path(), rel);
     let (size, sha) = corpus::size_and_sha256(rel);
 
@@ -170,7 +170,7 @@ fn dfvfs_fat_differential_without_its_parent() {
     );
     drop(layer);
     // The parent is not in the corpus: one line naming what was tried.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let out_raw = dir.path().join("out.raw");
     for vimg in [
         vimg!("info", &child),
@@ -193,7 +193,7 @@ fn dfvfs_fat_differential_without_its_parent() {
 #[test]
 #[ignore = "reads the third-party corpus: set VIMG_CORPUS (default ../shared/corpus)"]
 fn malformed_dfvfs_stale_checksums_are_one_error_line() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     for rel in [
         "malformed/dfvfs/image.vhd",
         "malformed/dfvfs/image-differential.vhd",

@@ -315,7 +315,7 @@ fn info_data(child: &Path) -> serde_json::Value {
 
 #[test]
 fn created_child_records_its_parent_as_specified() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     make_pair(d, "child.vhd", "base.vhd", 1);
     let base = d.join("base.vhd");
@@ -410,7 +410,7 @@ fn created_child_records_its_parent_as_specified() {
 
 #[test]
 fn reads_follow_the_bitmaps_after_library_and_qemu_io_writes() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let parent = make_pair(d, "child.vhd", "base.vhd", 2);
     let (base, child) = (d.join("base.vhd"), d.join("child.vhd"));
@@ -480,7 +480,7 @@ fn reads_follow_the_bitmaps_after_library_and_qemu_io_writes() {
 
 #[test]
 fn a_grandchild_reads_through_two_parents() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let parent = make_pair(d, "child.vhd", "base.vhd", 3);
     let (base, child, grand) = (d.join("base.vhd"), d.join("child.vhd"), d.join("grand.vhd"));
@@ -505,7 +505,7 @@ fn a_grandchild_reads_through_two_parents() {
 
 #[test]
 fn the_pair_still_works_when_moved_together() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let parent = make_pair(d, "child.vhd", "base.vhd", 4);
     let mut model = Model::new(parent);
@@ -514,7 +514,7 @@ fn the_pair_still_works_when_moved_together() {
     qemu_writes(&d.join("child.vhd"), &mut model, &[(4 * BLOCK, 4096, 0x77)]);
     assert!(model.uniform_groups().is_none());
 
-    let elsewhere = tempfile::tempdir().unwrap();
+    let elsewhere = tempdir();
     let e = elsewhere.path().join("moved");
     fs::create_dir(&e).unwrap();
     for name in ["base.vhd", "child.vhd"] {
@@ -530,7 +530,7 @@ fn the_pair_still_works_when_moved_together() {
 
 #[test]
 fn a_child_in_a_subfolder_names_its_parent_relative_to_itself() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     fs::create_dir(d.join("sub")).unwrap();
     let raw = d.join("base.raw");
@@ -559,7 +559,7 @@ fn a_child_in_a_subfolder_names_its_parent_relative_to_itself() {
 
     // Move the whole tree: base.vhd and sub/child.vhd keep their places
     // relative to each other.
-    let elsewhere = tempfile::tempdir().unwrap();
+    let elsewhere = tempdir();
     let e = elsewhere.path();
     fs::rename(&base, e.join("base.vhd")).unwrap();
     fs::rename(d.join("sub"), e.join("sub")).unwrap();
@@ -576,7 +576,7 @@ fn a_child_in_a_subfolder_names_its_parent_relative_to_itself() {
 
 #[test]
 fn a_replaced_parent_is_refused_naming_both_uuids() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     make_pair(d, "child.vhd", "base.vhd", 6);
     let (base, child) = (d.join("base.vhd"), d.join("child.vhd"));
@@ -611,7 +611,7 @@ fn a_replaced_parent_is_refused_naming_both_uuids() {
 
 #[test]
 fn a_damaged_w2ru_falls_back_to_w2ku_then_to_the_header_name() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let parent = make_pair(d, "child.vhd", "base.vhd", 7);
     let (base, child) = (d.join("base.vhd"), d.join("child.vhd"));
@@ -657,7 +657,7 @@ fn a_damaged_w2ru_falls_back_to_w2ku_then_to_the_header_name() {
 
 #[test]
 fn a_missing_parent_is_one_error_line() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     make_pair(d, "child.vhd", "base.vhd", 8);
     let child = d.join("child.vhd");
@@ -680,7 +680,7 @@ fn a_missing_parent_is_one_error_line() {
 
 #[test]
 fn create_b_refuses_a_size_other_than_the_parents_and_a_fixed_child() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     make_pair(d, "child.vhd", "base.vhd", 9);
     let other = d.join("other.vhd");
@@ -696,7 +696,7 @@ fn create_b_refuses_a_size_other_than_the_parents_and_a_fixed_child() {
 
 #[test]
 fn an_absolute_b_or_a_parent_in_another_folder_is_stored_relative() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     for sub in ["a", "b"] {
         fs::create_dir(d.join(sub)).unwrap();
@@ -719,7 +719,7 @@ fn an_absolute_b_or_a_parent_in_another_folder_is_stored_relative() {
     library_writes(&child, &mut model, 110);
     check_reads(d, &child, &[&base], &model);
     // The pair moved elsewhere, keeping the two folders side by side.
-    let elsewhere = tempfile::tempdir().unwrap();
+    let elsewhere = tempdir();
     let e = elsewhere.path();
     for sub in ["a", "b"] {
         fs::rename(d.join(sub), e.join(sub)).unwrap();
@@ -729,7 +729,7 @@ fn an_absolute_b_or_a_parent_in_another_folder_is_stored_relative() {
 
 #[test]
 fn a_fixed_parent_serves_a_dynamic_child() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let raw = d.join("base.raw");
     build_raw(&raw, SIZE, 12);

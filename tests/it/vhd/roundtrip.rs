@@ -128,7 +128,7 @@ fn check_conversion(
 
 #[test]
 fn fifty_mib_and_three_sectors_dynamic_fixed_and_block_sizes() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let raw = dir.path().join("src.raw");
     let size = 50 * MIB + 3 * 512;
     build_raw(&raw, size, 0x5eed_0001);
@@ -145,7 +145,7 @@ fn fifty_mib_and_three_sectors_dynamic_fixed_and_block_sizes() {
 
 #[test]
 fn one_billion_bytes_sparse_dynamic_fixed_and_block_sizes() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let raw = dir.path().join("src.raw");
     let pieces = sparse_billion(&raw, 0x5eed_0002);
     assert_ne!(chs_bytes(spec_chs(1_000_000_000 / 512)), 1_000_000_000);
@@ -175,7 +175,7 @@ fn one_billion_bytes_sparse_dynamic_fixed_and_block_sizes() {
 fn small_odd_sizes_dynamic_and_fixed() {
     // Less than one block, one sector past a block, one sector past 16 MiB
     // (the last 16 MiB block holds a single sector).
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     for (i, size) in [7 * 512, 2 * MIB + 512, 16 * MIB + 512, 3 * MIB + 5 * 512]
         .into_iter()
         .enumerate()
@@ -195,7 +195,7 @@ fn small_odd_sizes_dynamic_and_fixed() {
 
 #[test]
 fn a_raw_size_that_is_not_whole_sectors_rounds_up_like_qemu_img() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let raw = dir.path().join("odd.raw");
     let len = 5 * MIB + 1000;
     build_raw(&raw, len, 0x5eed_0200);

@@ -28,7 +28,7 @@ fn succeeds(vimg: Cmd) -> (String, String) {
 
 #[test]
 fn the_largest_vhd_is_2040_gib_dynamic_and_fixed_and_sparse() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     for (name, opts, qemu_fmt) in [
         ("dyn.vhd", "subformat=dynamic", None),
         ("fixed.vhd", "subformat=fixed", Some("vhd")),
@@ -56,7 +56,7 @@ fn the_largest_vhd_is_2040_gib_dynamic_and_fixed_and_sparse() {
 
 #[test]
 fn more_than_2040_gib_is_refused_before_any_file_exists() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     for size in ["3T", &(MAX + 512).to_string(), "2041G", "16T"] {
         for opts in ["subformat=dynamic", "subformat=fixed", "force_size=off"] {
             let path = dir.path().join("big.vhd");
@@ -79,7 +79,7 @@ fn more_than_2040_gib_is_refused_before_any_file_exists() {
 
 #[test]
 fn force_size_off_gives_qemu_imgs_size_and_geometry() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     for (i, size) in [
         MIB,
         3 * MIB + 512,
@@ -137,7 +137,7 @@ fn force_size_off_gives_qemu_imgs_size_and_geometry() {
 
 #[test]
 fn azure_fixed_1000m_is_1000_mib_plus_the_footer() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let path = dir.path().join("azure.vhd");
     let (_, err) = succeeds(vimg!("create -f vhd -o subformat=fixed", &path, "1000M"));
     assert_eq!(err, "", "no warning for a whole number of MiB");
@@ -167,7 +167,7 @@ fn azure_fixed_1000m_is_1000_mib_plus_the_footer() {
 
 #[test]
 fn a_fixed_vhd_that_is_not_whole_mib_warns_about_azure() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let path = dir.path().join("odd.vhd");
     let (out, err) = succeeds(vimg!(
         "create -f vhd -o subformat=fixed",
@@ -212,7 +212,7 @@ fn a_fixed_vhd_that_is_not_whole_mib_warns_about_azure() {
 
 #[test]
 fn azure_on_rounds_up_to_a_whole_mib_and_says_so() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let path = dir.path().join("az.vhd");
     let want = 1_000_000_000u64.div_ceil(MIB) * MIB;
     let (out, err) = succeeds(vimg!("create -f vhd -o azure=on", &path, "1000000000"));
@@ -246,7 +246,7 @@ fn azure_on_rounds_up_to_a_whole_mib_and_says_so() {
 
 #[test]
 fn azure_on_with_a_dynamic_subformat_or_rounding_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     for opts in [
         "azure=on,subformat=dynamic",
         "subformat=dynamic,azure=on",
@@ -318,7 +318,7 @@ fn label(c: &[u8; 4]) -> String {
 
 #[test]
 fn listed_creators_use_current_size_vpc_and_qemu_use_geometry_like_qemu_img() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let chs = spec_chs(RULE_SIZE / 512);
     let by_chs = chs_bytes(chs);
     assert!(by_chs < RULE_SIZE, "the geometry must say less: {chs:?}");
@@ -355,7 +355,7 @@ fn listed_creators_use_current_size_vpc_and_qemu_use_geometry_like_qemu_img() {
 /// from vimg.
 #[test]
 fn other_creators_are_sized_as_qemu_img_sizes_them() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let chs = spec_chs(RULE_SIZE / 512);
     let mut wrong = Vec::new();
     for sub in ["dynamic", "fixed"] {
@@ -384,7 +384,7 @@ fn other_creators_are_sized_as_qemu_img_sizes_them() {
 
 #[test]
 fn a_fixed_vhd_is_recognised_by_its_footer_without_f() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let raw = dir.path().join("src.raw");
     build_raw(&raw, 7 * MIB + 512, 90);
     // Whatever the name says (or does not).
@@ -407,7 +407,7 @@ fn a_fixed_vhd_is_recognised_by_its_footer_without_f() {
 
 #[test]
 fn a_dynamic_vhd_with_a_damaged_trailing_footer_opens_from_the_copy() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let raw = dir.path().join("src.raw");
     let size = 9 * MIB + 5 * 512;
     build_raw(&raw, size, 91);
@@ -449,7 +449,7 @@ fn a_dynamic_vhd_with_a_damaged_trailing_footer_opens_from_the_copy() {
 
 #[test]
 fn info_shows_the_footer_fields_as_stored() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     for (name, opts, kind) in [
         ("d.vhd", "block_size=512K", "dynamic"),
         ("f.vhd", "subformat=fixed", "fixed"),
@@ -515,7 +515,7 @@ fn info_shows_the_footer_fields_as_stored() {
 
 #[test]
 fn block_sizes_from_512k_to_256m_powers_of_two() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     for (arg, bytes) in [
         ("512K", 512 * KIB),
         ("1M", MIB),

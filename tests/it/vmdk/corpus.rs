@@ -67,7 +67,7 @@ fn materialize(dir: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
 
 /// Convert one corpus image and check it against the MANIFEST.
 fn check_image(name: &str, files: &[(&str, &str)], manifest: &corpus::Manifest) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let (size, sha) = manifest
         .get(name)
@@ -144,7 +144,7 @@ fn corpus_manifest_covers_the_expected_images() {
 /// Every reading command on `image` fails with exit 1 and one error line
 /// naming one of `named`, without a panic and without leaving a target.
 fn assert_refused(image: &Path, named: &[&str]) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let runs = [
         vimg!("info", image),
@@ -202,7 +202,7 @@ fn descriptors_whose_data_is_missing_are_refused_cleanly() {
         &["vmfs_thick-000001.vmdk", "vmfs_thick-000001-delta.vmdk"],
     );
     // The same with a delta file present (empty) but its parent gone.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let desc = d.join("vmfs_thick-000001.vmdk");
     fs::copy(corpus::file("vmdk-rs/vmfs_thick-000001.vmdk"), &desc).unwrap();
@@ -215,7 +215,7 @@ fn descriptors_whose_data_is_missing_are_refused_cleanly() {
 fn real_esx_vmfs_sparse_descriptor_over_its_real_parent() {
     // The corpus has ESXi's vmfsSparse delta descriptor and its thick
     // parent, but not the delta's data: a hand-built COWD file stands in.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     for f in [
         "vmfs_thick.vmdk",

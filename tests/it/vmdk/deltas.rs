@@ -75,7 +75,7 @@ fn assert_backing(image: &Path, hint: &str) {
 
 #[test]
 fn delta_beside_its_parent_reads_like_qemu() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let base = d.join("base.vmdk");
     make_base(&base);
@@ -109,7 +109,7 @@ fn delta_beside_its_parent_reads_like_qemu() {
 
 #[test]
 fn delta_in_a_subfolder_and_moved_pairs_read_like_qemu() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let base = d.join("base.vmdk");
     make_base(&base);
@@ -133,7 +133,7 @@ fn delta_in_a_subfolder_and_moved_pairs_read_like_qemu() {
     let before_abs = vimg_to_raw(&child_abs, &d.join("before-abs.raw"));
 
     // Move the whole set to another folder.
-    let elsewhere = tempfile::tempdir().unwrap();
+    let elsewhere = tempdir();
     let moved = elsewhere.path().join("vm");
     fs::create_dir(&moved).unwrap();
     fs::rename(&base, moved.join("base.vmdk")).unwrap();
@@ -149,7 +149,7 @@ fn delta_in_a_subfolder_and_moved_pairs_read_like_qemu() {
 
 #[test]
 fn a_parent_written_after_the_delta_is_refused_naming_both_ids() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let base = d.join("base.vmdk");
     make_base(&base);
@@ -185,7 +185,7 @@ fn a_parent_written_after_the_delta_is_refused_naming_both_ids() {
 
 #[test]
 fn two_level_chain_reads_like_qemu() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let base = d.join("base.vmdk");
     make_base(&base);
@@ -233,7 +233,7 @@ fn two_level_chain_reads_like_qemu() {
 
 #[test]
 fn zeroed_grains_in_a_delta_hide_the_parent_data() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let base = d.join("base.vmdk");
     make_base(&base);
@@ -275,7 +275,7 @@ fn vmfs_sparse_descriptor(path: &Path, sectors: u64, parent: &str, parent_cid: u
 
 #[test]
 fn vmfs_sparse_cowd_delta_reads_like_qemu() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let base = d.join("base.vmdk");
     make_base(&base);
@@ -339,7 +339,7 @@ fn vmfs_sparse_cowd_delta_reads_like_qemu() {
 
 #[test]
 fn vmfs_sparse_delta_over_a_changed_parent_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let base = d.join("base.vmdk");
     make_base(&base);
@@ -357,7 +357,7 @@ fn vmfs_sparse_delta_over_a_changed_parent_is_refused() {
 
 #[test]
 fn deltas_over_parents_of_every_subformat_read_like_qemu() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let src = d.join("src.raw");
     build_raw(&src, BASE_SIZE, 0xde_0001);
@@ -389,7 +389,7 @@ fn deltas_over_parents_of_every_subformat_read_like_qemu() {
 fn library_writes_into_a_delta_keep_the_rest_of_the_parent_grain() {
     use vimg::image::{factory::open, Format};
     use vimg::io::Access;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let base = d.join("base.vmdk");
     make_base(&base);
@@ -441,7 +441,7 @@ fn library_writes_into_a_delta_keep_the_rest_of_the_parent_grain() {
 fn a_written_text_descriptor_parent_is_detected_too() {
     // The parent is a twoGbMaxExtentSparse: qemu-io rewrites the CID in
     // its text descriptor.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let base = d.join("base.vmdk");
     vimg!(
@@ -468,7 +468,7 @@ fn a_written_text_descriptor_parent_is_detected_too() {
 
 #[test]
 fn delta_options_that_cannot_work_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let base = d.join("base.vmdk");
     vimg!("create -q -f vmdk", &base, "8M").ok();
@@ -503,7 +503,7 @@ fn delta_options_that_cannot_work_are_refused() {
 
 #[test]
 fn looping_chains_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let data = vec![0x5au8; 512 * 1024];
     fs::write(d.join("a-flat.bin"), &data).unwrap();
@@ -539,7 +539,7 @@ fn looping_chains_are_refused() {
 
 #[test]
 fn deltas_made_by_qemu_img_read_like_qemu() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let base = d.join("base.vmdk");
     make_base(&base);
@@ -586,7 +586,7 @@ fn deltas_made_by_qemu_img_read_like_qemu() {
 /// qemu-img gives each one (file names, sizes, backing names and formats).
 #[test]
 fn info_backing_chain_lists_the_layers_like_qemu_img() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     make_base(&d.join("base.vmdk"));
     std::fs::create_dir(d.join("sub")).unwrap();

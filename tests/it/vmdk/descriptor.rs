@@ -125,7 +125,7 @@ fn assert_reads_as(desc: &Path, want: &[u8], scratch: &Path) {
 
 #[test]
 fn mixed_extent_descriptor_reads_as_the_whole_disk() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let Mixed {
         desc,
@@ -201,7 +201,7 @@ fn mixed_extent_descriptor_reads_as_the_whole_disk() {
 fn a_refused_write_across_extents_changes_nothing() {
     // A write that starts in a writable extent and runs into a ZERO or
     // read-only one is refused; none of it may reach the disk.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let Mixed { desc, want, ro, .. } = make_mixed(d);
     let mut disk = open_rw(&desc);
@@ -222,7 +222,7 @@ fn a_refused_write_across_extents_changes_nothing() {
 
 #[test]
 fn extent_paths_leaving_the_folder_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let inner = d.join("vm");
     fs::create_dir(&inner).unwrap();
@@ -267,7 +267,7 @@ fn extent_paths_leaving_the_folder_are_refused() {
 
 #[test]
 fn both_descriptor_header_spellings_and_crlf_are_read() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let data = random_file(&d.join("data-flat.vmdk"), 2 * MIB, 7);
     for (i, header) in ["# Disk DescriptorFile", "# Disk Descriptor File"]
@@ -329,7 +329,7 @@ fn append_to_descriptor(image: &Path, lines: &str) {
 
 #[test]
 fn unknown_disk_database_keys_survive_a_write() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     for sub in [
         "twoGbMaxExtentFlat",
@@ -439,7 +439,7 @@ fn gd_entry(image: &Path, dir: u64, index: u64) -> u32 {
 
 #[test]
 fn grain_directory_entries_of_zero_read_as_zeros_and_fill_on_write() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let size = 100 * MIB;
     for maker in ["vimg", "qemu-img"] {
@@ -497,7 +497,7 @@ fn grain_directory_entries_of_zero_read_as_zeros_and_fill_on_write() {
 fn stream_with_empty_grain_tables_reads_as_zeros_there() {
     // Both stream writers leave directory entries 0 for tables without
     // grains; qemu-img's stream layout keeps every table.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let size = 160 * MIB;
     let src = d.join("src.raw");
@@ -560,7 +560,7 @@ fn kept_lines(text: &str) -> Vec<(String, String)> {
 #[test]
 #[ignore = "reads the third-party corpus: set VIMG_CORPUS (default ../shared/corpus)"]
 fn vmware_and_qemu_descriptors_keep_every_entry_across_a_write() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     for f in [
         "monolithicSparse.vmdk",

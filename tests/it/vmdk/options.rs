@@ -69,7 +69,7 @@ fn assert_ddb(image: &Path, adapter: &str, hw: &str, tools: &str) {
 
 #[test]
 fn disk_database_options_land_in_the_descriptor() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let src = d.join("src.raw");
     build_raw(&src, 3 * MIB, 0x0b_0001);
@@ -145,7 +145,7 @@ fn disk_database_options_land_in_the_descriptor() {
 
 #[test]
 fn bad_disk_database_options_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let src = d.join("src.raw");
     build_raw(&src, MIB, 0x0b_0002);
@@ -244,7 +244,7 @@ fn zeroed_roundtrip(dir: &Path, image: &Path, size: u64, cmds: &[String]) {
 
 #[test]
 fn zeroed_grain_written_by_qemu_io_reads_back() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     // vimg's monolithicSparse with zeroed_grain: header v2, flag bit 2.
     let size = 48 * MIB + 3 * 512;
@@ -282,7 +282,7 @@ fn zeroed_grain_written_by_qemu_io_reads_back() {
 fn zero_writes_without_zeroed_grain_read_back() {
     // Without the zeroed-grain flag qemu writes real zeros (or leaves the
     // grain unallocated): vimg must read the same.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let size = 30 * MIB;
     let image = d.join("plain.vmdk");

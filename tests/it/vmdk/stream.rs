@@ -224,7 +224,7 @@ fn gappy_raw(path: &Path, size: u64, seed: u64) {
 
 #[test]
 fn vmdkstream_image_of_whole_grains_reads_as_its_source() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     // A multiple of 64 KiB (VMDKstream's last grain is whole), with a
     // stretch of more than 32 MiB of zeros: that grain table is left out
@@ -259,7 +259,7 @@ fn vmdkstream_image_of_whole_grains_reads_as_its_source() {
 fn vmdkstream_image_with_a_short_last_grain_reads_as_its_source() {
     // VMDKstream compresses the short last grain as it is; qemu-img fails
     // to read past it, so vimg is compared with the source directly.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     for (i, size) in [3 * MIB + 1000, 64 * KIB + 512, 4 * MIB + 40 * KIB]
         .into_iter()
@@ -283,7 +283,7 @@ fn stream_walker_rejects_qemu_img_layout_that_vimg_still_reads() {
     // The layout walker is itself checked: VMDKstream's output passes it
     // (above); qemu-img's stream has the directory in the header and no
     // markers, and must NOT pass it, or the walker proves nothing.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let src = d.join("src.raw");
     gappy_raw(&src, 40 * MIB, 0x57_0003);
@@ -327,7 +327,7 @@ fn assert_valid_piped_stream(image: &Path, src: &Path, size: u64, full_read: boo
 
 #[test]
 fn stream_written_to_a_pipe_is_a_valid_image() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let src = d.join("src.raw");
     let size = 70 * MIB + 3 * 512;
@@ -364,7 +364,7 @@ fn stream_written_to_a_pipe_is_a_valid_image() {
 
 #[test]
 fn multi_gib_sparse_stream_written_to_a_pipe_is_a_valid_image() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let src = d.join("big.raw");
     let size = 3 * GIB + 64 * KIB + 512;
@@ -392,7 +392,7 @@ fn multi_gib_sparse_stream_written_to_a_pipe_is_a_valid_image() {
 
 #[test]
 fn compress_makes_the_stream_smaller_than_the_allocated_data() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let src = d.join("text.raw");
     let size = 24 * MIB;
@@ -451,7 +451,7 @@ fn compress_makes_the_stream_smaller_than_the_allocated_data() {
 
 #[test]
 fn compress_with_targets_that_cannot_be_compressed_is_an_error() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let src = d.join("src.raw");
     build_raw(&src, 2 * MIB, 0x57_0007);
@@ -506,7 +506,7 @@ fn compress_with_targets_that_cannot_be_compressed_is_an_error() {
 fn stream_of_many_mixed_grains_written_to_a_pipe_is_a_valid_image() {
     // Hundreds of grains, data and zeros interleaved, so the compression
     // batches (64 grains) end at arbitrary places.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let src = d.join("mixed.raw");
     let size = 23 * MIB + 5 * 512;
@@ -527,7 +527,7 @@ fn stream_of_many_mixed_grains_written_to_a_pipe_is_a_valid_image() {
 
 #[test]
 fn stream_of_an_empty_disk_is_a_valid_image() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let src = zero_raw(&d.join("empty.raw"), 5 * MIB + 512);
     let out_dir = d.join("out");

@@ -87,7 +87,7 @@ fn vimg_convert(raw: &Path, sub: &str, out: &Path) {
 
 #[test]
 fn qemu_written_small_images_convert_to_identical_raw() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let raw = d.join("src.raw");
     let size = 7 * MIB + 5 * 512;
@@ -109,7 +109,7 @@ fn qemu_written_small_images_convert_to_identical_raw() {
 
 #[test]
 fn qemu_written_multi_gib_images_convert_to_identical_raw() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let raw = d.join("src.raw");
     let pieces = boundary_pieces(BIG);
@@ -221,7 +221,7 @@ fn assert_extents(image: &Path, sub: &str, sectors: u64) {
 
 #[test]
 fn vimg_written_small_images_are_valid_for_qemu_and_libvmdk() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let raw = d.join("src.raw");
     let size = 9 * MIB + 3 * 512;
@@ -239,7 +239,7 @@ fn vimg_written_small_images_are_valid_for_qemu_and_libvmdk() {
 
 #[test]
 fn vimg_written_multi_gib_images_split_at_2047_mib() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let raw = d.join("src.raw");
     let pieces = boundary_pieces(BIG);
@@ -270,7 +270,7 @@ fn vimg_written_multi_gib_images_split_at_2047_mib() {
 
 #[test]
 fn vimg_create_writes_every_subformat_empty_and_valid() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     // Exactly two split extents, one sector past one, and a small disk.
     for (i, size) in [2 * SPLIT, SPLIT + 512, MIB + 512].into_iter().enumerate() {
@@ -327,7 +327,7 @@ fn run_into_closed_pipe(vimg: &Cmd) -> Run {
 fn output_into_a_closed_pipe_ends_without_a_panic() {
     // A 3 TiB twoGbMaxExtentFlat has 1537 extents: `vimg info` prints far
     // more than a pipe buffer, so it meets the closed pipe mid-way.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path();
     let image = d.join("big.vmdk");
     vimg!(
