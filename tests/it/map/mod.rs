@@ -1,0 +1,4 @@
+//! `vimg map`: agreeing with `qemu-img map`, and surviving hostile input.
+
+mod agreement;
+mod robust;

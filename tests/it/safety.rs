@@ -1,0 +1,350 @@
+//! Never losing a file: `create` and `convert` refuse an existing target
+//! unless `--force`, replace it whole with `--force`, and a failure leaves
+//! neither a target nor a hidden work folder behind (acceptance item 5).
+
+use std::fs;
+use std::path::Path;
+
+use crate::support::*;
+
+/// Fill `path` with `len` random bytes; returns them.
+fn random_file(path: &Path, len: usize, seed: u64) -> Vec<u8> {
+    let bytes = Rng::new(seed).bytes(len);
+    fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+/// The (format, -o options, file name) of every kind of target.
+const KINDS: [(&str, Option<&str>, &str); 4] = [
+    ("vmdk", None, "t.vmdk"),
+    ("vhd", None, "t.vhd"),
+    ("vhd", Some("subformat=fixed"), "tf.vhd"),
+    ("raw", None, "t.raw"),
+];
+
+fn create(fmt: &str, opts: Option<&str>, path: &Path, size: &str) -> Cmd {
+    vimg!("create -f", fmt).opt("-o", opts).arg(path).arg(size)
+}
+
+fn convert(fmt: &str, opts: Option<&str>, src: &Path, dst: &Path) -> Cmd {
+    vimg!("convert -f raw -O", fmt)
+        .opt("-o", opts)
+        .arg(src)
+        .arg(dst)
+}
+
+/// Assert that `vimg` fails on the existing `path` and leaves it, and the
+/// directory, exactly as they were.
+fn assert_refused_and_untouched(vimg: &Cmd, path: &Path, old: &[u8]) {
+    let dir = path.parent().unwrap();
+    let before = dir_names(dir);
+    let mtime = fs::metadata(path).unwrap().modified().unwrap();
+    let out = vimg.one_line_error(path, &vimg.to_string());
+    let stderr = out.stderr_text();
+    assert!(
+        stderr.contains("--force"),
+        "the error should name --force: {stderr}"
+    );
+    assert!(
+        fs::read(path).unwrap() == old,
+        "`{vimg}` changed the existing {}",
+        path.display()
+    );
+    assert_eq!(fs::metadata(path).unwrap().modified().unwrap(), mtime);
+    assert_eq!(dir_names(dir), before, "`{vimg}`");
+}
+
+#[test]
+fn create_refuses_an_existing_file_without_force() {
+    let dir = tempdir();
+    for (i, (fmt, opts, name)) in KINDS.into_iter().enumerate() {
+        let path = dir.path().join(name);
+        let old = random_file(&path, 100_000 + i, i as u64);
+        assert_refused_and_untouched(&create(fmt, opts, &path, "10M"), &path, &old);
+        // An empty file is a file too.
+        fs::write(&path, b"").unwrap();
+        assert_refused_and_untouched(&create(fmt, opts, &path, "10M"), &path, b"");
+        fs::remove_file(&path).unwrap();
+    }
+    // An existing image of the same kind is not replaced either.
+    let path = dir.path().join("img.vmdk");
+    vimg!("create -q -f vmdk", &path, "1M").ok();
+    let old = fs::read(&path).unwrap();
+    assert_refused_and_untouched(&create("vmdk", None, &path, "1M"), &path, &old);
+}
+
+#[test]
+fn convert_refuses_an_existing_target_without_force() {
+    let dir = tempdir();
+    let src = dir.path().join("src.raw");
+    build_raw(&src, 3 * MIB, 5);
+    for (i, (fmt, opts, name)) in KINDS.into_iter().enumerate() {
+        let path = dir.path().join(name);
+        let old = random_file(&path, 50_000 + i, 10 + i as u64);
+        assert_refused_and_untouched(&convert(fmt, opts, &src, &path), &path, &old);
+        fs::remove_file(&path).unwrap();
+    }
+    // Source and target the same file.
+    let old = fs::read(&src).unwrap();
+    let convert = vimg!("convert -f raw -O raw", &src, &src);
+    assert_refused_and_untouched(&convert, &src, &old);
+}
+
+#[test]
+fn a_dangling_symlink_counts_as_existing() {
+    let dir = tempdir();
+    let link = dir.path().join("link.vmdk");
+    std::os::unix::fs::symlink(dir.path().join("nowhere.vmdk"), &link).unwrap();
+    vimg!("create -f vmdk", &link, "1M").one_line_error(&link, "create onto a dangling symlink");
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(dir_names(dir.path()), ["link.vmdk"]);
+}
+
+#[test]
+fn create_with_force_replaces_the_file() {
+    let dir = tempdir();
+    for (i, (fmt, opts, name)) in KINDS.into_iter().enumerate() {
+        let path = dir.path().join(name);
+        // Larger than the new image: nothing of it may survive.
+        random_file(&path, 6 * MIB as usize, 20 + i as u64);
+        create(fmt, opts, &path, "5M").arg("--force").ok();
+        let q = qemu_info(Some(fmt), &path);
+        assert_eq!(field_u64(&q, "virtual-size"), 5 * MIB, "{name}: {q:#}");
+        let v = vimg_info(None, &path);
+        assert_eq!(field_str(&v, "format"), qemu_fmt(fmt));
+        assert_eq!(field_u64(&v, "virtual-size"), 5 * MIB);
+        // A new image reads as zeros.
+        let zeros = dir.path().join("zeros.raw");
+        fs::File::create(&zeros).unwrap().set_len(5 * MIB).unwrap();
+        assert_identical(fmt, &path, "raw", &zeros);
+        fs::remove_file(&zeros).unwrap();
+        if fmt == "vmdk" {
+            let check = qemu_img!("check -f vmdk", &path).ok();
+            assert!(check.contains("No errors were found"), "{check}");
+        }
+    }
+    assert_eq!(
+        dir_names(dir.path()),
+        ["t.raw", "t.vhd", "t.vmdk", "tf.vhd"]
+    );
+}
+
+#[test]
+fn convert_with_force_replaces_the_target() {
+    let dir = tempdir();
+    let src = dir.path().join("src.raw");
+    build_raw(&src, 3 * MIB + 512, 6);
+    for (i, (fmt, opts, name)) in KINDS.into_iter().enumerate() {
+        let path = dir.path().join(name);
+        random_file(&path, 8 * MIB as usize, 30 + i as u64);
+        convert(fmt, opts, &src, &path).arg("--force").ok();
+        assert_identical("raw", &src, fmt, &path);
+        assert_eq!(
+            field_u64(&qemu_info(Some(fmt), &path), "virtual-size"),
+            3 * MIB + 512
+        );
+        if fmt == "raw" {
+            assert_eq!(fs::metadata(&path).unwrap().len(), 3 * MIB + 512);
+        }
+    }
+    // The same file as source and target, with --force: the result is
+    // the same disk.
+    let copy = dir.path().join("same.vmdk");
+    vimg!("convert -f raw -O vmdk", &src, &copy).ok();
+    let out = vimg!("convert -O vmdk --force", &copy, &copy).run();
+    if !out.status.success() {
+        out.assert_one_line_error(&copy, "convert a file onto itself");
+    }
+    assert_identical("raw", &src, "vmdk", &copy);
+    let names = dir_names(dir.path());
+    assert!(
+        names.iter().all(|n| !n.contains(".vimg-")),
+        "left a work folder: {names:?}"
+    );
+}
+
+/// Assert `vimg` fails with one error line and `dir` then holds exactly
+/// `expected`.
+fn assert_fails_leaving(vimg: &Cmd, named: &Path, dir: &Path, expected: &[&str]) {
+    vimg.one_line_error(named, &vimg.to_string());
+    assert_eq!(
+        dir_names(dir),
+        expected,
+        "after `{vimg}` (work folders are .NAME.vimg-*.tmp)"
+    );
+}
+
+#[test]
+fn failed_convert_leaves_no_target_and_no_work_folder() {
+    let dir = tempdir();
+    let d = dir.path();
+    let garbage = d.join("garbage.vmdk");
+    random_file(&garbage, 200_000, 40);
+    let good = d.join("good.raw");
+    build_raw(&good, 2 * MIB, 41);
+    for (fmt, opts, name) in KINDS {
+        let target = d.join(name);
+        // A source that is not an image.
+        let convert = vimg!("convert -O", fmt)
+            .opt("-o", opts)
+            .arg(&garbage)
+            .arg(&target);
+        assert_fails_leaving(&convert, &garbage, d, &["garbage.vmdk", "good.raw"]);
+        // The same source forced to each format.
+        for forced in ["vmdk", "vpc"] {
+            let convert = vimg!("convert -f", forced, "-O", fmt, &garbage, &target);
+            assert_fails_leaving(&convert, &garbage, d, &["garbage.vmdk", "good.raw"]);
+        }
+        // A good source and an option the target format does not know.
+        let convert = vimg!(
+            "convert -f raw -O",
+            fmt,
+            "-o subformat=nonsense",
+            &good,
+            &target
+        );
+        let out = convert.run();
+        assert_eq!(out.status.code(), Some(1), "{convert}");
+        let stderr = out.stderr_text();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(dir_names(d), ["garbage.vmdk", "good.raw"], "{stderr}");
+    }
+    // An unknown target format, a bad -S.
+    for bad in [
+        vec!["-O", "qcow2"],
+        vec!["-O", "vmdk", "-S", "1000"],
+        vec!["-O", "vhd", "-o", "block_size=3M"],
+        vec!["-O", "vmdk", "-o", "subformat=monolithicFlat,zeroed_grain"],
+    ] {
+        let convert = vimg!("convert -f raw")
+            .args(bad)
+            .arg(&good)
+            .arg(d.join("out.img"));
+        let out = convert.run();
+        assert_eq!(out.status.code(), Some(1), "{convert}");
+        assert_eq!(out.stderr_text().lines().count(), 1);
+        assert_eq!(dir_names(d), ["garbage.vmdk", "good.raw"]);
+    }
+}
+
+#[test]
+fn convert_failing_half_way_leaves_nothing_and_keeps_the_old_target() {
+    // A dynamic VHD cut in the middle of its second block: open succeeds,
+    // the copy fails when it reaches the missing data.
+    let dir = tempdir();
+    let d = dir.path();
+    let src = d.join("cut.vhd");
+    vimg!("create -q -f vhd", &src, "10M").ok();
+    qemu_io("vhd", &src, &["write -P 0xab 0 6M", "write -P 0xcd 9M 1M"]);
+    let len = fs::metadata(&src).unwrap().len();
+    truncate(&src, len - 3 * MIB);
+    for (fmt, opts, name) in KINDS {
+        let target = d.join(name);
+        let convert = vimg!("convert -O", fmt)
+            .opt("-o", opts)
+            .arg(&src)
+            .arg(&target);
+        assert_fails_leaving(&convert, &src, d, &["cut.vhd"]);
+
+        // With --force onto an existing file: the failure keeps it.
+        let old = random_file(&target, 123_457, 50);
+        convert
+            .arg("--force")
+            .one_line_error(&src, "failed convert --force");
+        assert!(fs::read(&target).unwrap() == old, "{name} was changed");
+        fs::remove_file(&target).unwrap();
+        assert_eq!(dir_names(d), ["cut.vhd"]);
+    }
+}
+
+#[test]
+fn too_big_images_are_refused_and_leave_nothing() {
+    let dir = tempdir();
+    let d = dir.path();
+    for (fmt, opts, name, size) in [
+        ("vhd", None, "big.vhd", "3T"),
+        ("vhd", Some("subformat=fixed"), "big-fixed.vhd", "3T"),
+        ("vpc", None, "big.vpc", "2041G"),
+        ("vmdk", None, "big.vmdk", "3T"),
+    ] {
+        let path = d.join(name);
+        assert_fails_leaving(&create(fmt, opts, &path, size), &path, d, &[]);
+    }
+    // A size that is no size is refused before anything is made.
+    for size in ["10X", "1.5", "99999999E", "", "10GiB"] {
+        let path = d.join("bad.vmdk");
+        let out = create("vmdk", None, &path, size).run();
+        assert_eq!(out.status.code(), Some(1), "size {size:?}");
+        let stderr = out.stderr_text();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(dir_names(d).is_empty());
+    }
+}
+
+#[test]
+fn failed_create_with_bad_options_leaves_nothing() {
+    let dir = tempdir();
+    let d = dir.path();
+    for (fmt, opts, name) in [
+        ("vhd", "subformat=nonsense", "a.vhd"),
+        ("vhd", "block_size=3M", "b.vhd"),
+        ("vhd", "force_size=maybe", "c.vhd"),
+        ("vmdk", "subformat=nonsense", "d.vmdk"),
+        ("vmdk", "adapter_type=scsi", "e.vmdk"),
+        ("vmdk", "compat6,hwversion=7", "f.vmdk"),
+        ("raw", "subformat=fixed", "g.raw"),
+        ("vmdk", "no_such_option=1", "h.vmdk"),
+    ] {
+        let path = d.join(name);
+        let out = create(fmt, Some(opts), &path, "10M").run();
+        assert_eq!(out.status.code(), Some(1), "{fmt} -o {opts}");
+        let stderr = out.stderr_text();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(
+            dir_names(d).is_empty(),
+            "{fmt} -o {opts} left {:?}",
+            dir_names(d)
+        );
+    }
+}
+
+#[test]
+fn a_target_in_a_missing_directory_is_refused() {
+    let dir = tempdir();
+    let target = dir.path().join("no/such/dir/x.vmdk");
+    let out = vimg!("create -f vmdk", &target, "1M").code(1);
+    let stderr = out.stderr_text();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no/such/dir"), "{stderr}");
+    assert!(dir_names(dir.path()).is_empty());
+}
+
+#[test]
+fn convert_into_a_format_too_small_for_the_source_leaves_nothing() {
+    let dir = tempdir();
+    let d = dir.path();
+    // A 3 TiB sparse raw disk with a little data.
+    let src = d.join("huge.raw");
+    let f = fs::File::create(&src).unwrap();
+    f.set_len(3 << 40).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, b"data", 1 << 40).unwrap();
+    drop(f);
+    for (fmt, opts, name) in [
+        ("vhd", None, "t.vhd"),
+        ("vhd", Some("subformat=fixed"), "tf.vhd"),
+        ("vmdk", None, "t.vmdk"),
+    ] {
+        let target = d.join(name);
+        let out = convert(fmt, opts, &src, &target).run();
+        assert_eq!(out.status.code(), Some(1), "-O {fmt}: {out:?}");
+        let stderr = out.stderr_text();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(name), "{stderr}");
+        assert_eq!(dir_names(d), ["huge.raw"], "-O {fmt}");
+    }
+}
