@@ -273,3 +273,23 @@ fn be32(d: &[u8], at: u64) -> Option<u32> {
 fn be64(d: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(d[at..at + 8].try_into().unwrap())
 }
+
+/// The extension that fits the input's content.
+pub fn extension_for(data: &[u8]) -> &'static str {
+    let data = split_parent(data).0;
+    let head = &data[..data.len().min(4096)];
+    if head.starts_with(b"KDMV") || head.starts_with(b"COWD") {
+        return "vmdk";
+    }
+    if head.starts_with(b"conectix")
+        || (data.len() >= 512 && data[data.len() - 512..].starts_with(b"conectix"))
+    {
+        return "vhd";
+    }
+    let text =
+        String::from_utf8_lossy(&head[..head.iter().position(|&b| b == 0).unwrap_or(head.len())]);
+    if text.contains("createType") || text.contains("# Disk DescriptorFile") {
+        return "vmdk";
+    }
+    "img"
+}

@@ -9,6 +9,11 @@ mod support;
 #[path = "../../fuzz/src/harness.rs"]
 mod harness;
 
+/// The fuzz targets' checks, which the replay runs on every regression
+/// input.
+#[path = "../../fuzz/src/checks.rs"]
+mod checks;
+
 mod bad_input;
 mod convert;
 mod create;
