@@ -15,6 +15,8 @@ mod harness;
 mod checks;
 
 mod bad_input;
+mod chain;
+mod check;
 mod convert;
 mod create;
 mod fuzz_replay;
