@@ -329,7 +329,10 @@ impl ImageFile {
 impl Drop for ImageFile {
     fn drop(&mut self) {
         if self.writer {
-            // The lock goes with the descriptor; the entry goes here.
+            // Unlocked now, not when the last copy of the descriptor goes:
+            // a child another thread of this process forks keeps a copy
+            // until it execs, and would hold the lock for that long.
+            let _ = set_lock(&self.file, libc::F_UNLCK);
             let mut writing = writing();
             if let Some(i) = writing.iter().position(|&id| id == self.id) {
                 writing.swap_remove(i);
@@ -340,12 +343,18 @@ impl Drop for ImageFile {
 
 /// Lock all of `file` for writing (`F_OFD_SETLK`), failing at once when
 /// another open file description holds a conflicting lock.
-#[allow(unsafe_code)]
 fn set_write_lock(file: &File) -> io::Result<()> {
+    set_lock(file, libc::F_WRLCK)
+}
+
+/// Set an open-file-description lock of `kind` (`F_WRLCK`, `F_UNLCK`) on
+/// all of `file`, without waiting.
+#[allow(unsafe_code)]
+fn set_lock(file: &File, kind: libc::c_int) -> io::Result<()> {
     // SAFETY: `flock` is a plain C struct of integers; all zeros is a
     // valid value of it (and l_pid must be 0 for OFD locks).
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_type = kind as libc::c_short;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
     // l_start = l_len = 0: the whole file, however it grows.
     // SAFETY: the descriptor is open for the whole call (we borrow `file`),
