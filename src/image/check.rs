@@ -110,3 +110,29 @@ impl Report {
             .count()
     }
 }
+
+/// Helpers for the formats' unit tests of their walks.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::Path;
+
+    use super::Report;
+    use crate::image::factory::open_with;
+    use crate::image::OpenOptions;
+    use crate::io::Access;
+
+    /// What a walk of the image at `path` (opened for checking) finds.
+    pub fn check_file(path: &Path) -> Report {
+        let opts = OpenOptions::new(Access::Read).checking();
+        let mut image = open_with(path, None, opts).unwrap();
+        let mut report = Report::default();
+        image.check(&mut report).unwrap();
+        report
+    }
+
+    /// Overwrite bytes of a file, as damage does.
+    pub fn patch(path: &Path, at: u64, bytes: &[u8]) {
+        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, bytes, at).unwrap();
+    }
+}

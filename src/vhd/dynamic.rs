@@ -829,9 +829,10 @@ mod tests {
         ));
     }
 
+    use crate::image::check::testing::{check_file, patch};
     use crate::image::check::Severity;
-    use crate::image::factory::{create, open, open_with};
-    use crate::image::{Format, OpenOptions};
+    use crate::image::factory::{create, open};
+    use crate::image::Format;
     use crate::io::Access;
     use crate::options::Options;
     use byteorder::{BigEndian, ByteOrder};
@@ -860,25 +861,15 @@ mod tests {
         BigEndian::read_u32(&bytes[(at + block * 4) as usize..])
     }
 
-    fn set_bat(path: &Path, at: u64, block: u64, value: u32) {
-        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-        std::os::unix::fs::FileExt::write_all_at(&file, &value.to_be_bytes(), at + block * 4)
-            .unwrap();
-    }
-
-    fn check(path: &Path) -> Report {
-        let opts = OpenOptions::new(Access::Read).checking();
-        let mut image = open_with(path, None, opts).unwrap();
-        let mut report = Report::default();
-        image.check(&mut report).unwrap();
-        report
+    fn set_bat(path: &Path, at: u64, index: u64, value: u32) {
+        patch(path, at + index * 4, &value.to_be_bytes());
     }
 
     #[test]
     fn a_clean_disk_checks_clean() {
         let dir = tempfile::tempdir().unwrap();
         let (path, _) = dynamic(dir.path(), &[0, 3, 7]);
-        assert!(check(&path).findings.is_empty());
+        assert!(check_file(&path).findings.is_empty());
     }
 
     #[test]
@@ -891,7 +882,7 @@ mod tests {
         set_bat(&path, at, 3, bat(&path, at, 2));
         set_bat(&path, at, 0, (at / SECTOR) as u32);
         assert!(open(&path, None, Access::Read).is_err());
-        let report = check(&path);
+        let report = check_file(&path);
         let corrupt: Vec<_> = report
             .findings
             .iter()
@@ -924,7 +915,7 @@ mod tests {
         bytes[512..1536].copy_from_slice(&header.encode());
         std::fs::write(&path, &bytes).unwrap();
         assert!(open(&path, None, Access::Read).is_err());
-        let report = check(&path);
+        let report = check_file(&path);
         assert!(
             report
                 .findings

@@ -830,9 +830,10 @@ fn read_compressed(file: &ImageFile, host: u64, grain: u64, markers: bool) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::check::testing::{check_file, patch};
     use crate::image::check::Severity;
-    use crate::image::factory::{create, open, open_with};
-    use crate::image::{Format, OpenOptions};
+    use crate::image::factory::{create, open};
+    use crate::image::Format;
     use crate::io::Access;
     use crate::options::Options;
     use std::path::PathBuf;
@@ -864,25 +865,15 @@ mod tests {
         LittleEndian::read_u32(&bytes[(gt + grain * 4) as usize..])
     }
 
-    fn set_entry(path: &Path, gt: u64, grain: u64, value: u32) {
-        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-        std::os::unix::fs::FileExt::write_all_at(&file, &value.to_le_bytes(), gt + grain * 4)
-            .unwrap();
-    }
-
-    fn check(path: &Path) -> Report {
-        let opts = OpenOptions::new(Access::Read).checking();
-        let mut image = open_with(path, None, opts).unwrap();
-        let mut report = Report::default();
-        image.check(&mut report).unwrap();
-        report
+    fn set_entry(path: &Path, at: u64, index: u64, value: u32) {
+        patch(path, at + index * 4, &value.to_le_bytes());
     }
 
     #[test]
     fn a_clean_extent_checks_clean() {
         let dir = tempfile::tempdir().unwrap();
         let (path, _) = sparse(dir.path(), &[0, 1, 7, 200]);
-        let report = check(&path);
+        let report = check_file(&path);
         assert!(report.findings.is_empty(), "{:#?}", report.findings);
     }
 
@@ -899,7 +890,7 @@ mod tests {
         set_entry(&path, gt, 4, (gt / SECTOR) as u32);
         let err = open(&path, None, Access::Read).err().unwrap().to_string();
         assert!(err.contains("grain 1 at byte"), "{err}");
-        let report = check(&path);
+        let report = check_file(&path);
         let corrupt: Vec<_> = report
             .findings
             .iter()
@@ -936,15 +927,9 @@ mod tests {
         let (path, _) = sparse(dir.path(), &[0]);
         let bytes = std::fs::read(&path).unwrap();
         let header = SparseHeader::parse(&bytes[..512]).unwrap();
-        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        std::os::unix::fs::FileExt::write_all_at(
-            &file,
-            &u32::MAX.to_le_bytes(),
-            header.gd_offset * SECTOR,
-        )
-        .unwrap();
+        patch(&path, header.gd_offset * SECTOR, &u32::MAX.to_le_bytes());
         assert!(open(&path, None, Access::Read).is_err());
-        let report = check(&path);
+        let report = check_file(&path);
         assert!(
             report
                 .findings
