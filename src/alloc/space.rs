@@ -108,13 +108,6 @@ impl<T: Clone> Space<T> {
         out
     }
 
-    /// The span that holds byte `at`, if one does (the first of several).
-    pub fn find(&mut self, at: u64) -> Option<&Span<T>> {
-        self.sort();
-        let i = self.spans.partition_point(|s| s.start <= at);
-        self.spans[..i].iter().rev().find(|s| s.end > at)
-    }
-
     /// A span that shares bytes with `start..end`: exact when the spans do
     /// not overlap one another (a walk refuses those first), and one
     /// binary search whatever the number of spans.
@@ -212,9 +205,6 @@ mod tests {
             [512..1024, 1536..2048, 6048..8000, 9000..10_000]
         );
         assert_eq!(space.gaps(2048..10_000, 1000), [6048..8000, 9000..10_000]);
-        assert_eq!(space.find(1500).map(|s| &s.what), Some(&Part::Table));
-        assert_eq!(space.find(1600), None);
-        assert_eq!(space.find(5000).map(|s| s.start), Some(2048));
         assert_eq!(
             space.overlapping(400, 600).map(|s| &s.what),
             Some(&Part::Header)
