@@ -194,6 +194,17 @@ impl ImageFile {
         &self.path
     }
 
+    /// Fail unless the file was opened for writing.
+    pub fn check_writable(&self) -> Result<()> {
+        match self.writer {
+            true => Ok(()),
+            false => Err(Error::unsupported(
+                &self.path,
+                "is open read-only; it must be opened for writing to be changed",
+            )),
+        }
+    }
+
     /// What identifies the file itself, whatever name it was opened by:
     /// (device, inode).
     pub fn identity(&self) -> (u64, u64) {

@@ -384,9 +384,12 @@ mod tests {
                     "{format:?}: {err}"
                 );
             }
-            // A raw image records no parent at all.
+            // A raw image records no parent at all; a delta opened
+            // read-only changes nothing.
             let mut r = reopen(&raw);
             assert!(r.set_backing(None).is_err());
+            let err = reopen(&delta).set_backing(None).unwrap_err().to_string();
+            assert!(err.contains("read-only"), "{err}");
             drop(top);
             assert_eq!(std::fs::read(&delta).unwrap(), before, "{format:?}");
             assert_eq!(read(reopen(&delta).as_mut(), MIB)[0], 0xaa);

@@ -391,6 +391,7 @@ impl Image for Vhd {
                 "a fixed VHD cannot have a parent; differencing disks are dynamic",
             ));
         };
+        d.file().check_writable()?;
         let Some(p) = parent else {
             if differencing {
                 // A dynamic disk first (a crash then leaves one whose

@@ -796,6 +796,10 @@ impl Image for Vmdk {
                 "this sparse extent has no descriptor to record a parent in",
             ));
         }
+        match &self.home {
+            DescriptorHome::Embedded { file, .. } => file.check_writable()?,
+            DescriptorHome::File(file) => file.check_writable()?,
+        }
         let (cid, hint) = match &parent {
             None => (descriptor::NO_PARENT, None),
             Some(p) => {
