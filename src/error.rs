@@ -67,6 +67,15 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A file a VMDK descriptor names as an extent cannot be used.
+    #[error("{path}: cannot open its extent {extent}", path = .path.display(), extent = .extent.display())]
+    Extent {
+        path: PathBuf,
+        extent: PathBuf,
+        #[source]
+        source: Box<Error>,
+    },
+
     /// A delta's parent is nowhere to be found.
     #[error("{path}: {detail}", path = .path.display())]
     MissingParent { path: PathBuf, detail: String },
@@ -135,7 +144,7 @@ impl Error {
     pub fn is_corruption(&self) -> bool {
         match self {
             Error::Corrupt { .. } | Error::Chain { .. } => true,
-            Error::Parent { source, .. } => source.is_corruption(),
+            Error::Parent { source, .. } | Error::Extent { source, .. } => source.is_corruption(),
             _ => false,
         }
     }

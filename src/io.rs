@@ -6,12 +6,12 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, ErrorKind};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rustix::fs::SeekFrom;
+use rustix::fs::{Mode, OFlags, ResolveFlags, SeekFrom};
 
 use crate::error::{Error, Result};
 
@@ -56,6 +56,57 @@ pub enum Access {
     Write,
 }
 
+/// Who names a file, which decides what it may be and how it is reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Named<'a> {
+    /// The user, on the command line: a regular file or a block device
+    /// (`vimg convert /dev/sdb out.vmdk`), reached however its path says.
+    ByUser,
+    /// An image (an extent, a parent): a regular file only, and with
+    /// `beneath`, one that lies inside that folder, reached without any
+    /// link leading out of it (and so without a swap between a check and
+    /// the open redirecting it).
+    ByImage { beneath: Option<&'a Path> },
+}
+
+/// Open `path`, which must lie inside `dir` as written (`dir` joined with
+/// a relative rest), resolving the rest inside `dir` only: a symbolic link
+/// or `..` that leads out is refused by the kernel (`openat2` with
+/// `RESOLVE_BENEATH`).
+fn open_beneath(dir: &Path, path: &Path, flags: OFlags) -> Result<OwnedFd> {
+    let refuse = |why: &str| {
+        Error::file(
+            path,
+            "cannot open",
+            io::Error::other(format!(
+                "{why} {}, where the image may name files",
+                dir.display()
+            )),
+        )
+    };
+    let outside = || refuse("it lies outside");
+    let (dir_abs, path_abs) = (absolute(dir)?, absolute(path)?);
+    let rest = path_abs.strip_prefix(&dir_abs).map_err(|_| outside())?;
+    let dir_fd = rustix::fs::open(
+        &dir_abs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::file(dir, "cannot open the folder", e.into()))?;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    match rustix::fs::openat2(&dir_fd, rest, flags, Mode::empty(), resolve) {
+        Ok(fd) => Ok(fd),
+        Err(rustix::io::Errno::XDEV) => Err(refuse("a link or `..` on its way leads out of")),
+        Err(e) => Err(Error::file(path, "cannot open", e.into())),
+    }
+}
+
+/// `path` made absolute against the working folder, without resolving
+/// links.
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(|e| Error::file(path, "cannot resolve", e))
+}
+
 /// The files this process holds open for writing, by (device, inode): our
 /// own write lock is not a foreign writer, and no file gets a second
 /// writable handle (two sets of tables in memory for one file).
@@ -78,23 +129,44 @@ pub struct ImageFile {
 }
 
 impl ImageFile {
-    /// Open an existing file and take a lock matching `access`.
+    /// Open an existing file the user named and take a lock matching
+    /// `access`.
     pub fn open(path: &Path, access: Access) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(access == Access::Write)
-            .open(path)
-            .map_err(|e| Error::file(path, "cannot open", e))?;
+        Self::open_named(path, access, Named::ByUser)
+    }
+
+    /// Open an existing file, named as `named` says, and take a lock
+    /// matching `access`. The file is opened without waiting (a FIFO
+    /// would block an ordinary open for ever) and its type checked before
+    /// anything is read.
+    pub fn open_named(path: &Path, access: Access, named: Named) -> Result<Self> {
+        let mut flags = OFlags::CLOEXEC | OFlags::NONBLOCK;
+        flags |= match access {
+            Access::Write => OFlags::RDWR,
+            _ => OFlags::RDONLY,
+        };
+        let fd = match named {
+            Named::ByImage { beneath: Some(dir) } => open_beneath(dir, path, flags)?,
+            _ => rustix::fs::open(path, flags, Mode::empty())
+                .map_err(|e| Error::file(path, "cannot open", e.into()))?,
+        };
+        let file = File::from(fd);
         let meta = file
             .metadata()
             .map_err(|e| Error::file(path, "cannot stat", e))?;
         let kind = meta.file_type();
-        if !(kind.is_file() || kind.is_block_device()) {
-            return Err(Error::file(
-                path,
-                "cannot open",
-                io::Error::other("not a regular file or block device"),
-            ));
+        let allowed = match named {
+            Named::ByUser => kind.is_file() || kind.is_block_device(),
+            Named::ByImage { .. } => kind.is_file(),
+        };
+        if !allowed {
+            let what = match named {
+                Named::ByUser => "not a regular file or block device",
+                Named::ByImage { .. } => {
+                    "not a regular file (an image may name only regular files)"
+                }
+            };
+            return Err(Error::file(path, "cannot open", io::Error::other(what)));
         }
         let mut image = ImageFile {
             file,

@@ -11,6 +11,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+
+use crate::io::{Access, ImageFile};
 use clap::ValueEnum;
 use rustix::fs::{renameat_with, RenameFlags, CWD};
 
@@ -46,6 +48,17 @@ pub struct Staging {
     name: OsString,
     force: bool,
     cache: Cache,
+    /// The files about to be replaced, held under our write lock from the
+    /// first check to the swap, so that no VM starts on them meanwhile.
+    held: Vec<ImageFile>,
+}
+
+/// Take the write lock on `path`, an existing file about to be replaced:
+/// one a running VM, qemu-img or vimg holds is refused, never swapped away
+/// under it (its later writes would land in a file nobody can reach).
+fn hold(path: &Path) -> anyhow::Result<ImageFile> {
+    ImageFile::open(path, Access::Write)
+        .with_context(|| format!("refusing to replace {}", path.display()))
 }
 
 impl Staging {
@@ -54,6 +67,7 @@ impl Staging {
     /// symbolic link stands for the file it names.
     pub fn new(target: &Path, force: bool, cache: Cache) -> anyhow::Result<Staging> {
         let mut target = target.to_path_buf();
+        let mut held = Vec::new();
         if let Ok(meta) = fs::symlink_metadata(&target) {
             if !force {
                 return Err(crate::Error::Exists { path: target }.into());
@@ -68,6 +82,7 @@ impl Staging {
                     target.display()
                 );
             }
+            held.push(hold(&target)?);
         }
         let name = target
             .file_name()
@@ -87,6 +102,7 @@ impl Staging {
             name,
             force,
             cache,
+            held,
         })
     }
 
@@ -111,7 +127,7 @@ impl Staging {
     /// that replaces an existing one takes its mode and owner, is flushed to
     /// disk, and is swapped in atomically; when one move fails, the ones
     /// made are undone and the old files are back.
-    pub fn commit(self, files: &[PathBuf]) -> anyhow::Result<()> {
+    pub fn commit(mut self, files: &[PathBuf]) -> anyhow::Result<()> {
         for f in files {
             if f.parent() != Some(self.dir.as_path()) {
                 bail!("{}: image file outside the work folder", f.display());
@@ -157,9 +173,18 @@ impl Staging {
 
     /// Put `staged` at `dest`; returns true when it swapped with an
     /// existing file (which then sits at `staged`).
-    fn place(&self, staged: &Path, dest: &Path) -> anyhow::Result<bool> {
+    fn place(&mut self, staged: &Path, dest: &Path) -> anyhow::Result<bool> {
         let existing = match fs::symlink_metadata(dest) {
-            Ok(meta) if self.force && meta.is_file() => Some(meta),
+            Ok(meta) if self.force && meta.is_file() => {
+                // The target itself is held since `new`; an extent file it
+                // replaces is taken now.
+                let id = (meta.dev(), meta.ino());
+                if !self.held.iter().any(|h| h.identity() == id) {
+                    let file = hold(dest)?;
+                    self.held.push(file);
+                }
+                Some(meta)
+            }
             Ok(_) => {
                 return Err(crate::Error::Exists {
                     path: dest.to_path_buf(),

@@ -53,7 +53,9 @@ impl Finding {
                 detail.clone(),
                 Severity::Corruption,
             ),
-            Error::Parent { source, .. } => return Finding::from_error(source),
+            Error::Parent { source, .. } | Error::Extent { source, .. } => {
+                return Finding::from_error(source)
+            }
             other => (
                 PathBuf::new(),
                 None,

@@ -94,8 +94,8 @@ pub fn open_with(path: &Path, format: Option<Format>, opts: OpenOptions) -> Resu
             }
             Box::new(raw)
         }
-        Format::Vmdk => Box::new(vmdk::Vmdk::open_in(path, opts, &mut chain)?),
-        Format::Vhd => Box::new(vhd::Vhd::open_in(path, opts, &mut chain)?),
+        Format::Vmdk => Box::new(vmdk::Vmdk::open_in(path, &opts, &mut chain)?),
+        Format::Vhd => Box::new(vhd::Vhd::open_in(path, &opts, &mut chain)?),
     })
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::io::{Access, ImageFile};
+use crate::io::{Access, ImageFile, Named};
 use check::Report;
 
 /// A place in a host file.
@@ -91,7 +91,7 @@ pub struct NewParent {
 }
 
 /// How the layers of a chain are opened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpenOptions {
     /// The image itself.
     pub access: Access,
@@ -104,16 +104,24 @@ pub struct OpenOptions {
     /// is kept for the check to report instead of refusing the image. Such
     /// an image is for inspection: do not read its data or write it.
     pub for_check: bool,
+    /// The folder every file an image names (parents; extents lie beside
+    /// their descriptor in any case) must lie in, reached without a link
+    /// leading out (`--confine`).
+    pub confine: Option<Arc<Path>>,
+    /// Which file this is: the one the user named, or one an image names
+    /// (a parent), which must be a regular file.
+    by_image: bool,
 }
 
 /// How thoroughly an open walks a layer's metadata, and what it does with
 /// what it finds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Walk {
-    /// For reading: tables and data units must lie in the file, the data
-    /// clear of the metadata.
+    /// For reading: tables and data units must lie in the file, clear of
+    /// the metadata and of one another.
     Read,
-    /// For writing: also no two data units may share bytes.
+    /// For writing: also whatever a new data unit could land on (VHD
+    /// parent locators) must lie in the file and apart.
     Write,
     /// For `check`: nothing past the headers is refused.
     Check,
@@ -131,6 +139,8 @@ impl OpenOptions {
             access,
             parents: Some(parents),
             for_check: false,
+            confine: None,
+            by_image: false,
         }
     }
 
@@ -147,17 +157,36 @@ impl OpenOptions {
         }
     }
 
+    /// Files images name only inside `dir` (see [`OpenOptions::confine`]).
+    pub fn confined_to(self, dir: Option<&Path>) -> Self {
+        OpenOptions {
+            confine: dir.map(Arc::from),
+            ..self
+        }
+    }
+
     /// How this image's parent is opened, if it is.
-    pub fn for_parent(self) -> Option<OpenOptions> {
+    pub fn for_parent(&self) -> Option<OpenOptions> {
         self.parents.map(|access| OpenOptions {
             access,
             parents: Some(access),
-            ..self
+            by_image: true,
+            ..self.clone()
         })
     }
 
+    /// Who names the image these options open: the user, or an image.
+    pub fn named(&self) -> Named<'_> {
+        match self.by_image {
+            false => Named::ByUser,
+            true => Named::ByImage {
+                beneath: self.confine.as_deref(),
+            },
+        }
+    }
+
     /// How much the image itself is walked at open.
-    pub fn walk(self) -> Walk {
+    pub fn walk(&self) -> Walk {
         match (self.for_check, self.access) {
             (true, _) => Walk::Check,
             (false, Access::Write) => Walk::Write,

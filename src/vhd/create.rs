@@ -74,7 +74,7 @@ pub fn create(
             chain.enter(&b.path)?;
             Some(Vhd::open_in(
                 &b.path,
-                OpenOptions::new(Access::Read),
+                &OpenOptions::new(Access::Read),
                 &mut chain,
             )?)
         }
@@ -147,7 +147,7 @@ pub fn create(
         let _ = std::fs::remove_file(path);
         return Err(e);
     }
-    let mut vhd = Vhd::open_layer(path, OpenOptions::new(Access::Write))?;
+    let mut vhd = Vhd::open_layer(path, &OpenOptions::new(Access::Write))?;
     if let Some(p) = parent {
         vhd.attach(p, None)?;
     }

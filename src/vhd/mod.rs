@@ -105,7 +105,7 @@ fn read_footer(file: &ImageFile, len: u64) -> Result<(Footer, bool)> {
 impl Vhd {
     /// Open a VHD and, for a differencing disk, its parent: found through
     /// the locators and checked against the UUID the child recorded.
-    pub fn open_in(path: &Path, opts: OpenOptions, chain: &mut Chain) -> Result<Vhd> {
+    pub fn open_in(path: &Path, opts: &OpenOptions, chain: &mut Chain) -> Result<Vhd> {
         let mut vhd = Vhd::open_layer(path, opts)?;
         let differencing = vhd
             .dynamic()
@@ -113,7 +113,7 @@ impl Vhd {
         if let (Some(d), Some(parent_opts)) = (differencing, opts.for_parent()) {
             let found = locator::find_parent(d.file(), path, &d.header)?;
             chain.enter(&found.path)?;
-            let parent = Vhd::open_in(&found.path, parent_opts, chain)
+            let parent = Vhd::open_in(&found.path, &parent_opts, chain)
                 .map_err(|e| Error::parent(path, &found.path, e))?;
             match vhd.check_parent(&parent) {
                 Ok(()) => {}
@@ -190,8 +190,8 @@ impl Vhd {
 
     /// Open one VHD file, checking its footer, header and table against the
     /// file, without its parent.
-    pub fn open_layer(path: &Path, opts: OpenOptions) -> Result<Vhd> {
-        let file = ImageFile::open(path, opts.access)?;
+    pub fn open_layer(path: &Path, opts: &OpenOptions) -> Result<Vhd> {
+        let file = ImageFile::open_named(path, opts.access, opts.named())?;
         let len = file.length()?;
         let (footer, tail_footer) = read_footer(&file, len)?;
         let (size, size_source) = geometry::disk_size(&footer);

@@ -205,7 +205,7 @@ pub fn create(
         Some(b) => {
             let mut chain = Chain::new();
             chain.enter(&b.path)?;
-            let parent = Vmdk::open_in(&b.path, OpenOptions::new(Access::Read), &mut chain)?;
+            let parent = Vmdk::open_in(&b.path, &OpenOptions::new(Access::Read), &mut chain)?;
             db.adapter = db
                 .adapter
                 .or(parent.ddb("ddb.adapterType").map(str::to_string));
@@ -255,7 +255,7 @@ pub fn create(
         }
         return Err(e);
     }
-    let mut vmdk = Vmdk::open_layer(path, OpenOptions::new(Access::Write))?;
+    let mut vmdk = Vmdk::open_layer(path, &OpenOptions::new(Access::Write))?;
     if let Some(parent) = parent {
         vmdk.attach(parent)?;
     }

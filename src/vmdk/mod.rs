@@ -26,7 +26,7 @@ use crate::image::{
     check_range, file_status, Holes, Identity, Image, ImageInfo, Mapping, NewParent, OpenOptions,
     Sink, Source, Walk,
 };
-use crate::io::{Access, ImageFile, SECTOR};
+use crate::io::{Access, ImageFile, Named, SECTOR};
 
 pub use self::create::{create, create_stream};
 
@@ -125,19 +125,27 @@ fn resolve_extent(desc: &Path, name: &str) -> Result<PathBuf> {
             format!("extent file name \"{name}\" is absolute, empty or leaves the descriptor's directory; refused"),
         ));
     }
-    Ok(desc.parent().unwrap_or(Path::new(".")).join(rel))
+    Ok(folder_of(desc).join(rel))
+}
+
+/// The folder a file lies in (`.` for a bare name).
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
 }
 
 impl Vmdk {
     /// Open a VMDK and, for a delta, its parents (found through
     /// `parentFileNameHint`, each checked against the CID its child recorded).
-    pub fn open_in(path: &Path, opts: OpenOptions, chain: &mut Chain) -> Result<Vmdk> {
+    pub fn open_in(path: &Path, opts: &OpenOptions, chain: &mut Chain) -> Result<Vmdk> {
         let mut vmdk = Vmdk::open_layer(path, opts)?;
         let hint = vmdk.desc.parent_hint.clone();
         if let (Some(hint), Some(parent_opts)) = (hint, opts.for_parent()) {
             let parent_path = chain::parent_path(path, &hint);
             chain.enter(&parent_path)?;
-            let parent = Vmdk::open_in(&parent_path, parent_opts, chain)
+            let parent = Vmdk::open_in(&parent_path, &parent_opts, chain)
                 .map_err(|e| Error::parent(path, &parent_path, e))?;
             match vmdk.check_parent(&parent) {
                 Ok(()) => {}
@@ -194,9 +202,9 @@ impl Vmdk {
     }
 
     /// Open one VMDK file set (descriptor and extents), without parents.
-    pub fn open_layer(path: &Path, opts: OpenOptions) -> Result<Vmdk> {
+    pub fn open_layer(path: &Path, opts: &OpenOptions) -> Result<Vmdk> {
         let (access, walk) = (opts.access, opts.walk());
-        let file = ImageFile::open(path, access)?;
+        let file = ImageFile::open_named(path, access, opts.named())?;
         let len = file.length()?;
         let mut head = [0u8; 4];
         file.read_zero_filled(&mut head, 0)?;
@@ -507,7 +515,17 @@ fn open_extent(
             )
         })?;
         let path = resolve_extent(desc_path, name)?;
-        Ok(Arc::new(ImageFile::open(&path, access)?))
+        // A regular file in the descriptor's folder, reached without a
+        // link leading out of it.
+        let named = Named::ByImage {
+            beneath: Some(folder_of(desc_path)),
+        };
+        let file = ImageFile::open_named(&path, access, named).map_err(|e| Error::Extent {
+            path: desc_path.to_path_buf(),
+            extent: PathBuf::from(name),
+            source: Box::new(e),
+        })?;
+        Ok(Arc::new(file))
     };
     let storage = match line.kind.as_str() {
         "SPARSE" | "VMFSSPARSE" => {

@@ -20,6 +20,7 @@ mod check;
 mod convert;
 mod create;
 mod fuzz_replay;
+mod hostile;
 mod map;
 mod qemu_io;
 mod review_regressions;

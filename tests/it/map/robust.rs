@@ -5,10 +5,8 @@
 //! few seconds, exits 0 or 1, and on 1 prints exactly one error line; on
 //! 0 its map must be well formed.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -18,48 +16,10 @@ use crate::support::*;
 /// How long one `vimg map` may take on a small hostile file.
 const LIMIT: Duration = Duration::from_secs(5);
 
-/// Run `vimg`, killing it after `LIMIT`.
-fn run_limited(vimg: &Cmd) -> Run {
-    let mut child = vimg
-        .command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn vimg");
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            r.read_to_end(&mut v).ok();
-            v
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let t = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        if t.elapsed() > LIMIT {
-            child.kill().ok();
-            child.wait().ok();
-            panic!("`{vimg}` did not finish within {LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    Run {
-        cmdline: vimg.to_string(),
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
-}
-
 /// The outcome of one run, checked: `Some(entries)` when it succeeded
 /// (JSON), `None` when it failed cleanly.
 fn check(vimg: &Cmd, json: bool, what: &str) -> Option<Vec<Value>> {
-    let out = run_limited(vimg);
+    let out = vimg.run_within(LIMIT);
     let stderr = out.stderr_text();
     let stdout = out.stdout_text();
     let ctx = || format!("{what}: `{vimg}`");

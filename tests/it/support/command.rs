@@ -137,6 +137,45 @@ impl Cmd {
         }
     }
 
+    /// Run it, killing it (and failing the test) when it has not ended
+    /// after `limit`: for commands that must never hang.
+    pub fn run_within(&self, limit: std::time::Duration) -> Run {
+        let mut child = self
+            .command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run `{self}`: {e}"));
+        let drain = |mut r: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                r.read_to_end(&mut v).ok();
+                v
+            })
+        };
+        let out = drain(Box::new(child.stdout.take().unwrap()));
+        let err = drain(Box::new(child.stderr.take().unwrap()));
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if started.elapsed() > limit {
+                child.kill().ok();
+                child.wait().ok();
+                panic!("`{self}` did not finish within {limit:?}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        };
+        Run {
+            cmdline: self.to_string(),
+            status,
+            stdout: out.join().unwrap(),
+            stderr: err.join().unwrap(),
+        }
+    }
+
     /// Run it; it must exit 0. Returns what it printed on stdout.
     pub fn ok(&self) -> String {
         let out = self.run();

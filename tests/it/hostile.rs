@@ -1,0 +1,193 @@
+//! Images from strangers (issue 9's findings, each reproduced first): files
+//! an image names are regular files reached without links out of where
+//! they may be, FIFOs never hang a command, an image a running VM holds is
+//! never replaced, and grain tables that alias one grain are refused on
+//! every open.
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// A monolithicFlat descriptor naming `extent` for 1 MiB.
+fn flat_descriptor(path: &Path, extent: &str) {
+    let text = format!(
+        "# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\nRW 2048 FLAT \"{extent}\" 0\n"
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+/// `vimg` ends within 10 s, with exit 1 and one error line naming `file`.
+fn refused_in_time(vimg: Cmd, file: &Path, what: &str) -> Run {
+    let out = vimg.run_within(Duration::from_secs(10));
+    if let Err(e) = out.check_one_line_error(file) {
+        panic!("{what}: {e}");
+    }
+    out
+}
+
+/// Finding 1: a FIFO named as the image, as an extent or as a parent made
+/// `info`, `map` and `convert` block for ever.
+#[test]
+fn finding_1_fifos_are_refused_at_once() {
+    let dir = tempdir();
+    let d = dir.path();
+    let fifo = d.join("pipe.vmdk");
+    cmd!("mkfifo", &fifo).ok();
+    let ext_fifo = d.join("ext.bin");
+    cmd!("mkfifo", &ext_fifo).ok();
+    let desc = d.join("d.vmdk");
+    flat_descriptor(&desc, "ext.bin");
+    // A delta whose parent hint names a FIFO.
+    let delta = d.join("delta.vmdk");
+    let base = d.join("base.vmdk");
+    vimg!("create -q -f vmdk", &base, MIB).ok();
+    vimg!("create -q -f vmdk -b", &base, &delta).ok();
+    std::fs::remove_file(&base).unwrap();
+    cmd!("mkfifo", &base).ok();
+    let out = d.join("out.raw");
+    for (image, what) in [(&fifo, "image"), (&desc, "extent"), (&delta, "parent")] {
+        for vimg in [
+            vimg!("info", image),
+            vimg!("map", image),
+            vimg!("convert -O raw", image, &out),
+        ] {
+            let run = refused_in_time(vimg, image, what);
+            assert!(
+                run.stderr_text().contains("not a regular file"),
+                "{what}: {run:?}"
+            );
+        }
+    }
+}
+
+/// Finding 3: an extent named by a link in the descriptor's folder that
+/// leads out of it (to a file, through a linked folder, to a device) was
+/// followed, and `convert` copied the host's file or disk.
+#[test]
+fn finding_3_extents_never_escape_their_folder_through_links() {
+    let dir = tempdir();
+    let outside = tempdir();
+    let secret = outside.path().join("secret");
+    std::fs::write(&secret, vec![0x5e; MIB as usize]).unwrap();
+    let d = dir.path();
+    let out = d.join("out.raw");
+    // A link to a file outside, a folder linked from outside, a device.
+    symlink(&secret, d.join("link.bin")).unwrap();
+    symlink(outside.path(), d.join("sub")).unwrap();
+    symlink("/dev/zero", d.join("dev.bin")).unwrap();
+    for (name, extent) in [
+        ("a.vmdk", "link.bin"),
+        ("b.vmdk", "sub/secret"),
+        ("c.vmdk", "dev.bin"),
+    ] {
+        let desc = d.join(name);
+        flat_descriptor(&desc, extent);
+        for vimg in [vimg!("info", &desc), vimg!("convert -O raw", &desc, &out)] {
+            let run = refused_in_time(vimg, &desc, extent);
+            assert!(
+                run.stderr_text().contains("leads out of"),
+                "{extent}: {run:?}"
+            );
+        }
+        assert!(!out.exists(), "{extent}: a raw copy was written");
+    }
+    // A link that stays in the folder is followed: the folder is where the
+    // extents may be, however they are named there.
+    std::fs::write(d.join("real.bin"), vec![0x42; MIB as usize]).unwrap();
+    symlink("real.bin", d.join("inside.bin")).unwrap();
+    let desc = d.join("ok.vmdk");
+    flat_descriptor(&desc, "inside.bin");
+    vimg!("convert -O raw", &desc, &out).ok();
+    assert_eq!(read_at(&out, 0, 4), [0x42; 4]);
+}
+
+/// Finding 2: `--force` swapped away an image a running VM (qemu-nbd)
+/// holds, and the VM's later writes went to a file nobody can reach.
+#[test]
+fn finding_2_force_never_replaces_an_image_a_vm_holds() {
+    let dir = tempdir();
+    let d = dir.path();
+    let vm = d.join("vm.vmdk");
+    let other = d.join("other.vmdk");
+    vimg!("create -q -f vmdk", &vm, 64 * MIB).ok();
+    vimg!("create -q -f vmdk", &other, 32 * MIB).ok();
+    let before = std::fs::read(&vm).unwrap();
+    let sock = d.join("nbd.sock");
+    let mut nbd = std::process::Command::new("qemu-nbd")
+        .args(["-f", "vmdk", "-t", "-k"])
+        .arg(&sock)
+        .arg(&vm)
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !sock.exists() {
+        assert!(started.elapsed().as_secs() < 20, "qemu-nbd did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for vimg in [
+        vimg!("convert --force -O vmdk", &other, &vm),
+        vimg!("create --force -f vmdk", &vm, MIB),
+        vimg!("create --force -f vhd", &vm, MIB),
+    ] {
+        let run = vimg.run();
+        if let Err(e) = run.check_one_line_error(&vm) {
+            panic!("replacing a served image: {e}");
+        }
+        assert!(
+            run.stderr_text().contains("in use by another process"),
+            "{run:?}"
+        );
+    }
+    assert_eq!(std::fs::read(&vm).unwrap(), before);
+    assert_eq!(dir_names(d), ["nbd.sock", "other.vmdk", "vm.vmdk"]);
+    nbd.kill().unwrap();
+    nbd.wait().unwrap();
+    // Once the VM is gone, --force replaces it.
+    vimg!("convert -q --force -O vmdk", &other, &vm).ok();
+    assert_eq!(field_u64(&vimg_info(None, &vm), "virtual-size"), 32 * MIB);
+}
+
+/// Finding 6: read-only opens took grain tables whose entries all name one
+/// grain; a 300 KiB file then claimed a terabyte of data.
+#[test]
+fn finding_6_grains_named_twice_are_refused_on_every_open() {
+    let dir = tempdir();
+    let d = dir.path();
+    for (name, stream) in [("plain.vmdk", false), ("stream.vmdk", true)] {
+        let image = d.join(name);
+        // 4 MiB, of which only the first grain holds data.
+        let src = d.join("src.raw");
+        std::fs::write(&src, vec![0x61; 64 * KIB as usize]).unwrap();
+        truncate(&src, 4 * MIB);
+        let sub = if stream {
+            "subformat=streamOptimized"
+        } else {
+            "subformat=monolithicSparse"
+        };
+        qemu_img!("convert -q -f raw -O vmdk -o", sub, &src, &image).ok();
+        vimg!("info", &image).ok();
+        // The grain directory, or (all ones) the footer that says where.
+        let mut header = read_at(&image, 0, 512);
+        if le64(&header, 56) == u64::MAX {
+            header = read_at(&image, file_len(&image) - 1024, 512);
+        }
+        let gd = le64(&header, 56) * 512;
+        let gt = le32(&read_at(&image, gd, 4), 0) as u64 * 512;
+        let first = read_at(&image, gt, 4);
+        for grain in 1..64 {
+            patch(&image, gt + grain * 4, &first);
+        }
+        let out = d.join("out.raw");
+        for vimg in [
+            vimg!("info", &image),
+            vimg!("map", &image),
+            vimg!("convert -O raw", &image, &out),
+        ] {
+            let run = refused_in_time(vimg, &image, name);
+            assert!(run.stderr_text().contains("overlap"), "{name}: {run:?}");
+        }
+        assert!(!out.exists());
+    }
+}
