@@ -17,7 +17,8 @@ fn main() -> ExitCode {
                 ErrorKind::InvalidValue | ErrorKind::ValueValidation
             ) =>
         {
-            eprintln!("vimg: error: {}", one_line(&e.render().to_string()));
+            let line = one_line(&e.render().to_string());
+            eprintln!("vimg: error: {}", vimg::cmd::printable(&line));
             return ExitCode::from(1);
         }
         Err(e) => e.exit(),
@@ -25,7 +26,8 @@ fn main() -> ExitCode {
     match vimg::cmd::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("vimg: error: {err:#}");
+            let text = format!("{err:#}");
+            eprintln!("vimg: error: {}", vimg::cmd::printable(&text));
             ExitCode::from(1)
         }
     }

@@ -138,6 +138,25 @@ pub fn long_content_id(cid: u32) -> String {
     format!("{}{cid:08x}", &random[..24])
 }
 
+/// A line quoted in an error: at most 60 characters, control characters
+/// escaped (a hostile descriptor must not write into the terminal, and no
+/// more of a file is shown than it takes to find the line).
+fn excerpt(line: &str) -> String {
+    const MAX: usize = 60;
+    let mut out: String = line
+        .chars()
+        .take(MAX)
+        .flat_map(|c| match c.is_control() {
+            true => c.escape_default().collect::<Vec<_>>(),
+            false => vec![c],
+        })
+        .collect();
+    if line.chars().count() > MAX {
+        out.push('…');
+    }
+    out
+}
+
 /// Parent CID of a disk without a parent.
 pub const NO_PARENT: u32 = 0xffff_ffff;
 
@@ -158,7 +177,7 @@ fn next_word<'a>(rest: &mut &'a str) -> &'a str {
 
 /// Parse `RW 2048 FLAT "name with spaces.vmdk" 0`.
 fn parse_extent(line: &str) -> Result<ExtentLine, String> {
-    let bad = |why: &str| format!("extent line '{line}': {why}");
+    let bad = |why: &str| format!("extent line '{}': {why}", excerpt(line));
     let mut rest = line.trim();
     let access = match next_word(&mut rest) {
         "RW" => ExtentAccess::ReadWrite,
@@ -234,7 +253,10 @@ impl Descriptor {
                 continue;
             }
             let Some((key, value)) = line.split_once('=') else {
-                return Err(format!("line '{line}' is neither key=value nor an extent"));
+                return Err(format!(
+                    "line '{}' is neither key=value nor an extent",
+                    excerpt(line)
+                ));
             };
             let key = key.trim();
             let value = unquote(value);
@@ -413,10 +435,18 @@ mod tests {
             ("createType=\"x\"\nRW 1 FLAT f\"x 0\n", "quote"),
             ("createType=\"x\"\nCID=zz\n", "hex"),
             ("createType=\"x\"\nwhat is this\n", "neither"),
+            (
+                "createType=\"x\"\nbell \x07\x1b[2J\n",
+                "'bell \\u{7}\\u{1b}[2J'",
+            ),
         ] {
             let err = Descriptor::parse(text.as_bytes()).unwrap_err();
             assert!(err.contains(why), "{text:?}: {err}");
         }
         assert!(Descriptor::parse(&[0xff, 0xfe]).is_err());
+        // A long line is cut.
+        let long = format!("createType=\"x\"\n{}\n", "y".repeat(500));
+        let err = Descriptor::parse(long.as_bytes()).unwrap_err();
+        assert!(err.len() < 150 && err.contains('…'), "{err}");
     }
 }

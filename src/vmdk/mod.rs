@@ -221,6 +221,14 @@ impl Vmdk {
         }
         let mut text = vec![0u8; len as usize];
         file.read_exact_at(&mut text, 0)?;
+        // Only a file shown to be a descriptor is parsed (and quoted in
+        // errors): a parent hint may name any file on the host.
+        if !probe(&text[..text.len().min(4096)]) {
+            return Err(Error::UnknownFormat {
+                path: path.to_path_buf(),
+                detail: "not a VMDK (no KDMV or COWD magic, no descriptor text)".into(),
+            });
+        }
         let desc =
             Descriptor::parse(&text).map_err(|d| Error::corrupt(path, "VMDK descriptor", 0, d))?;
         let desc_text = original_text(&text);

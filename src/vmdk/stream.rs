@@ -121,8 +121,10 @@ impl StreamWriter {
     }
 
     fn pipe_error(&self, source: std::io::Error) -> Error {
+        // The stream's name is the one its descriptor records; what failed
+        // is the pipe.
         Error::Io {
-            path: self.path.clone(),
+            path: PathBuf::from("standard output"),
             op: "write failed",
             offset: self.pos,
             source,

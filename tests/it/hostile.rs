@@ -191,3 +191,89 @@ fn finding_6_grains_named_twice_are_refused_on_every_open() {
         assert!(!out.exists());
     }
 }
+
+/// Finding 4: a parent hint naming any file on the host made the error
+/// quote that file's first line.
+#[test]
+fn finding_4_errors_never_quote_files_that_are_not_images() {
+    let dir = tempdir();
+    let outside = tempdir();
+    let secret = outside.path().join("shadow");
+    std::fs::write(&secret, "root:$6$secrethash:19000:0:99999:7:::\n").unwrap();
+    let d = dir.path();
+    let base = d.join("base.vmdk");
+    let delta = d.join("delta.vmdk");
+    vimg!("create -q -f vmdk", &base, MIB).ok();
+    vimg!("create -q -f vmdk -b", &base, &delta).ok();
+    // The hint rewritten to name the secret file (the same length, so the
+    // embedded descriptor still fits).
+    let text = std::fs::read(&delta).unwrap();
+    let hint = secret.display().to_string();
+    let at = text
+        .windows(b"parentFileNameHint".len())
+        .position(|w| w == b"parentFileNameHint")
+        .unwrap();
+    let line_end = at + text[at..].iter().position(|&b| b == b'\n').unwrap();
+    let mut edited = text[..at].to_vec();
+    edited.extend_from_slice(format!("parentFileNameHint=\"{hint}\"").as_bytes());
+    edited.extend_from_slice(&text[line_end..]);
+    edited.truncate(text.len());
+    std::fs::write(&delta, &edited).unwrap();
+    let out = d.join("out.raw");
+    for vimg in [vimg!("info", &delta), vimg!("convert -O raw", &delta, &out)] {
+        let run = refused_in_time(vimg, &delta, "secret parent");
+        assert!(!run.stderr_text().contains("secrethash"), "{run:?}");
+        assert!(run.stderr_text().contains("not a VMDK"), "{run:?}");
+    }
+    // Nor a text file given as a VMDK on the command line.
+    let run = refused_in_time(vimg!("info -f vmdk", &secret), &secret, "-f vmdk");
+    assert!(!run.stderr_text().contains("secrethash"), "{run:?}");
+}
+
+/// Finding 10: descriptor values and extent names went to the terminal
+/// raw, escape sequences included.
+#[test]
+fn finding_10_control_characters_from_images_are_escaped() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::write(d.join("ok.bin"), vec![1u8; MIB as usize]).unwrap();
+    let desc = d.join("d.vmdk");
+    std::fs::write(
+        &desc,
+        "# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\nRW 2048 FLAT \"ok.bin\" 0\n\nddb.adapterType = \"ide\x1b]0;owned\x07\"\n",
+    )
+    .unwrap();
+    let shown = vimg!("info", &desc).ok();
+    assert!(
+        !shown.contains('\x1b') && !shown.contains('\x07'),
+        "{shown:?}"
+    );
+    assert!(shown.contains("\\u{1b}]0;owned"), "{shown}");
+    // An extent name with an escape in an error.
+    let bad = d.join("bad.vmdk");
+    flat_descriptor(&bad, "gone\x1b[2J.bin");
+    let run = refused_in_time(vimg!("info", &bad), &bad, "escape in a name");
+    assert!(!run.stderr_text().contains('\x1b'), "{run:?}");
+}
+
+/// Finding 12: a stream that could not be written to standard output
+/// named a file that does not exist.
+#[test]
+fn finding_12_stream_errors_name_standard_output() {
+    let dir = tempdir();
+    let src = dir.path().join("src.raw");
+    build_raw(&src, 8 * MIB, 12);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = vimg!("convert -c -O vmdk", &src, "-")
+        .command()
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("standard output"), "{stderr}");
+    assert!(!stderr.contains("src.vmdk"), "{stderr}");
+}
