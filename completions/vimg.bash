@@ -67,7 +67,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__convert)
-            opts="-f -O -o -p -c -S -U -t -q -h -V --format --output-format --progress --compress --force-share --cache --force --quiet --help --version"
+            opts="-f -O -o -p -c -S -U -t -q -h -V --format --output-format --progress --compress --force-share --confine --no-backing --cache --force --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -94,6 +94,10 @@ _vimg() {
                     return 0
                     ;;
                 -S)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --confine)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -247,7 +251,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__info)
-            opts="-f -U -h -V --format --output --force-share --backing-chain --help --version"
+            opts="-f -U -h -V --format --output --force-share --confine --no-backing --backing-chain --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -263,6 +267,10 @@ _vimg() {
                     ;;
                 --output)
                     COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                --confine)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -273,7 +281,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__map)
-            opts="-f -U -h -V --format --output --force-share --start-offset --max-length --help --version"
+            opts="-f -U -h -V --format --output --force-share --confine --no-backing --start-offset --max-length --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -289,6 +297,10 @@ _vimg() {
                     ;;
                 --output)
                     COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                --confine)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --start-offset)

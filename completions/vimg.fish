@@ -56,7 +56,9 @@ vhd\t''
 vpc\t''"
 complete -c vimg -n "__fish_vimg_using_subcommand info" -l output -d 'Output style' -r -f -a "human\t''
 json\t''"
+complete -c vimg -n "__fish_vimg_using_subcommand info" -l confine -d 'Open no file an image names (parents, extents) outside DIR, links resolved (for untrusted images, with -f)' -r -F
 complete -c vimg -n "__fish_vimg_using_subcommand info" -s U -l force-share -d 'Read the image even while another process may be writing it'
+complete -c vimg -n "__fish_vimg_using_subcommand info" -l no-backing -d 'Refuse an image that has a parent (a delta or differencing disk)'
 complete -c vimg -n "__fish_vimg_using_subcommand info" -l backing-chain -d 'Show every image of the backing chain, top first'
 complete -c vimg -n "__fish_vimg_using_subcommand info" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vimg -n "__fish_vimg_using_subcommand info" -s V -l version -d 'Print version'
@@ -70,6 +72,7 @@ vhd\t''
 vpc\t''"
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s o -d 'Target format options as key=value[,key=value...]; may be repeated' -r
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s S -d 'Zero runs of at least this many bytes (a multiple of 512) are left unallocated in the target; 0 allocates everything' -r
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -l confine -d 'Open no file an image names (parents, extents) outside DIR, links resolved (for untrusted images, with -f)' -r -F
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s t -l cache -d 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
 writeback\t'Flush the new image before it is moved into place'
 none\t'As writeback'
@@ -78,6 +81,7 @@ directsync\t'As writeback'"
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s p -l progress -d 'Show a progress bar (only when stderr is a terminal)'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s c -l compress -d 'Compress the target (streamOptimized VMDK, chosen when no subformat is given; an error for targets that cannot be compressed)'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s U -l force-share -d 'Read the source even while another process may be writing it'
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -l no-backing -d 'Refuse an image that has a parent (a delta or differencing disk)'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -l force -d 'Replace the target if it exists'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s q -l quiet -d 'Print nothing on success'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -88,9 +92,11 @@ vhd\t''
 vpc\t''"
 complete -c vimg -n "__fish_vimg_using_subcommand map" -l output -d 'Output style' -r -f -a "human\t''
 json\t''"
+complete -c vimg -n "__fish_vimg_using_subcommand map" -l confine -d 'Open no file an image names (parents, extents) outside DIR, links resolved (for untrusted images, with -f)' -r -F
 complete -c vimg -n "__fish_vimg_using_subcommand map" -l start-offset -d 'Start mapping at this byte offset' -r
 complete -c vimg -n "__fish_vimg_using_subcommand map" -l max-length -d 'Map at most this many bytes' -r
 complete -c vimg -n "__fish_vimg_using_subcommand map" -s U -l force-share -d 'Read the image even while another process may be writing it'
+complete -c vimg -n "__fish_vimg_using_subcommand map" -l no-backing -d 'Refuse an image that has a parent (a delta or differencing disk)'
 complete -c vimg -n "__fish_vimg_using_subcommand map" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vimg -n "__fish_vimg_using_subcommand map" -s V -l version -d 'Print version'
 complete -c vimg -n "__fish_vimg_using_subcommand help; and not __fish_seen_subcommand_from create info convert map help" -f -a "create" -d 'Create a new, empty disk image'

@@ -5,8 +5,10 @@
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 
+use std::path::PathBuf;
+
 use super::staging::Cache;
-use crate::image::Format;
+use crate::image::{Format, OpenOptions};
 use crate::io::Access;
 
 /// Output style of `info`, `map` and `check`.
@@ -38,6 +40,9 @@ pub struct Inspect {
     /// Read the image even while another process may be writing it
     #[arg(short = 'U', long = "force-share")]
     pub force_share: bool,
+
+    #[command(flatten)]
+    pub confinement: Confinement,
 }
 
 impl Inspect {
@@ -45,6 +50,33 @@ impl Inspect {
     /// in qemu-img.
     pub fn access(&self) -> Access {
         read_access(self.force_share)
+    }
+
+    /// How the image and its chain are opened.
+    pub fn open_options(&self) -> OpenOptions {
+        self.confinement.open_options(self.access())
+    }
+}
+
+/// Where the files an image names may be, for images from strangers.
+#[derive(Debug, Args)]
+pub struct Confinement {
+    /// Open no file an image names (parents, extents) outside DIR, links
+    /// resolved (for untrusted images, with -f)
+    #[arg(long, value_name = "DIR")]
+    pub confine: Option<PathBuf>,
+
+    /// Refuse an image that has a parent (a delta or differencing disk)
+    #[arg(long = "no-backing")]
+    pub no_backing: bool,
+}
+
+impl Confinement {
+    /// Options that open an image with `access` under these rules.
+    pub fn open_options(&self, access: Access) -> OpenOptions {
+        OpenOptions::new(access)
+            .confined_to(self.confine.as_deref())
+            .forbidding_parents(self.no_backing)
     }
 }
 

@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::args::{format_name, read_access, Placing};
+use super::args::{format_name, read_access, Confinement, Placing};
 use super::staging::Staging;
 use crate::copy::{copy, CopyOptions, Layers, Plan};
 use crate::image::{factory, Format};
@@ -60,6 +60,9 @@ pub struct ConvertArgs {
     force_share: bool,
 
     #[command(flatten)]
+    confinement: Confinement,
+
+    #[command(flatten)]
     placing: Placing,
 
     /// The image to read
@@ -87,7 +90,8 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
         opts.set_by_flag("compress", "on", "-c");
     }
 
-    let mut src = factory::open(&args.source, source_format, read_access(args.force_share))?;
+    let open = args.confinement.open_options(read_access(args.force_share));
+    let mut src = factory::open_with(&args.source, source_format, open)?;
     let size = src.virtual_size();
     let to_stdout = args.target.as_os_str() == "-";
     let staging = match to_stdout {

@@ -81,7 +81,7 @@ fn layers(image: &mut dyn Image, top: &Path, all: bool) -> anyhow::Result<Vec<La
 
 pub fn run(args: InfoArgs) -> anyhow::Result<u8> {
     let opened = &args.image;
-    let mut image = factory::open(&args.file, opened.format, opened.access())?;
+    let mut image = factory::open_with(&args.file, opened.format, opened.open_options())?;
     let list = layers(image.as_mut(), &args.file, args.backing_chain)?;
     let text = match (opened.output, args.backing_chain) {
         (Output::Json, false) => serde_json::to_string_pretty(&to_json(&list[0]))? + "\n",

@@ -134,7 +134,7 @@ fn layer_file(image: &mut dyn Image, depth: u32) -> Option<PathBuf> {
 
 pub fn run(args: MapArgs) -> anyhow::Result<u8> {
     let (start, max) = (args.start_offset, args.max_length.unwrap_or(u64::MAX));
-    let mut image = factory::open(&args.file, args.image.format, args.image.access())?;
+    let mut image = factory::open_with(&args.file, args.image.format, args.image.open_options())?;
     let size = image.virtual_size();
     let end = start.saturating_add(max).min(size);
     let list = entries(image.as_mut(), start.min(size), end)?;

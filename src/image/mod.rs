@@ -108,6 +108,9 @@ pub struct OpenOptions {
     /// their descriptor in any case) must lie in, reached without a link
     /// leading out (`--confine`).
     pub confine: Option<Arc<Path>>,
+    /// Refuse an image that records a parent (`--no-backing`: what an
+    /// upload validator wants).
+    pub forbid_parents: bool,
     /// Which file this is: the one the user named, or one an image names
     /// (a parent), which must be a regular file.
     by_image: bool,
@@ -140,6 +143,7 @@ impl OpenOptions {
             parents: Some(parents),
             for_check: false,
             confine: None,
+            forbid_parents: false,
             by_image: false,
         }
     }
@@ -162,6 +166,27 @@ impl OpenOptions {
         OpenOptions {
             confine: dir.map(Arc::from),
             ..self
+        }
+    }
+
+    /// Refuse images that record a parent (see
+    /// [`OpenOptions::forbid_parents`]).
+    pub fn forbidding_parents(self, forbid: bool) -> Self {
+        OpenOptions {
+            forbid_parents: forbid,
+            ..self
+        }
+    }
+
+    /// Fail when an image at `path` that records a parent (`recorded`)
+    /// may not have one.
+    pub fn allow_parent(&self, path: &Path, recorded: &str) -> Result<()> {
+        match self.forbid_parents {
+            false => Ok(()),
+            true => Err(Error::unsupported(
+                path,
+                format!("it has a parent ({recorded}); --no-backing refuses images with a parent"),
+            )),
         }
     }
 

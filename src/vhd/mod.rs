@@ -110,6 +110,9 @@ impl Vhd {
         let differencing = vhd
             .dynamic()
             .filter(|_| vhd.footer.disk_type == DiskType::Differencing);
+        if let Some(d) = differencing {
+            opts.allow_parent(path, &locator::parent_name(&d.header))?;
+        }
         if let (Some(d), Some(parent_opts)) = (differencing, opts.for_parent()) {
             let found = locator::find_parent(d.file(), path, &d.header)?;
             chain.enter(&found.path)?;

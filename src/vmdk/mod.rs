@@ -142,6 +142,9 @@ impl Vmdk {
     pub fn open_in(path: &Path, opts: &OpenOptions, chain: &mut Chain) -> Result<Vmdk> {
         let mut vmdk = Vmdk::open_layer(path, opts)?;
         let hint = vmdk.desc.parent_hint.clone();
+        if let Some(hint) = &hint {
+            opts.allow_parent(path, hint)?;
+        }
         if let (Some(hint), Some(parent_opts)) = (hint, opts.for_parent()) {
             let parent_path = chain::parent_path(path, &hint);
             chain.enter(&parent_path)?;
@@ -169,7 +172,15 @@ impl Vmdk {
     /// Fail unless `parent` has the content ID this delta was made from.
     fn check_parent(&self, parent: &Vmdk) -> Result<()> {
         let expected = self.desc.parent_cid;
-        if expected != descriptor::NO_PARENT && parent.desc.cid != expected {
+        if expected == descriptor::NO_PARENT {
+            // A delta always records its parent's CID; without it any
+            // VMDK a hint names would be taken on trust.
+            return Err(Error::chain(
+                &self.path,
+                "it names a parent but records no parent content ID (parentCID=ffffffff), so nothing shows the parent is the one it was made from",
+            ));
+        }
+        if parent.desc.cid != expected {
             return Err(Error::chain(
                 &self.path,
                 format!(

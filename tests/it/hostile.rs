@@ -277,3 +277,66 @@ fn finding_12_stream_errors_name_standard_output() {
     assert!(stderr.contains("standard output"), "{stderr}");
     assert!(!stderr.contains("src.vmdk"), "{stderr}");
 }
+
+/// Finding 7: a delta's hint was followed to any VMDK by absolute path or
+/// `../`, and with parentCID=ffffffff no CID was checked: a 64 KiB upload
+/// converted into another folder's disk.
+#[test]
+fn finding_7_parents_are_confined_and_must_match() {
+    let dir = tempdir();
+    let elsewhere = tempdir();
+    let d = dir.path();
+    let theirs = elsewhere.path().join("theirs.vmdk");
+    vimg!("create -q -f vmdk", &theirs, MIB).ok();
+    qemu_io("vmdk", &theirs, &["write -P 0x66 0 64k"]);
+    // An upload whose hint names the other folder's disk by its path.
+    let upload = d.join("upload.vmdk");
+    vimg!("create -q -f vmdk -b", &theirs, &upload).ok();
+    let out = d.join("out.raw");
+    // Without a parent CID, nothing shows it is the parent.
+    let text = std::fs::read(&upload).unwrap();
+    let at = text
+        .windows(b"parentCID=".len())
+        .position(|w| w == b"parentCID=")
+        .unwrap()
+        + b"parentCID=".len();
+    let mut no_cid = text.clone();
+    no_cid[at..at + 8].copy_from_slice(b"ffffffff");
+    let unchecked = d.join("unchecked.vmdk");
+    std::fs::write(&unchecked, &no_cid).unwrap();
+    let run = refused_in_time(vimg!("info", &unchecked), &unchecked, "parentCID=ffffffff");
+    assert!(run.stderr_text().contains("parentCID=ffffffff"), "{run:?}");
+    // --confine keeps it in its folder; --no-backing refuses it outright.
+    for (flags, why) in [
+        (vec!["--confine", "."], "where the image may name files"),
+        (vec!["--no-backing"], "--no-backing"),
+    ] {
+        for vimg in [
+            vimg!("info").args(&flags).arg(&upload),
+            vimg!("map").args(&flags).arg(&upload),
+            vimg!("convert -O raw").args(&flags).arg(&upload).arg(&out),
+        ] {
+            let run = refused_in_time(vimg.current_dir(d), &upload, why);
+            assert!(run.stderr_text().contains(why), "{why}: {run:?}");
+        }
+        assert!(!out.exists());
+    }
+    // Inside the folder it may be, the parent is found, links and all.
+    let ours = d.join("ours.vmdk");
+    vimg!("create -q -f vmdk", &ours, MIB).ok();
+    let inside = d.join("inside.vmdk");
+    vimg!("create -q -f vmdk -b", &ours, &inside).ok();
+    vimg!("info --confine", d, &inside).ok();
+    // The same through a link that leads out is refused.
+    std::fs::remove_file(&ours).unwrap();
+    symlink(&theirs, &ours).unwrap();
+    let run = refused_in_time(vimg!("info --confine", d, &inside), &inside, "link out");
+    assert!(run.stderr_text().contains("leads out of"), "{run:?}");
+    // A standalone image passes --no-backing; a differencing VHD does not.
+    vimg!("info --no-backing", &theirs).ok();
+    let base = d.join("base.vhd");
+    let child = d.join("child.vhd");
+    vimg!("create -q -f vhd", &base, MIB).ok();
+    vimg!("create -q -f vhd -b", &base, &child).ok();
+    refused_in_time(vimg!("info --no-backing", &child), &child, "differencing");
+}
