@@ -83,6 +83,16 @@ pub fn run(args: InfoArgs) -> anyhow::Result<u8> {
     let opened = &args.image;
     let mut image = factory::open_with(&args.file, opened.format, opened.open_options())?;
     let list = layers(image.as_mut(), &args.file, args.backing_chain)?;
+    // A raw guest disk can start with bytes that pose as a VMDK delta: say
+    // when a probed format made vimg follow a parent.
+    if let (None, Some(parent)) = (opened.format, &list[0].info.backing_file) {
+        eprintln!(
+            "vimg: note: {} was probed as {} and names a parent ({}); for an image from a stranger, give -f (and --confine or --no-backing)",
+            args.file.display(),
+            list[0].info.format,
+            super::printable(parent)
+        );
+    }
     let text = match (opened.output, args.backing_chain) {
         (Output::Json, false) => serde_json::to_string_pretty(&to_json(&list[0]))? + "\n",
         (Output::Json, true) => {

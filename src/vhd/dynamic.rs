@@ -154,7 +154,7 @@ pub struct Dynamic {
     pub header: DynamicHeader,
     header_offset: u64,
     /// The file ended in a valid footer when it was opened.
-    tail_footer: bool,
+    tail_footer: Option<u64>,
     bat: Table,
     block_size: u64,
     bitmap_size: u64,
@@ -207,13 +207,14 @@ impl Dynamic {
     /// Open the dynamic part of the VHD in `file` whose footer is
     /// `footer`, for a disk of `size` bytes: read its dynamic header and
     /// check the BAT and every block it points at against the file.
-    /// `tail_footer` says whether the file ends in a valid footer (when it
-    /// does not, nothing at its end may be taken for one and cleared).
+    /// `tail_footer` is the length of the valid footer the file ends in (512
+    /// bytes, or 511 in images older Virtual PC made), if it ends in one
+    /// (when not, nothing at its end may be taken for one and cleared).
     pub fn open(
         file: ImageFile,
         footer: &Footer,
         size: u64,
-        tail_footer: bool,
+        tail_footer: Option<u64>,
         walk: Walk,
     ) -> Result<Dynamic> {
         let file_len = file.length()?;
@@ -222,10 +223,9 @@ impl Dynamic {
             .checked_add(HEADER_SIZE as u64)
             .is_none_or(|end| end > file_len)
         {
-            let footer_at = if tail_footer {
-                file_len - FOOTER_SIZE as u64
-            } else {
-                0
+            let footer_at = match tail_footer {
+                Some(n) => file_len - n,
+                None => 0,
             };
             return Err(Error::corrupt(
                 file.path(),
@@ -283,10 +283,9 @@ impl Dynamic {
             .map(|s| s.end.min(file_len))
             .max()
             .unwrap_or(0);
-        dynamic.footer_at = if tail_footer {
-            file_len - FOOTER_SIZE as u64
-        } else {
-            align_up(file_len, SECTOR)
+        dynamic.footer_at = match tail_footer {
+            Some(n) => file_len - n,
+            None => align_up(file_len, SECTOR),
         }
         .max(used);
         dynamic.alloc = Allocator::new(dynamic.footer_at);
@@ -318,8 +317,8 @@ impl Dynamic {
             let len = align_up(loc.data_length as u64, SECTOR);
             space.claim(loc.data_offset, len, Part::Locator(i));
         }
-        if self.tail_footer {
-            space.claim(file_len - FOOTER_SIZE as u64, SECTOR, Part::Footer);
+        if let Some(n) = self.tail_footer {
+            space.claim(file_len - n, n, Part::Footer);
         }
         if h.table_offset
             .checked_add(bat)
@@ -428,11 +427,7 @@ impl Dynamic {
         for conflict in space.conflicts() {
             report.push_error(&self.conflict_error(file_len, &conflict));
         }
-        let end = if self.tail_footer {
-            file_len - FOOTER_SIZE as u64
-        } else {
-            file_len
-        };
+        let end = file_len - self.tail_footer.unwrap_or(0);
         for gap in space.gaps(0..end, self.bitmap_size + self.block_size) {
             report.push(Finding::leak(self.file.path(), gap));
         }

@@ -113,6 +113,29 @@ pub fn checksum(buf: &[u8], field: usize) -> u32 {
     !sum
 }
 
+/// Bytes of the footer Virtual PC wrote before Virtual PC 2004 (its
+/// reserved area one byte shorter); the specification has readers take a
+/// footer in the last 511 bytes as well as in the last 512.
+pub const OLD_FOOTER_SIZE: usize = 511;
+
+/// The footer in a file's last sector `tail`, and its length: 512 bytes,
+/// or the 511 older Virtual PC wrote (read as if padded with a zero byte,
+/// which changes neither a field nor the checksum).
+pub fn parse_tail(tail: &[u8; FOOTER_SIZE]) -> Result<(Footer, usize), FieldError> {
+    let err = match Footer::parse(tail) {
+        Ok(f) => return Ok((f, FOOTER_SIZE)),
+        Err(e) => e,
+    };
+    if has_cookie(&tail[1..]) {
+        let mut padded = [0u8; FOOTER_SIZE];
+        padded[..OLD_FOOTER_SIZE].copy_from_slice(&tail[1..]);
+        if let Ok(f) = Footer::parse(&padded) {
+            return Ok((f, OLD_FOOTER_SIZE));
+        }
+    }
+    Err(err)
+}
+
 /// True when `buf` starts with the footer cookie.
 pub fn has_cookie(buf: &[u8]) -> bool {
     buf.len() >= 8 && &buf[..8] == COOKIE

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Map, Value};
 
 use self::dynamic::Dynamic;
-use self::footer::{has_cookie, DiskType, Footer, FOOTER_SIZE};
+use self::footer::{has_cookie, parse_tail, DiskType, Footer, FOOTER_SIZE};
 use self::geometry::SizeSource;
 use self::locator::ParentRecord;
 use crate::chain::{self, Chain};
@@ -42,7 +42,10 @@ pub fn probe_head(head: &[u8]) -> bool {
 /// from the end: a raw disk's last sector is the guest's to fill, and must
 /// not make vimg follow a parent the guest names.
 pub fn probe_tail(tail: &[u8]) -> bool {
-    Footer::parse(tail).is_ok_and(|f| f.disk_type == DiskType::Fixed)
+    let Ok(tail) = <&[u8; FOOTER_SIZE]>::try_from(tail) else {
+        return false;
+    };
+    parse_tail(tail).is_ok_and(|(f, _)| f.disk_type == DiskType::Fixed)
 }
 
 /// The parent of a differencing disk, and how it was found.
@@ -73,8 +76,9 @@ enum Body {
 }
 
 /// The footer to trust: the one at the end when it is valid, else the copy
-/// at offset 0 of a dynamic disk. Also says whether the end held it.
-fn read_footer(file: &ImageFile, len: u64) -> Result<(Footer, bool)> {
+/// at offset 0 of a dynamic disk. Also says how long the one at the end is
+/// (512 bytes, or 511 in images older Virtual PC made), when it held it.
+fn read_footer(file: &ImageFile, len: u64) -> Result<(Footer, Option<u64>)> {
     let path = file.path();
     if len < FOOTER_SIZE as u64 {
         return Err(Error::corrupt(
@@ -87,14 +91,14 @@ fn read_footer(file: &ImageFile, len: u64) -> Result<(Footer, bool)> {
     let tail_at = len - FOOTER_SIZE as u64;
     let mut tail = [0u8; FOOTER_SIZE];
     file.read_exact_at(&mut tail, tail_at)?;
-    let tail_err = match Footer::parse(&tail) {
-        Ok(f) => return Ok((f, true)),
+    let tail_err = match parse_tail(&tail) {
+        Ok((f, n)) => return Ok((f, Some(n as u64))),
         Err(e) => e,
     };
     let mut head = [0u8; FOOTER_SIZE];
     file.read_exact_at(&mut head, 0)?;
     match Footer::parse(&head) {
-        Ok(f) if f.disk_type != DiskType::Fixed => Ok((f, false)),
+        Ok(f) if f.disk_type != DiskType::Fixed => Ok((f, None)),
         Err(head_err) if has_cookie(&head) && !has_cookie(&tail) => {
             Err(Error::corrupt_field(path, "VHD footer copy", 0, head_err))
         }
@@ -200,7 +204,7 @@ impl Vhd {
         let (size, size_source) = geometry::disk_size(&footer);
         let body = match footer.disk_type {
             DiskType::Fixed => {
-                if size > len - FOOTER_SIZE as u64 {
+                if size > len - tail_footer.unwrap_or(0) {
                     return Err(Error::corrupt(
                         path,
                         "VHD footer",

@@ -398,9 +398,11 @@ fn truncated_fixed_vhd_is_refused() {
     let dir = tempdir();
     let image = image_with_data(dir.path(), "cut.vhd", "vhd", Some("subformat=fixed"));
     let len = std::fs::metadata(&image).unwrap().len();
+    // (One byte short is the 511-byte footer of Virtual PC before 2004,
+    // which readers must take: vhd::roundtrip reads it.)
     assert_no_problems(truncations(
         &image,
-        &[0, 100, 511, 512, MIB, len / 2, len - 512, len - 1],
+        &[0, 100, 511, 512, MIB, len / 2, len - 512, len - 2],
         &[],
     ));
 }

@@ -340,3 +340,28 @@ fn finding_7_parents_are_confined_and_must_match() {
     vimg!("create -q -f vhd -b", &base, &child).ok();
     refused_in_time(vimg!("info --no-backing", &child), &child, "differencing");
 }
+
+/// Finding 8: without -f, a raw guest disk whose first sector poses as a
+/// VMDK delta is followed to the parent it names (as qemu-img does); `info`
+/// says when a probed image names a parent.
+#[test]
+fn finding_8_info_says_when_a_probed_image_names_a_parent() {
+    let dir = tempdir();
+    let d = dir.path();
+    let base = d.join("base.vmdk");
+    let delta = d.join("delta.vmdk");
+    vimg!("create -q -f vmdk", &base, MIB).ok();
+    vimg!("create -q -f vmdk -b", &base, &delta).ok();
+    let run = vimg!("info", &delta).run();
+    assert_eq!(run.code(), Some(0));
+    let note = run.stderr_text();
+    assert!(
+        note.contains("was probed") && note.contains("base.vmdk") && note.contains("give -f"),
+        "{note}"
+    );
+    let given = vimg!("info -f vmdk", &delta).run();
+    assert_eq!(given.code(), Some(0));
+    assert!(given.stderr_text().is_empty(), "{given:?}");
+    let standalone = vimg!("info", &base).run();
+    assert!(standalone.stderr_text().is_empty(), "{standalone:?}");
+}

@@ -213,3 +213,45 @@ fn a_raw_size_that_is_not_whole_sectors_rounds_up_like_qemu_img() {
     assert_identical("raw", &raw, "vhd", &ours);
     assert_identical("vhd", &theirs, "vhd", &ours);
 }
+
+/// Virtual PC before 2004 wrote a 511-byte footer (the specification has
+/// readers take one in the last 511 bytes): such a fixed disk is probed and
+/// read as qemu-img reads it with -f vpc; a dynamic one with such a tail
+/// takes writes.
+#[test]
+fn older_virtual_pc_511_byte_footers_are_read() {
+    let dir = tempdir();
+    let d = dir.path();
+    let data = d.join("data.raw");
+    build_raw(&data, 3 * MIB, 511);
+    for (sub, name) in [("fixed", "fixed.vhd"), ("dynamic", "dynamic.vhd")] {
+        let new = d.join(format!("new-{name}"));
+        vimg!(
+            "convert -q -f raw -O vhd -o",
+            format!("subformat={sub}"),
+            &data,
+            &new
+        )
+        .ok();
+        // The same disk with the footer's last (reserved, zero) byte cut.
+        let old = d.join(name);
+        let bytes = std::fs::read(&new).unwrap();
+        assert_eq!(bytes.last(), Some(&0));
+        std::fs::write(&old, &bytes[..bytes.len() - 1]).unwrap();
+        let info = vimg_info(None, &old);
+        assert_eq!(field_str(&info, "format"), "vpc", "{sub}");
+        assert_eq!(field_u64(&info, "virtual-size"), 3 * MIB, "{sub}");
+        assert_same_bytes(&vimg_to_raw(&old, &d.join("v.raw")), &data);
+        assert_identical("vhd", &old, "raw", &data);
+        if sub == "dynamic" {
+            qemu_io("raw", &data, &["write -P 0x7e 2M 64k"]);
+            let mut image =
+                vimg::image::factory::open(&old, None, vimg::io::Access::Write).unwrap();
+            image.write_at(&[0x7e; 65536], 2 * MIB).unwrap();
+            image.flush().unwrap();
+            drop(image);
+            assert_same_bytes(&vimg_to_raw(&old, &d.join("w.raw")), &data);
+            assert_identical("vhd", &old, "raw", &data);
+        }
+    }
+}
