@@ -86,6 +86,10 @@ pub enum Error {
     #[error("{path}: {detail}", path = .path.display())]
     Chain { path: PathBuf, detail: String },
 
+    /// A signal (SIGINT, SIGTERM, SIGHUP) asked the command to stop.
+    #[error("interrupted by signal {signal}; nothing was left behind")]
+    Interrupted { signal: i32 },
+
     /// A request that cannot be carried out as asked (bad option, size, range).
     #[error("{0}")]
     Invalid(String),

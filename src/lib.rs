@@ -8,6 +8,7 @@ pub mod cmd;
 pub mod copy;
 pub mod error;
 pub mod image;
+pub mod interrupt;
 pub mod io;
 pub mod options;
 pub mod raw;

@@ -6,6 +6,7 @@ use clap::error::ErrorKind;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    vimg::interrupt::install();
     let cli = match vimg::cmd::Cli::try_parse() {
         Ok(cli) => cli,
         // A bad value (a format, a size) is bad input like any other: one
@@ -28,7 +29,11 @@ fn main() -> ExitCode {
         Err(err) => {
             let text = format!("{err:#}");
             eprintln!("vimg: error: {}", vimg::cmd::printable(&text));
-            ExitCode::from(1)
+            // As a shell reports a command a signal ended: 128 + signal.
+            match vimg::interrupt::signal() {
+                Some(signal) => ExitCode::from(128 + signal as u8),
+                None => ExitCode::from(1),
+            }
         }
     }
 }

@@ -41,6 +41,65 @@ impl Cache {
     }
 }
 
+/// The file in a work folder that says which process builds there.
+const OWNER: &str = ".vimg-owner";
+
+/// What tells a process apart from a later one that reuses its ID: the ID
+/// and its start time in clock ticks since boot (/proc/PID/stat, field 22).
+fn process_stamp(pid: u32) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields after it do not.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let start = after_name.split_whitespace().nth(19)?;
+    Some(format!("vimg {pid} {start}\n"))
+}
+
+/// Remove the work folders of earlier runs for `name` in `dir` whose
+/// process is gone: recognised by name, by the owner file in them, and by
+/// holding nothing but files.
+fn remove_stale(dir: &Path, name: &std::ffi::OsStr) {
+    let prefix = format!(".{}.vimg-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(tag) = file_name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        if tag.len() != 8 || !tag.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let folder = entry.path();
+        if !fs::symlink_metadata(&folder).is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
+        let Ok(owner) = fs::read_to_string(folder.join(OWNER)) else {
+            continue;
+        };
+        let pid = owner
+            .strip_prefix("vimg ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|p| p.parse::<u32>().ok());
+        let Some(pid) = pid else {
+            continue;
+        };
+        if process_stamp(pid).as_deref() == Some(owner.as_str()) {
+            continue; // still building
+        }
+        let only_files = fs::read_dir(&folder).is_ok_and(|list| {
+            list.flatten()
+                .all(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        });
+        if only_files {
+            let _ = fs::remove_dir_all(&folder);
+        }
+    }
+}
+
 /// A hidden build folder for one target.
 pub struct Staging {
     dir: PathBuf,
@@ -92,10 +151,17 @@ impl Staging {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        remove_stale(&target_dir, &name);
         let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
         let dir = target_dir.join(format!(".{}.vimg-{tag}.tmp", name.to_string_lossy()));
         fs::create_dir(&dir)
             .with_context(|| format!("{}: cannot create a work folder", dir.display()))?;
+        // Who builds here: a later run removes the folder once this
+        // process is gone (killed where no clean-up could run).
+        if let Some(me) = process_stamp(std::process::id()) {
+            fs::write(dir.join(OWNER), me)
+                .with_context(|| format!("{}: cannot write to the work folder", dir.display()))?;
+        }
         Ok(Staging {
             dir,
             target_dir,

@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use super::plan::Plan;
 use crate::error::Result;
 use crate::image::{Image, Sink};
+use crate::interrupt;
 use crate::io::is_zero;
 
 /// How to copy.
@@ -64,6 +65,7 @@ pub fn copy(
         });
         for piece in full_rx {
             let piece = piece?;
+            interrupt::check()?;
             write_nonzero(dst, &piece.data, piece.offset, opts.sparse_size)?;
             progress(piece.done);
             // The reader may have stopped; then the buffer is not needed.
@@ -83,6 +85,7 @@ fn read_pieces(
     empty: &mpsc::Receiver<Vec<u8>>,
 ) -> Result<()> {
     while let Some(run) = plan.next_run(src)? {
+        interrupt::check()?;
         // No buffer back: the writer has stopped (and says why).
         let Ok(mut data) = empty.recv() else {
             return Ok(());

@@ -348,3 +348,78 @@ fn convert_into_a_format_too_small_for_the_source_leaves_nothing() {
         assert_eq!(dir_names(d), ["huge.raw"], "-O {fmt}");
     }
 }
+
+/// Issue 9, finding 9: Ctrl-C, `timeout` or a cancelled job stopped a
+/// convert where it stood and left its half-built image in a hidden folder
+/// for ever. Now it stops between steps, removes the folder and exits as a
+/// shell reports a signal (128 + the signal).
+#[test]
+fn a_signal_stops_a_convert_and_leaves_nothing_behind() {
+    let dir = tempdir();
+    let d = dir.path();
+    let src = d.join("src.raw");
+    // Incompressible data: compression takes seconds.
+    std::fs::write(&src, Rng::new(99).bytes(160 << 20)).unwrap();
+    let out = d.join("out.vmdk");
+    for (signal, code) in [("-INT", 130), ("-TERM", 143), ("-HUP", 129)] {
+        let mut child = vimg!("convert -c -O vmdk", &src, &out)
+            .command()
+            .spawn()
+            .unwrap();
+        // Wait until the work folder is there, then a little more.
+        let started = std::time::Instant::now();
+        while !dir_names(d).iter().any(|n| n.contains(".vimg-")) {
+            assert!(started.elapsed().as_secs() < 20, "no work folder appeared");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        cmd!("kill", signal, child.id().to_string()).ok();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "{signal}");
+        assert_eq!(dir_names(d), ["src.raw"], "{signal}");
+    }
+}
+
+/// The work folder of a run killed where no clean-up could run (SIGKILL)
+/// is removed by the next run for the same target; one whose process still
+/// runs, or that vimg does not recognise as its own, is kept.
+#[test]
+fn a_later_run_removes_the_work_folders_of_dead_runs() {
+    let dir = tempdir();
+    let d = dir.path();
+    let out = d.join("t.raw");
+    // A dead process: a child that has exited.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let stale = d.join(".t.raw.vimg-0badf00d.tmp");
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join(".vimg-owner"), format!("vimg {dead} 12345\n")).unwrap();
+    std::fs::write(stale.join("t.raw"), vec![1u8; 4096]).unwrap();
+    // This test's own process: alive (its start time from /proc).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let start = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_string();
+    let alive = d.join(".t.raw.vimg-0000beef.tmp");
+    std::fs::create_dir(&alive).unwrap();
+    std::fs::write(
+        alive.join(".vimg-owner"),
+        format!("vimg {} {start}\n", std::process::id()),
+    )
+    .unwrap();
+    // Not vimg's: no owner file.
+    let foreign = d.join(".t.raw.vimg-12345678.tmp");
+    std::fs::create_dir(&foreign).unwrap();
+    vimg!("create -q -f raw", &out, MIB).ok();
+    assert_eq!(
+        dir_names(d),
+        [
+            ".t.raw.vimg-0000beef.tmp",
+            ".t.raw.vimg-12345678.tmp",
+            "t.raw"
+        ]
+    );
+}
