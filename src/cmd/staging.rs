@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
+use crate::image::factory;
 use crate::io::{Access, ImageFile};
 use clap::ValueEnum;
 use rustix::fs::{renameat_with, RenameFlags, CWD};
@@ -204,6 +205,23 @@ impl Staging {
             .filter(|f| f.file_name() != Some(&self.name))
             .collect();
         order.extend(files.iter().filter(|f| f.file_name() == Some(&self.name)));
+        // Several files swapped one by one are not one atomic step: a
+        // marker says the image is half replaced until the last is in, and
+        // opens refuse it meanwhile.
+        let swaps = order
+            .iter()
+            .filter(|f| {
+                f.file_name()
+                    .is_some_and(|n| fs::symlink_metadata(self.target_dir.join(n)).is_ok())
+            })
+            .count();
+        let marker = factory::replacing_marker(&self.target_dir.join(&self.name));
+        let marked = self.force && order.len() > 1 && swaps > 0;
+        if marked {
+            let folder = self.dir.file_name().unwrap_or_default().to_string_lossy();
+            fs::write(&marker, format!("{folder}\n"))
+                .with_context(|| format!("{}: cannot write", marker.display()))?;
+        }
         let mut done: Vec<(PathBuf, PathBuf, bool)> = Vec::new();
         for staged in order {
             let Some(name) = staged.file_name() else {
@@ -220,6 +238,9 @@ impl Staging {
                         };
                         let _ = renameat_with(CWD, dest, CWD, staged, flags);
                     }
+                    if marked {
+                        let _ = fs::remove_file(&marker);
+                    }
                     return Err(
                         e.context(format!("cannot move the new image to {}", dest.display()))
                     );
@@ -234,7 +255,14 @@ impl Staging {
                     format!("{}: cannot flush the folder", self.target_dir.display())
                 })?;
         }
-        Ok(())
+        // Ours, or one an interrupted run left over the image this one
+        // has now replaced whole.
+        match fs::remove_file(&marker) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("{}: cannot remove", marker.display()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Put `staged` at `dest`; returns true when it swapped with an

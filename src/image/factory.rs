@@ -2,7 +2,7 @@
 //! opening and creating images by format. The only module that names the
 //! formats; they in turn know only the trait in [`crate::image`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{Backing, Format, Image, OpenOptions, Sink};
 use crate::chain::Chain;
@@ -71,8 +71,43 @@ pub fn open(path: &Path, format: Option<Format>, access: Access) -> Result<Box<d
     open_with(path, format, OpenOptions::new(access))
 }
 
+/// The file that says an image of several files (a split or flat VMDK) is
+/// being replaced by `create --force` or `convert --force`: beside it,
+/// `.NAME.vimg-replacing`, holding the name of the work folder.
+pub fn replacing_marker(image: &Path) -> PathBuf {
+    let name = image.file_name().unwrap_or_default().to_string_lossy();
+    let dir = match image.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    dir.join(format!(".{name}.vimg-replacing"))
+}
+
+/// Fail when a replacement of the image at `path` is under way or was
+/// interrupted: its files are then half old, half new.
+fn check_not_half_replaced(path: &Path) -> Result<()> {
+    let marker = replacing_marker(path);
+    let Ok(folder) = std::fs::read_to_string(&marker) else {
+        return Ok(());
+    };
+    let folder: String = folder
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    Err(Error::unsupported(
+        path,
+        format!(
+            "vimg --force was replacing this image and has not finished (half of its files are new): run the same command again to finish; the files it swapped out are in {folder}, and {} says so",
+            marker.display()
+        ),
+    ))
+}
+
 /// Open an image and its chain, each layer as `opts` says.
 pub fn open_with(path: &Path, format: Option<Format>, opts: OpenOptions) -> Result<Box<dyn Image>> {
+    check_not_half_replaced(path)?;
     let mut chain = Chain::new();
     chain.enter(path)?;
     let probed = format.is_none();

@@ -423,3 +423,91 @@ fn a_later_run_removes_the_work_folders_of_dead_runs() {
         ]
     );
 }
+
+/// The PIDs of running vimg processes whose command line names `path`.
+fn vimg_processes_on(path: &Path) -> Vec<u32> {
+    let needle = path.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let args: Vec<String> = cmdline
+                .split(|&b| b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            args.first().is_some_and(|a| a.ends_with("/vimg")) && args.contains(&needle)
+        })
+        .collect()
+}
+
+/// Issue 9, finding 5: `--force` over an image of several files (split or
+/// flat VMDK) swaps them one by one; a kill between two swaps left the old
+/// descriptor over new extents, which opened without a word. Now a marker
+/// makes every open refuse the half-replaced image, saying how to finish,
+/// and running the command again finishes it. (strace holds the first swap
+/// for 3 s, and the test kills vimg then.)
+#[test]
+fn finding_5_a_kill_between_the_swaps_of_a_multi_file_force_is_refused_then_finished() {
+    let dir = tempdir();
+    let d = dir.path();
+    let (old_raw, new_raw) = (d.join("old.raw"), d.join("new.raw"));
+    build_raw(&old_raw, 4 * MIB, 5);
+    build_raw(&new_raw, 4 * MIB, 6);
+    let target = d.join("t.vmdk");
+    let flat = "subformat=monolithicFlat";
+    vimg!("convert -q -f raw -O vmdk -o", flat, &old_raw, &target).ok();
+    let mut traced = cmd!("strace", "-f -o /dev/null -e trace=renameat2")
+        .arg("-e")
+        .arg("inject=renameat2:delay_exit=3000000:when=1")
+        .arg(VIMG)
+        .words("convert -q --force -f raw -O vmdk -o")
+        .arg(flat)
+        .arg(&new_raw)
+        .arg(&target)
+        .command()
+        .spawn()
+        .unwrap();
+    let marker = d.join(".t.vmdk.vimg-replacing");
+    let started = std::time::Instant::now();
+    while !marker.exists() {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the replacement never began"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // Inside the held swap: the flat extent is new, the descriptor old.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for pid in vimg_processes_on(&target) {
+        cmd!("kill", "-KILL", pid.to_string()).ok();
+    }
+    traced.wait().unwrap();
+    assert!(marker.exists());
+    for vimg in [
+        vimg!("info", &target),
+        vimg!("convert -O raw", &target, d.join("x.raw")),
+    ] {
+        let run = vimg.run();
+        if let Err(e) = run.check_one_line_error(&target) {
+            panic!("{e}");
+        }
+        assert!(run.stderr_text().contains("has not finished"), "{run:?}");
+    }
+    // The same command again finishes the job and tidies up.
+    vimg!(
+        "convert -q --force -f raw -O vmdk -o",
+        flat,
+        &new_raw,
+        &target
+    )
+    .ok();
+    assert_identical("vmdk", &target, "raw", &new_raw);
+    assert_eq!(
+        dir_names(d),
+        ["new.raw", "old.raw", "t-flat.vmdk", "t.vmdk"]
+    );
+}
