@@ -22,6 +22,7 @@ mod create;
 mod fuzz_replay;
 mod hostile;
 mod map;
+mod model;
 mod qemu_io;
 mod review_regressions;
 mod safety;
