@@ -511,3 +511,77 @@ fn finding_5_a_kill_between_the_swaps_of_a_multi_file_force_is_refused_then_fini
         ["new.raw", "old.raw", "t-flat.vmdk", "t.vmdk"]
     );
 }
+
+/// Issue 9: `convert --force` stopped (SIGKILL) at its Nth file-changing
+/// syscall, for every N, leaves at the target the old image or the new
+/// one, whole, or (a multi-file target between its swaps) one every open
+/// refuses until the command is run again; never anything else.
+#[test]
+fn force_killed_at_every_write_leaves_the_old_image_or_the_new_one() {
+    let dir = tempdir();
+    let d = dir.path();
+    let (old_raw, new_raw) = (d.join("old.raw"), d.join("new.raw"));
+    build_raw(&old_raw, 3 * MIB, 7);
+    build_raw(&new_raw, 3 * MIB, 8);
+    let now = d.join("now.raw");
+    let same = |a: &Path, b: &Path| std::fs::read(a).unwrap() == std::fs::read(b).unwrap();
+    for (fmt, opts) in [
+        ("vmdk", "subformat=monolithicSparse"),
+        ("vmdk", "subformat=monolithicFlat"),
+        ("vhd", "subformat=dynamic"),
+    ] {
+        let target = d.join(format!("t.{fmt}"));
+        let put_old = vimg!(
+            "convert -q --force -f raw -O",
+            fmt,
+            "-o",
+            opts,
+            &old_raw,
+            &target
+        );
+        let convert = vimg!(
+            "convert -q --force -f raw -O",
+            fmt,
+            "-o",
+            opts,
+            &new_raw,
+            &target
+        );
+        put_old.ok();
+        let writes = faults::writes_of(&convert);
+        assert!(writes.len() > 5, "{opts}: {writes:?}");
+        let (mut old, mut new, mut half) = (0, 0, 0);
+        for n in 0..writes.len() {
+            put_old.ok();
+            faults::killed_at(&convert, &writes, n);
+            let run = vimg!("convert -q -O raw", &target, &now).run();
+            match run.code() {
+                Some(0) if same(&now, &old_raw) => old += 1,
+                Some(0) if same(&now, &new_raw) => new += 1,
+                Some(0) => panic!("{opts}, killed at write {n}: neither image"),
+                _ => {
+                    assert!(
+                        run.stderr_text().contains("has not finished"),
+                        "{opts}, killed at write {n} ({}): {run:?}",
+                        writes[n]
+                    );
+                    half += 1;
+                    // Running the command again finishes the job.
+                    convert.ok();
+                    assert_identical(fmt, &target, "raw", &new_raw);
+                }
+            }
+            let _ = std::fs::remove_file(&now);
+        }
+        assert!(
+            old > 0 && new > 0,
+            "{opts}: old {old}, new {new}, half {half}"
+        );
+        // Only the two-file target can be caught between its swaps.
+        assert_eq!(
+            half > 0,
+            opts.ends_with("Flat"),
+            "{opts}: old {old}, new {new}, half {half}"
+        );
+    }
+}

@@ -81,6 +81,11 @@ impl Cmd {
         self
     }
 
+    /// The arguments so far.
+    pub fn argv(&self) -> &[OsString] {
+        &self.args
+    }
+
     pub fn args<A: Arg>(mut self, args: impl IntoIterator<Item = A>) -> Cmd {
         self.args.extend(args.into_iter().map(|a| a.to_arg()));
         self

@@ -10,6 +10,7 @@
 pub mod bytes;
 pub mod command;
 pub mod corpus;
+pub mod faults;
 pub mod oracle;
 pub mod vhd;
 pub mod vmdk;
