@@ -585,3 +585,64 @@ fn force_killed_at_every_write_leaves_the_old_image_or_the_new_one() {
         );
     }
 }
+
+/// Issue 9: `convert --force` whose Nth write fails (disk full, I/O
+/// error), for every N, ends with one error line or succeeds, and leaves
+/// the old image or the new one (or one to finish by running it again).
+#[test]
+fn force_whose_nth_write_fails_ends_cleanly_with_the_old_image_or_the_new_one() {
+    let dir = tempdir();
+    let d = dir.path();
+    let (old_raw, new_raw) = (d.join("old.raw"), d.join("new.raw"));
+    build_raw(&old_raw, 3 * MIB, 9);
+    build_raw(&new_raw, 3 * MIB, 10);
+    let now = d.join("now.raw");
+    let same = |a: &Path, b: &Path| std::fs::read(a).unwrap() == std::fs::read(b).unwrap();
+    for (fmt, opts) in [
+        ("vmdk", "subformat=monolithicFlat"),
+        ("vhd", "subformat=fixed"),
+    ] {
+        let target = d.join(format!("t.{fmt}"));
+        let put_old = vimg!(
+            "convert -q --force -f raw -O",
+            fmt,
+            "-o",
+            opts,
+            &old_raw,
+            &target
+        );
+        let convert = vimg!(
+            "convert -q --force -f raw -O",
+            fmt,
+            "-o",
+            opts,
+            &new_raw,
+            &target
+        );
+        put_old.ok();
+        let writes = faults::writes_of(&convert);
+        for (n, errno) in (0..writes.len()).flat_map(|n| [(n, "ENOSPC"), (n, "EIO")]) {
+            put_old.ok();
+            let out = faults::failed_at(&convert, &writes, n, errno);
+            let what = format!("{opts}, write {n} ({}) failing with {errno}", writes[n]);
+            match out.code() {
+                Some(0) => {}
+                Some(1) => assert_eq!(out.stderr_text().lines().count(), 1, "{what}: {out:?}"),
+                _ => panic!("{what}: {out:?}"),
+            }
+            let run = vimg!("convert -q -O raw", &target, &now).run();
+            match run.code() {
+                Some(0) => assert!(same(&now, &old_raw) || same(&now, &new_raw), "{what}"),
+                _ => {
+                    assert!(
+                        run.stderr_text().contains("has not finished"),
+                        "{what}: {run:?}"
+                    );
+                    convert.ok();
+                    assert_identical(fmt, &target, "raw", &new_raw);
+                }
+            }
+            let _ = std::fs::remove_file(&now);
+        }
+    }
+}

@@ -80,3 +80,23 @@ pub fn killed_at(args: &Cmd, writes: &[String], n: usize) {
         "`{args}` was not stopped at write {n} ({call} #{nth_of_its_kind}): {out:?}"
     );
 }
+
+/// Run vimg with `args`, its write `n` (from 0) of `writes` failing with
+/// `errno` (`ENOSPC`, `EIO`); returns how it ended.
+pub fn failed_at(args: &Cmd, writes: &[String], n: usize, errno: &str) -> super::Run {
+    let call = &writes[n];
+    let nth_of_its_kind = writes[..=n].iter().filter(|c| *c == call).count();
+    Cmd::new("strace")
+        .arg("-f")
+        .arg("-o")
+        .arg("/dev/null")
+        .arg("-e")
+        .arg(format!("trace={call}"))
+        .arg("-e")
+        .arg(format!(
+            "inject={call}:error={errno}:when={nth_of_its_kind}"
+        ))
+        .arg(VIMG)
+        .args(args.argv())
+        .run()
+}
