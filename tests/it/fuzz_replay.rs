@@ -87,7 +87,8 @@ fn every_fuzz_target_has_regression_inputs_and_every_input_is_replayed() {
 
 /// Every input through the very check its fuzz target makes
 /// (fuzz/src/checks.rs): what the fuzzer found fails again here if the bug
-/// comes back.
+/// comes back (issue 9, finding 11: the shared open_write findings are
+/// among the inputs, README 18-22).
 #[test]
 fn every_input_passes_the_check_of_its_fuzz_target() {
     for (target, check) in [

@@ -354,7 +354,7 @@ fn convert_into_a_format_too_small_for_the_source_leaves_nothing() {
 /// for ever. Now it stops between steps, removes the folder and exits as a
 /// shell reports a signal (128 + the signal).
 #[test]
-fn a_signal_stops_a_convert_and_leaves_nothing_behind() {
+fn finding_9_a_signal_stops_a_convert_and_leaves_nothing_behind() {
     let dir = tempdir();
     let d = dir.path();
     let src = d.join("src.raw");
@@ -384,7 +384,7 @@ fn a_signal_stops_a_convert_and_leaves_nothing_behind() {
 /// is removed by the next run for the same target; one whose process still
 /// runs, or that vimg does not recognise as its own, is kept.
 #[test]
-fn a_later_run_removes_the_work_folders_of_dead_runs() {
+fn finding_9_a_later_run_removes_the_work_folders_of_dead_runs() {
     let dir = tempdir();
     let d = dir.path();
     let out = d.join("t.raw");
