@@ -28,6 +28,48 @@ pub enum Conflict<T> {
     Overlap(Span<T>, Span<T>),
 }
 
+/// Units of data (grains, blocks) `first` to `first + count - 1`, lying
+/// back to back in the file: what a run of claims stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Units {
+    pub first: u64,
+    pub count: u64,
+}
+
+impl Units {
+    /// Unit `index` alone.
+    pub fn one(index: u64) -> Units {
+        Units {
+            first: index,
+            count: 1,
+        }
+    }
+
+    /// These units and `next` as one run, when `next` is the one that
+    /// follows.
+    pub fn then(self, next: Units) -> Option<Units> {
+        (next.count == 1 && self.first + self.count == next.first).then_some(Units {
+            count: self.count + 1,
+            ..self
+        })
+    }
+
+    /// Of these units, claimed from byte `start` in units of `len` bytes,
+    /// the one that holds byte `at`, and where it starts.
+    pub fn at(self, start: u64, len: u64, at: u64) -> (u64, u64) {
+        let k = (at.saturating_sub(start) / len).min(self.count - 1);
+        (self.first + k, start + k * len)
+    }
+
+    /// "grain 5", "grains 5 to 9".
+    pub fn describe(self, one: &str, many: &str) -> String {
+        match self.count {
+            1 => format!("{one} {}", self.first),
+            n => format!("{many} {} to {}", self.first, self.first + n - 1),
+        }
+    }
+}
+
 /// What can be said of the claim that extends a run: the run's new `what`.
 pub trait Run: Sized {
     /// `self` extended by `next`, claimed right after it in the file, or
@@ -243,6 +285,18 @@ mod tests {
         assert!(
             matches!(&c[5], Conflict::Overlap(a, b) if a.what == Part::Units(0, 1) && b.what == Part::Units(9, 1))
         );
+    }
+
+    #[test]
+    fn runs_of_units_join_and_name_the_unit_at_a_byte() {
+        let run = Units::one(4).then(Units::one(5)).unwrap();
+        assert_eq!(run, Units { first: 4, count: 2 });
+        assert_eq!(run.then(Units::one(7)), None);
+        assert_eq!(run.describe("grain", "grains"), "grains 4 to 5");
+        assert_eq!(Units::one(9).describe("block", "blocks"), "block 9");
+        // Claimed from byte 1000 in 100-byte units: byte 1150 is in unit 5.
+        assert_eq!(run.at(1000, 100, 1150), (5, 1100));
+        assert_eq!(run.at(1000, 100, 5000), (5, 1100));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::path::Path;
 use super::dyn_header::{DynamicHeader, ParentLocator, HEADER_SIZE};
 use super::footer::{DiskType, Footer, FOOTER_SIZE};
 use super::locator::ParentRecord;
-use crate::alloc::space::{Conflict, Run, Space, Span};
+use crate::alloc::space::{Conflict, Run, Space, Span, Units};
 use crate::alloc::{units, Allocator, Endian, Runs, Table};
 use crate::error::{Error, Result};
 use crate::image::check::{Finding, Report};
@@ -62,12 +62,8 @@ enum Part {
     Bat,
     Locator(usize),
     Footer,
-    /// Blocks `first` to `first + count - 1` (bitmap and data), back to
-    /// back in the file.
-    Blocks {
-        first: u64,
-        count: u64,
-    },
+    /// Blocks (bitmap and data).
+    Blocks(Units),
 }
 
 impl fmt::Display for Part {
@@ -78,8 +74,7 @@ impl fmt::Display for Part {
             Part::Bat => write!(f, "the BAT"),
             Part::Locator(i) => write!(f, "the data of parent locator {i}"),
             Part::Footer => write!(f, "the footer"),
-            Part::Blocks { first, count: 1 } => write!(f, "block {first}"),
-            Part::Blocks { first, count } => write!(f, "blocks {first} to {}", first + count - 1),
+            Part::Blocks(units) => f.write_str(&units.describe("block", "blocks")),
         }
     }
 }
@@ -87,14 +82,7 @@ impl fmt::Display for Part {
 impl Run for Part {
     fn extend(&self, next: &Part) -> Option<Part> {
         match (*self, *next) {
-            (Part::Blocks { first, count }, Part::Blocks { first: n, count: 1 })
-                if first + count == n =>
-            {
-                Some(Part::Blocks {
-                    first,
-                    count: count + 1,
-                })
-            }
+            (Part::Blocks(run), Part::Blocks(next)) => run.then(next).map(Part::Blocks),
             _ => None,
         }
     }
@@ -187,12 +175,12 @@ fn refused_at_open(conflict: &Conflict<Part>, walk: Walk) -> bool {
             _ => {}
         }
     }
-    let hard = |s: &Span<Part>| matches!(s.what, Part::Bat | Part::Blocks { .. });
+    let hard = |s: &Span<Part>| matches!(s.what, Part::Bat | Part::Blocks(_));
     match conflict {
         Conflict::PastEnd(s) => hard(s),
         Conflict::Overlap(a, b) => {
-            matches!(a.what, Part::Blocks { .. })
-                || matches!(b.what, Part::Blocks { .. })
+            matches!(a.what, Part::Blocks(_))
+                || matches!(b.what, Part::Blocks(_))
                 || (hard(a) || hard(b))
                     && matches!(
                         (a.what, b.what),
@@ -330,10 +318,7 @@ impl Dynamic {
         for block in 0..h.max_table_entries as u64 {
             let entry = self.bat.get(&self.file, block)?;
             if entry != UNALLOCATED {
-                let part = Part::Blocks {
-                    first: block,
-                    count: 1,
-                };
+                let part = Part::Blocks(Units::one(block));
                 space.claim_run(entry as u64 * SECTOR, block_len, part);
             }
         }
@@ -342,12 +327,10 @@ impl Dynamic {
 
     /// The block of the run `span` that holds byte `at`, and its host.
     fn block_at(&self, span: &Span<Part>, at: u64) -> (u64, u64) {
-        let Part::Blocks { first, count } = span.what else {
-            return (0, span.start);
-        };
-        let block_len = self.bitmap_size + self.block_size;
-        let k = (at.saturating_sub(span.start) / block_len).min(count - 1);
-        (first + k, span.start + k * block_len)
+        match span.what {
+            Part::Blocks(units) => units.at(span.start, self.bitmap_size + self.block_size, at),
+            _ => (0, span.start),
+        }
     }
 
     /// The error a conflict stands for: one naming the BAT entry of the
@@ -363,7 +346,7 @@ impl Dynamic {
             )),
             Conflict::PastEnd(
                 s @ Span {
-                    what: Part::Blocks { .. },
+                    what: Part::Blocks(_),
                     ..
                 },
             ) => {
@@ -384,7 +367,7 @@ impl Dynamic {
                 ),
             ),
             Conflict::Overlap(a, b) => match (&a.what, &b.what) {
-                (Part::Blocks { .. }, Part::Blocks { .. }) => {
+                (Part::Blocks(_), Part::Blocks(_)) => {
                     let (first, _) = self.block_at(a, b.start);
                     let (second, _) = self.block_at(b, b.start);
                     self.bat_error(
@@ -392,8 +375,8 @@ impl Dynamic {
                         format!("blocks {first} and {second} overlap at byte {}", b.start),
                     )
                 }
-                (Part::Blocks { .. }, _) | (_, Part::Blocks { .. }) => {
-                    let blocks = if matches!(a.what, Part::Blocks { .. }) {
+                (Part::Blocks(_), _) | (_, Part::Blocks(_)) => {
+                    let blocks = if matches!(a.what, Part::Blocks(_)) {
                         a
                     } else {
                         b

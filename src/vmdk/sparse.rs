@@ -11,7 +11,7 @@ use byteorder::{ByteOrder, LittleEndian};
 
 use super::cowd::{CowdHeader, COWD_HEADER_SIZE};
 use super::header::{SparseHeader, FLAG_COMPRESSED, FLAG_MARKERS, GD_AT_END, HEADER_SIZE};
-use crate::alloc::space::{Conflict, Run, Space, Span};
+use crate::alloc::space::{Conflict, Run, Space, Span, Units};
 use crate::alloc::{units, Allocator, Endian, Homes, Runs, Table};
 use crate::error::{Error, Result};
 use crate::image::check::{Finding, Report};
@@ -81,11 +81,8 @@ enum Part {
         entry: u64,
         redundant: bool,
     },
-    /// Grains `first` to `first + count - 1`, back to back in the file.
-    Grains {
-        first: u64,
-        count: u64,
-    },
+    /// Grains (data or compressed), back to back in the file.
+    Grains(Units),
 }
 
 impl fmt::Display for Part {
@@ -96,8 +93,7 @@ impl fmt::Display for Part {
             Part::Directory => write!(f, "the grain directory"),
             Part::RedundantDirectory => write!(f, "the redundant grain directory"),
             Part::GrainTable { entry, .. } => write!(f, "the grain table of entry {entry}"),
-            Part::Grains { first, count: 1 } => write!(f, "grain {first}"),
-            Part::Grains { first, count } => write!(f, "grains {first} to {}", first + count - 1),
+            Part::Grains(units) => f.write_str(&units.describe("grain", "grains")),
         }
     }
 }
@@ -105,14 +101,7 @@ impl fmt::Display for Part {
 impl Run for Part {
     fn extend(&self, next: &Part) -> Option<Part> {
         match (*self, *next) {
-            (Part::Grains { first, count }, Part::Grains { first: n, count: 1 })
-                if first + count == n =>
-            {
-                Some(Part::Grains {
-                    first,
-                    count: count + 1,
-                })
-            }
+            (Part::Grains(run), Part::Grains(next)) => run.then(next).map(Part::Grains),
             _ => None,
         }
     }
@@ -120,7 +109,7 @@ impl Run for Part {
 
 impl Conflict<Part> {
     fn involves_grains(&self) -> bool {
-        let grains = |s: &Span<Part>| matches!(s.what, Part::Grains { .. });
+        let grains = |s: &Span<Part>| matches!(s.what, Part::Grains(_));
         match self {
             Conflict::PastEnd(s) => grains(s),
             Conflict::Overlap(a, b) => grains(a) || grains(b),
@@ -254,11 +243,7 @@ impl SparseExtent {
                     Grain::At(h) | Grain::Compressed(h) => h,
                     Grain::Unallocated | Grain::Zero => continue,
                 };
-                let part = Part::Grains {
-                    first: index,
-                    count: 1,
-                };
-                space.claim_run(host, need, part);
+                space.claim_run(host, need, Part::Grains(Units::one(index)));
             }
         }
         for conflict in space.conflicts() {
@@ -286,11 +271,10 @@ impl SparseExtent {
 
     /// The grain of the run `span` that holds byte `at`, and its host.
     fn grain_at(&self, span: &Span<Part>, at: u64) -> (u64, u64) {
-        let Part::Grains { first, count } = span.what else {
-            return (0, span.start);
-        };
-        let k = (at.saturating_sub(span.start) / self.grain_need()).min(count - 1);
-        (first + k, span.start + k * self.grain_need())
+        match span.what {
+            Part::Grains(units) => units.at(span.start, self.grain_need(), at),
+            _ => (0, span.start),
+        }
     }
 
     /// The error a conflict involving grains stands for, naming the grain
@@ -305,7 +289,7 @@ impl SparseExtent {
                 )
             }
             Conflict::Overlap(a, b) => match (&a.what, &b.what) {
-                (Part::Grains { .. }, Part::Grains { .. }) => {
+                (Part::Grains(_), Part::Grains(_)) => {
                     let (first, _) = self.grain_at(a, b.start);
                     let (second, _) = self.grain_at(b, b.start);
                     (
@@ -313,7 +297,7 @@ impl SparseExtent {
                         format!("grains {first} and {second} overlap at byte {}", b.start),
                     )
                 }
-                (Part::Grains { .. }, _) => {
+                (Part::Grains(_), _) => {
                     let (index, host) = self.grain_at(a, b.start);
                     (index, format!("grain {index} at byte {host} {ON_METADATA}"))
                 }
