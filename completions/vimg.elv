@@ -26,6 +26,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand info 'Show an image''s format, virtual and allocated size, and format details'
             cand convert 'Convert a disk image to another format or subformat'
             cand map 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are'
+            cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'vimg;create'= {
@@ -100,11 +101,40 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'vimg;snapshot'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'vimg;snapshot;create'= {
+            cand -o 'Options of the delta''s format as key=value[,key=value...]'
+            cand -t 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed'
+            cand --cache 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed'
+            cand --force 'Replace the target if it exists'
+            cand -q 'Print nothing on success'
+            cand --quiet 'Print nothing on success'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'vimg;snapshot;help'= {
+            cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'vimg;snapshot;help;create'= {
+        }
+        &'vimg;snapshot;help;help'= {
+        }
         &'vimg;help'= {
             cand create 'Create a new, empty disk image'
             cand info 'Show an image''s format, virtual and allocated size, and format details'
             cand convert 'Convert a disk image to another format or subformat'
             cand map 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are'
+            cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'vimg;help;create'= {
@@ -114,6 +144,11 @@ set edit:completion:arg-completer[vimg] = {|@words|
         &'vimg;help;convert'= {
         }
         &'vimg;help;map'= {
+        }
+        &'vimg;help;snapshot'= {
+            cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD'
+        }
+        &'vimg;help;snapshot;create'= {
         }
         &'vimg;help;help'= {
         }

@@ -58,40 +58,57 @@ pub struct CreateArgs {
 }
 
 pub fn run(args: CreateArgs) -> anyhow::Result<u8> {
-    let format = args.format;
-    let mut opts = Options::parse(args.options.iter().map(String::as_str))?;
-    let backing = match &args.backing {
-        None => None,
-        Some(typed) => {
-            let path = chain::parent_path(&args.file, &typed.to_string_lossy());
-            let dir = args.file.parent().unwrap_or(Path::new("."));
-            Some(Backing {
-                name: chain::relative_name(
-                    if dir.as_os_str().is_empty() {
-                        Path::new(".")
-                    } else {
-                        dir
-                    },
-                    &path,
-                ),
-                format: args.backing_format,
-                path,
-            })
+    // -b: a relative path is relative to FILE's folder, as in qemu-img.
+    let parent = args
+        .backing
+        .as_ref()
+        .map(|typed| chain::parent_path(&args.file, &typed.to_string_lossy()));
+    let backing = parent.as_deref().map(|p| (p, args.backing_format));
+    make(
+        &args.file,
+        args.format,
+        args.size,
+        &args.options,
+        backing,
+        &args.placing,
+    )
+}
+
+/// Create `file`, of `format` and `size` (the parent's without one), with
+/// the `-o` options `options`, over `backing` (where the parent is now, and
+/// its format if given), placed as `placing` says.
+pub(super) fn make(
+    file: &Path,
+    format: Format,
+    size: Option<u64>,
+    options: &[String],
+    backing: Option<(&Path, Option<Format>)>,
+    placing: &Placing,
+) -> anyhow::Result<u8> {
+    let mut opts = Options::parse(options.iter().map(String::as_str))?;
+    let backing = backing.map(|(path, format)| {
+        let dir = match file.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        Backing {
+            name: chain::relative_name(dir, path),
+            format,
+            path: path.to_path_buf(),
         }
-    };
-    let size = match (&args.size, &backing) {
-        (Some(size), _) => *size,
+    });
+    let size = match (size, &backing) {
+        (Some(size), _) => size,
         (None, Some(b)) => factory::open(&b.path, b.format, Access::Read)
             .with_context(|| format!("cannot open the parent {}", b.path.display()))?
             .virtual_size(),
         (None, None) => bail!("a size is needed without -b"),
     };
-    let placing = &args.placing;
-    let staging = Staging::new(&args.file, placing.force, placing.cache.unwrap_or_default())?;
+    let staging = Staging::new(file, placing.force, placing.cache.unwrap_or_default())?;
     let image = factory::create(&staging.path(), format, size, &mut opts, backing.as_ref())
         .and_then(|mut image| image.flush().map(|()| image))
         .map_err(|e| staging.explain(e))
-        .with_context(|| format!("cannot create {}", args.file.display()))?;
+        .with_context(|| format!("cannot create {}", file.display()))?;
     if !placing.quiet {
         for note in opts.take_notes() {
             eprintln!("vimg: {note}");
@@ -104,7 +121,7 @@ pub fn run(args: CreateArgs) -> anyhow::Result<u8> {
     if !placing.quiet {
         super::print(&format!(
             "Formatting '{}', fmt={} size={virtual_size}\n",
-            args.file.display(),
+            file.display(),
             format.name()
         ))?;
     }

@@ -6,6 +6,7 @@ mod convert;
 mod create;
 mod info;
 mod map;
+mod snapshot;
 mod staging;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ pub enum Command {
     Info(info::InfoArgs),
     Convert(convert::ConvertArgs),
     Map(map::MapArgs),
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCommand),
 }
 
 /// Print `text` to standard output. A reader that went away (`| head`)
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Info(args) => info::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Map(args) => map::run(args),
+        Command::Snapshot(command) => snapshot::run(command),
     }
 }
 

@@ -162,14 +162,31 @@ fn extent_name(desc: &Path, suffix: &str) -> String {
 }
 
 /// Create a VMDK of `size` bytes (rounded up to a sector); with `backing`,
-/// a delta (sparse subformats only) over that VMDK.
+/// a delta (sparse subformats only) over that VMDK, split when its parent
+/// is (as VMware makes them) unless a subformat is asked for.
 pub fn create(
     path: &Path,
     size: u64,
     opts: &mut Options,
     backing: Option<&Backing>,
 ) -> Result<Box<dyn Sink>> {
-    let subformat = subformat_option(opts)?;
+    let parent = match backing {
+        None => None,
+        Some(b) => {
+            let mut chain = Chain::new();
+            chain.enter(&b.path)?;
+            Some(Vmdk::open_in(
+                &b.path,
+                &OpenOptions::new(Access::Read),
+                &mut chain,
+            )?)
+        }
+    };
+    let family = match parent.as_ref().map(|p| p.create_type()) {
+        Some("twoGbMaxExtentSparse" | "twoGbMaxExtentFlat") => Subformat::TwoGbSparse,
+        _ => Subformat::MonolithicSparse,
+    };
+    let subformat = subformat_option(opts, family)?;
     let mut db = DiskDb::from_options(opts)?;
     let zeroed_grain = opts.take_bool("zeroed_grain")?.unwrap_or(false);
     let level = level_option(opts, subformat == Subformat::StreamOptimized)?;
@@ -194,27 +211,20 @@ pub fn create(
             sectors * SECTOR
         )));
     }
-    let parent = match backing {
-        None => None,
-        Some(_) if !subformat.sparse() => {
+    if let Some(parent) = &parent {
+        if !subformat.sparse() {
             return Err(Error::invalid(format!(
-            "a {} VMDK cannot have a backing file (use monolithicSparse or twoGbMaxExtentSparse)",
-            subformat.name()
-        )))
+                "a {} VMDK cannot have a backing file (use monolithicSparse or twoGbMaxExtentSparse)",
+                subformat.name()
+            )));
         }
-        Some(b) => {
-            let mut chain = Chain::new();
-            chain.enter(&b.path)?;
-            let parent = Vmdk::open_in(&b.path, &OpenOptions::new(Access::Read), &mut chain)?;
-            db.adapter = db
-                .adapter
-                .or(parent.ddb("ddb.adapterType").map(str::to_string));
-            db.hwversion = db
-                .hwversion
-                .or(parent.ddb("ddb.virtualHWVersion").map(str::to_string));
-            Some(parent)
-        }
-    };
+        db.adapter = db
+            .adapter
+            .or(parent.ddb("ddb.adapterType").map(str::to_string));
+        db.hwversion = db
+            .hwversion
+            .or(parent.ddb("ddb.virtualHWVersion").map(str::to_string));
+    }
 
     let cid = new_cid();
     let mut desc = Descriptor {
@@ -262,13 +272,13 @@ pub fn create(
     Ok(Box::new(vmdk))
 }
 
-/// The subformat asked for; `compress` (convert -c) asks for the one
-/// compressed subformat, streamOptimized.
-fn subformat_option(opts: &mut Options) -> Result<Subformat> {
+/// The subformat asked for, else `default`; `compress` (convert -c) asks
+/// for the one compressed subformat, streamOptimized.
+fn subformat_option(opts: &mut Options, default: Subformat) -> Result<Subformat> {
     let compress = opts.take_bool("compress")?.unwrap_or(false);
     match opts.take_str("subformat")? {
         None if compress => Ok(Subformat::StreamOptimized),
-        None => Ok(Subformat::MonolithicSparse),
+        None => Ok(default),
         Some(name) => {
             let sub = Subformat::parse(&name)?;
             if compress && sub != Subformat::StreamOptimized {
@@ -289,7 +299,7 @@ pub fn create_stream(
     out: Box<dyn std::io::Write + Send>,
 ) -> Result<Box<dyn Sink>> {
     opts.set_default("subformat", "streamOptimized");
-    if subformat_option(opts)? != Subformat::StreamOptimized {
+    if subformat_option(opts, Subformat::StreamOptimized)? != Subformat::StreamOptimized {
         return Err(Error::invalid(
             "only streamOptimized VMDKs can be written to a pipe",
         ));

@@ -207,6 +207,11 @@ impl Vmdk {
         self.desc.cid
     }
 
+    /// The descriptor's `createType`.
+    pub fn create_type(&self) -> &str {
+        &self.desc.create_type
+    }
+
     /// A disk database value.
     pub fn ddb(&self, key: &str) -> Option<&str> {
         self.desc.ddb(key)

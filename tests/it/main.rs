@@ -26,6 +26,7 @@ mod model;
 mod qemu_io;
 mod review_regressions;
 mod safety;
+mod snapshot;
 mod vhd;
 mod vmdk;
 

@@ -1,0 +1,18 @@
+//! `vimg snapshot`: delta chains (VMware snapshot disks, Hyper-V
+//! differencing disks), one file per verb.
+
+mod create;
+
+use clap::Subcommand;
+
+/// Make and manage delta images (VMware snapshots, differencing VHDs).
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    Create(create::SnapshotCreateArgs),
+}
+
+pub fn run(command: SnapshotCommand) -> anyhow::Result<u8> {
+    match command {
+        SnapshotCommand::Create(args) => create::run(args),
+    }
+}
