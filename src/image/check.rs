@@ -16,6 +16,42 @@ pub enum Severity {
     Warning,
 }
 
+impl Severity {
+    /// The name JSON output uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Corruption => "corruption",
+            Severity::Leak => "leak",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+/// How far a repair may go (`check -r leaks` / `-r all`). Either level only
+/// makes changes that leave what every sector of the disk reads as it was,
+/// except that `All` may drop a pointer that is itself wrong (an entry past
+/// the end of the file, into metadata, or naming a grain or block another
+/// entry names): that range then reads from the parent, or as zeros, and
+/// the repair says which virtual range it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Repair {
+    /// Free space nothing references; rewrite a redundant copy of a
+    /// structure (a footer) from the valid one.
+    Leaks,
+    /// Also rebuild or clear metadata that is wrong.
+    All,
+}
+
+impl Repair {
+    /// The name `-r` takes, and JSON output uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Repair::Leaks => "leaks",
+            Repair::All => "all",
+        }
+    }
+}
+
 /// One problem.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
@@ -26,6 +62,8 @@ pub struct Finding {
     /// The on-disk structure at fault.
     pub structure: &'static str,
     pub message: String,
+    /// The `-r` level that repairs it, when a repair can.
+    pub repair: Option<Repair>,
 }
 
 impl Finding {
@@ -70,6 +108,33 @@ impl Finding {
             offset,
             structure,
             message,
+            repair: None,
+        }
+    }
+
+    /// This finding, repaired by `-r level`.
+    pub fn repaired_by(self, level: Repair) -> Finding {
+        Finding {
+            repair: Some(level),
+            ..self
+        }
+    }
+
+    /// A finding a walk makes itself.
+    pub fn new(
+        severity: Severity,
+        file: &Path,
+        offset: Option<u64>,
+        structure: &'static str,
+        message: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            severity,
+            file: file.to_path_buf(),
+            offset,
+            structure,
+            message: message.into(),
+            repair: None,
         }
     }
 
@@ -85,14 +150,34 @@ impl Finding {
                 range.end - range.start,
                 range.start
             ),
+            repair: Some(Repair::Leaks),
         }
     }
+}
+
+/// Counts qemu-img reports beside the findings (its `ImageCheck` fields),
+/// in the image's clusters (grains, blocks).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Clusters {
+    /// Clusters in the virtual disk.
+    pub total: u64,
+    /// Clusters this layer holds data for.
+    pub allocated: u64,
+    /// Allocated clusters not right after the previous allocated one in
+    /// the file.
+    pub fragmented: u64,
+    /// Allocated clusters stored compressed.
+    pub compressed: u64,
 }
 
 /// What a walk found in one image (one layer of a chain).
 #[derive(Clone, Debug, Default)]
 pub struct Report {
     pub findings: Vec<Finding>,
+    /// The cluster counts, when the walk made them.
+    pub clusters: Option<Clusters>,
+    /// The end of the last byte the image uses in its (first) file.
+    pub end_offset: Option<u64>,
 }
 
 impl Report {

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::io::{Access, ImageFile, Named};
-use check::Report;
+use check::{Finding, Repair, Report};
 
 /// A place in a host file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -292,6 +292,17 @@ pub trait Image: Sink {
             &self.files().into_iter().next().unwrap_or_default(),
             "checking this format is not supported",
         ))
+    }
+
+    /// Repair what [`Image::check`] finds in this layer and `level`
+    /// allows (see [`Repair`]), in crash-safe order: a stop after any write
+    /// leaves the layer no worse than it was (at most with leaks), and a
+    /// second run finishes the job. Needs an image opened for writing and
+    /// for checking. Returns what was repaired, as the findings it fixed;
+    /// what it could not repair stays for the next check to report.
+    fn repair(&mut self, level: Repair) -> Result<Vec<Finding>> {
+        let _ = level;
+        Ok(Vec::new())
     }
 }
 

@@ -119,7 +119,15 @@ impl Vhd {
         }
         if let (Some(d), Some(parent_opts)) = (differencing, opts.for_parent()) {
             let found = locator::find_parent(d.file(), path, &d.header)?;
-            chain.enter(&found.path)?;
+            match chain.enter(&found.path) {
+                Ok(()) => {}
+                // A loop is damage `check` reports; the walk stops there.
+                Err(e @ Error::Chain { .. }) if opts.for_check => {
+                    vhd.damage.push(e);
+                    return Ok(vhd);
+                }
+                Err(e) => return Err(e),
+            }
             let parent = Vhd::open_in(&found.path, &parent_opts, chain)
                 .map_err(|e| Error::parent(path, &found.path, e))?;
             match vhd.check_parent(&parent) {

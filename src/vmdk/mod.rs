@@ -147,7 +147,15 @@ impl Vmdk {
         }
         if let (Some(hint), Some(parent_opts)) = (hint, opts.for_parent()) {
             let parent_path = chain::parent_path(path, &hint);
-            chain.enter(&parent_path)?;
+            match chain.enter(&parent_path) {
+                Ok(()) => {}
+                // A loop is damage `check` reports; the walk stops there.
+                Err(e @ Error::Chain { .. }) if opts.for_check => {
+                    vmdk.damage.push(e);
+                    return Ok(vmdk);
+                }
+                Err(e) => return Err(e),
+            }
             let parent = Vmdk::open_in(&parent_path, &parent_opts, chain)
                 .map_err(|e| Error::parent(path, &parent_path, e))?;
             match vmdk.check_parent(&parent) {

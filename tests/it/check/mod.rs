@@ -11,6 +11,10 @@ use vimg::io::Access;
 
 use crate::support::*;
 
+mod cli;
+mod vhd;
+mod vmdk;
+
 /// The findings of every layer of the chain at `path`, top first.
 fn check_chain(path: &Path) -> Vec<Report> {
     let opts = OpenOptions::new(Access::Read).checking();

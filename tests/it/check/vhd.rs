@@ -1,0 +1,1 @@
+//! `check` on vhd images: filled in by the work on issue 10.
