@@ -26,6 +26,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand info 'Show an image''s format, virtual and allocated size, and format details'
             cand convert 'Convert a disk image to another format or subformat'
             cand map 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are'
+            cand check 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads'
             cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -101,6 +102,24 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'vimg;check'= {
+            cand -f 'Image format (probed from the content when not given)'
+            cand --format 'Image format (probed from the content when not given)'
+            cand --output 'Output style'
+            cand --confine 'Open no file an image names (parents, extents) outside DIR, links resolved (for untrusted images, with -f)'
+            cand -r 'Repair: leaks (free space nothing references, rewrite a footer copy) or all (also rebuild or clear wrong metadata)'
+            cand --repair 'Repair: leaks (free space nothing references, rewrite a footer copy) or all (also rebuild or clear wrong metadata)'
+            cand -U 'Read the image even while another process may be writing it'
+            cand --force-share 'Read the image even while another process may be writing it'
+            cand --no-backing 'Refuse an image that has a parent (a delta or differencing disk)'
+            cand --no-chain 'Check this image only, not the images of its backing chain'
+            cand -q 'Print only the findings, not the summary'
+            cand --quiet 'Print only the findings, not the summary'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'vimg;snapshot'= {
             cand -h 'Print help'
             cand --help 'Print help'
@@ -134,6 +153,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand info 'Show an image''s format, virtual and allocated size, and format details'
             cand convert 'Convert a disk image to another format or subformat'
             cand map 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are'
+            cand check 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads'
             cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -144,6 +164,8 @@ set edit:completion:arg-completer[vimg] = {|@words|
         &'vimg;help;convert'= {
         }
         &'vimg;help;map'= {
+        }
+        &'vimg;help;check'= {
         }
         &'vimg;help;snapshot'= {
             cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD'

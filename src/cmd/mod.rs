@@ -2,6 +2,7 @@
 //! (whose doc comments are the help text) and its `run`.
 
 mod args;
+mod check;
 mod convert;
 mod create;
 mod info;
@@ -28,6 +29,7 @@ pub enum Command {
     Info(info::InfoArgs),
     Convert(convert::ConvertArgs),
     Map(map::MapArgs),
+    Check(check::CheckArgs),
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
 }
@@ -67,6 +69,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Info(args) => info::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Map(args) => map::run(args),
+        Command::Check(args) => check::run(args),
         Command::Snapshot(command) => snapshot::run(command),
     }
 }

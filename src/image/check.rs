@@ -64,6 +64,9 @@ pub struct Finding {
     pub message: String,
     /// The `-r` level that repairs it, when a repair can.
     pub repair: Option<Repair>,
+    /// How many bytes of the file it concerns, when that is what it
+    /// counts (leaked space).
+    pub length: Option<u64>,
 }
 
 impl Finding {
@@ -109,6 +112,7 @@ impl Finding {
             structure,
             message,
             repair: None,
+            length: None,
         }
     }
 
@@ -135,6 +139,7 @@ impl Finding {
             structure,
             message: message.into(),
             repair: None,
+            length: None,
         }
     }
 
@@ -146,11 +151,11 @@ impl Finding {
             offset: Some(range.start),
             structure: "unreferenced space",
             message: format!(
-                "{} bytes from byte {} are referenced by nothing",
-                range.end - range.start,
-                range.start
+                "{} bytes are referenced by nothing",
+                range.end - range.start
             ),
             repair: Some(Repair::Leaks),
+            length: Some(range.end - range.start),
         }
     }
 }

@@ -204,18 +204,7 @@ fn qemu_serving_an_image_keeps_vimg_readers_out_unless_shared() {
     let dir = tempdir();
     let image = dir.path().join("vm.vmdk");
     vimg!("create -q -f vmdk", &image, SIZE).ok();
-    let mut nbd = std::process::Command::new("qemu-nbd")
-        .args(["-f", "vmdk", "-t", "-k"])
-        .arg(dir.path().join("nbd.sock"))
-        .arg(&image)
-        .spawn()
-        .unwrap();
-    // Wait for it to take its locks.
-    let started = std::time::Instant::now();
-    while !dir.path().join("nbd.sock").exists() {
-        assert!(started.elapsed().as_secs() < 20, "qemu-nbd did not start");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let nbd = nbd::serve("vmdk", &image);
     let err = vimg!("info", &image).one_line_error(&image, "info while served");
     assert!(
         err.stderr_text()
@@ -224,8 +213,7 @@ fn qemu_serving_an_image_keeps_vimg_readers_out_unless_shared() {
     );
     vimg!("info -U", &image).ok();
     assert!(open(&image, None, Access::Write).is_err());
-    nbd.kill().unwrap();
-    nbd.wait().unwrap();
+    drop(nbd);
     vimg!("info", &image).ok();
 }
 

@@ -6,7 +6,7 @@
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -114,18 +114,7 @@ fn finding_2_force_never_replaces_an_image_a_vm_holds() {
     vimg!("create -q -f vmdk", &vm, 64 * MIB).ok();
     vimg!("create -q -f vmdk", &other, 32 * MIB).ok();
     let before = std::fs::read(&vm).unwrap();
-    let sock = d.join("nbd.sock");
-    let mut nbd = std::process::Command::new("qemu-nbd")
-        .args(["-f", "vmdk", "-t", "-k"])
-        .arg(&sock)
-        .arg(&vm)
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while !sock.exists() {
-        assert!(started.elapsed().as_secs() < 20, "qemu-nbd did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let nbd = nbd::serve("vmdk", &vm);
     for vimg in [
         vimg!("convert --force -O vmdk", &other, &vm),
         vimg!("create --force -f vmdk", &vm, MIB),
@@ -142,8 +131,7 @@ fn finding_2_force_never_replaces_an_image_a_vm_holds() {
     }
     assert_eq!(std::fs::read(&vm).unwrap(), before);
     assert_eq!(dir_names(d), ["nbd.sock", "other.vmdk", "vm.vmdk"]);
-    nbd.kill().unwrap();
-    nbd.wait().unwrap();
+    drop(nbd);
     // Once the VM is gone, --force replaces it.
     vimg!("convert -q --force -O vmdk", &other, &vm).ok();
     assert_eq!(field_u64(&vimg_info(None, &vm), "virtual-size"), 32 * MIB);

@@ -11,6 +11,7 @@ pub mod bytes;
 pub mod command;
 pub mod corpus;
 pub mod faults;
+pub mod nbd;
 pub mod oracle;
 pub mod vhd;
 pub mod vmdk;
