@@ -272,8 +272,19 @@ impl Vmdk {
         for line in &desc.extents {
             let extent = match open_extent(path, line, start, access, walk, &mut damage) {
                 Ok(extent) => extent,
-                // A file that cannot be opened is damage `check` reports;
-                // its range is walked past as a ZERO extent.
+                // An extent that cannot be opened, or whose header is
+                // damaged, is damage `check` reports; its range is walked
+                // past as a ZERO extent.
+                Err(e) if walk == Walk::Check && e.is_corruption() => {
+                    damage.push(e);
+                    Extent {
+                        start,
+                        len: line.sectors.saturating_mul(SECTOR),
+                        access: line.access,
+                        kind: line.kind.clone(),
+                        storage: Storage::Zero,
+                    }
+                }
                 Err(e @ Error::Extent { .. }) if walk == Walk::Check => {
                     damage.push(Error::corrupt(
                         path,
@@ -882,6 +893,19 @@ impl Image for Vmdk {
         for e in &mut self.extents {
             match &mut e.storage {
                 Storage::Sparse(s) => {
+                    if s.capacity() > e.len {
+                        report.push(Finding::new(
+                            Severity::Warning,
+                            s.file().path(),
+                            Some(header::field::CAPACITY),
+                            "VMDK sparse header",
+                            format!(
+                                "the extent holds {} bytes, but the descriptor gives it {}: the rest is never read",
+                                s.capacity(),
+                                e.len
+                            ),
+                        ));
+                    }
                     let tally = s.check(report)?;
                     let sum = clusters.get_or_insert_with(Clusters::default);
                     sum.total += tally.clusters.total;

@@ -6,7 +6,7 @@
 use super::*;
 use crate::image::check::{Clusters, Repair, Severity};
 use crate::io::is_zero;
-use crate::vmdk::header::{FLAG_NL_DETECT, FLAG_RGD};
+use crate::vmdk::header::{FLAG_NL_DETECT, FLAG_RGD, FLAG_ZERO_GRAIN};
 
 /// The newline-detection bytes a sparse header holds at bytes 73 to 76.
 const NEWLINES: &[u8; 4] = b"\n \r\n";
@@ -151,6 +151,40 @@ impl SparseExtent {
                 finding = finding.repaired_by(Repair::All);
             }
             report.push(finding);
+        }
+        let known = FLAG_NL_DETECT | FLAG_RGD | FLAG_ZERO_GRAIN | FLAG_COMPRESSED | FLAG_MARKERS;
+        if flags & !known != 0 {
+            report.push(Finding::new(
+                Severity::Warning,
+                &path,
+                Some(8),
+                structure,
+                format!(
+                    "flags {flags:#x} set bits no VMDK version defines ({:#x})",
+                    flags & !known
+                ),
+            ));
+        }
+        if flags & FLAG_ZERO_GRAIN != 0 && self.header.version < 2 {
+            report.push(Finding::new(
+                Severity::Warning,
+                &path,
+                Some(4),
+                structure,
+                "zeroed-grain entries (flag bit 2) need header version 2 or later; this header is version 1",
+            ));
+        }
+        if self.header.num_gtes_per_gt != 512 {
+            report.push(Finding::new(
+                Severity::Warning,
+                &path,
+                Some(44),
+                structure,
+                format!(
+                    "{} entries per grain table; VMware and qemu-img use (and qemu-img insists on) 512",
+                    self.header.num_gtes_per_gt
+                ),
+            ));
         }
         if flags & FLAG_RGD != 0 && !self.header.has_rgd() && !self.header_in_footer {
             report.push(Finding::new(

@@ -12,7 +12,7 @@ use vimg::image::OpenOptions;
 use vimg::io::Access;
 
 use super::{check_chain, grain_entry};
-use crate::support::vmdk::{is_sparse, kdmv_header, SUBFORMATS};
+use crate::support::vmdk::{descriptor_text, extent_lines, is_sparse, kdmv_header, SUBFORMATS};
 use crate::support::*;
 
 const GRAIN: u64 = 64 * KIB;
@@ -70,10 +70,16 @@ fn qemu_vmdk(dir: &Path, name: &str, subformat: &str) -> PathBuf {
 }
 
 /// The byte offset of grain `grain`'s entry in the redundant grain table
-/// of a monolithicSparse VMDK (its first table).
+/// of a sparse extent.
 fn redundant_entry(path: &Path, grain: u64) -> u64 {
-    let rgd = kdmv_header(path).rgd_offset * 512;
-    le32(&read_at(path, rgd, 4), 0) as u64 * 512 + grain * 4
+    table_entry(path, kdmv_header(path).rgd_offset, grain)
+}
+
+/// The byte offset of grain `grain`'s entry in the grain table the
+/// directory at sector `dir` of the sparse extent at `path` names.
+fn table_entry(path: &Path, dir: u64, grain: u64) -> u64 {
+    let at = dir * 512 + grain / 512 * 4;
+    le32(&read_at(path, at, 4), 0) as u64 * 512 + grain % 512 * 4
 }
 
 /// Set grain `grain`'s entry in both grain table copies.
@@ -510,4 +516,78 @@ fn all_repair_drops_wrong_pointers_and_says_which_range_changed() {
     }
     // A rerun finds nothing more to do.
     assert!(repair(&path, Repair::All).is_empty());
+}
+
+#[test]
+fn a_split_image_is_checked_and_repaired_extent_by_extent() {
+    let dir = tempdir();
+    let d = dir.path();
+    let path = d.join("s.vmdk");
+    qemu_img!(
+        "create -q -f vmdk -o subformat=twoGbMaxExtentSparse",
+        &path,
+        3 * GIB
+    )
+    .ok();
+    let second = 2100 * MIB;
+    qemu_io(
+        "vmdk",
+        &path,
+        &[
+            "write -P 0x44 0 64k",
+            &format!("write -P 0x55 {second} 128k"),
+        ],
+    );
+    assert!(check(&path).findings.is_empty());
+    // The grain 2100 MiB into the disk (in the second extent) past the
+    // end of its file, both copies; a flag bit nobody defines in the
+    // first extent's header.
+    let ext = d.join("s-s002.vmdk");
+    let split = extent_lines(&descriptor_text(&path))[0].sectors * 512;
+    let grain = (second - split) / GRAIN;
+    let beyond = (file_len(&ext) / 512 + 64) as u32;
+    let h = kdmv_header(&ext);
+    for dir in [h.gd_offset, h.rgd_offset] {
+        patch(&ext, table_entry(&ext, dir, grain), &beyond.to_le_bytes());
+    }
+    let first = d.join("s-s001.vmdk");
+    let flags = kdmv_header(&first).flags | 1 << 9;
+    patch(&first, 8, &flags.to_le_bytes());
+    let report = check(&path);
+    let corrupt = of(&report, Severity::Corruption);
+    assert_eq!(corrupt.len(), 1, "{:#?}", report.findings);
+    assert_eq!(report.findings[0].structure, "VMDK sparse header");
+    assert!(report.findings[0]
+        .message
+        .contains("no VMDK version defines"));
+    assert_eq!(report.findings[0].severity, Severity::Warning);
+    let fixed = repair(&path, Repair::All);
+    assert_eq!(fixed.len(), 1, "{fixed:#?}");
+    let range = format!("bytes {} to {} of the disk", second, second + GRAIN);
+    assert!(fixed[0].message.contains(&range), "{fixed:#?}");
+    assert_eq!(of(&check(&path), Severity::Corruption), vec![]);
+    qemu_img!("check -q -f vmdk", &path).ok();
+    // The dropped grain reads as zeros, the rest as written.
+    qemu_io(
+        "vmdk",
+        &path,
+        &[
+            "read -P 0x44 0 64k".to_string(),
+            format!("read -P 0 {second} 64k"),
+            format!("read -P 0x55 {} 64k", second + GRAIN),
+        ],
+    );
+    // A damaged header in one extent: reported, and the others walked.
+    patch(&ext, 20, &100u64.to_le_bytes());
+    let report = check(&path);
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.severity == Severity::Corruption
+                && f.file == ext
+                && f.message.contains("grain size")),
+        "{:#?}",
+        report.findings
+    );
 }
