@@ -54,15 +54,45 @@ impl SparseExtent {
     pub fn check(&mut self, report: &mut Report) -> Result<Tally> {
         let before = report.findings.len();
         self.check_header(report)?;
+        // `-r all` mends what concerns a grain table (its place in the
+        // file); the header, descriptor and directories it leaves alone.
+        let writable = self.check_writable().is_ok();
+        let mended = |e: &Error, table: bool| {
+            let finding = Finding::from_error(e);
+            match writable && table {
+                true => finding.repaired_by(Repair::All),
+                false => finding,
+            }
+        };
+        // What open set aside: tables past the end of the file.
         for e in &self.damage {
-            report.push_error(e);
+            report.push(mended(e, true));
         }
         let len = self.file.length()?;
         let homes = self.table_homes();
         let mut space = metadata_space(&self.header, self.cowd, &homes, self.gt_bytes, len);
         for conflict in space.conflicts() {
             let e = metadata_error(self.file.path(), &self.header, len, &conflict);
-            report.push_error(&e);
+            // (A redundant directory on a grain table is the one out of
+            // place: the repair rebuilds nothing from it.)
+            let table = |s: &Span<Part>| matches!(s.what, Part::GrainTable { .. });
+            let rgd_on_table = |a: &Span<Part>, b: &Span<Part>| {
+                a.what == Part::RedundantDirectory
+                    && matches!(
+                        b.what,
+                        Part::GrainTable {
+                            redundant: false,
+                            ..
+                        }
+                    )
+            };
+            let table = match &conflict {
+                Conflict::PastEnd(s) => table(s),
+                Conflict::Overlap(a, b) => {
+                    (table(a) || table(b)) && !rgd_on_table(a, b) && !rgd_on_table(b, a)
+                }
+            };
+            report.push(mended(&e, table));
         }
         if self.rgd.is_some() {
             self.compare_directories(len, report)?;
@@ -251,6 +281,7 @@ impl SparseExtent {
         let rgd_at = self.header.rgd_offset.saturating_mul(SECTOR);
         let bytes = self.gt_bytes as usize;
         let (mut a, mut b) = (vec![0u8; bytes], vec![0u8; bytes]);
+        let writable = self.check_writable().is_ok();
         for p in 0..self.gd.len() {
             let g = self.gd.get(&self.file, p)? as u64 * SECTOR;
             let Some(rgd) = self.rgd.as_mut() else {
@@ -262,14 +293,17 @@ impl SparseExtent {
             // would read the redundant copy, so a copy that disagrees is
             // a warning.
             let differs = |offset: u64, msg: String| {
-                Finding::new(
+                let finding = Finding::new(
                     Severity::Warning,
                     &path,
                     Some(offset),
                     "VMDK redundant grain directory",
                     msg,
-                )
-                .repaired_by(Repair::All)
+                );
+                match writable {
+                    true => finding.repaired_by(Repair::All),
+                    false => finding,
+                }
             };
             let entry_at = rgd_at + p * 4;
             match (g, r) {
@@ -395,7 +429,7 @@ impl SparseExtent {
                     break;
                 }
                 1 => {
-                    if value * SECTOR != self.gt_bytes {
+                    if value.checked_mul(SECTOR) != Some(self.gt_bytes) {
                         report.push(corrupt(at, format!("the grain table marker at byte {at} announces {value} sectors; a grain table takes {}", self.gt_bytes / SECTOR)));
                     } else if !tables.contains(&body) {
                         report.push(Finding::new(
@@ -537,7 +571,11 @@ impl SparseExtent {
         }
         self.file.check_writable()?;
         if level == Repair::All {
-            self.repair_directories(base, &mut fixed)?;
+            // Where the header's own layout is wrong, there is nothing
+            // sound to repair from: everything is left as it is.
+            if !self.repair_directories(base, &mut fixed)? {
+                return Ok(fixed);
+            }
             self.repair_grains(base, &mut fixed)?;
         }
         self.flush()?;
@@ -555,13 +593,30 @@ impl SparseExtent {
     /// not sound, a copy of the sound redundant one takes its place; where
     /// neither is, the entry is dropped. New copies are written at the end
     /// of the file before any directory points at them, the grain directory
-    /// before the redundant one.
-    fn repair_directories(&mut self, base: u64, fixed: &mut Vec<Finding>) -> Result<()> {
+    /// before the redundant one. Returns false, changing nothing, when the
+    /// header's own layout (header, descriptor, grain directory) is wrong.
+    fn repair_directories(&mut self, base: u64, fixed: &mut Vec<Finding>) -> Result<bool> {
         let path = self.file.path().to_path_buf();
         let len = self.file.length()?;
         let n = self.gd.len();
-        let none: Vec<Homes> = vec![[0, 0]; n as usize];
-        let mut space = metadata_space(&self.header, self.cowd, &none, self.gt_bytes, len);
+        let h = &self.header;
+        let at = |sectors: u64| sectors.saturating_mul(SECTOR);
+        let dir_bytes = align_up(n * 4, SECTOR);
+        // What the header places: when that is wrong itself (the parts
+        // overlap, or run past the end), nothing is sound to rebuild from.
+        let mut space = Space::new(len);
+        space.claim(0, SECTOR, Part::Header);
+        if h.descriptor_offset != 0 && h.descriptor_size != 0 {
+            space.claim(
+                at(h.descriptor_offset),
+                at(h.descriptor_size),
+                Part::Descriptor,
+            );
+        }
+        space.claim(at(h.gd_offset), dir_bytes, Part::Directory);
+        if !space.conflicts().is_empty() {
+            return Ok(false);
+        }
         let gt_bytes = self.gt_bytes;
         let sound = |space: &mut Space<Part>, at: u64, entry: u64, redundant: bool| {
             let ok = at != 0
@@ -577,21 +632,28 @@ impl SparseExtent {
             let at = self.gd.get(&self.file, p)? as u64 * SECTOR;
             g.push((at, sound(&mut space, at, p, false)));
         }
+        // The grain directory's tables are believed before the redundant
+        // directory's place: a redundant directory on one of them is the
+        // one out of place, and is neither read nor written.
+        let rgd_at = at(self.header.rgd_offset);
+        let has_rgd = self.rgd.is_some()
+            && rgd_at
+                .checked_add(dir_bytes)
+                .is_some_and(|end| end <= len && space.overlapping(rgd_at, end).is_none());
         let mut r = vec![(0u64, false); n as usize];
-        if let Some(rgd) = self.rgd.as_mut() {
+        if let (true, Some(rgd)) = (has_rgd, self.rgd.as_mut()) {
+            space.claim(rgd_at, dir_bytes, Part::RedundantDirectory);
             for p in 0..n {
                 let at = rgd.get(&self.file, p)? as u64 * SECTOR;
                 r[p as usize] = (at, sound(&mut space, at, p, true));
             }
         }
-        let has_rgd = self.rgd.is_some();
         let table_bytes = self.gt_bytes;
         let mut table = vec![0u8; table_bytes as usize];
         let mut other = vec![0u8; table_bytes as usize];
         let mut gd_sets: Vec<(u64, u32)> = Vec::new();
         let mut rgd_sets: Vec<(u64, u32)> = Vec::new();
         let gd_at = self.header.gd_offset.saturating_mul(SECTOR);
-        let rgd_at = self.header.rgd_offset.saturating_mul(SECTOR);
         let span = self.gt_entries * self.grain;
         for p in 0..n {
             let (ga, g_ok) = g[p as usize];
@@ -658,18 +720,19 @@ impl SparseExtent {
             self.gd.set(&self.file, p, v)?;
         }
         self.gd.flush(&self.file)?;
-        if let Some(rgd) = self.rgd.as_mut() {
+        if let (true, Some(rgd)) = (has_rgd, self.rgd.as_mut()) {
             for (p, v) in rgd_sets {
                 rgd.set(&self.file, p, v)?;
             }
             rgd.flush(&self.file)?;
         }
-        // The tables as the directories now name them.
+        // The tables as the directories now name them (a redundant
+        // directory out of place names none that may be written).
         let mut homes = Vec::with_capacity(n as usize);
         for p in 0..n {
             let ga = self.gd.get(&self.file, p)? as u64 * SECTOR;
             let ra = match self.rgd.as_mut() {
-                Some(rgd) if ga != 0 => rgd.get(&self.file, p)? as u64 * SECTOR,
+                Some(rgd) if has_rgd && ga != 0 => rgd.get(&self.file, p)? as u64 * SECTOR,
                 _ => 0,
             };
             homes.push([ga, ra]);
@@ -682,7 +745,7 @@ impl SparseExtent {
         );
         self.damage.clear();
         self.cache = None;
-        Ok(())
+        Ok(true)
     }
 
     /// Write a grain table copy at the end of the file; returns where.

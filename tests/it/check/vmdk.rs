@@ -279,6 +279,15 @@ fn each_fault_in_a_sparse_vmdk_is_found_with_its_severity() {
             .find(|f| f.structure == structure && f.message.contains(says));
         let hit = hit.unwrap_or_else(|| panic!("{name}: {:#?}", report.findings));
         assert_eq!(hit.severity, severity, "{name}: {hit:#?}");
+        // What a finding says repairs it does: after `-r all` only what
+        // no level repairs is left.
+        repair(&path, Repair::All);
+        let after = check(&path);
+        assert!(
+            after.findings.iter().all(|f| f.repair.is_none()),
+            "{name}: {:#?}",
+            after.findings
+        );
     }
 }
 
@@ -733,4 +742,35 @@ fn a_repair_killed_at_any_write_leaves_no_worse_and_a_rerun_finishes() {
             "killed at write {n}: the disk reads otherwise"
         );
     }
+}
+
+#[test]
+fn all_repair_rebuilds_nothing_from_a_redundant_directory_out_of_place() {
+    let dir = tempdir();
+    let path = qemu_vmdk(dir.path(), "d.vmdk", "monolithicSparse");
+    let before = copy(&path, "before.vmdk");
+    // The header puts the redundant directory on the first grain table:
+    // the directory is out of place, not the table.
+    let h = kdmv_header(&path);
+    let gt = le32(&read_at(&path, h.gd_offset * 512, 4), 0) as u64;
+    patch(&path, 48, &gt.to_le_bytes());
+    let report = check(&path);
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.severity == Severity::Corruption
+                && f.repair.is_none()
+                && f.message.contains(
+                    "the redundant grain directory and the grain table of entry 0 overlap"
+                )),
+        "{:#?}",
+        report.findings
+    );
+    // Nothing is rewritten from it, nothing written through it.
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(repair(&path, Repair::All).is_empty());
+    assert!(std::fs::read(&path).unwrap() == bytes);
+    patch(&path, 48, &h.rgd_offset.to_le_bytes());
+    assert_identical("vmdk", &before, "vmdk", &path);
 }
