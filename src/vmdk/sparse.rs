@@ -38,6 +38,7 @@ struct GrainFault {
     /// The grains whose entries are wrong (the first is the one the error
     /// names).
     grains: Vec<u64>,
+    /// What is wrong, naming the first grain's entry.
     error: Error,
 }
 

@@ -408,6 +408,34 @@ fn a_broken_stream_is_found_marker_by_marker() {
     assert!(corrupt[0].1.contains("type 9"), "{corrupt:#?}");
     // Streams are not repaired.
     assert!(repair(&end, Repair::All).is_empty());
+    // Hostile sizes: a footer marker announcing 2^64 - 1 sectors, the
+    // first grain marker 4 GiB of compressed bytes.
+    let marker = copy(&ours, "marker.vmdk");
+    let at = file_len(&marker) - 1536;
+    patch(&marker, at, &u64::MAX.to_le_bytes());
+    let corrupt = of(&check(&marker), Severity::Corruption);
+    assert!(
+        corrupt
+            .iter()
+            .any(|(s, m)| *s == "VMDK stream marker" && m.contains("18446744073709551615 sectors")),
+        "{corrupt:#?}"
+    );
+    let huge = copy(&ours, "huge.vmdk");
+    let overhead = kdmv_header(&huge).overhead * 512;
+    patch(&huge, overhead + 8, &u32::MAX.to_le_bytes());
+    let corrupt = of(&check(&huge), Severity::Corruption);
+    assert!(
+        corrupt.iter().any(
+            |(s, m)| *s == "VMDK compressed grain" && m.contains("4294967295 compressed bytes")
+        ),
+        "{corrupt:#?}"
+    );
+    assert!(
+        corrupt
+            .iter()
+            .any(|(s, m)| *s == "VMDK stream marker" && m.contains("run past the end")),
+        "{corrupt:#?}"
+    );
 }
 
 #[test]
