@@ -21,7 +21,7 @@ use self::sparse::SparseExtent;
 use crate::alloc::space::Space;
 use crate::chain::{self, Chain};
 use crate::error::{Error, Result};
-use crate::image::check::Report;
+use crate::image::check::{Clusters, Finding, Repair, Report, Severity};
 use crate::image::{
     check_range, file_status, Holes, Identity, Image, ImageInfo, Mapping, NewParent, OpenOptions,
     Sink, Source, Walk,
@@ -270,7 +270,38 @@ impl Vmdk {
         let mut seen = FileUse::new(file.identity());
         let mut damage = Vec::new();
         for line in &desc.extents {
-            let extent = open_extent(path, line, start, access, walk)?;
+            let extent = match open_extent(path, line, start, access, walk, &mut damage) {
+                Ok(extent) => extent,
+                // An extent that cannot be opened, or whose header is
+                // damaged, is damage `check` reports; its range is walked
+                // past as a ZERO extent.
+                Err(e) if walk == Walk::Check && e.is_corruption() => {
+                    damage.push(e);
+                    Extent {
+                        start,
+                        len: line.sectors.saturating_mul(SECTOR),
+                        access: line.access,
+                        kind: line.kind.clone(),
+                        storage: Storage::Zero,
+                    }
+                }
+                Err(e @ Error::Extent { .. }) if walk == Walk::Check => {
+                    damage.push(Error::corrupt(
+                        path,
+                        "VMDK extent line",
+                        0,
+                        format!("the extent cannot be opened: {e}"),
+                    ));
+                    Extent {
+                        start,
+                        len: line.sectors.saturating_mul(SECTOR),
+                        access: line.access,
+                        kind: line.kind.clone(),
+                        storage: Storage::Zero,
+                    }
+                }
+                Err(e) => return Err(e),
+            };
             if let Err(e) = seen.claim(path, &extent) {
                 match walk {
                     Walk::Check => damage.push(e),
@@ -366,6 +397,37 @@ impl Vmdk {
             parent: None,
             damage: Vec::new(),
         })
+    }
+
+    /// The descriptor against the disk: an embedded descriptor's extents
+    /// must add up to the capacity its sparse header gives.
+    fn check_descriptor(&self, report: &mut Report) {
+        let DescriptorHome::Embedded {
+            offset, capacity, ..
+        } = &self.home
+        else {
+            return;
+        };
+        if *capacity == 0 {
+            return;
+        }
+        let sectors = self
+            .desc
+            .extents
+            .iter()
+            .fold(0u64, |sum, l| sum.saturating_add(l.sectors));
+        if sectors != self.size / SECTOR {
+            report.push(Finding::new(
+                Severity::Corruption,
+                &self.path,
+                Some(*offset),
+                "VMDK embedded descriptor",
+                format!(
+                    "its extents add up to {sectors} sectors, but the sparse header's capacity is {} sectors",
+                    self.size / SECTOR
+                ),
+            ));
+        }
     }
 
     /// Write the descriptor back where it came from.
@@ -524,8 +586,9 @@ fn open_extent(
     start: u64,
     access: Access,
     walk: Walk,
+    damage: &mut Vec<Error>,
 ) -> Result<Extent> {
-    let len = line.sectors.checked_mul(SECTOR).ok_or_else(|| {
+    let mut len = line.sectors.checked_mul(SECTOR).ok_or_else(|| {
         Error::corrupt(
             desc_path,
             "VMDK extent line",
@@ -564,7 +627,7 @@ fn open_extent(
             let file = open_file()?;
             let sparse = SparseExtent::open(file, walk)?;
             if sparse.capacity() < len {
-                return Err(Error::corrupt(
+                let e = Error::corrupt(
                     sparse.file().path(),
                     "VMDK sparse header",
                     header::field::CAPACITY,
@@ -572,7 +635,13 @@ fn open_extent(
                         "capacity {} is less than the {len} bytes the descriptor gives the extent",
                         sparse.capacity()
                     ),
-                ));
+                );
+                if walk != Walk::Check {
+                    return Err(e);
+                }
+                // Walked as far as the extent reaches.
+                damage.push(e);
+                len = sparse.capacity();
             }
             Storage::Sparse(Box::new(sparse))
         }
@@ -819,12 +888,64 @@ impl Image for Vmdk {
         for e in &self.damage {
             report.push_error(e);
         }
+        self.check_descriptor(report);
+        let mut clusters: Option<Clusters> = None;
         for e in &mut self.extents {
-            if let Storage::Sparse(s) = &mut e.storage {
-                s.check(report)?;
+            match &mut e.storage {
+                Storage::Sparse(s) => {
+                    if s.capacity() > e.len {
+                        report.push(Finding::new(
+                            Severity::Warning,
+                            s.file().path(),
+                            Some(header::field::CAPACITY),
+                            "VMDK sparse header",
+                            format!(
+                                "the extent holds {} bytes, but the descriptor gives it {}: the rest is never read",
+                                s.capacity(),
+                                e.len
+                            ),
+                        ));
+                    }
+                    let tally = s.check(report)?;
+                    let sum = clusters.get_or_insert_with(Clusters::default);
+                    sum.total += tally.clusters.total;
+                    sum.allocated += tally.clusters.allocated;
+                    sum.fragmented += tally.clusters.fragmented;
+                    sum.compressed += tally.clusters.compressed;
+                    report.end_offset.get_or_insert(tally.end);
+                }
+                Storage::Flat { file, offset } => {
+                    let have = file.length()?;
+                    let need = *offset + e.len;
+                    if have < need {
+                        report.push(Finding::new(
+                            Severity::Corruption,
+                            file.path(),
+                            Some(have),
+                            "VMDK flat extent",
+                            format!(
+                                "the file is {have} bytes, but the descriptor gives the extent bytes {offset} to {need}: the {} bytes past its end would read as zeros (truncated?)",
+                                need - have
+                            ),
+                        ));
+                    }
+                }
+                Storage::Zero => {}
             }
         }
+        report.clusters = clusters;
         Ok(())
+    }
+
+    fn repair(&mut self, level: Repair) -> Result<Vec<Finding>> {
+        let mut fixed = Vec::new();
+        for e in &mut self.extents {
+            if let Storage::Sparse(s) = &mut e.storage {
+                fixed.extend(s.repair(level, e.start)?);
+            }
+        }
+        self.flush()?;
+        Ok(fixed)
     }
 
     fn set_backing(&mut self, parent: Option<NewParent>) -> Result<()> {

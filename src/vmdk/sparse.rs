@@ -19,6 +19,8 @@ use crate::image::Walk;
 use crate::image::{Host, Mapping, Source};
 use crate::io::{align_up, ImageFile, SECTOR};
 
+mod check;
+
 /// Largest disk vimg opens: 64 TiB (bounds the grain directory).
 const MAX_CAPACITY_SECTORS: u64 = 1 << 37;
 /// Grain table entry meaning "zeros" when the header allows it.
@@ -30,6 +32,15 @@ const MAX_OVERHEAD: u64 = 1 << 30;
 /// The most grain tables one extent may have: 2 TiB in 64 KiB grains
 /// needs 65,536; this allows 8 TiB, or 1 TiB in 8 KiB grains.
 const MAX_GD_ENTRIES: u64 = 1 << 18;
+
+/// Grain table entries at fault, and what is wrong with them.
+struct GrainFault {
+    /// The grains whose entries are wrong (the first is the one the error
+    /// names).
+    grains: Vec<u64>,
+    /// What is wrong, naming the first grain's entry.
+    error: Error,
+}
 
 /// Where one grain's data is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,6 +185,7 @@ impl SparseExtent {
             }
             // A table that is not in the file is left out (its grains read
             // as unallocated), so that reading it cannot fail.
+            // (`check` finds the other conflicts again from the tables.)
             if let Conflict::PastEnd(Span {
                 what: Part::GrainTable { entry, redundant },
                 ..
@@ -184,8 +196,8 @@ impl SparseExtent {
                     false => *home = [0, 0],
                     true => home[1] = 0,
                 }
+                damage.push(e);
             }
-            damage.push(e);
         }
         // New space goes past everything: the file's end, the header's
         // overhead and every table.
@@ -217,8 +229,8 @@ impl SparseExtent {
             extent.damage = damage;
             return Ok(extent);
         }
-        if let Some(e) = extent.walk_grains(&mut space)?.into_iter().next() {
-            return Err(e);
+        if let Some(fault) = extent.walk_grains(&mut space)?.into_iter().next() {
+            return Err(fault.error);
         }
         Ok(extent)
     }
@@ -228,7 +240,7 @@ impl SparseExtent {
     /// another (two entries naming one grain make one write change two
     /// places, and let a small file claim terabytes of data). Empty grain
     /// tables are skipped without reading. Returns what is wrong.
-    fn walk_grains(&mut self, space: &mut Space<Part>) -> Result<Vec<Error>> {
+    fn walk_grains(&mut self, space: &mut Space<Part>) -> Result<Vec<GrainFault>> {
         let len = space.file_len();
         let grains = self.capacity.div_ceil(self.grain);
         let need = self.grain_need();
@@ -239,7 +251,20 @@ impl SparseExtent {
             }
             let first = p as u64 * self.gt_entries;
             for index in first..(first + self.gt_entries).min(grains) {
-                let host = match self.lookup(index)? {
+                let gte = self.gts.get(&self.file, index)?;
+                if gte == GTE_ZEROED && !self.header.zeroed_grain() && !self.cowd {
+                    found.push(GrainFault {
+                        grains: vec![index],
+                        error: Error::corrupt(
+                            self.file.path(),
+                            "VMDK grain table",
+                            self.entry_offset(index),
+                            format!("grain {index}'s entry is 1, a zeroed grain, but the header does not allow zeroed-grain entries (flag bit 2); it names sector 1, the header"),
+                        ),
+                    });
+                    continue;
+                }
+                let host = match self.classify(gte) {
                     Grain::At(h) | Grain::Compressed(h) => h,
                     Grain::Unallocated | Grain::Zero => continue,
                 };
@@ -248,10 +273,42 @@ impl SparseExtent {
         }
         for conflict in space.conflicts() {
             if conflict.involves_grains() {
-                found.push(self.grain_error(len, &conflict));
+                found.push(GrainFault {
+                    grains: self.faulty_grains(len, &conflict),
+                    error: self.grain_error(len, &conflict),
+                });
             }
         }
         Ok(found)
+    }
+
+    /// Every grain of a conflict whose entry is at fault: those of a run
+    /// that lie past the end of the file, or on metadata, or (of two runs
+    /// that overlap) those of the later run that overlap the earlier.
+    fn faulty_grains(&self, len: u64, conflict: &Conflict<Part>) -> Vec<u64> {
+        let need = self.grain_need();
+        // The grains of run `span` whose bytes meet `from..to`.
+        let meeting = |span: &Span<Part>, from: u64, to: u64| -> Vec<u64> {
+            let Part::Grains(units) = span.what else {
+                return Vec::new();
+            };
+            (0..units.count)
+                .filter(|k| {
+                    let at = span.start.saturating_add(k * need);
+                    at < to && at.saturating_add(need) > from
+                })
+                .map(|k| units.first + k)
+                .collect()
+        };
+        match conflict {
+            Conflict::PastEnd(span) => meeting(span, len, u64::MAX),
+            Conflict::Overlap(a, b) => match (&a.what, &b.what) {
+                (Part::Grains(_), Part::Grains(_)) | (_, Part::Grains(_)) => {
+                    meeting(b, a.start, a.end)
+                }
+                _ => meeting(a, b.start, b.end),
+            },
+        }
     }
 
     /// Bytes each grain takes from where its entry points: the grain, or
@@ -315,40 +372,6 @@ impl SparseExtent {
         )
     }
 
-    /// Every inconsistency in the extent's metadata, as a fresh walk finds
-    /// it (with the tables open set aside), and the space of a grain or
-    /// more that nothing references.
-    pub fn check(&mut self, report: &mut Report) -> Result<()> {
-        for e in &self.damage {
-            report.push_error(e);
-        }
-        let len = self.file.length()?;
-        let homes: Vec<Homes> = (0..self.gd.len() as usize)
-            .map(|p| self.gts.homes(p))
-            .collect();
-        let mut space = metadata_space(&self.header, self.cowd, &homes, self.gt_bytes, len);
-        for conflict in space.conflicts() {
-            report.push_error(&metadata_error(
-                self.file.path(),
-                &self.header,
-                len,
-                &conflict,
-            ));
-        }
-        for e in self.walk_grains(&mut space)? {
-            report.push_error(&e);
-        }
-        // Compressed grains are claimed by their markers alone, so the
-        // space between them says nothing.
-        if !self.header.compressed() {
-            let first = self.header.overhead.saturating_mul(SECTOR).min(len);
-            for gap in space.gaps(first..len, self.grain) {
-                report.push(Finding::leak(self.file.path(), gap));
-            }
-        }
-        Ok(())
-    }
-
     /// Size of the extent in bytes.
     pub fn capacity(&self) -> u64 {
         self.capacity
@@ -370,12 +393,17 @@ impl SparseExtent {
 
     fn lookup(&mut self, index: u64) -> Result<Grain> {
         let gte = self.gts.get(&self.file, index)?;
-        Ok(match gte {
+        Ok(self.classify(gte))
+    }
+
+    /// What a grain table entry says of its grain.
+    fn classify(&self, gte: u32) -> Grain {
+        match gte {
             0 => Grain::Unallocated,
             GTE_ZEROED if self.header.zeroed_grain() => Grain::Zero,
             s if self.header.compressed() => Grain::Compressed(s as u64 * SECTOR),
             s => Grain::At(s as u64 * SECTOR),
-        })
+        }
     }
 
     /// Decompress grain `index`, stored at `host`, into the cache.
@@ -856,10 +884,19 @@ mod tests {
         let err = open(&path, None, Access::Read).err().unwrap().to_string();
         assert!(err.contains("grain 1 at byte"), "{err}");
         let report = check_file(&path);
+        // Only the grain table was patched, so its redundant copy differs
+        // (the first entry that does is named).
+        let copies: Vec<_> = report
+            .findings
+            .iter()
+            .filter(|f| f.structure == "VMDK redundant grain directory")
+            .collect();
+        assert_eq!(copies.len(), 1, "{copies:#?}");
+        assert!(copies[0].message.contains("grain 1's entry"), "{copies:#?}");
         let corrupt: Vec<_> = report
             .findings
             .iter()
-            .filter(|f| f.severity == Severity::Corruption)
+            .filter(|f| f.severity == Severity::Corruption && f.structure == "VMDK grain table")
             .collect();
         let messages: Vec<_> = corrupt.iter().map(|f| f.message.as_str()).collect();
         assert_eq!(messages.len(), 4, "{messages:#?}");
