@@ -360,6 +360,24 @@ impl ImageFile {
         })
     }
 
+    /// Give the space of `[offset, offset + len)` back to the filesystem,
+    /// leaving a hole that reads as zeros (the length stays). Returns
+    /// false when the filesystem cannot punch holes.
+    pub fn punch_hole(&self, offset: u64, len: u64) -> Result<bool> {
+        use rustix::fs::FallocateFlags;
+        let flags = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+        match rustix::fs::fallocate(&self.file, flags, offset, len) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => Ok(false),
+            Err(e) => Err(Error::Io {
+                path: self.path.to_path_buf(),
+                op: "cannot punch a hole",
+                offset,
+                source: e.into(),
+            }),
+        }
+    }
+
     /// Flush written data and metadata to stable storage.
     pub fn sync(&self) -> Result<()> {
         self.file

@@ -126,8 +126,9 @@ impl SparseExtent {
                     continue;
                 }
                 let mut finding = Finding::leak(self.file.path(), gap.clone());
-                // Only trailing space is given back (the file is cut).
-                if gap.end != len || self.check_writable().is_err() {
+                // Trailing space is cut off, space between grains punched
+                // out (a hole).
+                if self.check_writable().is_err() {
                     finding.repair = None;
                 } else if unsound {
                     finding.repair = Some(Repair::All);
@@ -468,7 +469,11 @@ impl SparseExtent {
             }
             at = next;
         }
+        // Without the marker, readers that seek still find every grain
+        // through the directory the header names (qemu-img leaves an empty
+        // stream so); only a directory found through the footer needs it.
         if !ended
+            && self.header_in_footer
             && !report
                 .findings
                 .iter()
@@ -793,7 +798,8 @@ impl SparseExtent {
         Ok(())
     }
 
-    /// Give back the space nothing references at the end of the file.
+    /// Give back the space nothing references: cut it off the end of the
+    /// file, punch it out between grains.
     fn repair_tail(&mut self, fixed: &mut Vec<Finding>) -> Result<()> {
         // Space looks unreferenced to a walk of wrong tables; only once
         // nothing is wrong with them (a table or grain out of place, a
@@ -810,7 +816,21 @@ impl SparseExtent {
         let mut space = metadata_space(&self.header, self.cowd, &homes, self.gt_bytes, len);
         self.walk_grains(&mut space)?;
         let first = self.header.overhead.saturating_mul(SECTOR).min(len);
-        let Some(gap) = space.gaps(first..len, self.grain).pop() else {
+        let mut gaps = space.gaps(first..len, self.grain);
+        let trailing = gaps.last().filter(|g| g.end == len).cloned();
+        if trailing.is_some() {
+            gaps.pop();
+        }
+        for gap in gaps {
+            let size = gap.end - gap.start;
+            if self.file.is_hole(gap.start, size)? || !self.file.punch_hole(gap.start, size)? {
+                continue;
+            }
+            let mut finding = Finding::leak(self.file.path(), gap).repaired_by(Repair::Leaks);
+            finding.message = format!("{}; they were punched out (a hole)", finding.message);
+            fixed.push(finding);
+        }
+        let Some(gap) = trailing else {
             return Ok(());
         };
         let cut = align_up(gap.start, SECTOR);

@@ -82,7 +82,12 @@ fn clean_images_exit_0_with_the_keys_qemu_img_prints() {
     for path in &images {
         let human = vimg!("check", path).run();
         assert_eq!(human.code(), Some(0), "{human:?}");
-        assert_eq!(human.stdout_text(), "No errors were found on the image.\n");
+        assert!(
+            human
+                .stdout_text()
+                .starts_with("No errors were found on the image.\n"),
+            "{human:?}"
+        );
         assert_eq!(human.stderr_text(), "", "{human:?}");
         let (code, ours) = check_json(path);
         assert_eq!(code, 0, "{ours}");
@@ -109,14 +114,9 @@ fn leaks_alone_exit_3_and_corruptions_exit_2_with_json_and_every_finding() {
     let path = dir.path().join("d.vmdk");
     qemu_img!("create -q -f vmdk", &path, 8 * MIB).ok();
     qemu_io("vmdk", &path, &["write -P 0x11 0 256k"]);
-    // Two grains' worth of space at the end that nothing references.
+    // Two grains' worth of bytes at the end that nothing references.
     let len = file_len(&path);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(len + 128 * KIB)
-        .unwrap();
+    append(&path, &[0x77; 128 * KIB as usize]);
     let human = vimg!("check", &path).run();
     assert_eq!(human.code(), Some(3), "{human:?}");
     assert!(human.stderr_text().starts_with("Leaked "), "{human:?}");
@@ -272,13 +272,7 @@ fn a_repair_of_an_image_qemu_serves_fails_on_the_lock_and_changes_nothing() {
     let path = dir.path().join("vm.vmdk");
     qemu_img!("create -q -f vmdk", &path, 8 * MIB).ok();
     qemu_io("vmdk", &path, &["write -P 0x11 0 256k"]);
-    let len = file_len(&path);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(len + 64 * KIB)
-        .unwrap();
+    append(&path, &[0x77; 64 * KIB as usize]);
     let before = std::fs::read(&path).unwrap();
     let nbd = nbd::serve("vmdk", &path);
     for level in ["leaks", "all"] {
@@ -290,6 +284,11 @@ fn a_repair_of_an_image_qemu_serves_fails_on_the_lock_and_changes_nothing() {
     // Reading it anyway is what -U is for: the leak is seen.
     vimg!("check -U", &path).code(3);
     drop(nbd);
+}
+
+/// Add `bytes` at the end of the file at `path`.
+fn append(path: &Path, bytes: &[u8]) {
+    patch(path, file_len(path), bytes);
 }
 
 /// Overwrite `old` in the descriptor embedded in the sparse VMDK at `path`

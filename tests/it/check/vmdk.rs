@@ -173,7 +173,7 @@ fn clean_images_of_every_subformat_check_clean_with_qemus_counts() {
     }
     // qemu's zero write into an allocated grain of a zeroed_grain image
     // leaves that grain referenced by nothing: a true leak, in the middle
-    // of the file, which no repair gives back.
+    // of the file, which -r leaks punches out (a hole takes no space).
     let zeroed = d.join("z.vmdk");
     qemu_img!("create -q -f vmdk -o zeroed_grain=on", &zeroed, 8 * MIB).ok();
     qemu_io(
@@ -184,7 +184,14 @@ fn clean_images_of_every_subformat_check_clean_with_qemus_counts() {
     let report = check(&zeroed);
     assert_eq!(report.findings.len(), 1, "{:#?}", report.findings);
     assert_eq!(report.findings[0].severity, Severity::Leak);
-    assert_eq!(report.findings[0].repair, None);
+    assert_eq!(report.findings[0].repair, Some(Repair::Leaks));
+    let before = raw_of(&zeroed);
+    let fixed = repair(&zeroed, Repair::Leaks);
+    assert_eq!(fixed.len(), 1, "{fixed:#?}");
+    assert!(fixed[0].message.contains("punched out"), "{fixed:#?}");
+    assert!(check(&zeroed).findings.is_empty());
+    assert!(raw_of(&zeroed) == before);
+    qemu_img!("check -q -f vmdk", &zeroed).ok();
     let ours = d.join("vz.vmdk");
     vimg!("convert -q -O vmdk -o zeroed_grain=on", &zeroed, &ours).ok();
     let report = check(&ours);
@@ -512,7 +519,7 @@ fn all_repair_drops_wrong_pointers_and_says_which_range_changed() {
     patch(&path, 72, &[1]);
     let fixed = repair(&path, Repair::All);
     let messages: Vec<_> = fixed.iter().map(|f| f.message.as_str()).collect();
-    assert_eq!(fixed.len(), 4, "{messages:#?}");
+    assert_eq!(fixed.len(), 6, "{messages:#?}");
     let cleared = |grain: u64| {
         let range = format!(
             "bytes {} to {} of the disk",
@@ -524,22 +531,18 @@ fn all_repair_drops_wrong_pointers_and_says_which_range_changed() {
             .any(|m| m.contains("entry cleared") && m.contains(&range))
     };
     assert!(cleared(1) && cleared(3) && cleared(16), "{messages:#?}");
+    // The space the dropped grains had is referenced by nothing now:
+    // punched out, in the middle of the file.
+    let punched = fixed.iter().filter(|f| f.severity == Severity::Leak);
+    assert_eq!(punched.count(), 2, "{messages:#?}");
+    let last = fixed.last().unwrap();
     assert!(
-        messages[3].contains("uncleanShutdown was set"),
+        last.message.contains("uncleanShutdown was set"),
         "{messages:#?}"
     );
-    assert_eq!(fixed[3].severity, Severity::Warning);
-    // What is left: the space of the dropped grains, in the middle of the
-    // file, which no repair gives back.
+    assert_eq!(last.severity, Severity::Warning);
     let report = check(&path);
-    assert!(
-        report
-            .findings
-            .iter()
-            .all(|f| f.severity == Severity::Leak && f.repair.is_none()),
-        "{:#?}",
-        report.findings
-    );
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
     qemu_img!("check -q -f vmdk", &path).ok();
     // Every sector but the dropped grains reads as before; those read as
     // zeros (there is no parent).
@@ -599,9 +602,12 @@ fn a_split_image_is_checked_and_repaired_extent_by_extent() {
         .contains("no VMDK version defines"));
     assert_eq!(report.findings[0].severity, Severity::Warning);
     let fixed = repair(&path, Repair::All);
-    assert_eq!(fixed.len(), 1, "{fixed:#?}");
+    // The pointer dropped, and the grain it had left referenced by
+    // nothing, punched out.
+    assert_eq!(fixed.len(), 2, "{fixed:#?}");
     let range = format!("bytes {} to {} of the disk", second, second + GRAIN);
     assert!(fixed[0].message.contains(&range), "{fixed:#?}");
+    assert!(fixed[1].message.contains("punched out"), "{fixed:#?}");
     assert_eq!(of(&check(&path), Severity::Corruption), vec![]);
     qemu_img!("check -q -f vmdk", &path).ok();
     // The dropped grain reads as zeros, the rest as written.
