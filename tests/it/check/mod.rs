@@ -12,6 +12,7 @@ use vimg::io::Access;
 use crate::support::*;
 
 mod cli;
+mod crash;
 mod vhd;
 mod vmdk;
 

@@ -13,6 +13,7 @@ use vimg::io::Access;
 
 use super::{check_chain, grain_entry};
 use crate::support::vmdk::{descriptor_text, extent_lines, is_sparse, kdmv_header, SUBFORMATS};
+use super::crash::every_kill_leaves_no_new_corruption;
 use crate::support::*;
 
 const GRAIN: u64 = 64 * KIB;
@@ -635,74 +636,9 @@ fn a_split_image_is_checked_and_repaired_extent_by_extent() {
     );
 }
 
-/// The child half of [`a_repair_killed_at_any_write_leaves_no_worse_and_a_rerun_finishes`]:
-/// repairs the image an argument `vimg-repair=LEVEL:PATH` names (libtest
-/// takes it for a test name filter, which names no test), when given.
-#[test]
-#[ignore = "run by a_repair_killed_at_any_write_leaves_no_worse_and_a_rerun_finishes"]
-fn repair_child() {
-    let Some(spec) =
-        std::env::args().find_map(|a| a.strip_prefix("vimg-repair=").map(String::from))
-    else {
-        return;
-    };
-    let (level, path) = spec.split_once(':').unwrap();
-    let level = match level {
-        "leaks" => Repair::Leaks,
-        _ => Repair::All,
-    };
-    repair(Path::new(path), level);
-}
-
-/// This test binary running [`repair_child`] on `path`, under strace with
-/// `strace` arguments before it.
-fn child(strace: &[String], level: &str, path: &Path) -> Run {
-    let me = std::env::current_exe().unwrap();
-    Cmd::new("strace")
-        .args(strace)
-        .arg(me)
-        .args([
-            "--exact",
-            "check::vmdk::repair_child",
-            "--ignored",
-            "--test-threads=1",
-            "-q",
-        ])
-        .arg(format!("vimg-repair={level}:{}", path.display()))
-        .run()
-}
-
-/// The writes (`pwrite64`, `ftruncate`) a repair of `path` makes, in order.
-fn repair_writes(level: &str, path: &Path) -> Vec<String> {
-    let logs = tempdir();
-    let log = logs.path().join("log");
-    let args = [
-        "-ff",
-        "-o",
-        log.to_str().unwrap(),
-        "-e",
-        "trace=pwrite64,ftruncate",
-    ];
-    let out = child(&args.map(String::from), level, path);
-    assert_eq!(out.code(), Some(0), "{out:?}");
-    let mut busy: Vec<Vec<String>> = std::fs::read_dir(logs.path())
-        .unwrap()
-        .flatten()
-        .map(|e| {
-            std::fs::read_to_string(e.path())
-                .unwrap()
-                .lines()
-                .filter_map(|l| l.split('(').next())
-                .filter(|c| *c == "pwrite64" || *c == "ftruncate")
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .filter(|c| !c.is_empty())
-        .collect();
-    assert_eq!(busy.len(), 1, "writes from several threads: {busy:?}");
-    busy.remove(0)
-}
-
+/// A repair stopped at each of its writes (every kind a repair makes, each
+/// fault apart from the others) leaves no new corruption, and a rerun ends
+/// where an uninterrupted repair does.
 #[test]
 fn a_repair_killed_at_any_write_leaves_no_worse_and_a_rerun_finishes() {
     let dir = tempdir();
@@ -717,8 +653,7 @@ fn a_repair_killed_at_any_write_leaves_no_worse_and_a_rerun_finishes() {
     // In the second grain table (grains 512 on): grain 641 past the end,
     // grain 643 on grain 642, a zeroed entry without the flag; the
     // directory's entry 0 in the directory (so the first table comes back
-    // from its redundant copy), and uncleanShutdown: every kind of write a
-    // repair makes, each fault apart from the others.
+    // from its redundant copy), and uncleanShutdown.
     let entry = |dir: u64, grain: u64| table_entry(&damaged, dir, grain);
     let h = kdmv_header(&damaged);
     let both = |grain: u64, value: u32| {
@@ -732,50 +667,7 @@ fn a_repair_killed_at_any_write_leaves_no_worse_and_a_rerun_finishes() {
     let gd = h.gd_offset * 512;
     patch(&damaged, gd, &((gd / 512) as u32).to_le_bytes());
     patch(&damaged, 72, &[1]);
-    let before = check(&damaged).count(Severity::Corruption);
-    // What an uninterrupted repair leaves, and reads as.
-    let reference = copy(&damaged, "reference.vmdk");
-    repair(&reference, Repair::All);
-    let expected = raw_of(&reference);
-    let writes = repair_writes("all", &copy(&damaged, "traced.vmdk"));
-    assert!(writes.len() >= 5, "{writes:?}");
-    for n in 0..writes.len() {
-        let path = copy(&damaged, &format!("killed-{n}.vmdk"));
-        let call = &writes[n];
-        let nth = writes[..=n].iter().filter(|c| *c == call).count();
-        let args = [
-            "-f".to_string(),
-            "-o".into(),
-            "/dev/null".into(),
-            "-e".into(),
-            format!("trace={call}"),
-            "-e".into(),
-            format!("inject={call}:signal=SIGKILL:when={nth}"),
-        ];
-        let out = child(&args, "all", &path);
-        assert!(!out.status.success(), "write {n} ({call} #{nth}): {out:?}");
-        let now = check(&path).count(Severity::Corruption);
-        assert!(
-            now <= before,
-            "killed at write {n} of {writes:?}: {now} corruptions, {before} before: {:#?}\n{:#?}",
-            check(&path).findings,
-            check(&damaged).findings
-        );
-        repair(&path, Repair::All);
-        let report = check(&path);
-        assert!(
-            report
-                .findings
-                .iter()
-                .all(|f| f.severity == Severity::Leak && f.repair.is_none()),
-            "killed at write {n}, then repaired: {:#?}",
-            report.findings
-        );
-        assert!(
-            raw_of(&path) == expected,
-            "killed at write {n}: the disk reads otherwise"
-        );
-    }
+    every_kill_leaves_no_new_corruption(&damaged, "vmdk", "all");
 }
 
 #[test]
