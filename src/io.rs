@@ -45,6 +45,16 @@ pub fn is_zero(buf: &[u8]) -> bool {
     }) && tail.iter().all(|&b| b == 0)
 }
 
+/// The filesystem block size holes are punched in (the page size every
+/// Linux filesystem vimg meets punches in, or a multiple of it).
+const HOLE_BLOCK: u64 = 4096;
+
+/// The whole hole blocks of `[offset, offset + len)`, as (start, end).
+fn whole_blocks(offset: u64, len: u64) -> (u64, u64) {
+    let end = offset.saturating_add(len);
+    (align_up(offset, HOLE_BLOCK), align_down(end, HOLE_BLOCK))
+}
+
 /// How an image file is opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -360,13 +370,18 @@ impl ImageFile {
         })
     }
 
-    /// Give the space of `[offset, offset + len)` back to the filesystem,
-    /// leaving a hole that reads as zeros (the length stays). Returns
-    /// false when the filesystem cannot punch holes.
+    /// Give the whole filesystem blocks of `[offset, offset + len)` back
+    /// to the filesystem, leaving a hole that reads as zeros (the length
+    /// stays; the parts of blocks at either end are left as they are).
+    /// Returns false when the filesystem cannot punch holes.
     pub fn punch_hole(&self, offset: u64, len: u64) -> Result<bool> {
         use rustix::fs::FallocateFlags;
+        let (start, end) = whole_blocks(offset, len);
+        if start >= end {
+            return Ok(true);
+        }
         let flags = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
-        match rustix::fs::fallocate(&self.file, flags, offset, len) {
+        match rustix::fs::fallocate(&self.file, flags, start, end - start) {
             Ok(()) => Ok(true),
             Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => Ok(false),
             Err(e) => Err(Error::Io {
@@ -415,6 +430,14 @@ impl ImageFile {
                 source: e.into(),
             }),
         }
+    }
+
+    /// True when no whole filesystem block of `[offset, offset + len)`
+    /// holds data: all the space there is that [`ImageFile::punch_hole`]
+    /// could give back is given back.
+    pub fn blocks_are_holes(&self, offset: u64, len: u64) -> Result<bool> {
+        let (start, end) = whole_blocks(offset, len);
+        Ok(start >= end || self.is_hole(start, end - start)?)
     }
 
     /// True when `[offset, offset + len)` holds no data (a hole, or past

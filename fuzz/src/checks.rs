@@ -8,8 +8,9 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use crate::harness::{extension_for, extent_names, fix_vhd_checksums, materialize, parent_hint};
-use vimg::image::factory::open;
-use vimg::image::{Format, Image, Mapping, Source};
+use vimg::image::check::{Repair, Report};
+use vimg::image::factory::{open, open_with};
+use vimg::image::{Format, Image, Mapping, OpenOptions, Source};
 use vimg::io::Access;
 
 /// Steps a block_status walk over one disk takes before it stops (see
@@ -669,4 +670,111 @@ pub fn open_write(dir: &Path, data: &[u8]) {
     }
     // open_read walks whole disks; here a shorter walk keeps the target fast.
     walk_steps(dev.as_mut(), 10_000);
+}
+
+/// Largest virtual disk the check target reads whole, to compare what it
+/// reads before and after a repair of leaks.
+const MAX_COMPARED: u64 = 64 << 20;
+
+/// Open `path` as `format` for checking, with `access`.
+fn open_checking(path: &Path, format: Option<Format>, access: Access) -> Option<Box<dyn Image>> {
+    let opts = OpenOptions::new(access).checking();
+    match open_with(path, format, opts) {
+        Ok(image) => Some(image),
+        Err(e) => {
+            if debug() {
+                eprintln!("{}: {e}", path.display());
+            }
+            None
+        }
+    }
+}
+
+/// A digest of everything the disk reads, when it is small enough to read
+/// whole and every read succeeds.
+fn content_digest(image: &mut dyn Image) -> Option<u64> {
+    let size = image.virtual_size();
+    if size > MAX_COMPARED {
+        return None;
+    }
+    let mut digest = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < size {
+        let n = (size - at).min(buf.len() as u64) as usize;
+        image.read_at(&mut buf[..n], at).ok()?;
+        digest = digest.rotate_left(7) ^ hash(&buf[..n]);
+        at += n as u64;
+    }
+    Some(digest)
+}
+
+/// The check target: the input opened for checking (probed, as VMDK and
+/// as VHD, checksums as they are and repaired) is walked to the end
+/// without a panic; then repaired: a repair of leaks changes nothing any
+/// sector reads, a repair of everything leaves an image that opens for
+/// checking again, and a second repair finds nothing left to do.
+pub fn check(dir: &Path, data: &[u8]) {
+    check_as_each(dir, data);
+    if let Some(fixed) = fix_vhd_checksums(data) {
+        check_as_each(dir, &fixed);
+    }
+}
+
+fn check_as_each(dir: &Path, data: &[u8]) {
+    for (name, format) in [
+        ("disk.img", None),
+        ("disk.vmdk", Some(Format::Vmdk)),
+        ("disk.vhd", Some(Format::Vhd)),
+    ] {
+        let path = materialize(dir, name, &NAMES, data);
+        let Some(mut image) = open_checking(&path, format, Access::Read) else {
+            continue;
+        };
+        let mut report = Report::default();
+        if let Err(e) = image.check(&mut report) {
+            if debug() {
+                eprintln!("{name}: the walk stopped: {e}");
+            }
+        }
+        if debug() {
+            eprintln!("{name}: {} findings", report.findings.len());
+        }
+        drop(image);
+        for level in [Repair::Leaks, Repair::All] {
+            let Some(mut image) = open_checking(&path, format, Access::Write) else {
+                break;
+            };
+            // Compared as opened for the repair: a writable open may read
+            // some damage otherwise (a file two extents name is opened
+            // once for writing).
+            let before = match level {
+                Repair::Leaks => content_digest(image.as_mut()),
+                Repair::All => None,
+            };
+            let fixed = match image.repair(level) {
+                Ok(fixed) => fixed,
+                Err(_) => break,
+            };
+            drop(image);
+            let mut image = open_checking(&path, format, Access::Write).unwrap_or_else(|| {
+                panic!("{name}: no longer opens after a repair of {level:?} that fixed {fixed:?}")
+            });
+            if level == Repair::Leaks {
+                let after = content_digest(image.as_mut());
+                if let (Some(before), Some(after)) = (before, after) {
+                    assert_eq!(
+                        before, after,
+                        "{name}: a repair of leaks changed the disk: {fixed:?}"
+                    );
+                }
+            }
+            if let Ok(again) = image.repair(level) {
+                assert!(
+                    again.is_empty(),
+                    "{name}: a second repair of {level:?} still fixed {again:?} (the first fixed {fixed:?})"
+                );
+            }
+        }
+    }
 }

@@ -282,7 +282,7 @@ impl Table {
         while count < LOAD_BATCH
             && p + count < self.pages.len()
             && matches!(self.pages[p + count].state, State::Unloaded)
-            && self.pages[p + count].homes[0] == start + count as u64 * bytes
+            && start.checked_add(count as u64 * bytes) == Some(self.pages[p + count].homes[0])
         {
             count += 1;
         }

@@ -21,7 +21,8 @@ const FUZZ_CARGO_TOML: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/Cargo.t
 /// The fuzz targets this file replays the inputs of.
 const OPEN_READ: &str = "open_read";
 const OPEN_WRITE: &str = "open_write";
-const REPLAYED: [&str; 2] = [OPEN_READ, OPEN_WRITE];
+const CHECK: &str = "check";
+const REPLAYED: [&str; 3] = [CHECK, OPEN_READ, OPEN_WRITE];
 
 /// The names `open_read` gives an input, all at once in one directory.
 const OPEN_READ_NAMES: [&str; 3] = ["disk.img", "disk.vmdk", "disk.vhd"];
@@ -92,7 +93,8 @@ fn every_fuzz_target_has_regression_inputs_and_every_input_is_replayed() {
 #[test]
 fn every_input_passes_the_check_of_its_fuzz_target() {
     for (target, check) in [
-        (OPEN_READ, checks::open_read as fn(&Path, &[u8])),
+        (CHECK, checks::check as fn(&Path, &[u8])),
+        (OPEN_READ, checks::open_read),
         (OPEN_WRITE, checks::open_write),
     ] {
         for name in inputs(target) {
@@ -231,6 +233,34 @@ fn open_write_inputs_are_refused_or_stay_valid_after_a_flush() {
                     .unwrap_or_else(|e| panic!("{name}: no longer opens after a flush: {e}"));
                 assert_eq!(again.virtual_size(), size, "{name}");
                 status_matches_reads(again.as_mut(), 0, 4 << 20);
+            }
+        }
+    }
+}
+
+/// `vimg check` and `vimg check -r all` on every regression input of
+/// every target (damaged images all): each ends within a bound, without a
+/// panic, with one of check's exit codes; what the repair leaves checks
+/// again without a panic, and no worse than corrupt.
+#[test]
+fn check_and_repair_survive_every_regression_input() {
+    for name in regression_files(None) {
+        let data = input(&name);
+        let data = fix_vhd_checksums(&data).unwrap_or(data);
+        let dir = tempdir();
+        let file = format!("disk.{}", extension_for(&data));
+        let path = materialize(dir.path(), &file, &[&file], &data);
+        for args in ["check", "check --output json", "check -r all", "check"] {
+            let run = vimg!(args, &path).run_within(Duration::from_secs(20));
+            let stderr = run.stderr_text();
+            assert!(!stderr.contains("panicked"), "{name}: `{args}`: {stderr}");
+            match run.code() {
+                Some(0 | 2 | 3) => {}
+                Some(1) => assert!(
+                    stderr.starts_with("vimg: error:") || stderr.contains("ERROR the check"),
+                    "{name}: `{args}`: {stderr}"
+                ),
+                other => panic!("{name}: `{args}` exited {other:?}: {stderr}"),
             }
         }
     }

@@ -122,7 +122,7 @@ impl SparseExtent {
             let first = self.header.overhead.saturating_mul(SECTOR).min(len);
             for gap in space.gaps(first..len, self.grain) {
                 // A hole takes no space.
-                if self.file.is_hole(gap.start, gap.end - gap.start)? {
+                if self.file.blocks_are_holes(gap.start, gap.end - gap.start)? {
                     continue;
                 }
                 let mut finding = Finding::leak(self.file.path(), gap.clone());
@@ -823,7 +823,9 @@ impl SparseExtent {
         }
         for gap in gaps {
             let size = gap.end - gap.start;
-            if self.file.is_hole(gap.start, size)? || !self.file.punch_hole(gap.start, size)? {
+            if self.file.blocks_are_holes(gap.start, size)?
+                || !self.file.punch_hole(gap.start, size)?
+            {
                 continue;
             }
             let mut finding = Finding::leak(self.file.path(), gap).repaired_by(Repair::Leaks);

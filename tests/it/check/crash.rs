@@ -13,14 +13,19 @@ use crate::support::*;
 /// The corruptions `vimg check` finds, as (structure, offset), sorted.
 fn corruptions(path: &Path) -> Vec<(String, Option<u64>)> {
     let run = vimg!("check --output json", path).run();
-    let json: Value = serde_json::from_slice(&run.stdout)
-        .unwrap_or_else(|e| panic!("no JSON ({e}): {run:?}"));
+    let json: Value =
+        serde_json::from_slice(&run.stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {run:?}"));
     let mut found: Vec<(String, Option<u64>)> = json["findings"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|f| f["severity"] == "corruption")
-        .map(|f| (f["structure"].as_str().unwrap().to_string(), f["offset"].as_u64()))
+        .map(|f| {
+            (
+                f["structure"].as_str().unwrap().to_string(),
+                f["offset"].as_u64(),
+            )
+        })
         .collect();
     found.sort();
     found
@@ -40,8 +45,16 @@ pub fn every_kill_leaves_no_new_corruption(damaged: &Path, fmt: &str, level: &st
     std::fs::copy(damaged, &whole).unwrap();
     let repair = |path: &Path| vimg!("check -q -r", level, path);
     let writes = writes_of(&repair(&whole));
-    assert!(!writes.is_empty(), "the repair of {} wrote nothing", damaged.display());
-    eprintln!("{}: the repair makes {} writes: {writes:?}", damaged.display(), writes.len());
+    assert!(
+        !writes.is_empty(),
+        "the repair of {} wrote nothing",
+        damaged.display()
+    );
+    eprintln!(
+        "{}: the repair makes {} writes: {writes:?}",
+        damaged.display(),
+        writes.len()
+    );
     vimg!("check", &whole).ok();
     let expected = vimg_to_raw(&whole, &d.join("whole.raw"));
 
@@ -58,7 +71,11 @@ pub fn every_kill_leaves_no_new_corruption(damaged: &Path, fmt: &str, level: &st
         );
         // A second run finishes the job.
         let rerun = repair(&copy).run();
-        assert_eq!(rerun.code(), Some(0), "rerun after a kill at write {n}: {rerun:?}");
+        assert_eq!(
+            rerun.code(),
+            Some(0),
+            "rerun after a kill at write {n}: {rerun:?}"
+        );
         vimg!("check", &copy).ok();
         if fmt == "vmdk" {
             qemu_img!("check -q -f vmdk", &copy).ok();

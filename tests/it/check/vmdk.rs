@@ -11,9 +11,9 @@ use vimg::image::factory::open_with;
 use vimg::image::OpenOptions;
 use vimg::io::Access;
 
+use super::crash::every_kill_leaves_no_new_corruption;
 use super::{check_chain, grain_entry};
 use crate::support::vmdk::{descriptor_text, extent_lines, is_sparse, kdmv_header, SUBFORMATS};
-use super::crash::every_kill_leaves_no_new_corruption;
 use crate::support::*;
 
 const GRAIN: u64 = 64 * KIB;
