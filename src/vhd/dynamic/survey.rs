@@ -132,7 +132,20 @@ impl Dynamic {
                     e.detail
                 ),
             );
-            faults.push(Fault::fixed_by(finding, Repair::All, Fix::HeaderChecksum));
+            // A header that may be wrong is trusted with a repair only
+            // when the layout it describes holds together: else it may be
+            // the BAT's place that is wrong, and neither the checksum nor
+            // an entry of what would then not be the BAT is touched.
+            if faults.is_empty() {
+                faults.push(Fault::fixed_by(finding, Repair::All, Fix::HeaderChecksum));
+            } else {
+                for fault in &mut faults {
+                    fault.fix = None;
+                    fault.finding.repair = None;
+                    fault.finding.message += " (not repaired while the dynamic header's checksum is wrong: the BAT's place may be what is wrong)";
+                }
+                faults.push(Fault::found(finding));
+            }
         }
         faults.extend(footer_faults);
         // Unreferenced space between the last used byte and the footer.

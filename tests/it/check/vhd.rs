@@ -13,6 +13,7 @@ use vimg::image::{Format, OpenOptions};
 use vimg::io::Access;
 
 use super::{assert_clean, check_chain};
+use crate::support::faults;
 use crate::support::vhd::{bat_entry, checksum, dyn_header, patch_footers, tail_footer};
 use crate::support::*;
 
@@ -567,18 +568,22 @@ fn a_differencing_disk_whose_parent_is_gone_is_checked() {
 #[test]
 fn several_faults_in_one_image_are_all_reported_and_all_repairs_them() {
     let dir = tempdir();
-    let (path, _) = qemu_dynamic(dir.path());
+    let (path, copy) = qemu_dynamic(dir.path());
     let before = content(&path);
     let h = dyn_header(&path);
     let len = file_len(&path);
     patch_footers(&path, |b| b[68..84].fill(0));
-    set_entry(&path, 3, (len / 512 + 64) as u32);
+    let mut head = read_at(&path, 0, 512);
+    head[32..36].copy_from_slice(&[0, 9, 0, 9]);
+    let sum = checksum(&head, 64);
+    head[64..68].copy_from_slice(&sum.to_be_bytes());
+    patch(&path, 0, &head);
     flip(&path, h.at + 1000);
     patch(&path, len, &[1; 4096]);
     let report = check(&path);
     assert_eq!(report.findings.len(), 4, "{:#?}", report.findings);
     finding(&report, "unique ID is null");
-    finding(&report, "past the end");
+    finding(&report, "copy at offset 0 differs");
     finding(&report, "the content sums to");
     finding(&report, "4096 bytes after the footer");
     assert_eq!(report.count(Severity::Corruption), 2);
@@ -591,5 +596,168 @@ fn several_faults_in_one_image_are_all_reported_and_all_repairs_them() {
     assert_eq!(report.findings[0].severity, Severity::Warning);
     assert_eq!(file_len(&path), len);
     assert_eq!(content(&path), before);
-    qemu_img!("info -f vpc", &path).ok();
+    // qemu-img reads it as the copy taken before the damage (the unique
+    // ID aside, which it does not read).
+    qemu_reads_as(&path, &copy);
+}
+
+#[test]
+fn with_a_wrong_header_checksum_the_bat_it_locates_is_not_edited() {
+    let dir = tempdir();
+    let (path, _) = qemu_dynamic(dir.path());
+    let h = dyn_header(&path);
+    let len = file_len(&path);
+    set_entry(&path, 3, (len / 512 + 64) as u32);
+    flip(&path, h.at + 1000);
+    let damaged = read_at(&path, 0, len as usize);
+    let report = check(&path);
+    assert_eq!(
+        report.count(Severity::Corruption),
+        2,
+        "{:#?}",
+        report.findings
+    );
+    assert!(report.findings.iter().all(|f| f.repair.is_none()));
+    finding(
+        &report,
+        "not repaired while the dynamic header's checksum is wrong",
+    );
+    assert!(repair(&path, Repair::All).is_empty());
+    assert_eq!(read_at(&path, 0, len as usize + 1), damaged);
+}
+
+/// What the crash test runs in a process of its own, under strace: a
+/// repair of the image `VIMG_REPAIR_PATH` at `VIMG_REPAIR_LEVEL` (`leaks`,
+/// `all`). Without them it does nothing.
+#[test]
+#[ignore = "run by the crash test, under strace, with VIMG_REPAIR_PATH set"]
+fn repair_in_a_process_of_its_own() {
+    let Ok(path) = std::env::var("VIMG_REPAIR_PATH") else {
+        return;
+    };
+    let level = match std::env::var("VIMG_REPAIR_LEVEL").as_deref() {
+        Ok("all") => Repair::All,
+        _ => Repair::Leaks,
+    };
+    repair(Path::new(&path), level);
+}
+
+/// [`repair_in_a_process_of_its_own`] on `path` at `level` under strace,
+/// which traces the calls in `trace` that touch `path` only (`-P`), with
+/// `extra` arguments (an injection), its log in `log`.
+fn traced_repair(path: &Path, level: &str, trace: &str, extra: &[String], log: &Path) -> Run {
+    let out = std::process::Command::new("strace")
+        .arg("-f")
+        .arg("-o")
+        .arg(log)
+        .arg("-P")
+        .arg(path)
+        .arg("-e")
+        .arg(format!("trace={trace}"))
+        .args(extra)
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "check::vhd::repair_in_a_process_of_its_own"])
+        .args(["--ignored", "--test-threads=1", "-q"])
+        .env("VIMG_REPAIR_PATH", path)
+        .env("VIMG_REPAIR_LEVEL", level)
+        .output()
+        .expect("strace runs");
+    Run {
+        cmdline: format!("strace ... repair of {}", path.display()),
+        status: out.status,
+        stdout: out.stdout,
+        stderr: out.stderr,
+    }
+}
+
+/// The file-changing syscalls (of `faults::WRITES`) a line of an strace
+/// log names.
+fn write_call(line: &str) -> Option<String> {
+    let line = line.trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ');
+    let name = line.split('(').next()?;
+    faults::WRITES
+        .split(',')
+        .any(|w| w == name)
+        .then(|| name.to_string())
+}
+
+#[test]
+fn a_repair_killed_at_any_write_leaves_no_worse_and_a_rerun_finishes() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempdir();
+    let d = dir.path();
+    let (path, _) = qemu_dynamic(d);
+    qemu_io("vpc", &path, &["write -P 0x77 7M 64k"]);
+    let h = dyn_header(&path);
+    let len = file_len(&path);
+    // Block 2 on block 1, block 4 past the end, a copy at 0 that differs,
+    // and garbage after the footer.
+    set_entry(&path, 2, bat_entry(&path, &h, 1));
+    set_entry(&path, 4, (len / 512 + 64) as u32);
+    let mut head = read_at(&path, 0, 512);
+    head[28..32].copy_from_slice(b"ohno");
+    let sum = checksum(&head, 64);
+    head[64..68].copy_from_slice(&sum.to_be_bytes());
+    patch(&path, 0, &head);
+    patch(&path, len, &[7; 10_000]);
+    let damaged = d.join("damaged.vhd");
+    std::fs::copy(&path, &damaged).unwrap();
+    let original = check(&path);
+    let corruptions = |r: &Report| -> Vec<(&'static str, Option<u64>)> {
+        of(r, Severity::Corruption)
+            .iter()
+            .map(|f| (f.structure, f.offset))
+            .collect()
+    };
+    assert_eq!(corruptions(&original).len(), 3, "{:#?}", original.findings);
+    // One whole run, traced: its writes, and what it ends with.
+    let log = d.join("log");
+    let out = traced_repair(&path, "all", faults::WRITES, &[], &log);
+    assert!(out.status.success(), "{out:?}");
+    let writes: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter_map(write_call)
+        .collect();
+    assert!(writes.len() >= 4, "{writes:?}");
+    let finished = check(&path);
+    assert!(
+        finished
+            .findings
+            .iter()
+            .all(|f| f.severity == Severity::Leak),
+        "{:#?}",
+        finished.findings
+    );
+    let want = content(&path);
+    let want_len = file_len(&path);
+    for n in 0..writes.len() {
+        std::fs::copy(&damaged, &path).unwrap();
+        let call = &writes[n];
+        let k = writes[..=n].iter().filter(|c| *c == call).count();
+        let inject = vec![
+            "-e".to_string(),
+            format!("inject={call}:signal=SIGKILL:when={k}"),
+        ];
+        let out = traced_repair(&path, "all", call, &inject, &log);
+        assert_eq!(out.status.signal(), Some(9), "write {n} ({call}): {out:?}");
+        // No worse: no corruption the damage did not bring, at most leaks.
+        let stopped = check(&path);
+        for c in corruptions(&stopped) {
+            assert!(
+                corruptions(&original).contains(&c),
+                "killed at write {n} ({call}): {c:?} is new: {:#?}",
+                stopped.findings
+            );
+        }
+        // A second run finishes the job.
+        repair(&path, Repair::All);
+        let report = check(&path);
+        assert_eq!(
+            report.findings, finished.findings,
+            "killed at write {n} ({call}), then repaired"
+        );
+        assert_eq!(file_len(&path), want_len, "killed at write {n} ({call})");
+        assert!(content(&path) == want, "killed at write {n} ({call})");
+    }
 }
