@@ -464,6 +464,11 @@ impl Dynamic {
         (meta, at + bat_bytes)
     }
 
+    /// The footer kept as the file's last sector.
+    pub fn footer(&self) -> &[u8; FOOTER_SIZE] {
+        &self.footer
+    }
+
     pub fn block_size(&self) -> u64 {
         self.block_size
     }

@@ -462,7 +462,14 @@ impl Image for Vhd {
     fn repair(&mut self, level: Repair) -> Result<Vec<Finding>> {
         let size = self.size;
         let done = match &mut self.body {
-            Body::Dynamic(d) => d.repair(size, level)?,
+            Body::Dynamic(d) => {
+                let done = d.repair(size, level)?;
+                // The footer the disk goes by now.
+                if let Ok(footer) = Footer::parse(d.footer()) {
+                    self.footer = footer;
+                }
+                done
+            }
             // What a fixed disk's check finds, no repair mends.
             Body::Fixed(_) => Vec::new(),
         };

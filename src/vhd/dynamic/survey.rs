@@ -119,37 +119,15 @@ impl Dynamic {
                 None => Fault::found(finding),
             });
         }
-        let mut raw = [0u8; HEADER_SIZE];
-        self.file.read_exact_at(&mut raw, self.header_offset)?;
-        if let Some(e) = checksum_error(&raw) {
-            let finding = Finding::new(
-                Severity::Corruption,
-                &path,
-                Some(self.header_offset + e.at),
-                "VHD dynamic header",
-                format!(
-                    "{} (the fields are usable; a wrong checksum says one of them may be wrong)",
-                    e.detail
-                ),
-            );
-            // A header that may be wrong is trusted with a repair only
-            // when the layout it describes holds together: else it may be
-            // the BAT's place that is wrong, and neither the checksum nor
-            // an entry of what would then not be the BAT is touched.
-            if faults.is_empty() {
-                faults.push(Fault::fixed_by(finding, Repair::All, Fix::HeaderChecksum));
-            } else {
-                for fault in &mut faults {
-                    fault.fix = None;
-                    fault.finding.repair = None;
-                    fault.finding.message += " (not repaired while the dynamic header's checksum is wrong: the BAT's place may be what is wrong)";
-                }
-                faults.push(Fault::found(finding));
-            }
-        }
+        // Whether the layout the header describes looks wrong somewhere:
+        // conflicts, or space nothing references (other than garbage after
+        // a footer found right after the last used byte, which bears the
+        // layout out).
+        let mut suspicious = !faults.is_empty();
         faults.extend(footer_faults);
         // Unreferenced space between the last used byte and the footer.
         if let Some(at) = footer_at.filter(|&at| at > place) {
+            suspicious = true;
             faults.push(Fault::fixed_by(
                 Finding::leak(&path, used_end..at),
                 Repair::Leaks,
@@ -160,12 +138,14 @@ impl Dynamic {
         // needs a hole punched, which vimg does not do (yet).
         for gap in space.gaps(0..used_end, block_len) {
             if self.holds_data(&gap)? {
+                suspicious = true;
                 let mut finding = Finding::leak(&path, gap);
                 finding.message += " (in the middle of the file: no repair frees it)";
                 finding.repair = None;
                 faults.push(Fault::found(finding));
             }
         }
+        self.survey_header(suspicious, &mut faults)?;
         if self.differencing {
             self.survey_locators(&mut faults)?;
         }
@@ -181,6 +161,46 @@ impl Dynamic {
             clusters,
             end_offset,
         })
+    }
+
+    /// The fault of a dynamic header whose checksum is wrong. Its fields
+    /// are usable, but one of them may be wrong: it is trusted with a
+    /// repair (its checksum stored) only when the layout it describes holds
+    /// together. When it does not (`suspicious`), it may be the BAT's place
+    /// that is wrong, and no repair that goes by the layout (clearing
+    /// entries of what would then not be the BAT, cutting the file after
+    /// what it references) is made either.
+    fn survey_header(&self, suspicious: bool, faults: &mut Vec<Fault>) -> Result<()> {
+        let mut raw = [0u8; HEADER_SIZE];
+        self.file.read_exact_at(&mut raw, self.header_offset)?;
+        let Some(e) = checksum_error(&raw) else {
+            return Ok(());
+        };
+        let finding = Finding::new(
+            Severity::Corruption,
+            self.file.path(),
+            Some(self.header_offset + e.at),
+            "VHD dynamic header",
+            format!(
+                "{} (the fields are usable; a wrong checksum says one of them may be wrong)",
+                e.detail
+            ),
+        );
+        if !suspicious {
+            faults.push(Fault::fixed_by(finding, Repair::All, Fix::HeaderChecksum));
+            return Ok(());
+        }
+        let by_layout = |f: &Fault| matches!(f.fix, Some(Fix::Clear(_) | Fix::Footer { .. }));
+        for fault in faults.iter_mut().filter(|f| by_layout(f)) {
+            fault.fix = None;
+            fault.finding.repair = None;
+            fault.finding.message += " (not repaired while the dynamic header's checksum is wrong and the layout it describes does not hold together: the BAT's place may be what is wrong)";
+        }
+        let mut finding = Fault::found(finding);
+        finding.finding.message +=
+            "; not repaired, as the layout it describes does not hold together";
+        faults.push(finding);
+        Ok(())
     }
 
     /// The footer the disk goes by, where it is (`None`: only the copy at

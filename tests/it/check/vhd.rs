@@ -159,6 +159,34 @@ fn clean_images_report_nothing_and_count_their_blocks() {
     assert_clean(&child);
 }
 
+/// Virtual PC before 2004 wrote 511-byte footers: such disks check clean
+/// (the copy at offset 0 is the footer padded with a zero byte).
+#[test]
+fn disks_with_511_byte_footers_check_clean() {
+    let dir = tempdir();
+    let d = dir.path();
+    let (q, _) = qemu_dynamic(d);
+    for sub in ["dynamic", "fixed"] {
+        let path = d.join(format!("{sub}.vhd"));
+        vimg!(
+            "convert -q -O vhd -o",
+            format!("subformat={sub}"),
+            &q,
+            &path
+        )
+        .ok();
+        let len = file_len(&path);
+        assert_eq!(read_at(&path, len - 1, 1), [0]);
+        truncate(&path, len - 1);
+        let report = check(&path);
+        assert!(report.findings.is_empty(), "{sub}: {:#?}", report.findings);
+        assert_eq!(report.end_offset, Some(len - 1), "{sub}");
+        // Nothing to repair either.
+        assert!(repair(&path, Repair::All).is_empty(), "{sub}");
+        assert_eq!(file_len(&path), len - 1, "{sub}");
+    }
+}
+
 #[test]
 fn a_bat_entry_past_the_end_is_a_corruption_all_clears() {
     let dir = tempdir();
@@ -602,7 +630,7 @@ fn several_faults_in_one_image_are_all_reported_and_all_repairs_them() {
 }
 
 #[test]
-fn with_a_wrong_header_checksum_the_bat_it_locates_is_not_edited() {
+fn with_a_wrong_header_checksum_and_a_layout_that_does_not_hold_nothing_is_edited() {
     let dir = tempdir();
     let (path, _) = qemu_dynamic(dir.path());
     let h = dyn_header(&path);
@@ -622,6 +650,23 @@ fn with_a_wrong_header_checksum_the_bat_it_locates_is_not_edited() {
         &report,
         "not repaired while the dynamic header's checksum is wrong",
     );
+    assert!(repair(&path, Repair::All).is_empty());
+    assert_eq!(read_at(&path, 0, len as usize + 1), damaged);
+    // Nor is a file cut after what a header that may be wrong references:
+    // here the BAT it names holds nothing, and all blocks would go.
+    let sub = dir.path().join("x");
+    std::fs::create_dir(&sub).unwrap();
+    let (path, _) = qemu_dynamic(&sub);
+    let h = dyn_header(&path);
+    let len = file_len(&path);
+    for block in 0..h.max_entries as u64 {
+        set_entry(&path, block, 0xffff_ffff);
+    }
+    flip(&path, h.at + 1000);
+    let damaged = read_at(&path, 0, len as usize);
+    let report = check(&path);
+    assert_eq!(report.count(Severity::Leak), 1, "{:#?}", report.findings);
+    assert!(report.findings.iter().all(|f| f.repair.is_none()));
     assert!(repair(&path, Repair::All).is_empty());
     assert_eq!(read_at(&path, 0, len as usize + 1), damaged);
 }
