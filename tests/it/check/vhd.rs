@@ -806,3 +806,52 @@ fn a_repair_killed_at_any_write_leaves_no_worse_and_a_rerun_finishes() {
         assert!(content(&path) == want, "killed at write {n} ({call})");
     }
 }
+
+#[test]
+fn in_a_differencing_disk_a_cleared_block_reads_from_the_parent() {
+    let dir = tempdir();
+    let child = differencing(dir.path());
+    qemu_io("vpc", &child, &["write -P 0x67 4M 1M"]);
+    let base = dir.path().join("q.vhd");
+    let (before, parent) = (content(&child), content(&base));
+    let h = dyn_header(&child);
+    // Block 2 on block 1.
+    set_entry(&child, 2, bat_entry(&child, &h, 1));
+    let report = check(&child);
+    let f = finding(&report, "blocks 1 and 2 overlap");
+    assert_eq!(
+        (f.severity, f.repair),
+        (Severity::Corruption, Some(Repair::All))
+    );
+    let done = repair(&child, Repair::All);
+    assert!(
+        done.iter().any(|f| f
+            .message
+            .contains("virtual bytes 4194304 to 6291456 now read from the parent")),
+        "{done:#?}"
+    );
+    assert_clean(&child);
+    let after = content(&child);
+    let block2 = 2 * BLOCK as usize..3 * BLOCK as usize;
+    assert_eq!(after[block2.clone()], parent[block2.clone()]);
+    assert!(after[..block2.start] == before[..block2.start]);
+    assert!(after[block2.end..] == before[block2.end..]);
+    qemu_img!("info -f vpc", &child).ok();
+}
+
+#[test]
+fn a_block_size_that_is_no_power_of_two_cannot_be_walked() {
+    let dir = tempdir();
+    let (path, _) = qemu_dynamic(dir.path());
+    let h = dyn_header(&path);
+    patch_header(&path, |raw| {
+        raw[32..36].copy_from_slice(&(3u32 << 20).to_be_bytes())
+    });
+    let opts = OpenOptions::new(Access::Read).checking();
+    let err = open_with(&path, None, opts).err().expect("refused");
+    assert!(
+        matches!(&err, vimg::error::Error::Corrupt { offset, .. } if *offset == h.at + 32),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("power of two"), "{err}");
+}
