@@ -125,8 +125,10 @@ impl Dynamic {
         // layout out).
         let mut suspicious = !faults.is_empty();
         faults.extend(footer_faults);
-        // Unreferenced space between the last used byte and the footer.
-        if let Some(at) = footer_at.filter(|&at| at > place) {
+        // Unreferenced space between the last used byte and the footer, of
+        // a block or more (Windows and others leave up to a few KiB of
+        // padding before the footer: no leak).
+        if let Some(at) = footer_at.filter(|&at| at >= place + block_len) {
             suspicious = true;
             faults.push(Fault::fixed_by(
                 Finding::leak(&path, used_end..at),

@@ -454,6 +454,22 @@ fn unreferenced_blocks_are_leaks_the_last_one_freed_one_in_the_middle_not() {
     assert_eq!(content(&path), before);
 }
 
+/// Hyper-V and Virtual PC leave a few KiB of padding before the footer:
+/// less than a block is no leak, and stays.
+#[test]
+fn padding_before_the_footer_is_no_leak() {
+    let dir = tempdir();
+    let (path, copy) = qemu_dynamic(dir.path());
+    let footer = tail_footer(&path);
+    let len = file_len(&path);
+    patch(&path, len - 512, &[0; 512]);
+    patch(&path, len + 3584, &footer);
+    assert_clean(&path);
+    assert!(repair(&path, Repair::Leaks).is_empty());
+    assert_eq!(file_len(&path), len + 4096);
+    qemu_reads_as(&path, &copy);
+}
+
 #[test]
 fn a_null_uuid_a_future_time_stamp_and_a_wrong_geometry_are_warnings() {
     let dir = tempdir();
