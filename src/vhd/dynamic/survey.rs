@@ -9,6 +9,7 @@
 //! then the footer (written into space nothing references, then the file
 //! cut right after it), then the footer copy at offset 0 from the footer.
 
+use std::collections::HashSet;
 use std::ops::Range;
 
 use super::{Dynamic, Part, UNALLOCATED};
@@ -106,12 +107,13 @@ impl Dynamic {
             let end = (at + FOOTER_SIZE as u64).min(file_len);
             space.claim(at, end - at, Part::Footer);
         }
+        // The BAT entries reported: a block on two structures (the header
+        // and the BAT) is one fault of its entry.
+        let mut entries = HashSet::new();
         for conflict in space.conflicts() {
             let finding = Finding::from_error(&self.conflict_error(file_len, &conflict));
-            // A block on two structures (the header and the BAT) is one
-            // fault of its BAT entry.
-            let entry = |f: &Fault| f.finding.offset == finding.offset;
-            if finding.structure == "VHD block allocation table" && faults.iter().any(entry) {
+            if finding.structure == "VHD block allocation table" && !entries.insert(finding.offset)
+            {
                 continue;
             }
             faults.push(match self.conflict_fix(file_len, &conflict) {
