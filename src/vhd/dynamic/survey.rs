@@ -26,6 +26,10 @@ use crate::vhd::locator;
 /// bring to light another overlap the first hid).
 const MAX_PASSES: usize = 64;
 
+/// The conflicts a survey lists one by one; past these, a hostile BAT of
+/// millions of wrong entries costs a count and a fix each, not a finding.
+const MAX_LISTED: usize = 1000;
+
 /// Below this, unreferenced space at either side of a gap is taken to be
 /// the file system's block around a hole, not data (see
 /// [`Dynamic::holds_data`]).
@@ -44,6 +48,9 @@ pub enum Fix {
     Footer { at: u64 },
     /// Rewrite the footer copy at offset 0 from the footer.
     FooterCopy,
+    /// Clear the BAT entries of the conflicts not listed one by one
+    /// ([`Survey::unlisted`]).
+    Unlisted,
 }
 
 /// One fault a survey found, and how a repair mends it (when one can: the
@@ -67,6 +74,9 @@ pub struct Survey {
     pub clusters: Clusters,
     /// Where the bytes the image uses end (qemu-img's "image end offset").
     pub end_offset: u64,
+    /// The blocks whose BAT entries clear the conflicts past the first
+    /// [`MAX_LISTED`], which have no finding of their own.
+    pub unlisted: Vec<Units>,
 }
 
 impl Fault {
@@ -110,15 +120,40 @@ impl Dynamic {
         // The BAT entries reported: a block on two structures (the header
         // and the BAT) is one fault of its entry.
         let mut entries = HashSet::new();
+        // Past the first conflicts, only their count and fixes are kept.
+        let (mut unlisted, mut more, mut all_mendable) = (0u64, Vec::new(), true);
         for conflict in space.conflicts() {
+            if entries.len() >= MAX_LISTED {
+                unlisted += 1;
+                match self.conflict_fix(file_len, &conflict) {
+                    Some(Fix::Clear(units)) => more.push(units),
+                    _ => all_mendable = false,
+                }
+                continue;
+            }
             let finding = Finding::from_error(&self.conflict_error(file_len, &conflict));
-            if finding.structure == "VHD block allocation table" && !entries.insert(finding.offset)
+            if !entries.insert(finding.offset) && finding.structure == "VHD block allocation table"
             {
                 continue;
             }
             faults.push(match self.conflict_fix(file_len, &conflict) {
                 Some(fix) => Fault::fixed_by(finding, Repair::All, fix),
                 None => Fault::found(finding),
+            });
+        }
+        if unlisted > 0 {
+            let finding = Finding::new(
+                Severity::Corruption,
+                &path,
+                None,
+                "VHD block allocation table",
+                format!(
+                    "{unlisted} more conflicts like these (blocks past the end of the file, on the metadata or on one another) are not listed"
+                ),
+            );
+            faults.push(match all_mendable {
+                true => Fault::fixed_by(finding, Repair::All, Fix::Unlisted),
+                false => Fault::found(finding),
             });
         }
         // Whether the layout the header describes looks wrong somewhere:
@@ -164,6 +199,7 @@ impl Dynamic {
             footer_at,
             clusters,
             end_offset,
+            unlisted: more,
         })
     }
 
@@ -194,7 +230,12 @@ impl Dynamic {
             faults.push(Fault::fixed_by(finding, Repair::All, Fix::HeaderChecksum));
             return Ok(());
         }
-        let by_layout = |f: &Fault| matches!(f.fix, Some(Fix::Clear(_) | Fix::Footer { .. }));
+        let by_layout = |f: &Fault| {
+            matches!(
+                f.fix,
+                Some(Fix::Clear(_) | Fix::Unlisted | Fix::Footer { .. })
+            )
+        };
         for fault in faults.iter_mut().filter(|f| by_layout(f)) {
             fault.fix = None;
             fault.finding.repair = None;
@@ -444,6 +485,16 @@ impl Dynamic {
             for fault in survey.faults.into_iter().filter(|f| allowed(f)) {
                 let what = match fault.fix {
                     Some(Fix::Clear(units)) => self.clear(units, size)?,
+                    Some(Fix::Unlisted) => {
+                        for &units in &survey.unlisted {
+                            self.clear(units, size)?;
+                        }
+                        format!(
+                            "cleared their BAT entries ({} runs of blocks): those blocks now read {}",
+                            survey.unlisted.len(),
+                            self.unused_reads()
+                        )
+                    }
                     Some(Fix::HeaderChecksum) => {
                         let mut raw = [0u8; HEADER_SIZE];
                         self.file.read_exact_at(&mut raw, self.header_offset)?;
@@ -511,15 +562,22 @@ impl Dynamic {
         }
         let start = (units.first * self.block_size).min(size);
         let end = ((units.first + units.count) * self.block_size).min(size);
-        let reads = match self.differencing {
-            true => "from the parent",
-            false => "as zeros",
-        };
+        let reads = self.unused_reads();
         Ok(format!(
             "cleared the BAT entr{} of {}: virtual bytes {start} to {end} now read {reads}",
             if units.count == 1 { "y" } else { "ies" },
             units.describe("block", "blocks")
         ))
+    }
+}
+
+impl Dynamic {
+    /// How sectors this disk holds nothing for read.
+    fn unused_reads(&self) -> &'static str {
+        match self.differencing {
+            true => "from the parent",
+            false => "as zeros",
+        }
     }
 }
 

@@ -954,3 +954,40 @@ fn random_damage_is_checked_and_repaired_in_one_run() {
 fn for_repair() -> OpenOptions {
     OpenOptions::new(Access::Write).checking()
 }
+
+/// A BAT of thousands of wrong entries: the first thousand conflicts are
+/// listed, the rest counted in one finding, and one repair clears them all.
+#[test]
+fn thousands_of_wrong_entries_are_counted_past_the_first_thousand() {
+    let dir = tempdir();
+    let path = dir.path().join("small-blocks.vhd");
+    vimg!("create -q -f vhd -o block_size=512K", &path, 2 * GIB).ok();
+    let h = dyn_header(&path);
+    assert_eq!(h.max_entries, 4096);
+    // Every entry past the end of the file, none next to another.
+    let past = file_len(&path) / 512 + 16;
+    let bat: Vec<u8> = (0..4096u32)
+        .flat_map(|i| (past as u32 + 2048 * i).to_be_bytes())
+        .collect();
+    patch(&path, h.table_offset, &bat);
+    let report = check(&path);
+    assert_eq!(
+        report.findings.len(),
+        1001,
+        "{:#?}",
+        &report.findings[995..]
+    );
+    let summary = finding(&report, "3096 more conflicts like these");
+    assert_eq!(summary.repair, Some(Repair::All));
+    let done = repair(&path, Repair::All);
+    assert_eq!(done.len(), 1001);
+    assert_clean(&path);
+    // Every block reads as zeros again.
+    let mut image = open(&path, None, Access::Read).unwrap();
+    let status = image.block_status(0, 2 * GIB).unwrap();
+    assert_eq!(status.len, 2 * GIB, "{status:?}");
+    assert!(
+        matches!(status.source, vimg::image::Source::Zero { .. }),
+        "{status:?}"
+    );
+}
