@@ -12,8 +12,9 @@
 use std::collections::HashSet;
 use std::ops::Range;
 
-use super::{Dynamic, Part, UNALLOCATED};
+use super::{can_align, Dynamic, Part, UNALLOCATED};
 use crate::alloc::space::{Conflict, Units};
+use crate::alloc::Allocator;
 use crate::error::Result;
 use crate::image::check::{Clusters, Finding, Repair, Severity};
 use crate::io::{align_down, align_up, SECTOR};
@@ -57,13 +58,17 @@ pub enum Fix {
 /// finding's `repair` says at which level).
 #[derive(Clone, Debug)]
 pub struct Fault {
+    /// What `check` reports.
     pub finding: Finding,
+    /// What a repair at the finding's level does about it.
     pub fix: Option<Fix>,
 }
 
 /// What a survey of a dynamic VHD's file finds.
 #[derive(Clone, Debug)]
 pub struct Survey {
+    /// Every fault, conflicts first (past the first [`MAX_LISTED`], one
+    /// finding counts the rest).
     pub faults: Vec<Fault>,
     /// The footer the disk goes by: the trailing one when it is valid (or
     /// the valid one right after the last used byte, when garbage follows
@@ -549,6 +554,9 @@ impl Dynamic {
             self.footer = survey.footer;
             self.footer_at = at;
             self.file_end = self.file.length()?;
+            self.alloc = Allocator::new(at);
+            let entries = self.header.max_table_entries as u64;
+            self.align_data = can_align(at, entries, self.bitmap_size, self.block_size);
         }
         Ok(done)
     }
