@@ -892,14 +892,30 @@ fn random_damage_is_checked_and_repaired_in_one_run() {
             "write -P 0x33 3900k 10k",
         ],
     );
-    let h = dyn_header(&clean);
+    let child = d.join("child.vhd");
+    vimg!("snapshot create", &clean, &child).ok();
+    qemu_io("vpc", &child, &["write -P 0x44 1536k 1M"]);
+    for image in [&clean, &child] {
+        let opened = damage_at_random(image, &d.join("d.vhd"), 0..150);
+        assert!(
+            opened > 50,
+            "only {opened} damaged copies of {image:?} opened"
+        );
+    }
+}
+
+/// Damage copies of the disk `clean` at `path` (beside it, so that a
+/// differencing disk finds its parent), one for each seed, and check and
+/// repair each as [`random_damage_is_checked_and_repaired_in_one_run`]
+/// says. Returns how many of the damaged copies opened for check.
+fn damage_at_random(clean: &Path, path: &Path, seeds: std::ops::Range<u64>) -> usize {
+    let h = dyn_header(clean);
     let meta_end = h.table_offset + 4 * h.max_entries as u64;
-    let path = d.join("d.vhd");
     let mut opened = 0;
-    for seed in 0..150 {
-        std::fs::copy(&clean, &path).unwrap();
+    for seed in seeds {
+        std::fs::copy(clean, path).unwrap();
         let mut rng = Rng::new(seed);
-        let len = file_len(&path);
+        let len = file_len(path);
         for _ in 0..rng.range(1, 4) {
             let at = match rng.below(4) {
                 0 => rng.below(512),
@@ -908,17 +924,17 @@ fn random_damage_is_checked_and_repaired_in_one_run() {
                 _ => len - 512 + rng.below(512),
             };
             let byte = match rng.chance(50) {
-                true => read_at(&path, at, 1)[0] ^ (1 << rng.below(8)),
+                true => read_at(path, at, 1)[0] ^ (1 << rng.below(8)),
                 false => rng.below(256) as u8,
             };
-            patch(&path, at, &[byte]);
+            patch(path, at, &[byte]);
         }
         if rng.chance(20) {
             let n = rng.range(1, 5000) as usize;
-            patch(&path, len, &rng.bytes(n));
+            patch(path, len, &rng.bytes(n));
         }
         let opts = OpenOptions::new(Access::Read).checking();
-        let Ok(mut image) = open_with(&path, Some(Format::Vhd), opts) else {
+        let Ok(mut image) = open_with(path, Some(Format::Vhd), opts) else {
             continue;
         };
         opened += 1;
@@ -927,15 +943,15 @@ fn random_damage_is_checked_and_repaired_in_one_run() {
         drop(image);
         // What a disk that opens for reading reads, no repair changes (it
         // has no entries to clear: open refuses those).
-        let readable = open(&path, Some(Format::Vhd), Access::Read).is_ok();
-        let before = readable.then(|| content(&path));
-        let mut image = open_with(&path, Some(Format::Vhd), for_repair()).unwrap();
+        let readable = open(path, Some(Format::Vhd), Access::Read).is_ok();
+        let before = readable.then(|| content(path));
+        let mut image = open_with(path, Some(Format::Vhd), for_repair()).unwrap();
         image.repair(Repair::All).unwrap();
         drop(image);
         if let Some(before) = before {
-            assert!(content(&path) == before, "seed {seed}");
+            assert!(content(path) == before, "seed {seed}");
         }
-        let mut image = open_with(&path, Some(Format::Vhd), for_repair()).unwrap();
+        let mut image = open_with(path, Some(Format::Vhd), for_repair()).unwrap();
         let again = image.repair(Repair::All).unwrap();
         assert!(again.is_empty(), "seed {seed}: {again:#?}");
         let mut report = Report::default();
@@ -947,7 +963,7 @@ fn random_damage_is_checked_and_repaired_in_one_run() {
             .collect();
         assert!(mendable.is_empty(), "seed {seed}: {mendable:#?}");
     }
-    assert!(opened > 50, "only {opened} damaged disks opened");
+    opened
 }
 
 /// Options to open an image for repair.
