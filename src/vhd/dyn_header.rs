@@ -72,6 +72,17 @@ impl DynamicHeader {
 
     /// Parse and verify a header; the error says which field is wrong.
     pub fn parse(buf: &[u8]) -> Result<DynamicHeader, FieldError> {
+        DynamicHeader::parse_with(buf, true)
+    }
+
+    /// Parse a header whatever its checksum says (for `check`, which
+    /// reports a wrong checksum and walks on when the fields are usable).
+    pub fn parse_unverified(buf: &[u8]) -> Result<DynamicHeader, FieldError> {
+        DynamicHeader::parse_with(buf, false)
+    }
+
+    /// Parse a header, verifying its checksum when `verify` says so.
+    fn parse_with(buf: &[u8], verify: bool) -> Result<DynamicHeader, FieldError> {
         if buf.len() < HEADER_SIZE {
             return Err(FieldError::new(
                 0,
@@ -82,13 +93,8 @@ impl DynamicHeader {
         if &buf[..8] != COOKIE {
             return Err(FieldError::new(0, "no \"cxsparse\" cookie"));
         }
-        let stored = BigEndian::read_u32(&buf[36..]);
-        let computed = checksum(buf, 36);
-        if stored != computed {
-            return Err(FieldError::new(
-                36,
-                format!("checksum is {stored:#010x}, the content sums to {computed:#010x}"),
-            ));
+        if let Some(e) = checksum_error(buf).filter(|_| verify) {
+            return Err(e);
         }
         let block_size = BigEndian::read_u32(&buf[32..]);
         if !block_size.is_power_of_two() || block_size < 512 {
@@ -143,6 +149,19 @@ impl DynamicHeader {
         BigEndian::write_u32(&mut buf[36..], sum);
         buf
     }
+}
+
+/// What is wrong with the checksum of the header in `buf` (1024 bytes or
+/// more), if anything.
+pub fn checksum_error(buf: &[u8]) -> Option<FieldError> {
+    let stored = BigEndian::read_u32(&buf[36..]);
+    let computed = checksum(&buf[..HEADER_SIZE], 36);
+    (stored != computed).then(|| {
+        FieldError::new(
+            36,
+            format!("checksum is {stored:#010x}, the content sums to {computed:#010x}"),
+        )
+    })
 }
 
 #[cfg(test)]

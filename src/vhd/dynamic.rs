@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::Range;
 use std::path::Path;
 
 use super::dyn_header::{DynamicHeader, ParentLocator, HEADER_SIZE};
@@ -16,10 +17,11 @@ use super::locator::ParentRecord;
 use crate::alloc::space::{Conflict, Run, Space, Span, Units};
 use crate::alloc::{units, Allocator, Endian, Runs, Table};
 use crate::error::{Error, Result};
-use crate::image::check::{Finding, Report};
 use crate::image::Walk;
 use crate::image::{Host, Mapping, Source};
 use crate::io::{align_up, ImageFile, SECTOR};
+
+mod survey;
 
 /// BAT value of a block with no place in the file.
 pub const UNALLOCATED: u32 = 0xffff_ffff;
@@ -141,8 +143,6 @@ pub struct Dynamic {
     footer: [u8; FOOTER_SIZE],
     pub header: DynamicHeader,
     header_offset: u64,
-    /// The file ended in a valid footer when it was opened.
-    tail_footer: Option<u64>,
     bat: Table,
     block_size: u64,
     bitmap_size: u64,
@@ -226,7 +226,12 @@ impl Dynamic {
         }
         let mut buf = [0u8; HEADER_SIZE];
         file.read_exact_at(&mut buf, header_offset)?;
-        let header = DynamicHeader::parse(&buf).map_err(|e| {
+        // `check` walks a header whose checksum is wrong, and reports it.
+        let parse = match walk {
+            Walk::Check => DynamicHeader::parse_unverified,
+            _ => DynamicHeader::parse,
+        };
+        let header = parse(&buf).map_err(|e| {
             Error::corrupt_field(file.path(), "VHD dynamic header", header_offset, e)
         })?;
         let differencing = footer.disk_type == DiskType::Differencing;
@@ -250,14 +255,14 @@ impl Dynamic {
             align_data: false,
             header,
             header_offset,
-            tail_footer,
             file,
         };
         if walk == Walk::Check {
             // `check` walks it all again, and reports what it finds.
             return Ok(dynamic);
         }
-        let mut space = dynamic.walk(file_len)?;
+        let tail = tail_footer.map(|n| file_len - n..file_len);
+        let mut space = dynamic.walk(file_len, tail)?;
         if let Some(c) = space.conflicts().iter().find(|c| refused_at_open(c, walk)) {
             return Err(dynamic.conflict_error(file_len, c));
         }
@@ -285,9 +290,10 @@ impl Dynamic {
     }
 
     /// Claim every part of the file: the footer copy, the dynamic header,
-    /// the BAT, the parent locators' data, the trailing footer and every
-    /// allocated block (unless the BAT itself is not in the file).
-    fn walk(&mut self, file_len: u64) -> Result<Space<Part>> {
+    /// the BAT, the parent locators' data, the trailing footer (at
+    /// `footer`, when there is one) and every allocated block (unless the
+    /// BAT itself is not in the file).
+    fn walk(&mut self, file_len: u64, footer: Option<Range<u64>>) -> Result<Space<Part>> {
         let mut space = Space::new(file_len);
         let h = &self.header;
         let bat = h.max_table_entries as u64 * 4;
@@ -305,8 +311,8 @@ impl Dynamic {
             let len = align_up(loc.data_length as u64, SECTOR);
             space.claim(loc.data_offset, len, Part::Locator(i));
         }
-        if let Some(n) = self.tail_footer {
-            space.claim(file_len - n, n, Part::Footer);
+        if let Some(f) = footer {
+            space.claim(f.start, f.end - f.start, Part::Footer);
         }
         if h.table_offset
             .checked_add(bat)
@@ -376,15 +382,18 @@ impl Dynamic {
                     )
                 }
                 (Part::Blocks(_), _) | (_, Part::Blocks(_)) => {
-                    let blocks = if matches!(a.what, Part::Blocks(_)) {
-                        a
+                    let (blocks, other) = if matches!(a.what, Part::Blocks(_)) {
+                        (a, b)
                     } else {
-                        b
+                        (b, a)
                     };
                     let (block, host) = self.block_at(blocks, b.start);
                     self.bat_error(
                         block,
-                        format!("block {block} at byte {host} overlaps the footer, the dynamic header, the BAT or a parent locator"),
+                        format!(
+                            "block {block} at byte {host} overlaps {} (at byte {})",
+                            other.what, other.start
+                        ),
                     )
                 }
                 (Part::FooterCopy | Part::Header, Part::Bat)
@@ -400,21 +409,6 @@ impl Dynamic {
                 ),
             },
         }
-    }
-
-    /// Every inconsistency in the disk's metadata, as a fresh walk finds
-    /// it, and the space of a whole block or more that nothing references.
-    pub fn check(&mut self, report: &mut Report) -> Result<()> {
-        let file_len = self.file.length()?;
-        let mut space = self.walk(file_len)?;
-        for conflict in space.conflicts() {
-            report.push_error(&self.conflict_error(file_len, &conflict));
-        }
-        let end = file_len - self.tail_footer.unwrap_or(0);
-        for gap in space.gaps(0..end, self.bitmap_size + self.block_size) {
-            report.push(Finding::leak(self.file.path(), gap));
-        }
-        Ok(())
     }
 
     /// A corrupt-BAT error about the entry of `block`.
@@ -468,6 +462,11 @@ impl Dynamic {
         }
         meta[at as usize..].fill(0xff);
         (meta, at + bat_bytes)
+    }
+
+    /// The footer kept as the file's last sector.
+    pub fn footer(&self) -> &[u8; FOOTER_SIZE] {
+        &self.footer
     }
 
     pub fn block_size(&self) -> u64 {

@@ -23,11 +23,14 @@
 //!     85  427 reserved (zero)
 //! ```
 
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use byteorder::{BigEndian, ByteOrder};
 
 use crate::error::FieldError;
+use crate::image::check::{Finding, Severity};
+use crate::io::SECTOR;
 
 /// Size of the footer on disk.
 pub const FOOTER_SIZE: usize = 512;
@@ -144,6 +147,17 @@ pub fn has_cookie(buf: &[u8]) -> bool {
 impl Footer {
     /// Parse and verify a footer; the error says which field is wrong.
     pub fn parse(buf: &[u8]) -> Result<Footer, FieldError> {
+        Footer::parse_with(buf, true)
+    }
+
+    /// Parse a footer whatever its checksum says (for `check`, which
+    /// reports the checksum and walks on when the fields are usable).
+    pub fn parse_unverified(buf: &[u8]) -> Result<Footer, FieldError> {
+        Footer::parse_with(buf, false)
+    }
+
+    /// Parse a footer, verifying its checksum when `verify` says so.
+    fn parse_with(buf: &[u8], verify: bool) -> Result<Footer, FieldError> {
         if buf.len() < FOOTER_SIZE {
             return Err(FieldError::new(
                 0,
@@ -156,7 +170,7 @@ impl Footer {
         }
         let stored = BigEndian::read_u32(&buf[64..]);
         let computed = checksum(buf, 64);
-        if stored != computed {
+        if verify && stored != computed {
             return Err(FieldError::new(
                 64,
                 format!("checksum is {stored:#010x}, the content sums to {computed:#010x}"),
@@ -217,6 +231,61 @@ impl Footer {
         BigEndian::write_u32(&mut buf[64..], sum);
         buf
     }
+}
+
+/// Findings about the footer a disk goes by, `footer` (at byte `at` of
+/// the file at `path`), whatever its kind: a geometry that does not fit the
+/// size, a null unique ID, and a time stamp in the future (by more than
+/// half an hour, as blktap allows).
+pub fn findings(path: &Path, footer: &Footer, at: u64) -> Vec<Finding> {
+    use super::geometry::{chs_for, MAX_GEOMETRY};
+    let mut out = Vec::new();
+    let warn = |offset: u64, message: String| {
+        Finding::new(
+            Severity::Warning,
+            path,
+            Some(at + offset),
+            "VHD footer",
+            message,
+        )
+    };
+    let g = footer.geometry;
+    let size = footer.current_size;
+    let fits =
+        g == MAX_GEOMETRY || g == chs_for(size / SECTOR) || g.total_sectors() * SECTOR == size;
+    if !fits {
+        out.push(warn(
+            56,
+            format!(
+                "the geometry {}/{}/{} addresses {} bytes, which does not fit the current size {size} (readers that size the disk by geometry and those that go by the current size disagree)",
+                g.cylinders,
+                g.heads,
+                g.sectors,
+                g.total_sectors() * SECTOR
+            ),
+        ));
+    }
+    if footer.uuid == [0; 16] {
+        out.push(warn(
+            68,
+            "the unique ID is null: differencing disks made from it cannot tell it from another"
+                .to_string(),
+        ));
+    }
+    let now = vhd_time(SystemTime::now()) as u64;
+    let stamp = footer.timestamp as u64;
+    if stamp > now + 1800 {
+        out.push(warn(
+            24,
+            format!(
+                "the time stamp ({} s after 2000-01-01, Unix time {}) is {} s in the future",
+                stamp,
+                stamp + VHD_EPOCH,
+                stamp - now
+            ),
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -45,33 +45,68 @@ pub fn parent_name(header: &DynamicHeader) -> String {
 
 /// The path a locator holds, as a string; `None` when unreadable.
 fn read_locator(file: &ImageFile, loc: &ParentLocator) -> Option<String> {
+    read_payload(file, loc).ok()
+}
+
+/// True for the platform codes vimg reads (W2ru, W2ku, MacX).
+pub fn known_code(code: &[u8; 4]) -> bool {
+    matches!(code, b"W2ru" | b"W2ku" | b"MacX")
+}
+
+/// The path a locator holds, or why it cannot be read (out of the file,
+/// too long, not in the encoding its platform code says, empty).
+pub fn read_payload(file: &ImageFile, loc: &ParentLocator) -> Result<String, String> {
     let len = loc.data_length;
     if len == 0 || len > MAX_LOCATOR {
-        return None;
+        return Err(format!(
+            "its length {len} is not between 1 and {MAX_LOCATOR} bytes"
+        ));
     }
-    let end = loc.data_offset.checked_add(len as u64)?;
-    if end > file.length().ok()? {
-        return None;
+    let file_len = file.length().map_err(|e| e.to_string())?;
+    let end = loc.data_offset.checked_add(len as u64);
+    if end.is_none_or(|end| end > file_len) {
+        return Err(format!(
+            "its {len} bytes at byte {} run past the end of the {file_len}-byte file",
+            loc.data_offset
+        ));
     }
     let mut data = vec![0u8; len as usize];
-    file.read_exact_at(&mut data, loc.data_offset).ok()?;
+    file.read_exact_at(&mut data, loc.data_offset)
+        .map_err(|e| e.to_string())?;
     let text = match &loc.code {
         b"W2ru" | b"W2ku" => {
+            if !data.len().is_multiple_of(2) {
+                return Err(format!("{len} bytes cannot be UTF-16"));
+            }
             let units: Vec<u16> = data
                 .chunks_exact(2)
                 .map(|c| u16::from_le_bytes([c[0], c[1]]))
                 .take_while(|&u| u != 0)
                 .collect();
-            String::from_utf16(&units).ok()?
+            String::from_utf16(&units).map_err(|_| "it is not valid UTF-16LE".to_string())?
         }
         b"MacX" => {
-            let s = String::from_utf8(data).ok()?;
+            let s = String::from_utf8(data).map_err(|_| "it is not valid UTF-8".to_string())?;
             let s = s.trim_end_matches('\0');
             s.strip_prefix("file://").unwrap_or(s).to_string()
         }
-        _ => return None,
+        code => {
+            return Err(format!(
+                "its platform code {:?} is not one vimg reads",
+                String::from_utf8_lossy(code)
+            ))
+        }
     };
-    (!text.is_empty()).then_some(text)
+    match text.is_empty() {
+        true => Err("it holds an empty path".to_string()),
+        false => Ok(text),
+    }
+}
+
+/// The last component of a Windows or Unix path, for comparing the name a
+/// locator holds with the header's parent name.
+pub fn base_name(path: &str) -> &str {
+    path.rsplit(['\\', '/']).next().unwrap_or("")
 }
 
 /// What a differencing disk records about its parent.
@@ -145,7 +180,7 @@ pub fn find_parent(file: &ImageFile, child: &Path, header: &DynamicHeader) -> Re
         }
     }
     let name = parent_name(header);
-    let base = name.rsplit(['\\', '/']).next().unwrap_or("");
+    let base = base_name(&name);
     if !base.is_empty() {
         let path = chain::parent_path(child, base);
         if path.is_file() {

@@ -22,7 +22,7 @@ use self::geometry::SizeSource;
 use self::locator::ParentRecord;
 use crate::chain::{self, Chain};
 use crate::error::{Error, Result};
-use crate::image::check::Report;
+use crate::image::check::{Clusters, Finding, Repair, Report};
 use crate::image::{
     check_range, file_status, Holes, Identity, Image, ImageInfo, Mapping, NewParent, OpenOptions,
     Sink,
@@ -78,7 +78,33 @@ enum Body {
 /// The footer to trust: the one at the end when it is valid, else the copy
 /// at offset 0 of a dynamic disk. Also says how long the one at the end is
 /// (512 bytes, or 511 in images older Virtual PC made), when it held it.
-fn read_footer(file: &ImageFile, len: u64) -> Result<(Footer, Option<u64>)> {
+/// With `lenient` (open for `check`), a trailing footer whose checksum
+/// alone is wrong is taken when there is no valid copy, and the damage
+/// returned for `check` to report.
+fn read_footer(
+    file: &ImageFile,
+    len: u64,
+    lenient: bool,
+) -> Result<(Footer, Option<u64>, Option<Error>)> {
+    match read_valid_footer(file, len) {
+        Err(e @ Error::Corrupt { .. }) if lenient && len >= FOOTER_SIZE as u64 => {
+            let mut tail = [0u8; FOOTER_SIZE];
+            file.read_exact_at(&mut tail, len - FOOTER_SIZE as u64)?;
+            match Footer::parse_unverified(&tail) {
+                // A dynamic disk's survey reports its footers itself.
+                Ok(f) => {
+                    let damage = (f.disk_type == DiskType::Fixed).then_some(e);
+                    Ok((f, Some(FOOTER_SIZE as u64), damage))
+                }
+                Err(_) => Err(e),
+            }
+        }
+        other => other.map(|(f, n)| (f, n, None)),
+    }
+}
+
+/// [`read_footer`] for a footer whose checksum is right.
+fn read_valid_footer(file: &ImageFile, len: u64) -> Result<(Footer, Option<u64>)> {
     let path = file.path();
     if len < FOOTER_SIZE as u64 {
         return Err(Error::corrupt(
@@ -118,7 +144,15 @@ impl Vhd {
             opts.allow_parent(path, &locator::parent_name(&d.header))?;
         }
         if let (Some(d), Some(parent_opts)) = (differencing, opts.for_parent()) {
-            let found = locator::find_parent(d.file(), path, &d.header)?;
+            let found = match locator::find_parent(d.file(), path, &d.header) {
+                Ok(found) => found,
+                // Damage `check` reports; there is no parent to walk.
+                Err(e @ Error::MissingParent { .. }) if opts.for_check => {
+                    vhd.damage.push(Error::chain(path, e.to_string()));
+                    return Ok(vhd);
+                }
+                Err(e) => return Err(e),
+            };
             match chain.enter(&found.path) {
                 Ok(()) => {}
                 // A loop is damage `check` reports; the walk stops there.
@@ -208,7 +242,7 @@ impl Vhd {
     pub fn open_layer(path: &Path, opts: &OpenOptions) -> Result<Vhd> {
         let file = ImageFile::open_named(path, opts.access, opts.named())?;
         let len = file.length()?;
-        let (footer, tail_footer) = read_footer(&file, len)?;
+        let (footer, tail_footer, footer_damage) = read_footer(&file, len, opts.for_check)?;
         let (size, size_source) = geometry::disk_size(&footer);
         let body = match footer.disk_type {
             DiskType::Fixed => {
@@ -236,7 +270,7 @@ impl Vhd {
             size_source,
             body,
             parent: None,
-            damage: Vec::new(),
+            damage: footer_damage.into_iter().collect(),
         })
     }
 
@@ -389,11 +423,59 @@ impl Image for Vhd {
         for e in &self.damage {
             report.push_error(e);
         }
+        let path = self.file().path().to_path_buf();
+        let size = self.size;
         match &mut self.body {
-            Body::Dynamic(d) => d.check(report),
+            Body::Dynamic(d) => {
+                let survey = d.survey(size)?;
+                report
+                    .findings
+                    .extend(survey.faults.into_iter().map(|f| f.finding));
+                // The footer the disk goes by (open may have taken the
+                // other copy, when it did not know better).
+                if let Ok(footer) = Footer::parse(&survey.footer) {
+                    let at = survey.footer_at.unwrap_or(0);
+                    report.findings.extend(footer::findings(&path, &footer, at));
+                }
+                report.clusters = Some(survey.clusters);
+                report.end_offset = Some(survey.end_offset);
+            }
             // A fixed disk is its data and a footer open has checked.
-            Body::Fixed(_) => Ok(()),
+            Body::Fixed(file) => {
+                let len = file.length()?;
+                let at = len - FOOTER_SIZE as u64;
+                report
+                    .findings
+                    .extend(footer::findings(&path, &self.footer, at));
+                let sectors = size.div_ceil(SECTOR);
+                report.clusters = Some(Clusters {
+                    total: sectors,
+                    allocated: sectors,
+                    ..Clusters::default()
+                });
+                report.end_offset = Some(len);
+            }
         }
+        Ok(())
+    }
+
+    fn repair(&mut self, level: Repair) -> Result<Vec<Finding>> {
+        let size = self.size;
+        let done = match &mut self.body {
+            Body::Dynamic(d) => {
+                let done = d.repair(size, level)?;
+                // The footer the disk goes by now.
+                if let Ok(footer) = Footer::parse(d.footer()) {
+                    self.footer = footer;
+                }
+                done
+            }
+            // What a fixed disk's check finds, no repair mends.
+            Body::Fixed(_) => Vec::new(),
+        };
+        self.flush()?;
+        self.file().sync()?;
+        Ok(done)
     }
 
     fn set_backing(&mut self, parent: Option<NewParent>) -> Result<()> {
