@@ -10,14 +10,13 @@
 //! cut right after it), then the footer copy at offset 0 from the footer.
 
 use std::collections::HashSet;
-use std::ops::Range;
 
 use super::{can_align, Dynamic, Part, UNALLOCATED};
 use crate::alloc::space::{Conflict, Units};
 use crate::alloc::Allocator;
 use crate::error::Result;
 use crate::image::check::{Clusters, Finding, Repair, Severity};
-use crate::io::{align_down, align_up, SECTOR};
+use crate::io::{align_up, SECTOR};
 use crate::vhd::dyn_header::{checksum_error, HEADER_SIZE};
 use crate::vhd::footer::{has_cookie, parse_tail, Footer, FOOTER_SIZE};
 use crate::vhd::locator;
@@ -30,11 +29,6 @@ const MAX_PASSES: usize = 64;
 /// The conflicts a survey lists one by one; past these, a hostile BAT of
 /// millions of wrong entries costs a count and a fix each, not a finding.
 const MAX_LISTED: usize = 1000;
-
-/// Below this, unreferenced space at either side of a gap is taken to be
-/// the file system's block around a hole, not data (see
-/// [`Dynamic::holds_data`]).
-const FS_BLOCK: u64 = 4096;
 
 /// How a repair mends a fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +43,8 @@ pub enum Fix {
     Footer { at: u64 },
     /// Rewrite the footer copy at offset 0 from the footer.
     FooterCopy,
+    /// Punch out `[start, end)`, space nothing references (a hole).
+    Punch { start: u64, end: u64 },
     /// Clear the BAT entries of the conflicts not listed one by one
     /// ([`Survey::unlisted`]).
     Unlisted,
@@ -178,20 +174,42 @@ impl Dynamic {
                 Fix::Footer { at: place },
             ));
         }
-        // Unreferenced space in the middle that holds data: freeing it
-        // needs a hole punched, which vimg does not do (yet).
+        // Unreferenced space in the middle that holds data: punched out
+        // (a hole) by -r leaks once nothing else is wrong (while the
+        // layout is, the space may be data a wrong entry hides), by -r all
+        // after it has mended the rest.
         for gap in space.gaps(0..used_end, block_len) {
-            if self.holds_data(&gap)? {
+            if !self.file.blocks_are_holes(gap.start, gap.end - gap.start)? {
                 suspicious = true;
-                let mut finding = Finding::leak(&path, gap);
-                finding.message += " (in the middle of the file: no repair frees it)";
-                finding.repair = None;
-                faults.push(Fault::found(finding));
+                let fix = Fix::Punch {
+                    start: gap.start,
+                    end: gap.end,
+                };
+                let finding = Finding::leak(&path, gap);
+                faults.push(Fault::fixed_by(finding, Repair::Leaks, fix));
             }
         }
         self.survey_header(suspicious, &mut faults)?;
         if self.differencing {
             self.survey_locators(&mut faults)?;
+        }
+        // Space in the middle is punched out by -r leaks only while nothing
+        // is wrong (else it may be data a wrong entry hides); by -r all when
+        // that mends everything wrong first; else by nothing.
+        let corrupt: Vec<_> = faults
+            .iter()
+            .filter(|f| f.finding.severity == Severity::Corruption)
+            .map(|f| f.finding.repair)
+            .collect();
+        let punch = match corrupt.iter().all(Option::is_some) {
+            false => None,
+            true if corrupt.is_empty() => Some(Repair::Leaks),
+            true => Some(Repair::All),
+        };
+        for fault in &mut faults {
+            if matches!(fault.fix, Some(Fix::Punch { .. })) {
+                fault.finding.repair = punch;
+            }
         }
         let clusters = self.clusters(file_len, size)?;
         let end_offset = match footer_at {
@@ -379,17 +397,6 @@ impl Dynamic {
         }
     }
 
-    /// True when unreferenced space `gap` holds data: some of it, past the
-    /// file system blocks at its edges (which a hole punched in it would
-    /// leave), is not a hole.
-    fn holds_data(&self, gap: &Range<u64>) -> Result<bool> {
-        let (start, end) = (align_up(gap.start, FS_BLOCK), align_down(gap.end, FS_BLOCK));
-        if start >= end {
-            return Ok(true);
-        }
-        Ok(!self.file.is_hole(start, end - start)?)
-    }
-
     /// Faults in the parent locators of a differencing disk other than
     /// where they lie (the space walk reports that): a platform code vimg
     /// does not read, a payload that cannot be decoded or is longer than
@@ -546,6 +553,19 @@ impl Dynamic {
                 self.file.write_all_at(&survey.footer, 0)?;
                 self.file.sync()?;
                 done.push(repaired(fault.finding, "rewrote the copy from the footer"));
+            }
+        }
+        // Space nothing references, punched out once nothing is wrong.
+        let survey = self.survey(size)?;
+        let sound = !survey
+            .faults
+            .iter()
+            .any(|f| f.finding.severity == Severity::Corruption);
+        for fault in survey.faults.into_iter().filter(|f| sound && allowed(f)) {
+            if let Some(Fix::Punch { start, end }) = fault.fix {
+                if self.file.punch_hole(start, end - start)? {
+                    done.push(repaired(fault.finding, "punched out (a hole)"));
+                }
             }
         }
         // What open would have set up for the file as it is now.

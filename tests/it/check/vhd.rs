@@ -12,8 +12,8 @@ use vimg::image::factory::{open, open_with};
 use vimg::image::{Format, OpenOptions};
 use vimg::io::Access;
 
+use super::crash::every_kill_leaves_no_new_corruption;
 use super::{assert_clean, check_chain};
-use crate::support::faults;
 use crate::support::vhd::{bat_entry, checksum, dyn_header, patch_footers, tail_footer};
 use crate::support::*;
 
@@ -259,7 +259,7 @@ fn two_entries_on_one_block_clear_the_later_one() {
 }
 
 #[test]
-fn a_bat_entry_into_the_header_is_cleared_and_its_old_space_stays_a_leak() {
+fn a_bat_entry_into_the_header_is_cleared_and_its_old_space_punched_out() {
     let dir = tempdir();
     let (path, _) = qemu_dynamic(dir.path());
     let before = content(&path);
@@ -276,13 +276,12 @@ fn a_bat_entry_into_the_header_is_cleared_and_its_old_space_stays_a_leak() {
     // Where it points, it covers its own old space: nothing else to say.
     assert_eq!(report.findings.len(), 1, "{:#?}", report.findings);
     let done = repair(&path, Repair::All);
-    assert_eq!(done.len(), 1, "{done:#?}");
     // Block 0's old space, in the middle of the file, is referenced by
-    // nothing now, and no repair frees it.
-    let report = check(&path);
-    assert_eq!(report.findings.len(), 1, "{:#?}", report.findings);
-    assert_eq!(report.findings[0].severity, Severity::Leak);
-    assert_eq!(report.findings[0].repair, None);
+    // nothing once the entry is cleared, and the same run punches it out.
+    assert_eq!(done.len(), 2, "{done:#?}");
+    assert_eq!(done[1].severity, Severity::Leak);
+    assert!(done[1].message.contains("punched out"), "{done:#?}");
+    assert_clean(&path);
     same_but_zeros(&content(&path), &before, 0..BLOCK as usize);
     qemu_img!("info -f vpc", &path).ok();
 }
@@ -420,7 +419,7 @@ fn trailing_garbage_is_a_leak_leaks_cuts_off() {
 }
 
 #[test]
-fn unreferenced_blocks_are_leaks_the_last_one_freed_one_in_the_middle_not() {
+fn unreferenced_blocks_are_leaks_the_last_one_cut_off_one_in_the_middle_punched_out() {
     let dir = tempdir();
     let (path, _) = qemu_dynamic(dir.path());
     qemu_io("vpc", &path, &["write -P 0x77 7M 64k"]);
@@ -436,22 +435,22 @@ fn unreferenced_blocks_are_leaks_the_last_one_freed_one_in_the_middle_not() {
     let leaks = of(&report, Severity::Leak);
     assert_eq!(report.findings.len(), 2, "{:#?}", report.findings);
     assert_eq!(leaks.len(), 2);
-    let middle = finding(&report, "no repair frees it");
-    assert_eq!((middle.offset, middle.repair), (Some(b1), None));
+    let middle = leaks.iter().find(|f| f.offset == Some(b1)).unwrap();
+    assert_eq!(middle.repair, Some(Repair::Leaks));
     assert!(middle.message.starts_with(&format!("{block_len} bytes")));
     let len = file_len(&path);
     let done = repair(&path, Repair::Leaks);
-    assert_eq!(done.len(), 1, "{done:#?}");
+    assert_eq!(done.len(), 2, "{done:#?}");
+    assert!(
+        done.iter().any(|f| f.message.contains("punched out")),
+        "{done:#?}"
+    );
     assert_eq!(file_len(&path), b3 + 512);
     assert!(file_len(&path) < len);
-    let report = check(&path);
-    assert_eq!(report.findings.len(), 1, "{:#?}", report.findings);
-    assert_eq!(report.findings[0].offset, Some(b1));
-    assert_eq!(content(&path), before);
-    // Space that is a hole already is no leak.
-    cmd!("fallocate", "-p", "-o", b1, "-l", block_len, &path).ok();
     assert_clean(&path);
     assert_eq!(content(&path), before);
+    // Space that is a hole already is no leak: nothing more to do.
+    assert!(repair(&path, Repair::Leaks).is_empty());
 }
 
 /// Hyper-V and Virtual PC leave a few KiB of padding before the footer:
@@ -687,64 +686,10 @@ fn with_a_wrong_header_checksum_and_a_layout_that_does_not_hold_nothing_is_edite
     assert_eq!(read_at(&path, 0, len as usize + 1), damaged);
 }
 
-/// What the crash test runs in a process of its own, under strace: a
-/// repair of the image `VIMG_REPAIR_PATH` at `VIMG_REPAIR_LEVEL` (`leaks`,
-/// `all`). Without them it does nothing.
-#[test]
-#[ignore = "run by the crash test, under strace, with VIMG_REPAIR_PATH set"]
-fn repair_in_a_process_of_its_own() {
-    let Ok(path) = std::env::var("VIMG_REPAIR_PATH") else {
-        return;
-    };
-    let level = match std::env::var("VIMG_REPAIR_LEVEL").as_deref() {
-        Ok("all") => Repair::All,
-        _ => Repair::Leaks,
-    };
-    repair(Path::new(&path), level);
-}
-
-/// [`repair_in_a_process_of_its_own`] on `path` at `level` under strace,
-/// which traces the calls in `trace` that touch `path` only (`-P`), with
-/// `extra` arguments (an injection), its log in `log`.
-fn traced_repair(path: &Path, level: &str, trace: &str, extra: &[String], log: &Path) -> Run {
-    let out = std::process::Command::new("strace")
-        .arg("-f")
-        .arg("-o")
-        .arg(log)
-        .arg("-P")
-        .arg(path)
-        .arg("-e")
-        .arg(format!("trace={trace}"))
-        .args(extra)
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "check::vhd::repair_in_a_process_of_its_own"])
-        .args(["--ignored", "--test-threads=1", "-q"])
-        .env("VIMG_REPAIR_PATH", path)
-        .env("VIMG_REPAIR_LEVEL", level)
-        .output()
-        .expect("strace runs");
-    Run {
-        cmdline: format!("strace ... repair of {}", path.display()),
-        status: out.status,
-        stdout: out.stdout,
-        stderr: out.stderr,
-    }
-}
-
-/// The file-changing syscalls (of `faults::WRITES`) a line of an strace
-/// log names.
-fn write_call(line: &str) -> Option<String> {
-    let line = line.trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ');
-    let name = line.split('(').next()?;
-    faults::WRITES
-        .split(',')
-        .any(|w| w == name)
-        .then(|| name.to_string())
-}
-
+/// A repair stopped at each of its writes leaves no new corruption, and a
+/// rerun ends where an uninterrupted repair does.
 #[test]
 fn a_repair_killed_at_any_write_leaves_no_worse_and_a_rerun_finishes() {
-    use std::os::unix::process::ExitStatusExt;
     let dir = tempdir();
     let d = dir.path();
     let (path, _) = qemu_dynamic(d);
@@ -761,66 +706,8 @@ fn a_repair_killed_at_any_write_leaves_no_worse_and_a_rerun_finishes() {
     head[64..68].copy_from_slice(&sum.to_be_bytes());
     patch(&path, 0, &head);
     patch(&path, len, &[7; 10_000]);
-    let damaged = d.join("damaged.vhd");
-    std::fs::copy(&path, &damaged).unwrap();
-    let original = check(&path);
-    let corruptions = |r: &Report| -> Vec<(&'static str, Option<u64>)> {
-        of(r, Severity::Corruption)
-            .iter()
-            .map(|f| (f.structure, f.offset))
-            .collect()
-    };
-    assert_eq!(corruptions(&original).len(), 3, "{:#?}", original.findings);
-    // One whole run, traced: its writes, and what it ends with.
-    let log = d.join("log");
-    let out = traced_repair(&path, "all", faults::WRITES, &[], &log);
-    assert!(out.status.success(), "{out:?}");
-    let writes: Vec<String> = std::fs::read_to_string(&log)
-        .unwrap()
-        .lines()
-        .filter_map(write_call)
-        .collect();
-    assert!(writes.len() >= 4, "{writes:?}");
-    let finished = check(&path);
-    assert!(
-        finished
-            .findings
-            .iter()
-            .all(|f| f.severity == Severity::Leak),
-        "{:#?}",
-        finished.findings
-    );
-    let want = content(&path);
-    let want_len = file_len(&path);
-    for n in 0..writes.len() {
-        std::fs::copy(&damaged, &path).unwrap();
-        let call = &writes[n];
-        let k = writes[..=n].iter().filter(|c| *c == call).count();
-        let inject = vec![
-            "-e".to_string(),
-            format!("inject={call}:signal=SIGKILL:when={k}"),
-        ];
-        let out = traced_repair(&path, "all", call, &inject, &log);
-        assert_eq!(out.status.signal(), Some(9), "write {n} ({call}): {out:?}");
-        // No worse: no corruption the damage did not bring, at most leaks.
-        let stopped = check(&path);
-        for c in corruptions(&stopped) {
-            assert!(
-                corruptions(&original).contains(&c),
-                "killed at write {n} ({call}): {c:?} is new: {:#?}",
-                stopped.findings
-            );
-        }
-        // A second run finishes the job.
-        repair(&path, Repair::All);
-        let report = check(&path);
-        assert_eq!(
-            report.findings, finished.findings,
-            "killed at write {n} ({call}), then repaired"
-        );
-        assert_eq!(file_len(&path), want_len, "killed at write {n} ({call})");
-        assert!(content(&path) == want, "killed at write {n} ({call})");
-    }
+    assert_eq!(of(&check(&path), Severity::Corruption).len(), 3);
+    every_kill_leaves_no_new_corruption(&path, "vpc", "all");
 }
 
 #[test]
