@@ -270,35 +270,26 @@ impl Vmdk {
         let mut seen = FileUse::new(file.identity());
         let mut damage = Vec::new();
         for line in &desc.extents {
+            // An extent that cannot be opened, or whose header is damaged,
+            // is damage `check` reports; its range is walked past as a ZERO
+            // extent.
+            let walked_past = |e: Error, damage: &mut Vec<Error>| {
+                damage.push(e);
+                Extent {
+                    start,
+                    len: line.sectors.saturating_mul(SECTOR),
+                    access: line.access,
+                    kind: line.kind.clone(),
+                    storage: Storage::Zero,
+                }
+            };
             let extent = match open_extent(path, line, start, access, walk, &mut damage) {
                 Ok(extent) => extent,
-                // An extent that cannot be opened, or whose header is
-                // damaged, is damage `check` reports; its range is walked
-                // past as a ZERO extent.
-                Err(e) if walk == Walk::Check && e.is_corruption() => {
-                    damage.push(e);
-                    Extent {
-                        start,
-                        len: line.sectors.saturating_mul(SECTOR),
-                        access: line.access,
-                        kind: line.kind.clone(),
-                        storage: Storage::Zero,
-                    }
-                }
+                Err(e) if walk == Walk::Check && e.is_corruption() => walked_past(e, &mut damage),
                 Err(e @ Error::Extent { .. }) if walk == Walk::Check => {
-                    damage.push(Error::corrupt(
-                        path,
-                        "VMDK extent line",
-                        0,
-                        format!("the extent cannot be opened: {e}"),
-                    ));
-                    Extent {
-                        start,
-                        len: line.sectors.saturating_mul(SECTOR),
-                        access: line.access,
-                        kind: line.kind.clone(),
-                        storage: Storage::Zero,
-                    }
+                    let detail = format!("the extent cannot be opened: {e}");
+                    let e = Error::corrupt(path, "VMDK extent line", 0, detail);
+                    walked_past(e, &mut damage)
                 }
                 Err(e) => return Err(e),
             };

@@ -661,19 +661,10 @@ fn directory(file: &ImageFile, at: u64, n: u64, len: u64, what: &'static str) ->
     Ok(Table::new(Endian::Little, GD_PAGE, n, homes))
 }
 
-/// The claims of an extent's metadata: the header, the embedded
-/// descriptor, both directories and every grain table (a table two
-/// directory entries share, one lying on a directory, or a descriptor
-/// space over a table would make a write through one corrupt the other).
-fn metadata_space(
-    h: &SparseHeader,
-    cowd: bool,
-    homes: &[Homes],
-    gt_bytes: u64,
-    len: u64,
-) -> Space<Part> {
+/// The claims of what the header itself places: the header, the embedded
+/// descriptor and the grain directory (of `dir_bytes`).
+fn header_space(h: &SparseHeader, cowd: bool, dir_bytes: u64, len: u64) -> Space<Part> {
     let at = |sectors: u64| sectors.saturating_mul(SECTOR);
-    let dir_bytes = align_up(homes.len() as u64 * 4, SECTOR);
     let mut space = Space::new(len);
     let header = if cowd {
         COWD_HEADER_SIZE as u64
@@ -689,6 +680,23 @@ fn metadata_space(
         );
     }
     space.claim(at(h.gd_offset), dir_bytes, Part::Directory);
+    space
+}
+
+/// The claims of an extent's metadata: the header, the embedded
+/// descriptor, both directories and every grain table (a table two
+/// directory entries share, one lying on a directory, or a descriptor
+/// space over a table would make a write through one corrupt the other).
+fn metadata_space(
+    h: &SparseHeader,
+    cowd: bool,
+    homes: &[Homes],
+    gt_bytes: u64,
+    len: u64,
+) -> Space<Part> {
+    let at = |sectors: u64| sectors.saturating_mul(SECTOR);
+    let dir_bytes = align_up(homes.len() as u64 * 4, SECTOR);
+    let mut space = header_space(h, cowd, dir_bytes, len);
     if h.has_rgd() {
         space.claim(at(h.rgd_offset), dir_bytes, Part::RedundantDirectory);
     }

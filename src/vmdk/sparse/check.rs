@@ -604,21 +604,10 @@ impl SparseExtent {
         let path = self.file.path().to_path_buf();
         let len = self.file.length()?;
         let n = self.gd.len();
-        let h = &self.header;
-        let at = |sectors: u64| sectors.saturating_mul(SECTOR);
         let dir_bytes = align_up(n * 4, SECTOR);
         // What the header places: when that is wrong itself (the parts
         // overlap, or run past the end), nothing is sound to rebuild from.
-        let mut space = Space::new(len);
-        space.claim(0, SECTOR, Part::Header);
-        if h.descriptor_offset != 0 && h.descriptor_size != 0 {
-            space.claim(
-                at(h.descriptor_offset),
-                at(h.descriptor_size),
-                Part::Descriptor,
-            );
-        }
-        space.claim(at(h.gd_offset), dir_bytes, Part::Directory);
+        let mut space = header_space(&self.header, self.cowd, dir_bytes, len);
         if !space.conflicts().is_empty() {
             return Ok(false);
         }
@@ -640,7 +629,7 @@ impl SparseExtent {
         // The grain directory's tables are believed before the redundant
         // directory's place: a redundant directory on one of them is the
         // one out of place, and is neither read nor written.
-        let rgd_at = at(self.header.rgd_offset);
+        let rgd_at = self.header.rgd_offset.saturating_mul(SECTOR);
         let has_rgd = self.rgd.is_some()
             && rgd_at
                 .checked_add(dir_bytes)

@@ -162,6 +162,19 @@ fn leaks_alone_exit_3_and_corruptions_exit_2_with_json_and_every_finding() {
     assert!(severities.contains(&"leak".to_string()), "{json}");
 }
 
+/// `check` of `path` exits 2 with one finding, a broken link in the top
+/// layer whose message says `says`.
+fn assert_one_broken_link(path: &Path, says: &str) {
+    let (code, json) = check_json(path);
+    assert_eq!(code, 2, "{json}");
+    assert_eq!(
+        findings(&json),
+        [("corruption".into(), 0, "backing chain".into())]
+    );
+    let message = json["findings"][0]["message"].as_str().unwrap();
+    assert!(message.contains(says), "{message}");
+}
+
 #[test]
 fn a_check_that_cannot_complete_exits_1() {
     let dir = tempdir();
@@ -195,14 +208,7 @@ fn broken_links_are_corruptions_named_with_their_layer() {
     vimg!("snapshot create -q", &base, &delta).ok();
     vimg!("check", &delta).ok();
     qemu_io("vmdk", &base, &["write -P 3 0 64k"]);
-    let (code, json) = check_json(&delta);
-    assert_eq!(code, 2, "{json}");
-    assert_eq!(
-        findings(&json),
-        [("corruption".into(), 0, "backing chain".into())]
-    );
-    let message = json["findings"][0]["message"].as_str().unwrap();
-    assert!(message.contains("content ID"), "{message}");
+    assert_one_broken_link(&delta, "content ID");
     let human = vimg!("check", &delta).run();
     assert!(human.stderr_text().starts_with("ERROR "), "{human:?}");
     // --no-chain looks at the delta alone.
@@ -215,16 +221,7 @@ fn broken_links_are_corruptions_named_with_their_layer() {
     vimg!("snapshot create -q", &parent, &child).ok();
     vimg!("check", &child).ok();
     patch_footers(&parent, |f| f[68] ^= 0xff);
-    let (code, json) = check_json(&child);
-    assert_eq!(code, 2, "{json}");
-    assert_eq!(
-        findings(&json),
-        [("corruption".into(), 0, "backing chain".into())]
-    );
-    assert!(json["findings"][0]["message"]
-        .as_str()
-        .unwrap()
-        .contains("UUID"));
+    assert_one_broken_link(&child, "UUID");
 
     // A parent of another size, with the CID the delta recorded.
     let small = d.join("small.vmdk");
@@ -235,16 +232,7 @@ fn broken_links_are_corruptions_named_with_their_layer() {
     vimg!("create -q -f vmdk", &small, 4 * MIB).ok();
     set_cid(&small, cid_of(&big));
     std::fs::rename(&small, &big).unwrap();
-    let (code, json) = check_json(&over);
-    assert_eq!(code, 2, "{json}");
-    assert_eq!(
-        findings(&json),
-        [("corruption".into(), 0, "backing chain".into())]
-    );
-    assert!(json["findings"][0]["message"]
-        .as_str()
-        .unwrap()
-        .contains("4194304 bytes"));
+    assert_one_broken_link(&over, "4194304 bytes");
 
     // A loop: a -> b -> a.
     let x = d.join("x.vmdk");
