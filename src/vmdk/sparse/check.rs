@@ -289,13 +289,12 @@ impl SparseExtent {
                 return Ok(());
             };
             let r = rgd.get(&self.file, p)? as u64 * SECTOR;
-            // Reads and writes go through the grain directory (writes
-            // rewrite both copies of a table from it); only a recovery
-            // would read the redundant copy, so a copy that disagrees is
-            // a warning.
+            // vimg and qemu read through the grain directory, but
+            // VirtualBox refuses a disk whose copies disagree and VMware's
+            // recovery reads the redundant one: a corruption.
             let differs = |offset: u64, msg: String| {
                 let finding = Finding::new(
-                    Severity::Warning,
+                    Severity::Corruption,
                     &path,
                     Some(offset),
                     "VMDK redundant grain directory",
@@ -657,13 +656,9 @@ impl SparseExtent {
                 let end = (start + span).min(self.capacity);
                 format!("bytes {} to {} of the disk", base + start, base + end)
             };
-            // What only the redundant copies get wrong is a warning.
             let found = |structure, offset, msg: String| {
-                let severity = match structure {
-                    "VMDK redundant grain directory" => Severity::Warning,
-                    _ => Severity::Corruption,
-                };
-                Finding::new(severity, &path, Some(offset), structure, msg).repaired_by(Repair::All)
+                Finding::new(Severity::Corruption, &path, Some(offset), structure, msg)
+                    .repaired_by(Repair::All)
             };
             match (ga, g_ok) {
                 (0, _) => {

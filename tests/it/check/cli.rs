@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::grain_entry;
+use super::{grain_entry, set_both};
 use crate::support::vhd::patch_footers;
 use crate::support::vmdk::{cid_of, desc_value, descriptor_text};
 use crate::support::*;
@@ -137,13 +137,9 @@ fn leaks_alone_exit_3_and_corruptions_exit_2_with_json_and_every_finding() {
     assert_eq!(json["findings"][0]["offset"], len);
 
     // Now grain 1 also points past the end and grain 3 at grain 2.
-    patch(
-        &path,
-        grain_entry(&path, 1),
-        &((len / 512 + 4096) as u32).to_le_bytes(),
-    );
-    let g2 = read_at(&path, grain_entry(&path, 2), 4);
-    patch(&path, grain_entry(&path, 3), &g2);
+    set_both(&path, 1, (len / 512 + 4096) as u32);
+    let g2 = le32(&read_at(&path, grain_entry(&path, 2), 4), 0);
+    set_both(&path, 3, g2);
     let human = vimg!("check", &path).run();
     assert_eq!(human.code(), Some(2), "{human:?}");
     let stderr = human.stderr_text();

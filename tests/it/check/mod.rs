@@ -9,6 +9,7 @@ use vimg::image::factory::{open, open_with};
 use vimg::image::{Image, OpenOptions};
 use vimg::io::Access;
 
+use crate::support::vmdk::kdmv_header;
 use crate::support::*;
 
 mod cli;
@@ -16,7 +17,8 @@ mod crash;
 mod vhd;
 mod vmdk;
 
-/// The findings of every layer of the chain at `path`, top first.
+/// The findings of every layer of the chain at `path`, top first (and
+/// `vimg check` says the same: see [`command_agrees`]).
 fn check_chain(path: &Path) -> Vec<Report> {
     let opts = OpenOptions::new(Access::Read).checking();
     let mut image = open_with(path, None, opts).unwrap();
@@ -28,7 +30,52 @@ fn check_chain(path: &Path) -> Vec<Report> {
         reports.push(report);
         layer = l.parent();
     }
+    command_agrees(path, &reports);
     reports
+}
+
+/// `vimg check` on `path`, in JSON and for people, reports what the walk
+/// of each layer found (`reports`, top first), with the exit code it calls
+/// for: 2 for a corruption, 3 for leaks alone, else 0.
+fn command_agrees(path: &Path, reports: &[Report]) {
+    let all = || reports.iter().flat_map(|r| &r.findings);
+    let code = match (
+        all().any(|f| f.severity == Severity::Corruption),
+        all().any(|f| f.severity == Severity::Leak),
+    ) {
+        (true, _) => 2,
+        (false, true) => 3,
+        (false, false) => 0,
+    };
+    let run = vimg!("check --output json", path).run();
+    assert_eq!(run.code(), Some(code), "{run:?}");
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let listed = json["findings"].as_array().unwrap();
+    assert_eq!(listed.len(), all().count(), "{json:#}");
+    for (layer, report) in reports.iter().enumerate() {
+        for f in &report.findings {
+            let severity = format!("{:?}", f.severity).to_lowercase();
+            let found = listed.iter().any(|j| {
+                j["layer"] == layer
+                    && j["severity"] == severity.as_str()
+                    && j["structure"] == f.structure
+                    && j["offset"].as_u64() == f.offset
+                    && j["message"] == f.message.as_str()
+            });
+            assert!(found, "{f:#?} not in {json:#}");
+        }
+    }
+    let human = vimg!("check", path).run();
+    assert_eq!(human.code(), Some(code), "{human:?}");
+    let stderr = human.stderr_text();
+    assert_eq!(stderr.lines().count(), all().count(), "{stderr}");
+    for f in all() {
+        assert!(
+            stderr.contains(f.structure),
+            "{} not in {stderr}",
+            f.structure
+        );
+    }
 }
 
 fn assert_clean(path: &Path) {
@@ -109,6 +156,25 @@ fn grain_entry(path: &Path, grain: u64) -> u64 {
     gt + grain * 4
 }
 
+/// The byte offset of grain `grain`'s entry in the redundant grain table
+/// of a sparse extent.
+fn redundant_entry(path: &Path, grain: u64) -> u64 {
+    table_entry(path, kdmv_header(path).rgd_offset, grain)
+}
+
+/// The byte offset of grain `grain`'s entry in the grain table the
+/// directory at sector `dir` of the sparse extent at `path` names.
+fn table_entry(path: &Path, dir: u64, grain: u64) -> u64 {
+    let at = dir * 512 + grain / 512 * 4;
+    le32(&read_at(path, at, 4), 0) as u64 * 512 + grain % 512 * 4
+}
+
+/// Set grain `grain`'s entry in both grain table copies.
+fn set_both(path: &Path, grain: u64, value: u32) {
+    patch(path, grain_entry(path, grain), &value.to_le_bytes());
+    patch(path, redundant_entry(path, grain), &value.to_le_bytes());
+}
+
 #[test]
 fn every_fault_in_a_qemu_vmdk_is_reported_where_open_refuses_the_first() {
     let dir = tempdir();
@@ -117,13 +183,9 @@ fn every_fault_in_a_qemu_vmdk_is_reported_where_open_refuses_the_first() {
     qemu_io("vmdk", &path, &["write -P 0x11 0 256k"]);
     // Grain 1 past the end of the file, grain 3 on grain 2.
     let len = file_len(&path);
-    patch(
-        &path,
-        grain_entry(&path, 1),
-        &((len / 512 + 64) as u32).to_le_bytes(),
-    );
-    let g2 = read_at(&path, grain_entry(&path, 2), 4);
-    patch(&path, grain_entry(&path, 3), &g2);
+    set_both(&path, 1, (len / 512 + 64) as u32);
+    let g2 = le32(&read_at(&path, grain_entry(&path, 2), 4), 0);
+    set_both(&path, 3, g2);
     let err = vimg!("info", &path).one_line_error(&path, "damaged grain table");
     assert!(err.stderr_text().contains("grain 1 at byte"), "{err:?}");
     assert!(open(&path, None, Access::Read).is_err());
