@@ -135,6 +135,7 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -151,12 +152,30 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'vimg;snapshot;list' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Image format (probed from the content when not given)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Image format (probed from the content when not given)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output style')
+            [CompletionResult]::new('--confine', '--confine', [CompletionResultType]::ParameterName, 'Open no file an image names (parents, extents) outside DIR, links resolved (for untrusted images, with -f)')
+            [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Read the images even while another process may be writing them')
+            [CompletionResult]::new('--force-share', '--force-share', [CompletionResultType]::ParameterName, 'Read the images even while another process may be writing them')
+            [CompletionResult]::new('--no-backing', '--no-backing', [CompletionResultType]::ParameterName, 'Refuse an image that has a parent (a delta or differencing disk)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'vimg;snapshot;help' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'vimg;snapshot;help;create' {
+            break
+        }
+        'vimg;snapshot;help;list' {
             break
         }
         'vimg;snapshot;help;help' {
@@ -189,9 +208,13 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
         }
         'vimg;help;snapshot' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2')
             break
         }
         'vimg;help;snapshot;create' {
+            break
+        }
+        'vimg;help;snapshot;list' {
             break
         }
         'vimg;help;help' {

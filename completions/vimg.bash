@@ -61,17 +61,26 @@ _vimg() {
             vimg__subcmd__help__subcmd__snapshot,create)
                 cmd="vimg__subcmd__help__subcmd__snapshot__subcmd__create"
                 ;;
+            vimg__subcmd__help__subcmd__snapshot,list)
+                cmd="vimg__subcmd__help__subcmd__snapshot__subcmd__list"
+                ;;
             vimg__subcmd__snapshot,create)
                 cmd="vimg__subcmd__snapshot__subcmd__create"
                 ;;
             vimg__subcmd__snapshot,help)
                 cmd="vimg__subcmd__snapshot__subcmd__help"
                 ;;
+            vimg__subcmd__snapshot,list)
+                cmd="vimg__subcmd__snapshot__subcmd__list"
+                ;;
             vimg__subcmd__snapshot__subcmd__help,create)
                 cmd="vimg__subcmd__snapshot__subcmd__help__subcmd__create"
                 ;;
             vimg__subcmd__snapshot__subcmd__help,help)
                 cmd="vimg__subcmd__snapshot__subcmd__help__subcmd__help"
+                ;;
+            vimg__subcmd__snapshot__subcmd__help,list)
+                cmd="vimg__subcmd__snapshot__subcmd__help__subcmd__list"
                 ;;
             *)
                 ;;
@@ -330,7 +339,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__help__subcmd__snapshot)
-            opts="create"
+            opts="create list"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -344,6 +353,20 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__help__subcmd__snapshot__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vimg__subcmd__help__subcmd__snapshot__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -426,7 +449,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__snapshot)
-            opts="-h -V --help --version create help"
+            opts="-h -V --help --version create list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -466,7 +489,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__snapshot__subcmd__help)
-            opts="create help"
+            opts="create list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -500,6 +523,50 @@ _vimg() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vimg__subcmd__snapshot__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vimg__subcmd__snapshot__subcmd__list)
+            opts="-f -U -h -V --format --output --force-share --confine --no-backing --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                --confine)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

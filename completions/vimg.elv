@@ -126,6 +126,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD'
+            cand list 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'vimg;snapshot;create'= {
@@ -140,11 +141,27 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'vimg;snapshot;list'= {
+            cand -f 'Image format (probed from the content when not given)'
+            cand --format 'Image format (probed from the content when not given)'
+            cand --output 'Output style'
+            cand --confine 'Open no file an image names (parents, extents) outside DIR, links resolved (for untrusted images, with -f)'
+            cand -U 'Read the images even while another process may be writing them'
+            cand --force-share 'Read the images even while another process may be writing them'
+            cand --no-backing 'Refuse an image that has a parent (a delta or differencing disk)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'vimg;snapshot;help'= {
             cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD'
+            cand list 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'vimg;snapshot;help;create'= {
+        }
+        &'vimg;snapshot;help;list'= {
         }
         &'vimg;snapshot;help;help'= {
         }
@@ -169,8 +186,11 @@ set edit:completion:arg-completer[vimg] = {|@words|
         }
         &'vimg;help;snapshot'= {
             cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD'
+            cand list 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2'
         }
         &'vimg;help;snapshot;create'= {
+        }
+        &'vimg;help;snapshot;list'= {
         }
         &'vimg;help;help'= {
         }

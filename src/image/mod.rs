@@ -81,6 +81,17 @@ pub enum Identity {
     Uuid([u8; 16]),
 }
 
+impl std::fmt::Display for Identity {
+    /// As the formats' own tools show it: a CID in 8 hex digits, a UUID
+    /// in its hyphenated form.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Identity::Cid(cid) => write!(f, "{cid:08x}"),
+            Identity::Uuid(uuid) => write!(f, "{}", uuid::Uuid::from_bytes(*uuid)),
+        }
+    }
+}
+
 /// A parent for a delta to record ([`Image::set_backing`]).
 pub struct NewParent {
     /// The parent, opened.
@@ -111,6 +122,10 @@ pub struct OpenOptions {
     /// Refuse an image that records a parent (`--no-backing`: what an
     /// upload validator wants).
     pub forbid_parents: bool,
+    /// A parent that cannot be found ends the chain instead of failing the
+    /// open: the layer records a parent but has none (`snapshot list`,
+    /// which shows the broken link).
+    pub tolerate_missing_parents: bool,
     /// Which file this is: the one the user named, or one an image names
     /// (a parent), which must be a regular file.
     by_image: bool,
@@ -144,7 +159,17 @@ impl OpenOptions {
             for_check: false,
             confine: None,
             forbid_parents: false,
+            tolerate_missing_parents: false,
             by_image: false,
+        }
+    }
+
+    /// End the chain at a parent that cannot be found (see
+    /// [`OpenOptions::tolerate_missing_parents`]).
+    pub fn tolerating_missing_parents(self) -> Self {
+        OpenOptions {
+            tolerate_missing_parents: true,
+            ..self
         }
     }
 
@@ -263,6 +288,13 @@ pub trait Image: Sink {
     /// What a delta made from this image records of it; `None` for formats
     /// that have no deltas.
     fn identity(&self) -> Option<Identity> {
+        None
+    }
+
+    /// The identity this delta recorded of its parent (VMDK `parentCID`,
+    /// VHD parent UUID), and the name it records it by; `None` for an
+    /// image without a parent.
+    fn parent_link(&self) -> Option<(Identity, String)> {
         None
     }
 

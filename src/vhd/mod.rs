@@ -146,9 +146,8 @@ impl Vhd {
         if let (Some(d), Some(parent_opts)) = (differencing, opts.for_parent()) {
             let found = match locator::find_parent(d.file(), path, &d.header) {
                 Ok(found) => found,
-                // Damage `check` reports; there is no parent to walk.
-                Err(e @ Error::MissingParent { .. }) if opts.for_check => {
-                    vhd.damage.push(Error::chain(path, e.to_string()));
+                // The link is shown broken (snapshot list).
+                Err(Error::MissingParent { .. }) if opts.tolerate_missing_parents => {
                     return Ok(vhd);
                 }
                 Err(e) => return Err(e),
@@ -417,6 +416,16 @@ impl Image for Vhd {
 
     fn identity(&self) -> Option<Identity> {
         Some(Identity::Uuid(self.footer.uuid))
+    }
+
+    fn parent_link(&self) -> Option<(Identity, String)> {
+        let d = self
+            .dynamic()
+            .filter(|_| self.footer.disk_type == DiskType::Differencing)?;
+        Some((
+            Identity::Uuid(d.header.parent_uuid),
+            locator::parent_name(&d.header),
+        ))
     }
 
     fn check(&mut self, report: &mut Report) -> Result<()> {

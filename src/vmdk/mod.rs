@@ -147,6 +147,13 @@ impl Vmdk {
         }
         if let (Some(hint), Some(parent_opts)) = (hint, opts.for_parent()) {
             let parent_path = chain::parent_path(path, &hint);
+            // The link is shown broken (snapshot list).
+            if opts.tolerate_missing_parents
+                && std::fs::symlink_metadata(&parent_path)
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            {
+                return Ok(vmdk);
+            }
             match chain.enter(&parent_path) {
                 Ok(()) => {}
                 // A loop is damage `check` reports; the walk stops there.
@@ -873,6 +880,11 @@ impl Image for Vmdk {
 
     fn identity(&self) -> Option<Identity> {
         Some(Identity::Cid(self.desc.cid))
+    }
+
+    fn parent_link(&self) -> Option<(Identity, String)> {
+        let hint = self.desc.parent_hint.clone()?;
+        Some((Identity::Cid(self.desc.parent_cid), hint))
     }
 
     fn check(&mut self, report: &mut Report) -> Result<()> {

@@ -91,3 +91,91 @@ fn a_snapshot_needs_an_image_base_and_a_free_name() {
     vimg!("snapshot create -q --force", &base, &delta).ok();
     assert_identical("vmdk", &delta, "vmdk", &base);
 }
+
+/// `vimg snapshot list`: the layers of `top`'s chain as JSON, and the exit
+/// code.
+fn list(top: &std::path::Path) -> (i32, Vec<serde_json::Value>) {
+    let run = vimg!("snapshot list --output json", top).run();
+    let json: serde_json::Value =
+        serde_json::from_slice(&run.stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {run:?}"));
+    (run.code().unwrap(), json.as_array().unwrap().clone())
+}
+
+#[test]
+fn snapshot_list_names_every_layer_and_marks_every_link() {
+    let dir = tempdir();
+    let d = dir.path();
+    // A three-level VMDK chain, each layer written by qemu-io.
+    let base = d.join("base.vmdk");
+    let s1 = d.join("s1.vmdk");
+    let s2 = d.join("s2.vmdk");
+    vimg!("create -q -f vmdk", &base, 16 * MIB).ok();
+    qemu_io("vmdk", &base, &["write -P 1 0 1M"]);
+    vimg!("snapshot create -q", &base, &s1).ok();
+    qemu_io("vmdk", &s1, &["write -P 2 1M 1M"]);
+    vimg!("snapshot create -q", &s1, &s2).ok();
+    qemu_io("vmdk", &s2, &["write -P 3 3M 64k"]);
+    let (code, layers) = list(&s2);
+    assert_eq!(code, 0, "{layers:#?}");
+    let names: Vec<_> = layers.iter().map(|l| field_str(l, "filename")).collect();
+    assert_eq!(names, [&s2, &s1, &base].map(|p| p.to_str().unwrap()));
+    let held: Vec<_> = layers.iter().map(|l| field_u64(l, "allocated")).collect();
+    assert_eq!(held, [64 * KIB, MIB, MIB]);
+    for (layer, below) in layers.iter().zip([Some(&s1), Some(&base), None]) {
+        assert_eq!(field_u64(layer, "virtual-size"), 16 * MIB);
+        match below {
+            Some(parent) => {
+                let link = &layer["parent"];
+                assert_eq!(link["valid"], true, "{layer:#}");
+                assert_eq!(link["id"], format!("{:08x}", cid_of(parent)));
+                assert_eq!(link["recorded-id"], link["id"]);
+            }
+            None => assert!(layer["parent"].is_null(), "{layer:#}"),
+        }
+    }
+    let human = vimg!("snapshot list", &s2).ok();
+    assert_eq!(human.matches(": valid").count(), 2, "{human}");
+
+    // The base written after s1 was taken: that link breaks, and is shown.
+    qemu_io("vmdk", &base, &["write -P 9 8M 64k"]);
+    let (code, layers) = list(&s2);
+    assert_eq!(code, 2);
+    assert_eq!(layers.len(), 3);
+    assert_eq!(layers[0]["parent"]["valid"], true);
+    assert_eq!(layers[1]["parent"]["id-matches"], false);
+    assert_eq!(layers[1]["parent"]["valid"], false);
+    let human = vimg!("snapshot list", &s2).code(2);
+    assert!(human.stdout_text().contains("BROKEN"), "{human:?}");
+
+    // The base gone: the chain ends at s1, whose link is shown missing.
+    std::fs::rename(&base, d.join("elsewhere.vmdk")).unwrap();
+    let (code, layers) = list(&s2);
+    assert_eq!(code, 2);
+    assert_eq!(layers.len(), 2);
+    assert_eq!(layers[1]["parent"]["found"], false);
+    assert_eq!(layers[1]["parent"]["name"], "base.vmdk");
+}
+
+#[test]
+fn snapshot_list_shows_a_differencing_vhd_and_a_parent_of_another_uuid() {
+    let dir = tempdir();
+    let d = dir.path();
+    let parent = d.join("parent.vhd");
+    let child = d.join("child.vhd");
+    vimg!("create -q -f vhd", &parent, 8 * MIB).ok();
+    vimg!("snapshot create -q", &parent, &child).ok();
+    vimg!("convert -q -O vhd", &parent, d.join("x.vhd")).ok();
+    let (code, layers) = list(&child);
+    assert_eq!(code, 0, "{layers:#?}");
+    assert_eq!(layers.len(), 2);
+    assert_eq!(field_str(&layers[0], "format"), "vpc");
+    let (_, _, uuid, _) = pyvhdi_describe(&parent);
+    assert_eq!(layers[0]["parent"]["id"], uuid.as_str());
+    assert_eq!(layers[1]["id"], uuid.as_str());
+    // Another disk (another UUID) put in the parent's place.
+    std::fs::rename(d.join("x.vhd"), &parent).unwrap();
+    let (code, layers) = list(&child);
+    assert_eq!(code, 2);
+    assert_eq!(layers[0]["parent"]["found"], true);
+    assert_eq!(layers[0]["parent"]["id-matches"], false);
+}

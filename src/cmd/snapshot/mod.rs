@@ -2,6 +2,7 @@
 //! differencing disks), one file per verb.
 
 mod create;
+mod list;
 
 use clap::Subcommand;
 
@@ -9,10 +10,12 @@ use clap::Subcommand;
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
     Create(create::SnapshotCreateArgs),
+    List(list::SnapshotListArgs),
 }
 
 pub fn run(command: SnapshotCommand) -> anyhow::Result<u8> {
     match command {
         SnapshotCommand::Create(args) => create::run(args),
+        SnapshotCommand::List(args) => list::run(args),
     }
 }

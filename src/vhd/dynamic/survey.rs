@@ -26,6 +26,10 @@ use crate::vhd::locator;
 /// bring to light another overlap the first hid).
 const MAX_PASSES: usize = 64;
 
+/// Whole repair passes at most (each step that makes another possible
+/// takes one).
+const MAX_ROUNDS: usize = 4;
+
 /// The conflicts a survey lists one by one; past these, a hostile BAT of
 /// millions of wrong entries costs a count and a fix each, not a finding.
 const MAX_LISTED: usize = 1000;
@@ -489,6 +493,22 @@ impl Dynamic {
     /// saying what was done.
     pub fn repair(&mut self, size: u64, level: Repair) -> Result<Vec<Finding>> {
         self.file.check_writable()?;
+        // One step can make another possible (a footer put right lets the
+        // layout be trusted with clearing entries): passes until one finds
+        // nothing to do.
+        let mut done = Vec::new();
+        for _ in 0..MAX_ROUNDS {
+            let pass = self.repair_pass(size, level)?;
+            if pass.is_empty() {
+                break;
+            }
+            done.extend(pass);
+        }
+        Ok(done)
+    }
+
+    /// One pass of [`Dynamic::repair`].
+    fn repair_pass(&mut self, size: u64, level: Repair) -> Result<Vec<Finding>> {
         let allowed = |f: &Fault| f.finding.repair.is_some_and(|l| l <= level);
         let mut done = Vec::new();
         for _ in 0..MAX_PASSES {
