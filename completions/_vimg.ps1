@@ -31,6 +31,7 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('map', 'map', [CompletionResultType]::ParameterValue, 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads')
             [CompletionResult]::new('snapshot', 'snapshot', [CompletionResultType]::ParameterValue, 'Make and manage delta images (VMware snapshots, differencing VHDs)')
+            [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write a delta''s data into its parent (the same as `snapshot commit`)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -135,6 +136,7 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD')
+            [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -144,6 +146,19 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed')
             [CompletionResult]::new('--cache', '--cache', [CompletionResultType]::ParameterName, 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace the target if it exists')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'vimg;snapshot;commit' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Format of DELTA (probed from the content when not given)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Format of DELTA (probed from the content when not given)')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Keep DELTA''s data (do not empty it)')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Commit even though other deltas of the parent (which the commit invalidates) lie beside it')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -168,6 +183,7 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
         }
         'vimg;snapshot;help' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD')
+            [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -175,10 +191,26 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
         'vimg;snapshot;help;create' {
             break
         }
+        'vimg;snapshot;help;commit' {
+            break
+        }
         'vimg;snapshot;help;list' {
             break
         }
         'vimg;snapshot;help;help' {
+            break
+        }
+        'vimg;commit' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Format of DELTA (probed from the content when not given)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Format of DELTA (probed from the content when not given)')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Keep DELTA''s data (do not empty it)')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Commit even though other deltas of the parent (which the commit invalidates) lie beside it')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
         'vimg;help' {
@@ -188,6 +220,7 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('map', 'map', [CompletionResultType]::ParameterValue, 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads')
             [CompletionResult]::new('snapshot', 'snapshot', [CompletionResultType]::ParameterValue, 'Make and manage delta images (VMware snapshots, differencing VHDs)')
+            [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write a delta''s data into its parent (the same as `snapshot commit`)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -208,13 +241,20 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
         }
         'vimg;help;snapshot' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD')
+            [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2')
             break
         }
         'vimg;help;snapshot;create' {
             break
         }
+        'vimg;help;snapshot;commit' {
+            break
+        }
         'vimg;help;snapshot;list' {
+            break
+        }
+        'vimg;help;commit' {
             break
         }
         'vimg;help;help' {

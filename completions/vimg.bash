@@ -19,6 +19,9 @@ _vimg() {
             vimg,check)
                 cmd="vimg__subcmd__check"
                 ;;
+            vimg,commit)
+                cmd="vimg__subcmd__commit"
+                ;;
             vimg,convert)
                 cmd="vimg__subcmd__convert"
                 ;;
@@ -40,6 +43,9 @@ _vimg() {
             vimg__subcmd__help,check)
                 cmd="vimg__subcmd__help__subcmd__check"
                 ;;
+            vimg__subcmd__help,commit)
+                cmd="vimg__subcmd__help__subcmd__commit"
+                ;;
             vimg__subcmd__help,convert)
                 cmd="vimg__subcmd__help__subcmd__convert"
                 ;;
@@ -58,11 +64,17 @@ _vimg() {
             vimg__subcmd__help,snapshot)
                 cmd="vimg__subcmd__help__subcmd__snapshot"
                 ;;
+            vimg__subcmd__help__subcmd__snapshot,commit)
+                cmd="vimg__subcmd__help__subcmd__snapshot__subcmd__commit"
+                ;;
             vimg__subcmd__help__subcmd__snapshot,create)
                 cmd="vimg__subcmd__help__subcmd__snapshot__subcmd__create"
                 ;;
             vimg__subcmd__help__subcmd__snapshot,list)
                 cmd="vimg__subcmd__help__subcmd__snapshot__subcmd__list"
+                ;;
+            vimg__subcmd__snapshot,commit)
+                cmd="vimg__subcmd__snapshot__subcmd__commit"
                 ;;
             vimg__subcmd__snapshot,create)
                 cmd="vimg__subcmd__snapshot__subcmd__create"
@@ -72,6 +84,9 @@ _vimg() {
                 ;;
             vimg__subcmd__snapshot,list)
                 cmd="vimg__subcmd__snapshot__subcmd__list"
+                ;;
+            vimg__subcmd__snapshot__subcmd__help,commit)
+                cmd="vimg__subcmd__snapshot__subcmd__help__subcmd__commit"
                 ;;
             vimg__subcmd__snapshot__subcmd__help,create)
                 cmd="vimg__subcmd__snapshot__subcmd__help__subcmd__create"
@@ -89,7 +104,7 @@ _vimg() {
 
     case "${cmd}" in
         vimg)
-            opts="-h -V --help --version create info convert map check snapshot help"
+            opts="-h -V --help --version create info convert map check snapshot commit help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -131,6 +146,28 @@ _vimg() {
                     ;;
                 -r)
                     COMPREPLY=($(compgen -W "leaks all" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vimg__subcmd__commit)
+            opts="-f -d -q -h -V --format --force --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -241,7 +278,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__help)
-            opts="create info convert map check snapshot help"
+            opts="create info convert map check snapshot commit help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -255,6 +292,20 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vimg__subcmd__help__subcmd__commit)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -339,8 +390,22 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__help__subcmd__snapshot)
-            opts="create list"
+            opts="create commit list"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vimg__subcmd__help__subcmd__snapshot__subcmd__commit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -449,12 +514,34 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__snapshot)
-            opts="-h -V --help --version create list help"
+            opts="-h -V --help --version create commit list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vimg__subcmd__snapshot__subcmd__commit)
+            opts="-f -d -q -h -V --format --force --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -489,8 +576,22 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__snapshot__subcmd__help)
-            opts="create list help"
+            opts="create commit list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vimg__subcmd__snapshot__subcmd__help__subcmd__commit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

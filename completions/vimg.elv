@@ -28,6 +28,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand map 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are'
             cand check 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads'
             cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
+            cand commit 'Write a delta''s data into its parent (the same as `snapshot commit`)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'vimg;create'= {
@@ -126,6 +127,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD'
+            cand commit 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike'
             cand list 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -134,6 +136,18 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand -t 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed'
             cand --cache 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed'
             cand --force 'Replace the target if it exists'
+            cand -q 'Print nothing on success'
+            cand --quiet 'Print nothing on success'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'vimg;snapshot;commit'= {
+            cand -f 'Format of DELTA (probed from the content when not given)'
+            cand --format 'Format of DELTA (probed from the content when not given)'
+            cand -d 'Keep DELTA''s data (do not empty it)'
+            cand --force 'Commit even though other deltas of the parent (which the commit invalidates) lie beside it'
             cand -q 'Print nothing on success'
             cand --quiet 'Print nothing on success'
             cand -h 'Print help (see more with ''--help'')'
@@ -156,14 +170,29 @@ set edit:completion:arg-completer[vimg] = {|@words|
         }
         &'vimg;snapshot;help'= {
             cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD'
+            cand commit 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike'
             cand list 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'vimg;snapshot;help;create'= {
         }
+        &'vimg;snapshot;help;commit'= {
+        }
         &'vimg;snapshot;help;list'= {
         }
         &'vimg;snapshot;help;help'= {
+        }
+        &'vimg;commit'= {
+            cand -f 'Format of DELTA (probed from the content when not given)'
+            cand --format 'Format of DELTA (probed from the content when not given)'
+            cand -d 'Keep DELTA''s data (do not empty it)'
+            cand --force 'Commit even though other deltas of the parent (which the commit invalidates) lie beside it'
+            cand -q 'Print nothing on success'
+            cand --quiet 'Print nothing on success'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
         }
         &'vimg;help'= {
             cand create 'Create a new, empty disk image'
@@ -172,6 +201,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand map 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are'
             cand check 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads'
             cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
+            cand commit 'Write a delta''s data into its parent (the same as `snapshot commit`)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'vimg;help;create'= {
@@ -186,11 +216,16 @@ set edit:completion:arg-completer[vimg] = {|@words|
         }
         &'vimg;help;snapshot'= {
             cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD'
+            cand commit 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike'
             cand list 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2'
         }
         &'vimg;help;snapshot;create'= {
         }
+        &'vimg;help;snapshot;commit'= {
+        }
         &'vimg;help;snapshot;list'= {
+        }
+        &'vimg;help;commit'= {
         }
         &'vimg;help;help'= {
         }

@@ -167,6 +167,22 @@ fn check_chain(args: &CheckArgs, access: Access) -> anyhow::Result<(Outcome, Box
         outcome.layers.push((report, l.cluster_size()));
         layer = l.parent();
     }
+    if let Some(parent) = super::snapshot::commit::interrupted(&args.file) {
+        let finding = Finding::new(
+            Severity::Corruption,
+            &args.file,
+            None,
+            "snapshot commit",
+            format!(
+                "a `vimg snapshot commit` of this delta into {} was stopped before it finished: the parent may hold part of the delta's data (and a new ID); run `vimg snapshot commit {}` again to finish it",
+                parent.display(),
+                args.file.display()
+            ),
+        );
+        if let Some((top, _)) = outcome.layers.first_mut() {
+            top.findings.insert(0, finding);
+        }
+    }
     Ok((outcome, image))
 }
 

@@ -32,6 +32,8 @@ pub enum Command {
     Check(check::CheckArgs),
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
+    /// Write a delta's data into its parent (the same as `snapshot commit`)
+    Commit(snapshot::commit::CommitArgs),
 }
 
 /// Print `text` to standard output. A reader that went away (`| head`)
@@ -71,6 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Map(args) => map::run(args),
         Command::Check(args) => check::run(args),
         Command::Snapshot(command) => snapshot::run(command),
+        Command::Commit(args) => snapshot::commit::run(args),
     }
 }
 

@@ -126,6 +126,10 @@ pub struct OpenOptions {
     /// open: the layer records a parent but has none (`snapshot list`,
     /// which shows the broken link).
     pub tolerate_missing_parents: bool,
+    /// The identity the image's own parent may have instead of the one
+    /// the image records (a `snapshot commit` in progress changed it); not
+    /// passed on to the parent's own parent.
+    pub trusted_parent: Option<Identity>,
     /// Which file this is: the one the user named, or one an image names
     /// (a parent), which must be a regular file.
     by_image: bool,
@@ -160,8 +164,24 @@ impl OpenOptions {
             confine: None,
             forbid_parents: false,
             tolerate_missing_parents: false,
+            trusted_parent: None,
             by_image: false,
         }
+    }
+
+    /// Take the image's parent with `identity` too (see
+    /// [`OpenOptions::trusted_parent`]).
+    pub fn trusting_parent(self, identity: Option<Identity>) -> Self {
+        OpenOptions {
+            trusted_parent: identity,
+            ..self
+        }
+    }
+
+    /// Whether a parent whose identity is not the one recorded may be
+    /// taken anyway.
+    pub fn trusts(&self, parent: Option<Identity>) -> bool {
+        parent.is_some() && parent == self.trusted_parent
     }
 
     /// End the chain at a parent that cannot be found (see
@@ -221,6 +241,7 @@ impl OpenOptions {
             access,
             parents: Some(access),
             by_image: true,
+            trusted_parent: None,
             ..self.clone()
         })
     }
@@ -323,6 +344,18 @@ pub trait Image: Sink {
         Err(Error::unsupported(
             &self.files().into_iter().next().unwrap_or_default(),
             "checking this format is not supported",
+        ))
+    }
+
+    /// Forget everything this layer holds itself, so that it reads its
+    /// parent (or zeros) everywhere, and give the space back: what
+    /// `snapshot commit` does to a delta once its parent holds the same
+    /// data. The layer's own identity stays (its content, read through the
+    /// chain, is the same). Safe to stop at any moment and do again.
+    fn discard_all(&mut self) -> Result<()> {
+        Err(Error::unsupported(
+            &self.files().into_iter().next().unwrap_or_default(),
+            "only a delta's data can be discarded",
         ))
     }
 

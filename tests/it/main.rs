@@ -17,6 +17,7 @@ mod checks;
 mod bad_input;
 mod chain;
 mod check;
+mod commit;
 mod convert;
 mod create;
 mod fuzz_replay;

@@ -97,8 +97,11 @@ impl Link {
     }
 }
 
-/// Bytes of `image` its own layer holds (data or zeros it records).
+/// Bytes of `image` its own layer holds: data, and zeros it records where
+/// they hide a parent's data (a base's holes hold nothing).
 fn allocated(image: &mut dyn Image) -> Option<u64> {
+    use crate::image::Source;
+    let delta = image.parent_link().is_some();
     let size = image.virtual_size();
     let (mut at, mut held) = (0, 0);
     while at < size {
@@ -106,7 +109,12 @@ fn allocated(image: &mut dyn Image) -> Option<u64> {
         if m.len == 0 {
             return None;
         }
-        if m.source != crate::image::Source::Unallocated {
+        let holds = match &m.source {
+            Source::Data { .. } => true,
+            Source::Zero { host, .. } => host.is_some() || delta,
+            Source::Unallocated => false,
+        };
+        if holds {
             held += m.len;
         }
         at += m.len;

@@ -1,6 +1,7 @@
 //! `vimg snapshot`: delta chains (VMware snapshot disks, Hyper-V
 //! differencing disks), one file per verb.
 
+pub(super) mod commit;
 mod create;
 mod list;
 
@@ -10,12 +11,14 @@ use clap::Subcommand;
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
     Create(create::SnapshotCreateArgs),
+    Commit(commit::CommitArgs),
     List(list::SnapshotListArgs),
 }
 
 pub fn run(command: SnapshotCommand) -> anyhow::Result<u8> {
     match command {
         SnapshotCommand::Create(args) => create::run(args),
+        SnapshotCommand::Commit(args) => commit::run(args),
         SnapshotCommand::List(args) => list::run(args),
     }
 }

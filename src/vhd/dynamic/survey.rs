@@ -601,6 +601,24 @@ impl Dynamic {
         Ok(done)
     }
 
+    /// Clear every BAT entry, so that the disk holds nothing itself, and
+    /// give the blocks' space back (the footer moved after the metadata,
+    /// space between punched out).
+    pub fn discard_all(&mut self, size: u64) -> Result<()> {
+        self.file.check_writable()?;
+        self.flush()?;
+        for block in 0..self.header.max_table_entries as u64 {
+            if self.bat.get(&self.file, block)? != UNALLOCATED {
+                self.bat.set(&self.file, block, UNALLOCATED)?;
+            }
+        }
+        self.bitmaps.clear();
+        self.bat.flush(&self.file)?;
+        self.file.sync()?;
+        self.repair(size, Repair::Leaks)?;
+        Ok(())
+    }
+
     /// Clear the BAT entries of `units` (in memory; the caller flushes),
     /// saying which virtual bytes now read from the parent or as zeros.
     fn clear(&mut self, units: Units, size: u64) -> Result<String> {

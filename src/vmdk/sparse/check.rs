@@ -782,6 +782,37 @@ impl SparseExtent {
         Ok(())
     }
 
+    /// Clear every grain table entry (each table, then its redundant
+    /// copy), so that the extent holds nothing, and give the grains'
+    /// space back.
+    pub fn discard_all(&mut self) -> Result<()> {
+        self.check_writable()?;
+        self.flush()?;
+        let homes = self.table_homes();
+        let zeros = vec![0u8; self.gt_bytes as usize];
+        let mut table = vec![0u8; self.gt_bytes as usize];
+        for copy in 0..2 {
+            for home in &homes {
+                let at = home[copy];
+                if at == 0 || self.file.is_hole(at, self.gt_bytes)? {
+                    continue;
+                }
+                // Each copy as it is on disk: a stop between the two
+                // leaves them different.
+                self.file.read_exact_at(&mut table, at)?;
+                if table != zeros {
+                    self.file.write_all_at(&zeros, at)?;
+                }
+            }
+            self.file.sync()?;
+        }
+        let entries = self.gd.len() * self.gt_entries;
+        self.gts = Table::new(Endian::Little, self.gt_entries as usize, entries, homes);
+        self.cache = None;
+        self.repair_tail(&mut Vec::new())?;
+        self.file.sync()
+    }
+
     /// Give back the space nothing references: cut it off the end of the
     /// file, punch it out between grains.
     fn repair_tail(&mut self, fixed: &mut Vec<Finding>) -> Result<()> {

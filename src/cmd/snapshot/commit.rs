@@ -1,0 +1,238 @@
+//! `vimg snapshot commit` (also `vimg commit`): a delta's data written
+//! into its parent, the delta emptied and relinked, crash-safe by a journal
+//! beside the delta.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use crate::chain;
+use crate::copy::plan::{Layers, Plan};
+use crate::image::{factory, Format, NewParent, OpenOptions};
+use crate::interrupt;
+use crate::io::Access;
+
+/// Write DELTA's data into its parent, so that the parent reads exactly
+/// what DELTA read; then empty DELTA (unless -d) and relink it (VMDK
+/// parentCID = the parent's new CID; VHD parent time stamp refreshed), so
+/// that DELTA over its parent still reads the same and is a valid chain
+/// for VMware, Hyper-V and qemu alike.
+///
+/// Other deltas of the same parent found beside it would no longer read
+/// what they did: the commit refuses them unless --force. DELTA keeps its
+/// data until the parent holds all of it; a commit that is stopped is
+/// finished by running the same command again (`vimg check` names it in
+/// the meantime).
+///
+/// Examples:
+///   vimg snapshot commit vm-000001.vmdk
+///   vimg commit child.vhd
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// Format of DELTA (probed from the content when not given)
+    #[arg(short = 'f', long = "format", value_name = "FMT", value_parser = super::super::args::format_name())]
+    format: Option<Format>,
+
+    /// Keep DELTA's data (do not empty it)
+    #[arg(short = 'd')]
+    keep: bool,
+
+    /// Commit even though other deltas of the parent (which the commit
+    /// invalidates) lie beside it
+    #[arg(long)]
+    force: bool,
+
+    /// Print nothing on success
+    #[arg(short, long)]
+    quiet: bool,
+
+    /// The delta to commit
+    delta: PathBuf,
+}
+
+/// The journal of a commit of `delta` in progress: `.NAME.vimg-commit`
+/// beside it, naming the parent.
+pub fn journal_path(delta: &Path) -> PathBuf {
+    let name = delta.file_name().unwrap_or_default().to_string_lossy();
+    delta.with_file_name(format!(".{name}.vimg-commit"))
+}
+
+/// The parent a commit journal names, when one lies beside `delta`.
+pub fn interrupted(delta: &Path) -> Option<PathBuf> {
+    let text = fs::read_to_string(journal_path(delta)).ok()?;
+    let name = text.lines().find_map(|l| l.strip_prefix("parent="))?;
+    Some(chain::parent_path(delta, name))
+}
+
+/// Write the journal and make it durable (the file and its folder).
+fn begin(delta: &Path, parent: &Path, recorded: &str) -> anyhow::Result<()> {
+    let journal = journal_path(delta);
+    let dir = delta.parent().filter(|d| !d.as_os_str().is_empty());
+    let name = chain::relative_name(dir.unwrap_or(Path::new(".")), parent);
+    let mut f = fs::File::create(&journal)
+        .with_context(|| format!("{}: cannot write the commit journal", journal.display()))?;
+    write!(
+        f,
+        "vimg snapshot commit in progress: run it again to finish\nparent={name}\nrecorded-id={recorded}\n"
+    )?;
+    f.sync_all()?;
+    sync_folder(&journal)
+}
+
+/// Remove the journal: the commit is done.
+fn end(delta: &Path) -> anyhow::Result<()> {
+    let journal = journal_path(delta);
+    fs::remove_file(&journal)
+        .with_context(|| format!("{}: cannot remove the commit journal", journal.display()))?;
+    sync_folder(&journal)
+}
+
+fn sync_folder(file: &Path) -> anyhow::Result<()> {
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    fs::File::open(dir).and_then(|d| d.sync_all())?;
+    Ok(())
+}
+
+/// Other deltas of `parent` (with identity `id`) in its folder.
+fn siblings(parent: &Path, id: &str, delta: &Path) -> Vec<PathBuf> {
+    let canon = |p: &Path| fs::canonicalize(p).ok();
+    let (parent_c, delta_c) = (canon(parent), canon(delta));
+    let dir = match parent.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let image_like = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "vmdk" | "vhd"));
+        let regular = entry.file_type().is_ok_and(|t| t.is_file());
+        if !image_like || !regular || canon(&path) == delta_c || canon(&path) == parent_c {
+            continue;
+        }
+        let opts = OpenOptions::new(Access::ReadShared).with_parents(None);
+        let Ok(image) = factory::open_with(&path, None, opts) else {
+            continue;
+        };
+        if let Some((recorded, name)) = image.parent_link() {
+            let names_it = canon(&chain::parent_path(&path, &name)) == parent_c;
+            if names_it && recorded.to_string() == id {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+pub fn run(args: CommitArgs) -> anyhow::Result<u8> {
+    let delta = &args.delta;
+    // A commit stopped before: the parent's identity may have changed
+    // under it, by our own writes.
+    let resumed = interrupted(delta);
+    let trusted = match &resumed {
+        Some(parent) => {
+            let opts = OpenOptions::new(Access::Read).with_parents(None);
+            factory::open_with(parent, None, opts)
+                .ok()
+                .and_then(|p| p.identity())
+        }
+        None => None,
+    };
+    let opts = OpenOptions::new(Access::Read)
+        .with_parents(Some(Access::Write))
+        .trusting_parent(trusted);
+    let mut image = factory::open_with(delta, args.format, opts)?;
+    let Some((recorded, name)) = image.parent_link() else {
+        bail!("{}: it has no parent to commit into", delta.display());
+    };
+    let size = image.virtual_size();
+    let Some(parent) = image.parent() else {
+        bail!("{}: its parent {name} is not open", delta.display());
+    };
+    let parent_path = parent.files().into_iter().next().unwrap_or_default();
+    if parent.virtual_size() != size {
+        bail!(
+            "{}: the delta is {size} bytes and its parent {} {} bytes; a commit needs the same size",
+            delta.display(),
+            parent_path.display(),
+            parent.virtual_size()
+        );
+    }
+    if resumed.is_none() {
+        let others = siblings(&parent_path, &recorded.to_string(), delta);
+        if !others.is_empty() && !args.force {
+            let list: Vec<String> = others.iter().map(|p| p.display().to_string()).collect();
+            bail!(
+                "{}: other deltas of {} lie beside it ({}); a commit changes what they read (--force commits anyway)",
+                delta.display(),
+                parent_path.display(),
+                list.join(", ")
+            );
+        }
+        begin(delta, &parent_path, &recorded.to_string())?;
+    }
+
+    // The delta's own data (and the zeros it records) into the parent.
+    let mut plan = Plan::new(0..size, Layers::Top(1)).with_zeros(true);
+    let mut buf = Vec::new();
+    let mut moved = 0u64;
+    while let Some(run) = plan.next_run(image.as_mut())? {
+        interrupt::check()?;
+        buf.resize((run.end - run.start) as usize, 0);
+        image.read_at(&mut buf, run.start)?;
+        let parent = image.parent().expect("opened with its parent");
+        parent.write_at(&buf, run.start)?;
+        moved += run.end - run.start;
+    }
+    let parent = image.parent().expect("opened with its parent");
+    parent.flush()?;
+    drop(image);
+
+    // The delta relinked to the parent as it is now, then emptied.
+    let opts = OpenOptions::new(Access::Write).with_parents(None);
+    let mut delta_image = factory::open_with(delta, args.format, opts)?;
+    let parent_image = factory::open_with(
+        &parent_path,
+        None,
+        OpenOptions::new(Access::Read).with_parents(None),
+    )?;
+    let keeps_name = fs::canonicalize(chain::parent_path(delta, &name)).ok()
+        == fs::canonicalize(&parent_path).ok();
+    let name = match keeps_name {
+        true => name,
+        false => {
+            let dir = delta.parent().filter(|d| !d.as_os_str().is_empty());
+            chain::relative_name(dir.unwrap_or(Path::new(".")), &parent_path)
+        }
+    };
+    delta_image.set_backing(Some(NewParent {
+        image: parent_image,
+        name,
+    }))?;
+    if !args.keep {
+        delta_image.discard_all()?;
+    }
+    delta_image.flush()?;
+    drop(delta_image);
+    end(delta)?;
+    if !args.quiet {
+        println!(
+            "Image committed: {} of data written into {}.",
+            crate::units::human_size(moved),
+            parent_path.display()
+        );
+    }
+    Ok(0)
+}
