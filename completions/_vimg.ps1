@@ -32,6 +32,7 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads')
             [CompletionResult]::new('snapshot', 'snapshot', [CompletionResultType]::ParameterValue, 'Make and manage delta images (VMware snapshots, differencing VHDs)')
             [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write a delta''s data into its parent (the same as `snapshot commit`)')
+            [CompletionResult]::new('rebase', 'rebase', [CompletionResultType]::ParameterValue, 'Move a delta onto another parent (the same as `snapshot rebase`)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -138,6 +139,7 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD')
             [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2')
+            [CompletionResult]::new('rebase', 'rebase', [CompletionResultType]::ParameterValue, 'Make NEWBASE the parent of DELTA. By default DELTA reads the same afterwards: every range DELTA does not hold where its old chain and NEWBASE read differently is first copied into DELTA. With -u only the link is rewritten (VMDK parentFileNameHint and parentCID; VHD parent UUID, time stamp, name and locators): the repair for a parent that was moved or renamed, or whose CID/UUID no longer matches. -b "" makes DELTA a standalone image (flattened: its parents'' data copied in first, unless -u)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -181,10 +183,27 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'vimg;snapshot;rebase' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Format of DELTA (probed from the content when not given)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Format of DELTA (probed from the content when not given)')
+            [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'The new parent ("" for none)')
+            [CompletionResult]::new('--backing', '--backing', [CompletionResultType]::ParameterName, 'The new parent ("" for none)')
+            [CompletionResult]::new('-F', '-F ', [CompletionResultType]::ParameterName, 'Format of NEWBASE (probed when not given)')
+            [CompletionResult]::new('--backing-format', '--backing-format', [CompletionResultType]::ParameterName, 'Format of NEWBASE (probed when not given)')
+            [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'Unsafe: rewrite the link only, copying nothing (the old parent need not be there)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'vimg;snapshot;help' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD')
             [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2')
+            [CompletionResult]::new('rebase', 'rebase', [CompletionResultType]::ParameterValue, 'Make NEWBASE the parent of DELTA. By default DELTA reads the same afterwards: every range DELTA does not hold where its old chain and NEWBASE read differently is first copied into DELTA. With -u only the link is rewritten (VMDK parentFileNameHint and parentCID; VHD parent UUID, time stamp, name and locators): the repair for a parent that was moved or renamed, or whose CID/UUID no longer matches. -b "" makes DELTA a standalone image (flattened: its parents'' data copied in first, unless -u)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -195,6 +214,9 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             break
         }
         'vimg;snapshot;help;list' {
+            break
+        }
+        'vimg;snapshot;help;rebase' {
             break
         }
         'vimg;snapshot;help;help' {
@@ -213,6 +235,22 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'vimg;rebase' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Format of DELTA (probed from the content when not given)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Format of DELTA (probed from the content when not given)')
+            [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'The new parent ("" for none)')
+            [CompletionResult]::new('--backing', '--backing', [CompletionResultType]::ParameterName, 'The new parent ("" for none)')
+            [CompletionResult]::new('-F', '-F ', [CompletionResultType]::ParameterName, 'Format of NEWBASE (probed when not given)')
+            [CompletionResult]::new('--backing-format', '--backing-format', [CompletionResultType]::ParameterName, 'Format of NEWBASE (probed when not given)')
+            [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'Unsafe: rewrite the link only, copying nothing (the old parent need not be there)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'vimg;help' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a new, empty disk image')
             [CompletionResult]::new('info', 'info', [CompletionResultType]::ParameterValue, 'Show an image''s format, virtual and allocated size, and format details')
@@ -221,6 +259,7 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads')
             [CompletionResult]::new('snapshot', 'snapshot', [CompletionResultType]::ParameterValue, 'Make and manage delta images (VMware snapshots, differencing VHDs)')
             [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write a delta''s data into its parent (the same as `snapshot commit`)')
+            [CompletionResult]::new('rebase', 'rebase', [CompletionResultType]::ParameterValue, 'Move a delta onto another parent (the same as `snapshot rebase`)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -243,6 +282,7 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD')
             [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2')
+            [CompletionResult]::new('rebase', 'rebase', [CompletionResultType]::ParameterValue, 'Make NEWBASE the parent of DELTA. By default DELTA reads the same afterwards: every range DELTA does not hold where its old chain and NEWBASE read differently is first copied into DELTA. With -u only the link is rewritten (VMDK parentFileNameHint and parentCID; VHD parent UUID, time stamp, name and locators): the repair for a parent that was moved or renamed, or whose CID/UUID no longer matches. -b "" makes DELTA a standalone image (flattened: its parents'' data copied in first, unless -u)')
             break
         }
         'vimg;help;snapshot;create' {
@@ -254,7 +294,13 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
         'vimg;help;snapshot;list' {
             break
         }
+        'vimg;help;snapshot;rebase' {
+            break
+        }
         'vimg;help;commit' {
+            break
+        }
+        'vimg;help;rebase' {
             break
         }
         'vimg;help;help' {

@@ -37,6 +37,9 @@ _vimg() {
             vimg,map)
                 cmd="vimg__subcmd__map"
                 ;;
+            vimg,rebase)
+                cmd="vimg__subcmd__rebase"
+                ;;
             vimg,snapshot)
                 cmd="vimg__subcmd__snapshot"
                 ;;
@@ -61,6 +64,9 @@ _vimg() {
             vimg__subcmd__help,map)
                 cmd="vimg__subcmd__help__subcmd__map"
                 ;;
+            vimg__subcmd__help,rebase)
+                cmd="vimg__subcmd__help__subcmd__rebase"
+                ;;
             vimg__subcmd__help,snapshot)
                 cmd="vimg__subcmd__help__subcmd__snapshot"
                 ;;
@@ -72,6 +78,9 @@ _vimg() {
                 ;;
             vimg__subcmd__help__subcmd__snapshot,list)
                 cmd="vimg__subcmd__help__subcmd__snapshot__subcmd__list"
+                ;;
+            vimg__subcmd__help__subcmd__snapshot,rebase)
+                cmd="vimg__subcmd__help__subcmd__snapshot__subcmd__rebase"
                 ;;
             vimg__subcmd__snapshot,commit)
                 cmd="vimg__subcmd__snapshot__subcmd__commit"
@@ -85,6 +94,9 @@ _vimg() {
             vimg__subcmd__snapshot,list)
                 cmd="vimg__subcmd__snapshot__subcmd__list"
                 ;;
+            vimg__subcmd__snapshot,rebase)
+                cmd="vimg__subcmd__snapshot__subcmd__rebase"
+                ;;
             vimg__subcmd__snapshot__subcmd__help,commit)
                 cmd="vimg__subcmd__snapshot__subcmd__help__subcmd__commit"
                 ;;
@@ -97,6 +109,9 @@ _vimg() {
             vimg__subcmd__snapshot__subcmd__help,list)
                 cmd="vimg__subcmd__snapshot__subcmd__help__subcmd__list"
                 ;;
+            vimg__subcmd__snapshot__subcmd__help,rebase)
+                cmd="vimg__subcmd__snapshot__subcmd__help__subcmd__rebase"
+                ;;
             *)
                 ;;
         esac
@@ -104,7 +119,7 @@ _vimg() {
 
     case "${cmd}" in
         vimg)
-            opts="-h -V --help --version create info convert map check snapshot commit help"
+            opts="-h -V --help --version create info convert map check snapshot commit rebase help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -278,7 +293,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__help)
-            opts="create info convert map check snapshot commit help"
+            opts="create info convert map check snapshot commit rebase help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -389,8 +404,22 @@ _vimg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        vimg__subcmd__help__subcmd__rebase)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         vimg__subcmd__help__subcmd__snapshot)
-            opts="create commit list"
+            opts="create commit list rebase"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -432,6 +461,20 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__help__subcmd__snapshot__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vimg__subcmd__help__subcmd__snapshot__subcmd__rebase)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -513,8 +556,46 @@ _vimg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        vimg__subcmd__rebase)
+            opts="-f -b -F -u -q -h -V --format --backing --backing-format --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                --backing)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -b)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backing-format)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                -F)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         vimg__subcmd__snapshot)
-            opts="-h -V --help --version create commit list help"
+            opts="-h -V --help --version create commit list rebase help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -576,7 +657,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__snapshot__subcmd__help)
-            opts="create commit list help"
+            opts="create commit list rebase help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -645,6 +726,20 @@ _vimg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        vimg__subcmd__snapshot__subcmd__help__subcmd__rebase)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         vimg__subcmd__snapshot__subcmd__list)
             opts="-f -U -h -V --format --output --force-share --confine --no-backing --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -666,6 +761,44 @@ _vimg() {
                     ;;
                 --confine)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vimg__subcmd__snapshot__subcmd__rebase)
+            opts="-f -b -F -u -q -h -V --format --backing --backing-format --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                --backing)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -b)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backing-format)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                -F)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
                 *)

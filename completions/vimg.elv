@@ -29,6 +29,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand check 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads'
             cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
             cand commit 'Write a delta''s data into its parent (the same as `snapshot commit`)'
+            cand rebase 'Move a delta onto another parent (the same as `snapshot rebase`)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'vimg;create'= {
@@ -129,6 +130,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD'
             cand commit 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike'
             cand list 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2'
+            cand rebase 'Make NEWBASE the parent of DELTA. By default DELTA reads the same afterwards: every range DELTA does not hold where its old chain and NEWBASE read differently is first copied into DELTA. With -u only the link is rewritten (VMDK parentFileNameHint and parentCID; VHD parent UUID, time stamp, name and locators): the repair for a parent that was moved or renamed, or whose CID/UUID no longer matches. -b "" makes DELTA a standalone image (flattened: its parents'' data copied in first, unless -u)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'vimg;snapshot;create'= {
@@ -168,10 +170,26 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'vimg;snapshot;rebase'= {
+            cand -f 'Format of DELTA (probed from the content when not given)'
+            cand --format 'Format of DELTA (probed from the content when not given)'
+            cand -b 'The new parent ("" for none)'
+            cand --backing 'The new parent ("" for none)'
+            cand -F 'Format of NEWBASE (probed when not given)'
+            cand --backing-format 'Format of NEWBASE (probed when not given)'
+            cand -u 'Unsafe: rewrite the link only, copying nothing (the old parent need not be there)'
+            cand -q 'Print nothing on success'
+            cand --quiet 'Print nothing on success'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'vimg;snapshot;help'= {
             cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD'
             cand commit 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike'
             cand list 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2'
+            cand rebase 'Make NEWBASE the parent of DELTA. By default DELTA reads the same afterwards: every range DELTA does not hold where its old chain and NEWBASE read differently is first copied into DELTA. With -u only the link is rewritten (VMDK parentFileNameHint and parentCID; VHD parent UUID, time stamp, name and locators): the repair for a parent that was moved or renamed, or whose CID/UUID no longer matches. -b "" makes DELTA a standalone image (flattened: its parents'' data copied in first, unless -u)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'vimg;snapshot;help;create'= {
@@ -179,6 +197,8 @@ set edit:completion:arg-completer[vimg] = {|@words|
         &'vimg;snapshot;help;commit'= {
         }
         &'vimg;snapshot;help;list'= {
+        }
+        &'vimg;snapshot;help;rebase'= {
         }
         &'vimg;snapshot;help;help'= {
         }
@@ -194,6 +214,21 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'vimg;rebase'= {
+            cand -f 'Format of DELTA (probed from the content when not given)'
+            cand --format 'Format of DELTA (probed from the content when not given)'
+            cand -b 'The new parent ("" for none)'
+            cand --backing 'The new parent ("" for none)'
+            cand -F 'Format of NEWBASE (probed when not given)'
+            cand --backing-format 'Format of NEWBASE (probed when not given)'
+            cand -u 'Unsafe: rewrite the link only, copying nothing (the old parent need not be there)'
+            cand -q 'Print nothing on success'
+            cand --quiet 'Print nothing on success'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'vimg;help'= {
             cand create 'Create a new, empty disk image'
             cand info 'Show an image''s format, virtual and allocated size, and format details'
@@ -202,6 +237,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand check 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads'
             cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
             cand commit 'Write a delta''s data into its parent (the same as `snapshot commit`)'
+            cand rebase 'Move a delta onto another parent (the same as `snapshot rebase`)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'vimg;help;create'= {
@@ -218,6 +254,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD'
             cand commit 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike'
             cand list 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2'
+            cand rebase 'Make NEWBASE the parent of DELTA. By default DELTA reads the same afterwards: every range DELTA does not hold where its old chain and NEWBASE read differently is first copied into DELTA. With -u only the link is rewritten (VMDK parentFileNameHint and parentCID; VHD parent UUID, time stamp, name and locators): the repair for a parent that was moved or renamed, or whose CID/UUID no longer matches. -b "" makes DELTA a standalone image (flattened: its parents'' data copied in first, unless -u)'
         }
         &'vimg;help;snapshot;create'= {
         }
@@ -225,7 +262,11 @@ set edit:completion:arg-completer[vimg] = {|@words|
         }
         &'vimg;help;snapshot;list'= {
         }
+        &'vimg;help;snapshot;rebase'= {
+        }
         &'vimg;help;commit'= {
+        }
+        &'vimg;help;rebase'= {
         }
         &'vimg;help;help'= {
         }

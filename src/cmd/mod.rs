@@ -34,6 +34,8 @@ pub enum Command {
     Snapshot(snapshot::SnapshotCommand),
     /// Write a delta's data into its parent (the same as `snapshot commit`)
     Commit(snapshot::commit::CommitArgs),
+    /// Move a delta onto another parent (the same as `snapshot rebase`)
+    Rebase(snapshot::rebase::RebaseArgs),
 }
 
 /// Print `text` to standard output. A reader that went away (`| head`)
@@ -74,6 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(args) => check::run(args),
         Command::Snapshot(command) => snapshot::run(command),
         Command::Commit(args) => snapshot::commit::run(args),
+        Command::Rebase(args) => snapshot::rebase::run(args),
     }
 }
 

@@ -25,6 +25,7 @@ mod hostile;
 mod map;
 mod model;
 mod qemu_io;
+mod rebase;
 mod review_regressions;
 mod safety;
 mod snapshot;

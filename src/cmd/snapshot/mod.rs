@@ -4,6 +4,7 @@
 pub(super) mod commit;
 mod create;
 mod list;
+pub(super) mod rebase;
 
 use clap::Subcommand;
 
@@ -13,6 +14,7 @@ pub enum SnapshotCommand {
     Create(create::SnapshotCreateArgs),
     Commit(commit::CommitArgs),
     List(list::SnapshotListArgs),
+    Rebase(rebase::RebaseArgs),
 }
 
 pub fn run(command: SnapshotCommand) -> anyhow::Result<u8> {
@@ -20,5 +22,6 @@ pub fn run(command: SnapshotCommand) -> anyhow::Result<u8> {
         SnapshotCommand::Create(args) => create::run(args),
         SnapshotCommand::Commit(args) => commit::run(args),
         SnapshotCommand::List(args) => list::run(args),
+        SnapshotCommand::Rebase(args) => rebase::run(args),
     }
 }

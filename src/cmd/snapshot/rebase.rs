@@ -1,0 +1,220 @@
+//! `vimg snapshot rebase` (also `vimg rebase`): a delta moved onto another
+//! parent, its content kept (or with -u, only its link rewritten).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+use clap::Args;
+
+use crate::chain;
+use crate::copy::plan::CHUNK;
+use crate::image::{factory, Format, Image, NewParent, OpenOptions, Source};
+use crate::interrupt;
+use crate::io::Access;
+
+/// Make NEWBASE the parent of DELTA. By default DELTA reads the same
+/// afterwards: every range DELTA does not hold where its old chain and
+/// NEWBASE read differently is first copied into DELTA. With -u only the
+/// link is rewritten (VMDK parentFileNameHint and parentCID; VHD parent
+/// UUID, time stamp, name and locators): the repair for a parent that was
+/// moved or renamed, or whose CID/UUID no longer matches. -b "" makes DELTA
+/// a standalone image (flattened: its parents' data copied in first,
+/// unless -u).
+///
+/// Examples:
+///   vimg snapshot rebase -u -b ../moved/base.vmdk vm-000001.vmdk
+///   vimg rebase -b other-base.vhd child.vhd
+///   vimg rebase -b "" vm-000001.vmdk
+#[derive(Debug, Args)]
+pub struct RebaseArgs {
+    /// Format of DELTA (probed from the content when not given)
+    #[arg(short = 'f', long = "format", value_name = "FMT", value_parser = super::super::args::format_name())]
+    format: Option<Format>,
+
+    /// The new parent ("" for none)
+    #[arg(short = 'b', long = "backing", value_name = "NEWBASE", value_parser = clap::value_parser!(OsString))]
+    backing: OsString,
+
+    /// Format of NEWBASE (probed when not given)
+    #[arg(short = 'F', long = "backing-format", value_name = "FMT", value_parser = super::super::args::format_name())]
+    backing_format: Option<Format>,
+
+    /// Unsafe: rewrite the link only, copying nothing (the old parent need
+    /// not be there)
+    #[arg(short = 'u')]
+    unsafe_link: bool,
+
+    /// Print nothing on success
+    #[arg(short, long)]
+    quiet: bool,
+
+    /// The delta to rebase
+    delta: PathBuf,
+}
+
+/// Where the delta's folder is, for relative names.
+fn folder(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// True when `image` holds no data in `[offset, offset + len)` as far as
+/// its whole chain goes (a run that starts there: its length).
+fn reads_zero(image: &mut dyn Image, offset: u64, len: u64) -> anyhow::Result<(bool, u64)> {
+    let (m, _) = chain::status(image, offset, len)?;
+    let zero = matches!(m.source, Source::Unallocated | Source::Zero { .. });
+    Ok((zero, m.len.max(1)))
+}
+
+/// Fill `buf` with what `image` reads at `offset`, zeros past its end.
+fn read_into(image: &mut dyn Image, buf: &mut [u8], offset: u64) -> anyhow::Result<()> {
+    buf.fill(0);
+    let size = image.virtual_size();
+    if offset < size {
+        let n = (size - offset).min(buf.len() as u64) as usize;
+        image.read_at(&mut buf[..n], offset)?;
+    }
+    Ok(())
+}
+
+/// Copy into `delta` every range it does not hold where its parent chain
+/// and `new` (or zeros, without one) read differently. Returns the bytes
+/// copied.
+fn keep_content(
+    delta: &mut dyn Image,
+    mut new: Option<&mut Box<dyn Image>>,
+) -> anyhow::Result<u64> {
+    let size = delta.virtual_size();
+    let (mut at, mut copied) = (0u64, 0u64);
+    let (mut old_buf, mut new_buf) = (Vec::new(), Vec::new());
+    while at < size {
+        interrupt::check()?;
+        let own = delta.block_status(at, (size - at).min(CHUNK))?;
+        if own.source != Source::Unallocated {
+            at += own.len;
+            continue;
+        }
+        let mut len = own.len.min(CHUNK);
+        let parent = delta.parent().expect("opened with its parent");
+        let parent_size = parent.virtual_size();
+        let (old_zero, n) = match at < parent_size {
+            true => reads_zero(parent, at, len.min(parent_size - at))?,
+            false => (true, len),
+        };
+        len = len.min(n);
+        let new_zero = match new.as_mut() {
+            Some(n) if at < n.virtual_size() => {
+                let new_size = n.virtual_size();
+                let (zero, l) = reads_zero(n.as_mut(), at, len.min(new_size - at))?;
+                len = len.min(l);
+                zero
+            }
+            _ => true,
+        };
+        if old_zero && new_zero {
+            at += len;
+            continue;
+        }
+        old_buf.resize(len as usize, 0);
+        new_buf.resize(len as usize, 0);
+        read_into(
+            delta.parent().expect("opened with its parent"),
+            &mut old_buf,
+            at,
+        )?;
+        match new.as_mut() {
+            Some(n) => read_into(n.as_mut(), &mut new_buf, at)?,
+            None => new_buf.fill(0),
+        }
+        if old_buf != new_buf {
+            delta.write_at(&old_buf, at)?;
+            copied += len;
+        }
+        at += len;
+    }
+    delta.flush()?;
+    Ok(copied)
+}
+
+pub fn run(args: RebaseArgs) -> anyhow::Result<u8> {
+    let delta = &args.delta;
+    let backing = PathBuf::from(&args.backing);
+    let flatten = backing.as_os_str().is_empty();
+    // The delta with its old chain (for reading what it reads now), or
+    // alone with -u.
+    let parents = match args.unsafe_link {
+        true => None,
+        false => Some(Access::Read),
+    };
+    let opts = OpenOptions::new(Access::Write).with_parents(parents);
+    let mut image = factory::open_with(delta, args.format, opts)?;
+    let Some((old_id, old_name)) = image.parent_link() else {
+        bail!("{}: it has no parent to rebase from", delta.display());
+    };
+    let mut new = match flatten {
+        true => None,
+        false => {
+            let opts = OpenOptions::new(Access::Read);
+            Some(factory::open_with(&backing, args.backing_format, opts)?)
+        }
+    };
+    if let Some(n) = &new {
+        if n.virtual_size() != image.virtual_size() {
+            bail!(
+                "{}: the delta is {} bytes and {} is {} bytes; a parent has the delta's size",
+                delta.display(),
+                image.virtual_size(),
+                backing.display(),
+                n.virtual_size()
+            );
+        }
+    }
+    let copied = match args.unsafe_link {
+        true => 0,
+        false => keep_content(image.as_mut(), new.as_mut())?,
+    };
+    // Only the link from here on: the delta alone.
+    drop(image);
+    let opts = OpenOptions::new(Access::Write).with_parents(None);
+    let mut image = factory::open_with(delta, args.format, opts)?;
+    let link = new.map(|n| {
+        let name = chain::relative_name(folder(delta), &backing);
+        NewParent { image: n, name }
+    });
+    let new_id = link
+        .as_ref()
+        .and_then(|l| l.image.identity())
+        .map(|id| id.to_string());
+    let new_name = link.as_ref().map(|l| l.name.clone());
+    image.set_backing(link)?;
+    image.flush()?;
+    if !args.quiet {
+        match (new_name, new_id) {
+            (Some(name), id) => println!(
+                "Rebased {} from {old_name} (ID {old_id}) onto {name} (ID {}){}.",
+                delta.display(),
+                id.unwrap_or_default(),
+                copied_note(copied, args.unsafe_link)
+            ),
+            (None, _) => println!(
+                "{} no longer has a parent (was {old_name}, ID {old_id}){}.",
+                delta.display(),
+                copied_note(copied, args.unsafe_link)
+            ),
+        }
+    }
+    Ok(0)
+}
+
+fn copied_note(copied: u64, unsafe_link: bool) -> String {
+    match unsafe_link {
+        true => "; only the link was rewritten".into(),
+        false => format!(
+            "; {} copied in to keep its content",
+            crate::units::human_size(copied)
+        ),
+    }
+}
