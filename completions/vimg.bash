@@ -133,7 +133,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__check)
-            opts="-f -U -r -q -h -V --format --output --force-share --confine --no-backing --repair --no-chain --quiet --help --version"
+            opts="-f -U -r -q -h -V --format --output --force-share --confine --no-backing --ignore-parent-id --repair --no-chain --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -171,7 +171,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__commit)
-            opts="-f -d -q -h -V --format --force --quiet --help --version"
+            opts="-f -d -p -q -h -V --format --force --progress --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -193,7 +193,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__convert)
-            opts="-f -O -o -p -c -S -U -t -q -h -V --format --output-format --progress --compress --force-share --confine --no-backing --cache --force --quiet --help --version"
+            opts="-f -O -o -p -c -S -U -t -q -h -V --format --output-format --progress --compress --force-share --confine --no-backing --ignore-parent-id --cache --force --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -489,7 +489,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__info)
-            opts="-f -U -h -V --format --output --force-share --confine --no-backing --backing-chain --help --version"
+            opts="-f -U -h -V --format --output --force-share --confine --no-backing --ignore-parent-id --backing-chain --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -519,7 +519,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__map)
-            opts="-f -U -h -V --format --output --force-share --confine --no-backing --start-offset --max-length --help --version"
+            opts="-f -U -h -V --format --output --force-share --confine --no-backing --ignore-parent-id --start-offset --max-length --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -557,7 +557,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__rebase)
-            opts="-f -b -F -u -q -h -V --format --backing --backing-format --quiet --help --version"
+            opts="-f -b -F -u -p -q -h -V --format --backing --backing-format --progress --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -609,7 +609,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__snapshot__subcmd__commit)
-            opts="-f -d -q -h -V --format --force --quiet --help --version"
+            opts="-f -d -p -q -h -V --format --force --progress --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -741,7 +741,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__snapshot__subcmd__list)
-            opts="-f -U -h -V --format --output --force-share --confine --no-backing --help --version"
+            opts="-f -U -h -V --format --output --force-share --confine --no-backing --ignore-parent-id --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -771,7 +771,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__snapshot__subcmd__rebase)
-            opts="-f -b -F -u -q -h -V --format --backing --backing-format --quiet --help --version"
+            opts="-f -b -F -u -p -q -h -V --format --backing --backing-format --progress --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -69,6 +69,12 @@ pub struct Confinement {
     /// Refuse an image that has a parent (a delta or differencing disk)
     #[arg(long = "no-backing")]
     pub no_backing: bool,
+
+    /// Read through a parent whose ID (VMDK CID, VHD UUID) is not the one
+    /// its delta recorded, for read-only recovery (`vimg rebase -u` fixes
+    /// the link)
+    #[arg(long = "ignore-parent-id")]
+    pub ignore_parent_id: bool,
 }
 
 impl Confinement {
@@ -77,6 +83,7 @@ impl Confinement {
         OpenOptions::new(access)
             .confined_to(self.confine.as_deref())
             .forbidding_parents(self.no_backing)
+            .ignoring_parent_ids(self.ignore_parent_id)
     }
 }
 

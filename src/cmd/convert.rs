@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::{format_name, read_access, Confinement, Placing};
+use super::progress;
 use super::staging::Staging;
 use crate::copy::{copy, CopyOptions, Layers, Plan};
 use crate::image::{factory, Format};
@@ -145,22 +145,13 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
         );
     }
 
-    let bar = (args.progress && std::io::stderr().is_terminal()).then(|| {
-        let bar = ProgressBar::new(size);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40} {percent:>3}% {bytes}/{total_bytes} {eta}")
-                .expect("a valid template"),
-        );
-        bar
-    });
+    let bar = progress::bar(args.progress, size);
     let opts = CopyOptions { sparse_size };
     // A fresh target reads as zeros: only data needs copying, unless -S 0
     // asks for every byte to be allocated.
     let plan = Plan::new(0..size, Layers::All).with_zeros(sparse_size == 0);
     copy(src.as_mut(), dst.as_mut(), plan, &opts, &mut |done| {
-        if let Some(bar) = &bar {
-            bar.set_position(done);
-        }
+        progress::show(&bar, done)
     })
     .map_err(explain)
     .with_context(|| {
@@ -171,9 +162,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
         )
     })?;
     dst.flush().map_err(explain)?;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    progress::finish(bar);
     let files = dst.files();
     drop(dst);
     if let Some(staging) = staging {

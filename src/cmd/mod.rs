@@ -7,6 +7,7 @@ mod convert;
 mod create;
 mod info;
 mod map;
+mod progress;
 mod snapshot;
 mod staging;
 

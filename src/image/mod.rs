@@ -130,6 +130,10 @@ pub struct OpenOptions {
     /// the image records (a `snapshot commit` in progress changed it); not
     /// passed on to the parent's own parent.
     pub trusted_parent: Option<Identity>,
+    /// Read through parents whose identity is not the one their child
+    /// recorded (`--ignore-parent-id`: read-only recovery of a chain whose
+    /// link broke).
+    pub ignore_parent_ids: bool,
     /// Which file this is: the one the user named, or one an image names
     /// (a parent), which must be a regular file.
     by_image: bool,
@@ -165,7 +169,17 @@ impl OpenOptions {
             forbid_parents: false,
             tolerate_missing_parents: false,
             trusted_parent: None,
+            ignore_parent_ids: false,
             by_image: false,
+        }
+    }
+
+    /// Read through parents whose identity does not match (see
+    /// [`OpenOptions::ignore_parent_ids`]).
+    pub fn ignoring_parent_ids(self, ignore: bool) -> Self {
+        OpenOptions {
+            ignore_parent_ids: ignore,
+            ..self
         }
     }
 
@@ -181,7 +195,8 @@ impl OpenOptions {
     /// Whether a parent whose identity is not the one recorded may be
     /// taken anyway.
     pub fn trusts(&self, parent: Option<Identity>) -> bool {
-        parent.is_some() && parent == self.trusted_parent
+        let read_only = self.access != Access::Write;
+        (parent.is_some() && parent == self.trusted_parent) || (self.ignore_parent_ids && read_only)
     }
 
     /// End the chain at a parent that cannot be found (see

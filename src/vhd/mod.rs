@@ -203,10 +203,12 @@ impl Vhd {
             return Err(Error::chain(
                 self.file().path(),
                 format!(
-                    "its parent {} has UUID {}, but the child was made from the disk with UUID {}: the parent was replaced by another disk",
+                    "its parent {} has UUID {}, but the child was made from the disk with UUID {}: the parent was replaced by another disk (if it is the right parent, `vimg rebase -u -b {} {}` relinks it; --ignore-parent-id reads through it as it is)",
                     parent.file().path().display(),
                     uuid::Uuid::from_bytes(parent.footer.uuid),
-                    uuid::Uuid::from_bytes(expected)
+                    uuid::Uuid::from_bytes(expected),
+                    parent.file().path().display(),
+                    self.file().path().display()
                 ),
             ));
         }

@@ -201,9 +201,11 @@ impl Vmdk {
             return Err(Error::chain(
                 &self.path,
                 format!(
-                    "its parent {} has content ID {:08x}, but the delta was made from content ID {expected:08x}: the parent changed after the delta was taken",
+                    "its parent {} has content ID {:08x}, but the delta was made from content ID {expected:08x}: the parent changed after the delta was taken (if it is the right parent, `vimg rebase -u -b {} {}` relinks it; --ignore-parent-id reads through it as it is)",
                     parent.path.display(),
-                    parent.desc.cid
+                    parent.desc.cid,
+                    parent.path.display(),
+                    self.path.display()
                 ),
             ));
         }

@@ -101,7 +101,9 @@ fn a_differencing_vhd_commits_into_its_parent_as_libvhdi_reads_it() {
     let dir = tempdir();
     let d = dir.path();
     let (parent, child, before) = vhd_chain(d);
-    vimg!("commit -q", &child).ok();
+    // -p draws nothing when stderr is no terminal.
+    let run = vimg!("commit -q -p", &child).run();
+    assert_eq!((run.code(), run.stderr_text()), (Some(0), String::new()));
     assert_same_bytes(&vimg_to_raw(&parent, &d.join("p.raw")), &before);
     assert_same_bytes(&vimg_to_raw(&child, &d.join("c.raw")), &before);
     assert_pyvhdi_reads(&parent, &[], &before, &[]);

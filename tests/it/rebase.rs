@@ -76,9 +76,25 @@ fn rebase_u_relinks_a_moved_parent_and_a_broken_cid() {
     // the link breaks; -u records the new CID (content as the user says).
     qemu_io("vmdk", &moved, &["write -P 1 15M 64k"]);
     vimg!("snapshot list", &delta).code(2);
+    // Refused on reading, naming both CIDs and the command that relinks;
+    // --ignore-parent-id reads through anyway (read-only recovery).
+    let err = vimg!("info", &delta).one_line_error(&delta, "a broken CID");
+    let text = err.stderr_text();
+    let recorded = desc_value(&descriptor_text(&delta), "parentCID").unwrap();
+    assert!(text.contains(&format!("{:08x}", cid_of(&moved))), "{text}");
+    assert!(
+        text.contains(&recorded) && text.contains("vimg rebase -u -b"),
+        "{text}"
+    );
+    vimg!("map --ignore-parent-id", &delta).ok();
+    let out = d.join("recovered.raw");
+    vimg!("convert -q --ignore-parent-id -O raw", &delta, &out).ok();
     let out = vimg!("rebase -u -b", &moved, &delta).ok();
     assert!(out.contains(&format!("{:08x}", cid_of(&moved))), "{out}");
     assert_linked(&delta, &moved);
+    // What the recovery read is what the relinked chain reads (qemu too).
+    let want = qemu_to_raw(&delta, &d.join("qemu.raw"));
+    assert_same_bytes(&d.join("recovered.raw"), &want);
     vimg!("check", &delta).ok();
     assert_qemu_check(&delta);
 }

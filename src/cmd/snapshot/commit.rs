@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::Args;
 
+use super::super::progress;
 use crate::chain;
 use crate::copy::plan::{Layers, Plan};
 use crate::image::{factory, Format, NewParent, OpenOptions};
@@ -44,6 +45,10 @@ pub struct CommitArgs {
     /// invalidates) lie beside it
     #[arg(long)]
     force: bool,
+
+    /// Show a progress bar (only when stderr is a terminal)
+    #[arg(short = 'p', long)]
+    progress: bool,
 
     /// Print nothing on success
     #[arg(short, long)]
@@ -188,7 +193,9 @@ pub fn run(args: CommitArgs) -> anyhow::Result<u8> {
     let mut plan = Plan::new(0..size, Layers::Top(1)).with_zeros(true);
     let mut buf = Vec::new();
     let mut moved = 0u64;
+    let bar = progress::bar(args.progress, size);
     while let Some(run) = plan.next_run(image.as_mut())? {
+        progress::show(&bar, run.start);
         interrupt::check()?;
         buf.resize((run.end - run.start) as usize, 0);
         image.read_at(&mut buf, run.start)?;
@@ -198,6 +205,7 @@ pub fn run(args: CommitArgs) -> anyhow::Result<u8> {
     }
     let parent = image.parent().expect("opened with its parent");
     parent.flush()?;
+    progress::finish(bar);
     drop(image);
 
     // The delta relinked to the parent as it is now, then emptied.

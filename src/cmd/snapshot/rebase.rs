@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 use clap::Args;
 
+use indicatif::ProgressBar;
+
+use super::super::progress;
 use crate::chain;
 use crate::copy::plan::CHUNK;
 use crate::image::{factory, Format, Image, NewParent, OpenOptions, Source};
@@ -44,6 +47,10 @@ pub struct RebaseArgs {
     /// not be there)
     #[arg(short = 'u')]
     unsafe_link: bool,
+
+    /// Show a progress bar (only when stderr is a terminal)
+    #[arg(short = 'p', long)]
+    progress: bool,
 
     /// Print nothing on success
     #[arg(short, long)]
@@ -86,12 +93,14 @@ fn read_into(image: &mut dyn Image, buf: &mut [u8], offset: u64) -> anyhow::Resu
 fn keep_content(
     delta: &mut dyn Image,
     mut new: Option<&mut Box<dyn Image>>,
+    bar: &Option<ProgressBar>,
 ) -> anyhow::Result<u64> {
     let size = delta.virtual_size();
     let (mut at, mut copied) = (0u64, 0u64);
     let (mut old_buf, mut new_buf) = (Vec::new(), Vec::new());
     while at < size {
         interrupt::check()?;
+        progress::show(bar, at);
         let own = delta.block_status(at, (size - at).min(CHUNK))?;
         if own.source != Source::Unallocated {
             at += own.len;
@@ -174,7 +183,12 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<u8> {
     }
     let copied = match args.unsafe_link {
         true => 0,
-        false => keep_content(image.as_mut(), new.as_mut())?,
+        false => {
+            let bar = progress::bar(args.progress, image.virtual_size());
+            let copied = keep_content(image.as_mut(), new.as_mut(), &bar)?;
+            progress::finish(bar);
+            copied
+        }
     };
     // Only the link from here on: the delta alone.
     drop(image);
