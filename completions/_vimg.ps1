@@ -163,6 +163,8 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
         'vimg;snapshot;commit' {
             [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Format of DELTA (probed from the content when not given)')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Format of DELTA (probed from the content when not given)')
+            [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Commit into BASE, further down DELTA''s chain, instead of its parent: DELTA is then relinked to BASE, and the layers between no longer read what they did (delete them)')
+            [CompletionResult]::new('--base', '--base', [CompletionResultType]::ParameterName, 'Commit into BASE, further down DELTA''s chain, instead of its parent: DELTA is then relinked to BASE, and the layers between no longer read what they did (delete them)')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Keep DELTA''s data (do not empty it)')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Commit even though other deltas of the parent (which the commit invalidates) lie beside it')
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Show a progress bar (only when stderr is a terminal)')
@@ -234,6 +236,8 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
         'vimg;commit' {
             [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Format of DELTA (probed from the content when not given)')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Format of DELTA (probed from the content when not given)')
+            [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Commit into BASE, further down DELTA''s chain, instead of its parent: DELTA is then relinked to BASE, and the layers between no longer read what they did (delete them)')
+            [CompletionResult]::new('--base', '--base', [CompletionResultType]::ParameterName, 'Commit into BASE, further down DELTA''s chain, instead of its parent: DELTA is then relinked to BASE, and the layers between no longer read what they did (delete them)')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Keep DELTA''s data (do not empty it)')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Commit even though other deltas of the parent (which the commit invalidates) lie beside it')
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Show a progress bar (only when stderr is a terminal)')

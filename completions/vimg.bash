@@ -171,7 +171,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__commit)
-            opts="-f -d -p -q -h -V --format --force --progress --quiet --help --version"
+            opts="-f -b -d -p -q -h -V --format --base --force --progress --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -183,6 +183,14 @@ _vimg() {
                     ;;
                 -f)
                     COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                --base)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -b)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -609,7 +617,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__snapshot__subcmd__commit)
-            opts="-f -d -p -q -h -V --format --force --progress --quiet --help --version"
+            opts="-f -b -d -p -q -h -V --format --base --force --progress --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -621,6 +629,14 @@ _vimg() {
                     ;;
                 -f)
                     COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                --base)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -b)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

@@ -152,6 +152,8 @@ set edit:completion:arg-completer[vimg] = {|@words|
         &'vimg;snapshot;commit'= {
             cand -f 'Format of DELTA (probed from the content when not given)'
             cand --format 'Format of DELTA (probed from the content when not given)'
+            cand -b 'Commit into BASE, further down DELTA''s chain, instead of its parent: DELTA is then relinked to BASE, and the layers between no longer read what they did (delete them)'
+            cand --base 'Commit into BASE, further down DELTA''s chain, instead of its parent: DELTA is then relinked to BASE, and the layers between no longer read what they did (delete them)'
             cand -d 'Keep DELTA''s data (do not empty it)'
             cand --force 'Commit even though other deltas of the parent (which the commit invalidates) lie beside it'
             cand -p 'Show a progress bar (only when stderr is a terminal)'
@@ -214,6 +216,8 @@ set edit:completion:arg-completer[vimg] = {|@words|
         &'vimg;commit'= {
             cand -f 'Format of DELTA (probed from the content when not given)'
             cand --format 'Format of DELTA (probed from the content when not given)'
+            cand -b 'Commit into BASE, further down DELTA''s chain, instead of its parent: DELTA is then relinked to BASE, and the layers between no longer read what they did (delete them)'
+            cand --base 'Commit into BASE, further down DELTA''s chain, instead of its parent: DELTA is then relinked to BASE, and the layers between no longer read what they did (delete them)'
             cand -d 'Keep DELTA''s data (do not empty it)'
             cand --force 'Commit even though other deltas of the parent (which the commit invalidates) lie beside it'
             cand -p 'Show a progress bar (only when stderr is a terminal)'

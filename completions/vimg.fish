@@ -143,6 +143,7 @@ complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subc
 vmdk\t''
 vhd\t''
 vpc\t''"
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from commit" -s b -l base -d 'Commit into BASE, further down DELTA\'s chain, instead of its parent: DELTA is then relinked to BASE, and the layers between no longer read what they did (delete them)' -r -F
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from commit" -s d -d 'Keep DELTA\'s data (do not empty it)'
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from commit" -l force -d 'Commit even though other deltas of the parent (which the commit invalidates) lie beside it'
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from commit" -s p -l progress -d 'Show a progress bar (only when stderr is a terminal)'
@@ -184,6 +185,7 @@ complete -c vimg -n "__fish_vimg_using_subcommand commit" -s f -l format -d 'For
 vmdk\t''
 vhd\t''
 vpc\t''"
+complete -c vimg -n "__fish_vimg_using_subcommand commit" -s b -l base -d 'Commit into BASE, further down DELTA\'s chain, instead of its parent: DELTA is then relinked to BASE, and the layers between no longer read what they did (delete them)' -r -F
 complete -c vimg -n "__fish_vimg_using_subcommand commit" -s d -d 'Keep DELTA\'s data (do not empty it)'
 complete -c vimg -n "__fish_vimg_using_subcommand commit" -l force -d 'Commit even though other deltas of the parent (which the commit invalidates) lie beside it'
 complete -c vimg -n "__fish_vimg_using_subcommand commit" -s p -l progress -d 'Show a progress bar (only when stderr is a terminal)'

@@ -126,9 +126,8 @@ pub struct OpenOptions {
     /// open: the layer records a parent but has none (`snapshot list`,
     /// which shows the broken link).
     pub tolerate_missing_parents: bool,
-    /// The identity the image's own parent may have instead of the one
-    /// the image records (a `snapshot commit` in progress changed it); not
-    /// passed on to the parent's own parent.
+    /// The identity a parent in the chain may have instead of the one its
+    /// child records (a `snapshot commit` in progress changed it).
     pub trusted_parent: Option<Identity>,
     /// Read through parents whose identity is not the one their child
     /// recorded (`--ignore-parent-id`: read-only recovery of a chain whose
@@ -256,7 +255,6 @@ impl OpenOptions {
             access,
             parents: Some(access),
             by_image: true,
-            trusted_parent: None,
             ..self.clone()
         })
     }

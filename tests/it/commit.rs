@@ -207,3 +207,29 @@ fn a_vmdk_commit_killed_at_any_write_is_named_and_finished_by_a_rerun() {
 fn a_vhd_commit_killed_at_any_write_is_named_and_finished_by_a_rerun() {
     every_kill_is_finished_by_a_rerun(vhd_in, "vhd");
 }
+
+#[test]
+fn commit_b_writes_two_levels_down_and_relinks_the_delta_to_the_base() {
+    let dir = tempdir();
+    let d = dir.path();
+    let (base, s1, _) = vmdk_chain(d);
+    let s2 = d.join("base-000002.vmdk");
+    vimg!("snapshot create -q", &s1, &s2).ok();
+    qemu_io("vmdk", &s2, &["write -P 9 2M 64k", "write -P 8 15M 1M"]);
+    let before = qemu_to_raw(&s2, &d.join("top.raw"));
+    // BASE must be in the chain.
+    let stranger = d.join("stranger.vmdk");
+    vimg!("create -q -f vmdk", &stranger, SIZE).ok();
+    let err = vimg!("commit -b", &stranger, &s2).one_line_error(&s2, "not in the chain");
+    assert!(
+        err.stderr_text().contains("not in its backing chain"),
+        "{err:?}"
+    );
+    let out = vimg!("commit -b", &base, &s2).ok();
+    assert!(out.contains("base-000001.vmdk was between them"), "{out}");
+    assert_committed_vmdk(&base, &s2, &before, true);
+    let layers = vimg!("snapshot list --output json", &s2).json();
+    assert_eq!(layers.as_array().unwrap().len(), 2, "{layers:#}");
+    // The layer between is now invalid, and shown so.
+    vimg!("snapshot list", &s1).code(2);
+}

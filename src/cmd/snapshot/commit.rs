@@ -12,7 +12,7 @@ use clap::Args;
 use super::super::progress;
 use crate::chain;
 use crate::copy::plan::{Layers, Plan};
-use crate::image::{factory, Format, NewParent, OpenOptions};
+use crate::image::{factory, Format, Image, NewParent, OpenOptions};
 use crate::interrupt;
 use crate::io::Access;
 
@@ -36,6 +36,12 @@ pub struct CommitArgs {
     /// Format of DELTA (probed from the content when not given)
     #[arg(short = 'f', long = "format", value_name = "FMT", value_parser = super::super::args::format_name())]
     format: Option<Format>,
+
+    /// Commit into BASE, further down DELTA's chain, instead of its parent:
+    /// DELTA is then relinked to BASE, and the layers between no longer
+    /// read what they did (delete them)
+    #[arg(short = 'b', long = "base", value_name = "BASE")]
+    base: Option<PathBuf>,
 
     /// Keep DELTA's data (do not empty it)
     #[arg(short = 'd')]
@@ -69,27 +75,34 @@ pub fn journal_path(delta: &Path) -> PathBuf {
 pub fn interrupted(delta: &Path) -> Option<PathBuf> {
     let text = fs::read_to_string(journal_path(delta)).ok()?;
     let name = text.lines().find_map(|l| l.strip_prefix("parent="))?;
-    Some(chain::parent_path(delta, name))
+    (!name.is_empty()).then(|| chain::parent_path(delta, name))
 }
 
-/// Write the journal and make it durable (the file and its folder).
+/// Write the journal and make it durable, whole or not at all: written
+/// beside it under another name, flushed, then renamed into place.
 fn begin(delta: &Path, parent: &Path, recorded: &str) -> anyhow::Result<()> {
     let journal = journal_path(delta);
     let dir = delta.parent().filter(|d| !d.as_os_str().is_empty());
     let name = chain::relative_name(dir.unwrap_or(Path::new(".")), parent);
-    let mut f = fs::File::create(&journal)
-        .with_context(|| format!("{}: cannot write the commit journal", journal.display()))?;
-    write!(
-        f,
+    let text = format!(
         "vimg snapshot commit in progress: run it again to finish\nparent={name}\nrecorded-id={recorded}\n"
-    )?;
-    f.sync_all()?;
+    );
+    let part = journal.with_extension("vimg-commit-part");
+    let write = || -> std::io::Result<()> {
+        let mut f = fs::File::create(&part)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&part, &journal)
+    };
+    write().with_context(|| format!("{}: cannot write the commit journal", journal.display()))?;
     sync_folder(&journal)
 }
 
 /// Remove the journal: the commit is done.
 fn end(delta: &Path) -> anyhow::Result<()> {
     let journal = journal_path(delta);
+    // What a stop while the journal was written left.
+    let _ = fs::remove_file(journal.with_extension("vimg-commit-part"));
     fs::remove_file(&journal)
         .with_context(|| format!("{}: cannot remove the commit journal", journal.display()))?;
     sync_folder(&journal)
@@ -102,6 +115,12 @@ fn sync_folder(file: &Path) -> anyhow::Result<()> {
     };
     fs::File::open(dir).and_then(|d| d.sync_all())?;
     Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    fs::canonicalize(a)
+        .ok()
+        .is_some_and(|a| Some(a) == fs::canonicalize(b).ok())
 }
 
 /// Other deltas of `parent` (with identity `id`) in its folder.
@@ -141,9 +160,36 @@ fn siblings(parent: &Path, id: &str, delta: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// The layer `depth` levels below `image` (0: the image itself).
+fn layer_at(image: &mut dyn Image, depth: usize) -> Option<&mut dyn Image> {
+    match depth {
+        0 => Some(image),
+        n => layer_at(image.parent()?, n - 1),
+    }
+}
+
+/// How deep in `image`'s chain the file `base` is (1: its parent), and
+/// the files of the layers above it.
+fn depth_of(image: &mut dyn Image, base: &Path) -> Option<(usize, Vec<PathBuf>)> {
+    let want = fs::canonicalize(base).ok()?;
+    let mut above = Vec::new();
+    let mut layer = Some(image);
+    let mut depth = 0;
+    while let Some(l) = layer {
+        let file = l.files().into_iter().next().unwrap_or_default();
+        if depth > 0 && fs::canonicalize(&file).ok().as_ref() == Some(&want) {
+            return Some((depth, above));
+        }
+        above.push(file);
+        layer = l.parent();
+        depth += 1;
+    }
+    None
+}
+
 pub fn run(args: CommitArgs) -> anyhow::Result<u8> {
     let delta = &args.delta;
-    // A commit stopped before: the parent's identity may have changed
+    // A commit stopped before: the target's identity may have changed
     // under it, by our own writes.
     let resumed = interrupted(delta);
     let trusted = match &resumed {
@@ -159,38 +205,54 @@ pub fn run(args: CommitArgs) -> anyhow::Result<u8> {
         .with_parents(Some(Access::Write))
         .trusting_parent(trusted);
     let mut image = factory::open_with(delta, args.format, opts)?;
-    let Some((recorded, name)) = image.parent_link() else {
+    let Some((_, name)) = image.parent_link() else {
         bail!("{}: it has no parent to commit into", delta.display());
     };
     let size = image.virtual_size();
-    let Some(parent) = image.parent() else {
-        bail!("{}: its parent {name} is not open", delta.display());
+    // Where the data goes: the parent, or BASE (resumed: the journal's).
+    let target = args.base.clone().or(resumed.clone());
+    let (depth, above) = match &target {
+        None => {
+            let file = image.files().into_iter().next().unwrap_or_default();
+            (1, vec![file])
+        }
+        Some(base) => depth_of(image.as_mut(), base).with_context(|| {
+            format!(
+                "{}: {} is not in its backing chain",
+                delta.display(),
+                base.display()
+            )
+        })?,
     };
-    let parent_path = parent.files().into_iter().next().unwrap_or_default();
-    if parent.virtual_size() != size {
+    let base = layer_at(image.as_mut(), depth).expect("found in the chain");
+    let base_path = base.files().into_iter().next().unwrap_or_default();
+    let base_id = base.identity().map(|i| i.to_string()).unwrap_or_default();
+    if base.virtual_size() != size {
         bail!(
-            "{}: the delta is {size} bytes and its parent {} {} bytes; a commit needs the same size",
+            "{}: the delta is {size} bytes and {} {} bytes; a commit needs the same size",
             delta.display(),
-            parent_path.display(),
-            parent.virtual_size()
+            base_path.display(),
+            base.virtual_size()
         );
     }
     if resumed.is_none() {
-        let others = siblings(&parent_path, &recorded.to_string(), delta);
+        let mut others = siblings(&base_path, &base_id, delta);
+        others.retain(|o| !above.iter().any(|a| same_file(a, o)));
         if !others.is_empty() && !args.force {
             let list: Vec<String> = others.iter().map(|p| p.display().to_string()).collect();
             bail!(
                 "{}: other deltas of {} lie beside it ({}); a commit changes what they read (--force commits anyway)",
                 delta.display(),
-                parent_path.display(),
+                base_path.display(),
                 list.join(", ")
             );
         }
-        begin(delta, &parent_path, &recorded.to_string())?;
+        begin(delta, &base_path, &base_id)?;
     }
 
-    // The delta's own data (and the zeros it records) into the parent.
-    let mut plan = Plan::new(0..size, Layers::Top(1)).with_zeros(true);
+    // The data of the layers above BASE (and the zeros they record) into
+    // BASE.
+    let mut plan = Plan::new(0..size, Layers::Top(depth as u32)).with_zeros(true);
     let mut buf = Vec::new();
     let mut moved = 0u64;
     let bar = progress::bar(args.progress, size);
@@ -199,14 +261,18 @@ pub fn run(args: CommitArgs) -> anyhow::Result<u8> {
         interrupt::check()?;
         buf.resize((run.end - run.start) as usize, 0);
         image.read_at(&mut buf, run.start)?;
-        let parent = image.parent().expect("opened with its parent");
-        parent.write_at(&buf, run.start)?;
+        let base = layer_at(image.as_mut(), depth).expect("found in the chain");
+        base.write_at(&buf, run.start)?;
         moved += run.end - run.start;
     }
-    let parent = image.parent().expect("opened with its parent");
-    parent.flush()?;
+    layer_at(image.as_mut(), depth)
+        .expect("found in the chain")
+        .flush()?;
     progress::finish(bar);
     drop(image);
+    let parent_path = base_path;
+    // Layers between DELTA and BASE, which no longer read what they did.
+    let between: Vec<PathBuf> = above.into_iter().skip(1).collect();
 
     // The delta relinked to the parent as it is now, then emptied.
     let opts = OpenOptions::new(Access::Write).with_parents(None);
@@ -241,6 +307,12 @@ pub fn run(args: CommitArgs) -> anyhow::Result<u8> {
             crate::units::human_size(moved),
             parent_path.display()
         );
+        for layer in &between {
+            println!(
+                "{} was between them and no longer reads what it did: delete it.",
+                layer.display()
+            );
+        }
     }
     Ok(0)
 }
