@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::image::{Image, Mapping, Source};
 
-/// Deepest chain vimg follows (VMware allows 32 snapshots per disk).
-pub const MAX_DEPTH: usize = 64;
+/// Deepest chain vimg follows, in images (VMware allows 32 snapshots per
+/// disk; chains of hundreds come from backup tools that snapshot daily).
+pub const MAX_DEPTH: usize = 1000;
 
 /// The images opened so far along one chain, top first.
 #[derive(Debug, Default)]

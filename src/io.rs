@@ -55,6 +55,17 @@ fn whole_blocks(offset: u64, len: u64) -> (u64, u64) {
     (align_up(offset, HOLE_BLOCK), align_down(end, HOLE_BLOCK))
 }
 
+/// Let this process keep as many files open as the system allows it
+/// (the hard limit): a chain of a thousand images holds a thousand files.
+pub fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+}
+
 /// How an image file is opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {

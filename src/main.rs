@@ -7,6 +7,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     vimg::interrupt::install();
+    vimg::io::raise_open_file_limit();
     let cli = match vimg::cmd::Cli::try_parse() {
         Ok(cli) => cli,
         // A bad value (a format, a size) is bad input like any other: one

@@ -25,6 +25,9 @@ impl Default for CopyOptions {
     }
 }
 
+/// Stack of the reading thread (reserved, not touched unless used).
+const READER_STACK: usize = 32 << 20;
+
 /// Buffers in flight between the reading and the writing thread.
 const IN_FLIGHT: usize = 4;
 
@@ -58,11 +61,18 @@ pub fn copy(
     // Everything moves into the scope: when the writer stops, early or not,
     // its ends of both channels close and a waiting reader wakes up.
     std::thread::scope(move |scope| {
-        scope.spawn(move || {
-            if let Err(e) = read_pieces(src, plan, &full_tx, &empty_rx) {
-                let _ = full_tx.send(Err(e));
-            }
-        });
+        // Reads recurse down the chain, a few frames per image: room for
+        // the deepest chain vimg opens (the main thread has 8 MiB).
+        std::thread::Builder::new()
+            .stack_size(READER_STACK)
+            .spawn_scoped(scope, move || {
+                if let Err(e) = read_pieces(src, plan, &full_tx, &empty_rx) {
+                    let _ = full_tx.send(Err(e));
+                }
+            })
+            .map_err(|e| {
+                crate::error::Error::invalid(format!("cannot start the reading thread: {e}"))
+            })?;
         for piece in full_rx {
             let piece = piece?;
             interrupt::check()?;

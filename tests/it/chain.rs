@@ -234,3 +234,53 @@ fn a_vimg_writer_keeps_qemu_out_and_its_own_readers_in() {
     drop(writer);
     qemu_img!("info", &base).ok();
 }
+
+/// A chain of a thousand images opens and reads (the open-file limit is
+/// raised for it); one more image ends with a clear one-line error, as
+/// does a loop.
+#[test]
+fn a_chain_of_a_thousand_images_reads_and_one_more_is_refused() {
+    let dir = tempdir();
+    let d = dir.path();
+    let name = |i: usize| format!("d{i:04}.vmdk");
+    let base = d.join(name(0));
+    vimg!("create -q -f vmdk", &base, MIB).ok();
+    qemu_io("vmdk", &base, &["write -P 7 0 64k"]);
+    // Every layer has the base's CID, so one delta, renamed, links to
+    // the one before it.
+    let cid = format!("{:08x}", crate::support::vmdk::cid_of(&base));
+    let template = d.join("template.vmdk");
+    vimg!("snapshot create -q", &base, &template).ok();
+    let mut bytes = std::fs::read(&template).unwrap();
+    let own = format!("CID={:08x}", crate::support::vmdk::cid_of(&template));
+    let at = find_bytes(&bytes, own.as_bytes());
+    bytes[at..at + own.len()].copy_from_slice(format!("CID={cid}").as_bytes());
+    let hint = find_bytes(&bytes, name(0).as_bytes());
+    for i in 1..=1000 {
+        bytes[hint..hint + 10].copy_from_slice(name(i - 1).as_bytes());
+        std::fs::write(d.join(name(i)), &bytes).unwrap();
+    }
+    // 1000 images: the top and 999 below it.
+    let top = d.join(name(999));
+    let chain = vimg!("info --backing-chain --output json", &top).json();
+    assert_eq!(chain.as_array().unwrap().len(), 1000);
+    let raw = vimg_to_raw(&top, &d.join("top.raw"));
+    assert_eq!(read_at(&raw, 0, 4), [7; 4]);
+    // 1001: refused, in one line.
+    let over = d.join(name(1000));
+    let err = vimg!("info", &over).one_line_error(&over, "1001 images");
+    assert!(err.stderr_text().contains("deeper than 1000"), "{err:?}");
+    // A loop: the base named after the top.
+    let looped = d.join(name(0));
+    bytes[hint..hint + 10].copy_from_slice(name(999).as_bytes());
+    std::fs::write(&looped, &bytes).unwrap();
+    let err = vimg!("info", &top).one_line_error(&top, "a loop");
+    assert!(err.stderr_text().contains("loops"), "{err:?}");
+}
+
+fn find_bytes(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("present")
+}
