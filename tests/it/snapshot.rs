@@ -135,6 +135,30 @@ fn snapshot_list_names_every_layer_and_marks_every_link() {
     }
     let human = vimg!("snapshot list", &s2).ok();
     assert_eq!(human.matches(": valid").count(), 2, "{human}");
+    // map shows data at depths 0, 1 and 2; the chain reads as qemu reads
+    // it; qemu-img and vmdkinfo recognise every link.
+    let map = vimg!("map --output json", &s2).json();
+    let mut depths: Vec<u64> = map
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["data"] == true)
+        .map(|m| m["depth"].as_u64().unwrap())
+        .collect();
+    depths.sort();
+    depths.dedup();
+    assert_eq!(depths, [0, 1, 2], "{map:#}");
+    assert_same_bytes(
+        &vimg_to_raw(&s2, &d.join("v.raw")),
+        &qemu_to_raw(&s2, &d.join("q.raw")),
+    );
+    let info = qemu_img!("info --backing-chain --output json", &s2).json();
+    assert_eq!(info.as_array().unwrap().len(), 3);
+    for (delta, parent) in [(&s2, &s1), (&s1, &base)] {
+        let text = cmd!("vmdkinfo", delta).ok();
+        let want = format!("Parent content identifier:\t0x{:08x}", cid_of(parent));
+        assert!(text.contains(&want), "{text}");
+    }
 
     // The base written after s1 was taken: that link breaks, and is shown.
     qemu_io("vmdk", &base, &["write -P 9 8M 64k"]);
@@ -168,6 +192,9 @@ fn snapshot_list_shows_a_differencing_vhd_and_a_parent_of_another_uuid() {
     let (code, layers) = list(&child);
     assert_eq!(code, 0, "{layers:#?}");
     assert_eq!(layers.len(), 2);
+    let text = cmd!("vhdiinfo", &child).ok();
+    assert!(text.contains("Disk type\t\t: Differential"), "{text}");
+    assert!(text.contains("Parent filename\t\t: parent.vhd"), "{text}");
     assert_eq!(field_str(&layers[0], "format"), "vpc");
     let (_, _, uuid, _) = pyvhdi_describe(&parent);
     assert_eq!(layers[0]["parent"]["id"], uuid.as_str());
