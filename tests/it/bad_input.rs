@@ -723,3 +723,61 @@ fn missing_files_and_directories_are_refused() {
     }
     assert_no_problems(problems);
 }
+
+/// `check`, probed and with each format, in JSON, and repairing, on
+/// `file`: each ends in time without a panic, with one of check's exit
+/// codes (1 with one error line). Returns what went wrong.
+fn check_survives(file: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    for args in [
+        "check",
+        "check -f vmdk",
+        "check -f vpc",
+        "check --output json",
+        "check -r all",
+        "check",
+    ] {
+        let vimg = vimg!().words(args).arg(file);
+        let out = vimg.run_within(std::time::Duration::from_secs(20));
+        let stderr = out.stderr_text();
+        match out.code() {
+            Some(0 | 2 | 3) if !stderr.contains("panicked") => {}
+            Some(1) => {
+                if let Err(e) = out.check_one_line_error(file) {
+                    problems.push(format!("`{vimg}`: {e}"));
+                }
+            }
+            other => problems.push(format!("`{vimg}` exited {other:?}: {stderr}")),
+        }
+    }
+    problems
+}
+
+#[test]
+fn check_survives_random_bytes_and_truncated_images() {
+    let dir = tempdir();
+    let d = dir.path();
+    let mut problems = Vec::new();
+    for seed in 0..6u64 {
+        for (name, size) in [("r.vmdk", 512 + seed * 700), ("r.vhd", 4096 * (seed + 1))] {
+            let file = d.join(format!("{seed}-{name}"));
+            std::fs::write(&file, Rng::new(seed).bytes(size as usize)).unwrap();
+            problems.extend(check_survives(&file));
+        }
+    }
+    for (name, fmt) in [("cut.vmdk", "vmdk"), ("cut.vhd", "vpc")] {
+        let image = image_with_data(d, name, fmt, None);
+        let len = file_len(&image);
+        let cuts = match fmt {
+            "vmdk" => vmdk_cuts(len),
+            _ => vhd_cuts(len),
+        };
+        for cut in cuts {
+            let file = d.join(format!("{cut}-{name}"));
+            std::fs::copy(&image, &file).unwrap();
+            truncate(&file, cut);
+            problems.extend(check_survives(&file));
+        }
+    }
+    assert_no_problems(problems);
+}
