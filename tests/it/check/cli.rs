@@ -158,6 +158,16 @@ fn leaks_alone_exit_3_and_corruptions_exit_2_with_json_and_every_finding() {
     assert!(severities.contains(&"leak".to_string()), "{json}");
 }
 
+/// An 8 MiB image of `fmt` made by vimg (`base.FMT`) and an empty delta
+/// over it (`delta.FMT`).
+fn base_and_delta(d: &Path, fmt: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let base = d.join(format!("base.{fmt}"));
+    let delta = d.join(format!("delta.{fmt}"));
+    vimg!("create -q -f", fmt, &base, 8 * MIB).ok();
+    vimg!("snapshot create -q", &base, &delta).ok();
+    (base, delta)
+}
+
 /// `check` of `path` exits 2 with one finding, a broken link in the top
 /// layer whose message says `says`.
 fn assert_one_broken_link(path: &Path, says: &str) {
@@ -175,10 +185,7 @@ fn assert_one_broken_link(path: &Path, says: &str) {
 fn a_check_that_cannot_complete_exits_1() {
     let dir = tempdir();
     let d = dir.path();
-    let base = d.join("base.vmdk");
-    let delta = d.join("delta.vmdk");
-    vimg!("create -q -f vmdk", &base, 8 * MIB).ok();
-    vimg!("snapshot create -q", &base, &delta).ok();
+    let (base, delta) = base_and_delta(d, "vmdk");
     std::fs::remove_file(&base).unwrap();
     vimg!("check", &delta)
         .code(1)
@@ -198,10 +205,7 @@ fn broken_links_are_corruptions_named_with_their_layer() {
 
     // A VMDK parent written after its delta was taken (qemu gives it a new
     // CID on its first write).
-    let base = d.join("base.vmdk");
-    let delta = d.join("delta.vmdk");
-    vimg!("create -q -f vmdk", &base, 8 * MIB).ok();
-    vimg!("snapshot create -q", &base, &delta).ok();
+    let (base, delta) = base_and_delta(d, "vmdk");
     vimg!("check", &delta).ok();
     qemu_io("vmdk", &base, &["write -P 3 0 64k"]);
     assert_one_broken_link(&delta, "content ID");
@@ -211,10 +215,7 @@ fn broken_links_are_corruptions_named_with_their_layer() {
     vimg!("check --no-chain", &delta).ok();
 
     // A differencing VHD whose parent is another disk (another UUID).
-    let parent = d.join("parent.vhd");
-    let child = d.join("child.vhd");
-    vimg!("create -q -f vhd", &parent, 8 * MIB).ok();
-    vimg!("snapshot create -q", &parent, &child).ok();
+    let (parent, child) = base_and_delta(d, "vhd");
     vimg!("check", &child).ok();
     patch_footers(&parent, |f| f[68] ^= 0xff);
     assert_one_broken_link(&child, "UUID");

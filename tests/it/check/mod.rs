@@ -147,13 +147,10 @@ fn images_qemu_and_vimg_made_and_wrote_check_clean() {
     assert_clean(&delta);
 }
 
-/// The byte offset of grain table entry `grain` of a qemu-made
-/// monolithicSparse VMDK (its first grain table).
+/// The byte offset of grain `grain`'s entry in the grain table of a
+/// sparse extent (the directory's copy).
 fn grain_entry(path: &Path, grain: u64) -> u64 {
-    let header = read_at(path, 0, 512);
-    let gd = le64(&header, 56) * 512;
-    let gt = le32(&read_at(path, gd, 4), 0) as u64 * 512;
-    gt + grain * 4
+    table_entry(path, kdmv_header(path).gd_offset, grain)
 }
 
 /// The byte offset of grain `grain`'s entry in the redundant grain table

@@ -638,17 +638,11 @@ fn a_repair_killed_at_any_write_leaves_no_worse_and_a_rerun_finishes() {
     // grain 643 on grain 642, a zeroed entry without the flag; the
     // directory's entry 0 in the directory (so the first table comes back
     // from its redundant copy), and uncleanShutdown.
-    let entry = |dir: u64, grain: u64| table_entry(&damaged, dir, grain);
-    let h = kdmv_header(&damaged);
-    let both = |grain: u64, value: u32| {
-        for dir in [h.gd_offset, h.rgd_offset] {
-            patch(&damaged, entry(dir, grain), &value.to_le_bytes());
-        }
-    };
-    both(641, (file_len(&damaged) / 512 + 64) as u32);
-    both(643, le32(&read_at(&damaged, entry(h.gd_offset, 642), 4), 0));
-    both(656, 1);
-    let gd = h.gd_offset * 512;
+    set_both(&damaged, 641, (file_len(&damaged) / 512 + 64) as u32);
+    let g642 = le32(&read_at(&damaged, grain_entry(&damaged, 642), 4), 0);
+    set_both(&damaged, 643, g642);
+    set_both(&damaged, 656, 1);
+    let gd = kdmv_header(&damaged).gd_offset * 512;
     patch(&damaged, gd, &((gd / 512) as u32).to_le_bytes());
     patch(&damaged, 72, &[1]);
     every_kill_is_mended_by_a_rerun(&damaged, "vmdk", "all");
