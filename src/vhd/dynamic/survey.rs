@@ -122,6 +122,11 @@ impl Dynamic {
             let end = (at + FOOTER_SIZE as u64).min(file_len);
             space.claim(at, end - at, Part::Footer);
         }
+        // Without a valid footer anywhere the disk's layout is a guess
+        // (an open for checking went by bytes at the end whose checksum is
+        // wrong): entries are reported, not cleared, as clearing them could
+        // overwrite those very bytes.
+        let layout_known = footer_at.is_some();
         // The BAT entries reported: a block on two structures (the header
         // and the BAT) is one fault of its entry.
         let mut entries = HashSet::new();
@@ -142,8 +147,8 @@ impl Dynamic {
                 continue;
             }
             faults.push(match self.conflict_fix(file_len, &conflict) {
-                Some(fix) => Fault::fixed_by(finding, Repair::All, fix),
-                None => Fault::found(finding),
+                Some(fix) if layout_known => Fault::fixed_by(finding, Repair::All, fix),
+                _ => Fault::found(finding),
             });
         }
         if unlisted > 0 {
@@ -156,7 +161,7 @@ impl Dynamic {
                     "{unlisted} more conflicts like these (blocks past the end of the file, on the metadata or on one another) are not listed"
                 ),
             );
-            faults.push(match all_mendable {
+            faults.push(match all_mendable && layout_known {
                 true => Fault::fixed_by(finding, Repair::All, Fix::Unlisted),
                 false => Fault::found(finding),
             });
