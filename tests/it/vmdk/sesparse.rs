@@ -331,3 +331,17 @@ fn writes_into_sesparse_are_refused() {
     let err = vimg!("commit", &desc).run().stderr_text();
     assert!(err.contains("seSparse"), "{err}");
 }
+
+#[test]
+fn check_reports_sesparse_extents_as_not_walked() {
+    let dir = tempdir();
+    let d = dir.path();
+    let (desc, _, _) = make_chain(d);
+    let out = vimg!("check", &desc).run();
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    let text = out.stdout_text() + &out.stderr_text();
+    assert!(
+        text.contains("x-sesparse.vmdk") && text.contains("not walked"),
+        "{text}"
+    );
+}
