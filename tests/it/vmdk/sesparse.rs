@@ -3,7 +3,8 @@
 //! over a base qemu-img made and qemu-io wrote, then read by vimg exactly
 //! as qemu-img reads them (convert byte for byte, info's chain, map's
 //! depths); damaged headers and tables give one error line naming the
-//! file; writes are refused before anything changes.
+//! file; writes are refused before anything changes; a vimg snapshot over
+//! one reads as qemu reads it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -344,4 +345,25 @@ fn check_reports_sesparse_extents_as_not_walked() {
         text.contains("x-sesparse.vmdk") && text.contains("not walked"),
         "{text}"
     );
+}
+
+#[test]
+fn a_vimg_snapshot_over_a_sesparse_delta_reads_like_qemu() {
+    let dir = tempdir();
+    let d = dir.path();
+    let (desc, _, _) = make_chain(d);
+    let top = d.join("top.vmdk");
+    vimg!("snapshot create -q", &desc, &top).ok();
+    // Partial grains over the seSparse grains and the base below them.
+    qemu_io(
+        "vmdk",
+        &top,
+        &["write -P 0x77 4096 8192", "write -P 0x78 17M 3000"],
+    );
+    assert_same_bytes(
+        &qemu_to_raw(&top, &d.join("q.raw")),
+        &vimg_to_raw(&top, &d.join("v.raw")),
+    );
+    let chain = vimg!("info --output json --backing-chain", &top).json();
+    assert_eq!(chain.as_array().unwrap().len(), 3, "{chain:#}");
 }
