@@ -170,6 +170,31 @@ desc hand-flat-zero-flat.vmdk d1.vmdk a.bin b.bin
 printf '# Disk DescriptorFile\nversion=1\ncreateType="twoGbMaxExtentSparse"\nRW 32768 SPARSE "s.vmdk"\nRW 2048 ZERO\n' >d2.vmdk
 desc hand-sparse-zero.vmdk d2.vmdk q-sparse.vmdk
 
+# An ESXi seSparse extent as qemu reads it (const header, volatile header,
+# grain directory, one grain table; grains: data, zero, unmapped, data
+# stored out of order), 16 MiB, under a descriptor; 42 KiB in all.
+python3 - <<'EOF'
+import struct
+cap = 32768                       # sectors: one grain table
+gd, gt, grains = 2, 3, 3 + 64     # sectors
+h = struct.pack('<26Q', 0xcafebabe, 0x200000001, cap, 8, 64, 0, 0, 0, 0, 0,
+                1, 1, 0, 0, 0, 0, gd, 1, gt, 64, 0, 0, 0, 0, grains, 8 * 2)
+f = bytearray(h.ljust(512, b'\0'))
+f += struct.pack('<Q', 0xcafecafe).ljust(512, b'\0')
+f += struct.pack('<Q', 0x1000000000000000).ljust(512, b'\0')
+table = [0] * 4096
+table[0] = 0x3000000000000000                          # grain 0 of the region
+table[1] = 0x2000000000000000                          # zero
+table[2] = 0x1000000000000000                          # unmapped
+table[7] = 0x3000000000000000 | (1 << 48)              # grain 1 of the region
+f += b''.join(struct.pack('<Q', e) for e in table)
+f += b'\x5e' * 4096
+f += b'\xa7' * 4096
+open('se.bin', 'wb').write(f)
+EOF
+printf '# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="seSparse"\n\n# Extent description\nRW 32768 SESPARSE "se.bin"\n' >d3.vmdk
+desc hand-sesparse.vmdk d3.vmdk se.bin
+
 # Both targets start from the same seeds.
 for t in open_read open_write; do
     mkdir -p "$here/corpus/$t"

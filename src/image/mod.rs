@@ -360,6 +360,13 @@ pub trait Image: Sink {
         ))
     }
 
+    /// Fail unless this layer can take data and link changes (a format
+    /// read only, as seSparse, refuses them): asked before work that would
+    /// change other layers first, as `snapshot commit` does.
+    fn check_writable(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Forget everything this layer holds itself, so that it reads its
     /// parent (or zeros) everywhere, and give the space back: what
     /// `snapshot commit` does to a delta once its parent holds the same

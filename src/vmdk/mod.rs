@@ -6,6 +6,7 @@ mod create;
 mod descriptor;
 mod header;
 mod marker;
+mod sesparse;
 mod sparse;
 mod stream;
 
@@ -17,6 +18,7 @@ use serde_json::{json, Map, Value};
 
 use self::descriptor::{Descriptor, ExtentAccess, ExtentLine, MAX_DESCRIPTOR};
 use self::header::MAGIC;
+use self::sesparse::SeSparseExtent;
 use self::sparse::SparseExtent;
 use crate::alloc::space::Space;
 use crate::chain::{self, Chain};
@@ -50,7 +52,12 @@ pub fn probe(head: &[u8]) -> bool {
 /// Where an extent's data is.
 enum Storage {
     Sparse(Box<SparseExtent>),
-    Flat { file: Arc<ImageFile>, offset: u64 },
+    /// An ESXi seSparse extent: read only.
+    SeSparse(Box<SeSparseExtent>),
+    Flat {
+        file: Arc<ImageFile>,
+        offset: u64,
+    },
     Zero,
 }
 
@@ -75,6 +82,7 @@ impl Extent {
         }
         match &self.storage {
             Storage::Sparse(s) => s.check_writable(),
+            Storage::SeSparse(s) => s.check_writable(),
             Storage::Flat { .. } => Ok(()),
             Storage::Zero => Err(Error::unsupported(path, "cannot write into a ZERO extent")),
         }
@@ -217,6 +225,7 @@ impl Vmdk {
     fn grain_size(&self) -> Option<u64> {
         match self.extents.first().map(|e| &e.storage) {
             Some(Storage::Sparse(s)) => Some(s.grain_size()),
+            Some(Storage::SeSparse(s)) => Some(s.grain_size()),
             _ => None,
         }
     }
@@ -546,6 +555,7 @@ impl FileUse {
         let name = extent_name(extent);
         let (file, start, len, sparse) = match &extent.storage {
             Storage::Sparse(s) => (s.file(), 0, u64::MAX, true),
+            Storage::SeSparse(s) => (s.file(), 0, u64::MAX, true),
             Storage::Flat { file, offset } => (file, *offset, extent.len, false),
             Storage::Zero => return Ok(()),
         };
@@ -576,6 +586,7 @@ impl FileUse {
 fn extent_name(extent: &Extent) -> String {
     match &extent.storage {
         Storage::Sparse(s) => s.file().path().display().to_string(),
+        Storage::SeSparse(s) => s.file().path().display().to_string(),
         Storage::Flat { file, .. } => file.path().display().to_string(),
         Storage::Zero => "ZERO".into(),
     }
@@ -646,6 +657,27 @@ fn open_extent(
                 len = sparse.capacity();
             }
             Storage::Sparse(Box::new(sparse))
+        }
+        "SESPARSE" => {
+            let file = open_file()?;
+            let sesparse = SeSparseExtent::open(file)?;
+            if sesparse.capacity() < len {
+                let e = Error::corrupt(
+                    sesparse.file().path(),
+                    "VMDK seSparse const header",
+                    16,
+                    format!(
+                        "capacity {} is less than the {len} bytes the descriptor gives the extent",
+                        sesparse.capacity()
+                    ),
+                );
+                if walk != Walk::Check {
+                    return Err(e);
+                }
+                damage.push(e);
+                len = sesparse.capacity();
+            }
+            Storage::SeSparse(Box::new(sesparse))
         }
         "FLAT" | "VMFS" => {
             let offset = line
@@ -738,7 +770,7 @@ impl Sink for Vmdk {
                     None => s.write(piece, rel, None),
                 },
                 Storage::Flat { file, offset, .. } => file.write_all_at(piece, *offset + rel),
-                Storage::Zero => unreachable!("refused by check_writable"),
+                Storage::SeSparse(_) | Storage::Zero => unreachable!("refused by check_writable"),
             }
         })
     }
@@ -757,6 +789,7 @@ impl Sink for Vmdk {
         for e in &self.extents {
             let path = match &e.storage {
                 Storage::Sparse(s) => s.file().path().to_path_buf(),
+                Storage::SeSparse(s) => s.file().path().to_path_buf(),
                 Storage::Flat { file, .. } => file.path().to_path_buf(),
                 Storage::Zero => continue,
             };
@@ -783,6 +816,9 @@ impl Image for Vmdk {
                 Storage::Sparse(s) => s.read(piece, rel, &mut |b, at| {
                     chain::read_parent(parent.as_deref_mut(), b, start + at)
                 }),
+                Storage::SeSparse(s) => s.read(piece, rel, &mut |b, at| {
+                    chain::read_parent(parent.as_deref_mut(), b, start + at)
+                }),
                 Storage::Flat { file, offset, .. } => file.read_zero_filled(piece, *offset + rel),
                 Storage::Zero => {
                     piece.fill(0);
@@ -799,6 +835,7 @@ impl Image for Vmdk {
         let len = len.min(e.len - rel);
         match &mut e.storage {
             Storage::Sparse(s) => s.status(rel, len),
+            Storage::SeSparse(s) => s.status(rel, len),
             Storage::Flat { file, offset } => file_status(file, *offset + rel, len, Holes::Stored),
             Storage::Zero => Ok(Mapping::new(
                 len,
@@ -819,11 +856,15 @@ impl Image for Vmdk {
                 x.insert("virtual-size".into(), json!(e.len));
                 let file = match &e.storage {
                     Storage::Sparse(s) => Some(s.file().path().display().to_string()),
+                    Storage::SeSparse(s) => Some(s.file().path().display().to_string()),
                     Storage::Flat { file, .. } => Some(file.path().display().to_string()),
                     Storage::Zero => None,
                 };
                 if let Some(file) = file {
                     x.insert("filename".into(), json!(file));
+                }
+                if let Storage::SeSparse(s) = &e.storage {
+                    x.insert("cluster-size".into(), json!(s.grain_size()));
                 }
                 if let Storage::Sparse(s) = &e.storage {
                     x.insert("cluster-size".into(), json!(s.grain_size()));
@@ -937,10 +978,26 @@ impl Image for Vmdk {
                         ));
                     }
                 }
+                Storage::SeSparse(s) => report.push(Finding::new(
+                    Severity::Warning,
+                    s.file().path(),
+                    None,
+                    "VMDK seSparse extent",
+                    "seSparse extents are read but not walked: their grain tables were not checked",
+                )),
                 Storage::Zero => {}
             }
         }
         report.clusters = clusters;
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        for e in &self.extents {
+            if let Storage::SeSparse(s) = &e.storage {
+                s.check_writable()?;
+            }
+        }
         Ok(())
     }
 
@@ -951,6 +1008,7 @@ impl Image for Vmdk {
                 "it has no parent; only a delta's data can be discarded",
             ));
         }
+        Image::check_writable(self)?;
         self.flush()?;
         for e in &mut self.extents {
             if let Storage::Sparse(s) = &mut e.storage {
@@ -972,6 +1030,7 @@ impl Image for Vmdk {
     }
 
     fn set_backing(&mut self, parent: Option<NewParent>) -> Result<()> {
+        Image::check_writable(self)?;
         let sparse = self.extents.iter().all(|e| {
             matches!(e.storage, Storage::Sparse(_)) && e.access == ExtentAccess::ReadWrite
         });

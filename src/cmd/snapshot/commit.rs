@@ -208,6 +208,9 @@ pub fn run(args: CommitArgs) -> anyhow::Result<u8> {
     let Some((_, name)) = image.parent_link() else {
         bail!("{}: it has no parent to commit into", delta.display());
     };
+    // The delta is relinked and emptied at the end: refuse one that
+    // cannot be before the parent changes.
+    image.check_writable()?;
     let size = image.virtual_size();
     // Where the data goes: the parent, or BASE (resumed: the journal's).
     let target = args.base.clone().or(resumed.clone());

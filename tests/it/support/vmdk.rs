@@ -188,3 +188,127 @@ pub fn build_cowd(path: &Path, capacity: u64, grains: &[(u64, u8)]) {
     }
     f.set_len(next * 512).unwrap();
 }
+
+/// What a hand-built seSparse grain holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeGrain {
+    /// 4 KiB of this byte, stored at this grain number of the grains
+    /// region (numbers past 4095 use the entry's split high bits).
+    Data(u8, u64),
+    /// A zero grain (entry type 2): zeros, not the parent's data.
+    Zero,
+    /// A SCSI-unmapped grain (entry type 1): also zeros.
+    Unmapped,
+}
+
+/// Where a hand-built seSparse file put its structures (byte offsets).
+#[derive(Clone, Debug)]
+pub struct SeLayout {
+    pub volatile: u64,
+    pub gd: u64,
+    pub tables: u64,
+    pub grains: u64,
+    /// Grain directory index → byte offset of its grain table.
+    pub table_at: Vec<(u64, u64)>,
+}
+
+/// An ESXi seSparse extent as qemu's block/vmdk.c reads it: const header
+/// (magic 0xcafebabe, version 0x200000001, 8-sector grains, 64-sector
+/// grain tables) in sector 0, volatile header (0xcafecafe) in sector 1,
+/// the grain directory from sector 2, grain tables (numbered in reverse of
+/// first use, to show the numbers are followed), then the grains region.
+/// `grains` are (grain index, what it holds); `capacity` is in sectors.
+pub fn build_sesparse(path: &Path, capacity: u64, grains: &[(u64, SeGrain)]) -> SeLayout {
+    const GT_ENTRIES: u64 = 4096;
+    let gd_entries = (capacity * 512).div_ceil(GT_ENTRIES * 4096);
+    let gd_sectors = (gd_entries * 8).div_ceil(512).max(1);
+    let mut order: Vec<u64> = Vec::new();
+    for &(g, _) in grains {
+        let t = g / GT_ENTRIES;
+        if !order.contains(&t) {
+            order.push(t);
+        }
+    }
+    let n_tables = order.len() as u64;
+    let number = |t: u64| n_tables - 1 - order.iter().position(|&x| x == t).unwrap() as u64;
+    let gt_sectors = n_tables.max(1) * 64;
+    let gd_at = 2u64;
+    let gt_at = gd_at + gd_sectors;
+    let grains_at = gt_at + gt_sectors;
+    let mut gd = vec![0u64; (gd_sectors * 64) as usize];
+    let mut tables = vec![vec![0u64; GT_ENTRIES as usize]; n_tables as usize];
+    for &t in &order {
+        gd[t as usize] = 0x1000_0000_0000_0000 | number(t);
+    }
+    let mut end = grains_at * 512;
+    let mut data = Vec::new();
+    for &(g, what) in grains {
+        let entry = match what {
+            SeGrain::Data(fill, c) => {
+                let at = (grains_at + c * 8) * 512;
+                data.push((at, fill));
+                end = end.max(at + 4096);
+                0x3000_0000_0000_0000 | ((c & 0xfff) << 48) | (c >> 12)
+            }
+            SeGrain::Zero => 0x2000_0000_0000_0000,
+            SeGrain::Unmapped => 0x1000_0000_0000_0000,
+        };
+        tables[number(g / GT_ENTRIES) as usize][(g % GT_ENTRIES) as usize] = entry;
+    }
+    let mut h = vec![0u8; 512];
+    for (at, v) in [
+        (0usize, 0xcafe_babe_u64),
+        (8, 0x0000_0002_0000_0001),
+        (16, capacity),
+        (24, 8),
+        (32, 64),
+        (80, 1),
+        (88, 1),
+        (128, gd_at),
+        (136, gd_sectors),
+        (144, gt_at),
+        (152, gt_sectors),
+        (192, grains_at),
+        (200, end / 512 - grains_at),
+    ] {
+        h[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    let mut v = vec![0u8; 512];
+    v[..8].copy_from_slice(&0xcafe_cafe_u64.to_le_bytes());
+    v[8..16].copy_from_slice(&n_tables.to_le_bytes());
+    let f = File::create(path).unwrap();
+    f.write_all_at(&h, 0).unwrap();
+    f.write_all_at(&v, 512).unwrap();
+    let le = |xs: &[u64]| -> Vec<u8> { xs.iter().flat_map(|e| e.to_le_bytes()).collect() };
+    f.write_all_at(&le(&gd), gd_at * 512).unwrap();
+    for (i, t) in tables.iter().enumerate() {
+        f.write_all_at(&le(t), (gt_at + i as u64 * 64) * 512)
+            .unwrap();
+    }
+    for (at, fill) in data {
+        f.write_all_at(&[fill; 4096], at).unwrap();
+    }
+    f.set_len(end).unwrap();
+    SeLayout {
+        volatile: 512,
+        gd: gd_at * 512,
+        tables: gt_at * 512,
+        grains: grains_at * 512,
+        table_at: order
+            .iter()
+            .map(|&t| (t, (gt_at + number(t) * 64) * 512))
+            .collect(),
+    }
+}
+
+/// A seSparse delta's text descriptor over `parent` for extent `extent`.
+pub fn sesparse_descriptor(path: &Path, sectors: u64, parent: &str, parent_cid: u32, extent: &str) {
+    let text = format!(
+        "# Disk DescriptorFile\nversion=1\nencoding=\"UTF-8\"\nCID=5e5e5e5e\nparentCID={parent_cid:08x}\n\
+         createType=\"seSparse\"\nparentFileNameHint=\"{parent}\"\n\n# Extent description\n\
+         RW {sectors} SESPARSE \"{extent}\"\n\n# The Disk Data Base\n#DDB\n\n\
+         ddb.longContentID = \"0123456789abcdef012345675e5e5e5e\"\n\
+         ddb.virtualHWVersion = \"14\"\n"
+    );
+    fs::write(path, text).unwrap();
+}

@@ -1,9 +1,10 @@
 //! VMDK: the third-party corpus, deltas, descriptors, create options,
-//! streamOptimized and the five subformats.
+//! streamOptimized, the five subformats and ESXi seSparse deltas.
 
 mod corpus;
 mod deltas;
 mod descriptor;
 mod options;
+mod sesparse;
 mod stream;
 mod subformats;
