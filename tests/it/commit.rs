@@ -233,3 +233,60 @@ fn commit_b_writes_two_levels_down_and_relinks_the_delta_to_the_base() {
     // The layer between is now invalid, and shown so.
     vimg!("snapshot list", &s1).code(2);
 }
+
+/// Commits into every kind of parent a delta can have: split and flat
+/// VMDKs (made by qemu-img), and a differencing VHD (itself over a
+/// dynamic one). A raw file cannot be the parent of a VMDK or VHD delta.
+#[test]
+fn commits_into_split_flat_and_differencing_parents() {
+    let dir = tempdir();
+    let d = dir.path();
+    for sub in [
+        "twoGbMaxExtentSparse",
+        "monolithicFlat",
+        "twoGbMaxExtentFlat",
+    ] {
+        let base = d.join(format!("{sub}.vmdk"));
+        let delta = d.join(format!("{sub}-000001.vmdk"));
+        qemu_img!(
+            "create -q -f vmdk -o",
+            format!("subformat={sub}"),
+            &base,
+            SIZE
+        )
+        .ok();
+        qemu_io("vmdk", &base, &["write -P 1 0 3M"]);
+        vimg!(
+            "snapshot create -q -o subformat=monolithicSparse",
+            &base,
+            &delta
+        )
+        .ok();
+        qemu_io("vmdk", &delta, &["write -P 2 1M 3M", "write -z 2M 64k"]);
+        let before = qemu_to_raw(&delta, &d.join(format!("{sub}.raw")));
+        vimg!("commit -q", &delta).ok();
+        assert_committed_vmdk(&base, &delta, &before, true);
+    }
+    // child -> middle (differencing) -> bottom (dynamic): commit the child
+    // into the middle.
+    let bottom = d.join("bottom.vhd");
+    let middle = d.join("middle.vhd");
+    let child = d.join("child.vhd");
+    vimg!("create -q -f vhd", &bottom, SIZE).ok();
+    qemu_io("vpc", &bottom, &["write -P 1 0 3M"]);
+    vimg!("snapshot create -q", &bottom, &middle).ok();
+    qemu_io("vpc", &middle, &["write -P 5 6M 64k"]);
+    vimg!("snapshot create -q", &middle, &child).ok();
+    qemu_io("vpc", &child, &["write -P 2 1M 3M"]);
+    let before = vimg_to_raw(&child, &d.join("child.raw"));
+    vimg!("commit -q", &child).ok();
+    assert_same_bytes(&vimg_to_raw(&middle, &d.join("m.raw")), &before);
+    assert_pyvhdi_reads(&middle, &[&bottom], &before, &[]);
+    assert_pyvhdi_reads(&child, &[&middle, &bottom], &before, &[]);
+    vimg!("check", &child).ok();
+    let layers = vimg!("snapshot list --output json", &child).json();
+    assert_eq!(layers.as_array().unwrap().len(), 3);
+    assert!(layers.as_array().unwrap()[..2]
+        .iter()
+        .all(|l| l["parent"]["valid"] == true));
+}
