@@ -30,6 +30,7 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('convert', 'convert', [CompletionResultType]::ParameterValue, 'Convert a disk image to another format or subformat')
             [CompletionResult]::new('map', 'map', [CompletionResultType]::ParameterValue, 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads')
+            [CompletionResult]::new('compare', 'compare', [CompletionResultType]::ParameterValue, 'Compare what two images read (whatever their formats, through their backing chains). Exit codes as qemu-img''s: 0 identical, 1 different (the first differing sector is named), 2 an error')
             [CompletionResult]::new('snapshot', 'snapshot', [CompletionResultType]::ParameterValue, 'Make and manage delta images (VMware snapshots, differencing VHDs)')
             [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write a delta''s data into its parent (the same as `snapshot commit`)')
             [CompletionResult]::new('rebase', 'rebase', [CompletionResultType]::ParameterValue, 'Move a delta onto another parent (the same as `snapshot rebase`)')
@@ -129,6 +130,23 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('--no-chain', '--no-chain', [CompletionResultType]::ParameterName, 'Check this image only, not the images of its backing chain')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the findings, not the summary')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the findings, not the summary')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'vimg;compare' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Format of the first image (probed when not given)')
+            [CompletionResult]::new('-F', '-F ', [CompletionResultType]::ParameterName, 'Format of the second image (probed when not given)')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Strict: images of different sizes, or that allocate differently, differ')
+            [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Strict: images of different sizes, or that allocate differently, differ')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Show a progress bar (only when stderr is a terminal)')
+            [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'Show a progress bar (only when stderr is a terminal)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing (the exit code says)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing (the exit code says)')
+            [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Read the images even while another process may be writing them')
+            [CompletionResult]::new('--force-share', '--force-share', [CompletionResultType]::ParameterName, 'Read the images even while another process may be writing them')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -274,6 +292,7 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('convert', 'convert', [CompletionResultType]::ParameterValue, 'Convert a disk image to another format or subformat')
             [CompletionResult]::new('map', 'map', [CompletionResultType]::ParameterValue, 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads')
+            [CompletionResult]::new('compare', 'compare', [CompletionResultType]::ParameterValue, 'Compare what two images read (whatever their formats, through their backing chains). Exit codes as qemu-img''s: 0 identical, 1 different (the first differing sector is named), 2 an error')
             [CompletionResult]::new('snapshot', 'snapshot', [CompletionResultType]::ParameterValue, 'Make and manage delta images (VMware snapshots, differencing VHDs)')
             [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write a delta''s data into its parent (the same as `snapshot commit`)')
             [CompletionResult]::new('rebase', 'rebase', [CompletionResultType]::ParameterValue, 'Move a delta onto another parent (the same as `snapshot rebase`)')
@@ -293,6 +312,9 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             break
         }
         'vimg;help;check' {
+            break
+        }
+        'vimg;help;compare' {
             break
         }
         'vimg;help;snapshot' {

@@ -22,6 +22,9 @@ _vimg() {
             vimg,commit)
                 cmd="vimg__subcmd__commit"
                 ;;
+            vimg,compare)
+                cmd="vimg__subcmd__compare"
+                ;;
             vimg,convert)
                 cmd="vimg__subcmd__convert"
                 ;;
@@ -48,6 +51,9 @@ _vimg() {
                 ;;
             vimg__subcmd__help,commit)
                 cmd="vimg__subcmd__help__subcmd__commit"
+                ;;
+            vimg__subcmd__help,compare)
+                cmd="vimg__subcmd__help__subcmd__compare"
                 ;;
             vimg__subcmd__help,convert)
                 cmd="vimg__subcmd__help__subcmd__convert"
@@ -119,7 +125,7 @@ _vimg() {
 
     case "${cmd}" in
         vimg)
-            opts="-h -V --help --version create info convert map check snapshot commit rebase help"
+            opts="-h -V --help --version create info convert map check compare snapshot commit rebase help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -191,6 +197,28 @@ _vimg() {
                     ;;
                 -b)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vimg__subcmd__compare)
+            opts="-f -F -s -p -q -U -h -V --strict --progress --quiet --force-share --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                -f)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                -F)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -301,7 +329,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__help)
-            opts="create info convert map check snapshot commit rebase help"
+            opts="create info convert map check compare snapshot commit rebase help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -329,6 +357,20 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__help__subcmd__commit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vimg__subcmd__help__subcmd__compare)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -27,6 +27,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand convert 'Convert a disk image to another format or subformat'
             cand map 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are'
             cand check 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads'
+            cand compare 'Compare what two images read (whatever their formats, through their backing chains). Exit codes as qemu-img''s: 0 identical, 1 different (the first differing sector is named), 2 an error'
             cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
             cand commit 'Write a delta''s data into its parent (the same as `snapshot commit`)'
             cand rebase 'Move a delta onto another parent (the same as `snapshot rebase`)'
@@ -121,6 +122,22 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand --no-chain 'Check this image only, not the images of its backing chain'
             cand -q 'Print only the findings, not the summary'
             cand --quiet 'Print only the findings, not the summary'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'vimg;compare'= {
+            cand -f 'Format of the first image (probed when not given)'
+            cand -F 'Format of the second image (probed when not given)'
+            cand -s 'Strict: images of different sizes, or that allocate differently, differ'
+            cand --strict 'Strict: images of different sizes, or that allocate differently, differ'
+            cand -p 'Show a progress bar (only when stderr is a terminal)'
+            cand --progress 'Show a progress bar (only when stderr is a terminal)'
+            cand -q 'Print nothing (the exit code says)'
+            cand --quiet 'Print nothing (the exit code says)'
+            cand -U 'Read the images even while another process may be writing them'
+            cand --force-share 'Read the images even while another process may be writing them'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -252,6 +269,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand convert 'Convert a disk image to another format or subformat'
             cand map 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are'
             cand check 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads'
+            cand compare 'Compare what two images read (whatever their formats, through their backing chains). Exit codes as qemu-img''s: 0 identical, 1 different (the first differing sector is named), 2 an error'
             cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
             cand commit 'Write a delta''s data into its parent (the same as `snapshot commit`)'
             cand rebase 'Move a delta onto another parent (the same as `snapshot rebase`)'
@@ -266,6 +284,8 @@ set edit:completion:arg-completer[vimg] = {|@words|
         &'vimg;help;map'= {
         }
         &'vimg;help;check'= {
+        }
+        &'vimg;help;compare'= {
         }
         &'vimg;help;snapshot'= {
             cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD'

@@ -3,6 +3,7 @@
 
 mod args;
 mod check;
+mod compare;
 mod convert;
 mod create;
 mod info;
@@ -31,6 +32,7 @@ pub enum Command {
     Convert(convert::ConvertArgs),
     Map(map::MapArgs),
     Check(check::CheckArgs),
+    Compare(compare::CompareArgs),
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
     /// Write a delta's data into its parent (the same as `snapshot commit`)
@@ -75,6 +77,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Convert(args) => convert::run(args),
         Command::Map(args) => map::run(args),
         Command::Check(args) => check::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Snapshot(command) => snapshot::run(command),
         Command::Commit(args) => snapshot::commit::run(args),
         Command::Rebase(args) => snapshot::rebase::run(args),

@@ -18,6 +18,7 @@ mod bad_input;
 mod chain;
 mod check;
 mod commit;
+mod compare;
 mod convert;
 mod create;
 mod fuzz_replay;
