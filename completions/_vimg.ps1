@@ -31,6 +31,7 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('map', 'map', [CompletionResultType]::ParameterValue, 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads')
             [CompletionResult]::new('compare', 'compare', [CompletionResultType]::ParameterValue, 'Compare what two images read (whatever their formats, through their backing chains). Exit codes as qemu-img''s: 0 identical, 1 different (the first differing sector is named), 2 an error')
+            [CompletionResult]::new('amend', 'amend', [CompletionResultType]::ParameterValue, 'Change in place what can change without moving data: for a VMDK the adapter type (and the geometry that goes with it), the virtual hardware version and the tools version, in the descriptor, whose other lines stay as they were. The content ID stays: the content does not change. Options that would move data are refused, naming the command that does them')
             [CompletionResult]::new('snapshot', 'snapshot', [CompletionResultType]::ParameterValue, 'Make and manage delta images (VMware snapshots, differencing VHDs)')
             [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write a delta''s data into its parent (the same as `snapshot commit`)')
             [CompletionResult]::new('rebase', 'rebase', [CompletionResultType]::ParameterValue, 'Move a delta onto another parent (the same as `snapshot rebase`)')
@@ -147,6 +148,18 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing (the exit code says)')
             [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Read the images even while another process may be writing them')
             [CompletionResult]::new('--force-share', '--force-share', [CompletionResultType]::ParameterName, 'Read the images even while another process may be writing them')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'vimg;amend' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Image format (probed from the content when not given)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Image format (probed from the content when not given)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'What to change, as key=value[,key=value...]')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -293,6 +306,7 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('map', 'map', [CompletionResultType]::ParameterValue, 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads')
             [CompletionResult]::new('compare', 'compare', [CompletionResultType]::ParameterValue, 'Compare what two images read (whatever their formats, through their backing chains). Exit codes as qemu-img''s: 0 identical, 1 different (the first differing sector is named), 2 an error')
+            [CompletionResult]::new('amend', 'amend', [CompletionResultType]::ParameterValue, 'Change in place what can change without moving data: for a VMDK the adapter type (and the geometry that goes with it), the virtual hardware version and the tools version, in the descriptor, whose other lines stay as they were. The content ID stays: the content does not change. Options that would move data are refused, naming the command that does them')
             [CompletionResult]::new('snapshot', 'snapshot', [CompletionResultType]::ParameterValue, 'Make and manage delta images (VMware snapshots, differencing VHDs)')
             [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write a delta''s data into its parent (the same as `snapshot commit`)')
             [CompletionResult]::new('rebase', 'rebase', [CompletionResultType]::ParameterValue, 'Move a delta onto another parent (the same as `snapshot rebase`)')
@@ -315,6 +329,9 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             break
         }
         'vimg;help;compare' {
+            break
+        }
+        'vimg;help;amend' {
             break
         }
         'vimg;help;snapshot' {

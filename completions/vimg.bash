@@ -16,6 +16,9 @@ _vimg() {
             ",$1")
                 cmd="vimg"
                 ;;
+            vimg,amend)
+                cmd="vimg__subcmd__amend"
+                ;;
             vimg,check)
                 cmd="vimg__subcmd__check"
                 ;;
@@ -45,6 +48,9 @@ _vimg() {
                 ;;
             vimg,snapshot)
                 cmd="vimg__subcmd__snapshot"
+                ;;
+            vimg__subcmd__help,amend)
+                cmd="vimg__subcmd__help__subcmd__amend"
                 ;;
             vimg__subcmd__help,check)
                 cmd="vimg__subcmd__help__subcmd__check"
@@ -125,12 +131,38 @@ _vimg() {
 
     case "${cmd}" in
         vimg)
-            opts="-h -V --help --version create info convert map check compare snapshot commit rebase help"
+            opts="-h -V --help --version create info convert map check compare amend snapshot commit rebase help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vimg__subcmd__amend)
+            opts="-f -o -q -h -V --format --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -329,8 +361,22 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__help)
-            opts="create info convert map check compare snapshot commit rebase help"
+            opts="create info convert map check compare amend snapshot commit rebase help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vimg__subcmd__help__subcmd__amend)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -28,6 +28,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand map 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are'
             cand check 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads'
             cand compare 'Compare what two images read (whatever their formats, through their backing chains). Exit codes as qemu-img''s: 0 identical, 1 different (the first differing sector is named), 2 an error'
+            cand amend 'Change in place what can change without moving data: for a VMDK the adapter type (and the geometry that goes with it), the virtual hardware version and the tools version, in the descriptor, whose other lines stay as they were. The content ID stays: the content does not change. Options that would move data are refused, naming the command that does them'
             cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
             cand commit 'Write a delta''s data into its parent (the same as `snapshot commit`)'
             cand rebase 'Move a delta onto another parent (the same as `snapshot rebase`)'
@@ -138,6 +139,17 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand --quiet 'Print nothing (the exit code says)'
             cand -U 'Read the images even while another process may be writing them'
             cand --force-share 'Read the images even while another process may be writing them'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'vimg;amend'= {
+            cand -f 'Image format (probed from the content when not given)'
+            cand --format 'Image format (probed from the content when not given)'
+            cand -o 'What to change, as key=value[,key=value...]'
+            cand -q 'Print nothing on success'
+            cand --quiet 'Print nothing on success'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -270,6 +282,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand map 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are'
             cand check 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads'
             cand compare 'Compare what two images read (whatever their formats, through their backing chains). Exit codes as qemu-img''s: 0 identical, 1 different (the first differing sector is named), 2 an error'
+            cand amend 'Change in place what can change without moving data: for a VMDK the adapter type (and the geometry that goes with it), the virtual hardware version and the tools version, in the descriptor, whose other lines stay as they were. The content ID stays: the content does not change. Options that would move data are refused, naming the command that does them'
             cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
             cand commit 'Write a delta''s data into its parent (the same as `snapshot commit`)'
             cand rebase 'Move a delta onto another parent (the same as `snapshot rebase`)'
@@ -286,6 +299,8 @@ set edit:completion:arg-completer[vimg] = {|@words|
         &'vimg;help;check'= {
         }
         &'vimg;help;compare'= {
+        }
+        &'vimg;help;amend'= {
         }
         &'vimg;help;snapshot'= {
             cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD'

@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, each holding its arguments
 //! (whose doc comments are the help text) and its `run`.
 
+mod amend;
 mod args;
 mod check;
 mod compare;
@@ -33,6 +34,7 @@ pub enum Command {
     Map(map::MapArgs),
     Check(check::CheckArgs),
     Compare(compare::CompareArgs),
+    Amend(amend::AmendArgs),
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
     /// Write a delta's data into its parent (the same as `snapshot commit`)
@@ -78,6 +80,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Map(args) => map::run(args),
         Command::Check(args) => check::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Amend(args) => amend::run(args),
         Command::Snapshot(command) => snapshot::run(command),
         Command::Commit(args) => snapshot::commit::run(args),
         Command::Rebase(args) => snapshot::rebase::run(args),

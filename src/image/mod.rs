@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::io::{Access, ImageFile, Named};
+use crate::options::Options;
 use check::{Finding, Repair, Report};
 
 /// A place in a host file.
@@ -365,6 +366,19 @@ pub trait Image: Sink {
     /// change other layers first, as `snapshot commit` does.
     fn check_writable(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// Change in place what `opts` (`-o` options) asks for among what can
+    /// change without touching the disk's content (VMDK adapter type,
+    /// hardware and tools versions); returns what changed, one line each.
+    /// Options the format does not amend are refused, naming the command
+    /// that does them.
+    fn amend(&mut self, opts: &mut Options) -> Result<Vec<String>> {
+        let _ = opts;
+        Err(Error::unsupported(
+            &self.files().into_iter().next().unwrap_or_default(),
+            "nothing of this format can be amended",
+        ))
     }
 
     /// Forget everything this layer holds itself, so that it reads its

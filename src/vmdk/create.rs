@@ -66,14 +66,16 @@ impl Subformat {
 
 /// What the descriptor says about the virtual hardware; `None` fields are
 /// inherited from a parent or defaulted.
-struct DiskDb {
-    adapter: Option<String>,
-    hwversion: Option<String>,
-    toolsversion: String,
+pub(crate) struct DiskDb {
+    pub adapter: Option<String>,
+    pub hwversion: Option<String>,
+    pub toolsversion: Option<String>,
 }
 
 impl DiskDb {
-    fn from_options(opts: &mut Options) -> Result<DiskDb> {
+    /// The `adapter_type`, `hwversion` (or `compat6`) and `toolsversion`
+    /// options, checked.
+    pub fn from_options(opts: &mut Options) -> Result<DiskDb> {
         let adapter = opts.take_str("adapter_type")?;
         if let Some(a) = &adapter {
             if !["ide", "lsilogic", "buslogic", "legacyESX"].contains(&a.as_str()) {
@@ -97,12 +99,10 @@ impl DiskDb {
             }
             (false, None) => None,
         };
-        let toolsversion = opts
-            .take_str("toolsversion")?
-            .unwrap_or_else(|| "2147483647".into());
-        if toolsversion.parse::<u32>().is_err() {
+        let toolsversion = opts.take_str("toolsversion")?;
+        if let Some(v) = toolsversion.as_ref().filter(|v| v.parse::<u32>().is_err()) {
             return Err(Error::invalid(format!(
-                "toolsversion '{toolsversion}' is not a number"
+                "toolsversion '{v}' is not a number"
             )));
         }
         Ok(DiskDb {
@@ -117,12 +117,7 @@ impl DiskDb {
     /// 65535).
     fn entries(&self, sectors: u64, cid: u32) -> Vec<(String, String)> {
         let adapter = self.adapter.clone().unwrap_or_else(|| "ide".into());
-        let (heads, cap) = if adapter == "ide" {
-            (16u64, 16383u64)
-        } else {
-            (255, 65535)
-        };
-        let cylinders = (sectors / (heads * 63)).min(cap);
+        let (cylinders, heads) = geometry(&adapter, sectors);
         // VMware's spelling: "60 00 c2 9b 69 2b 26 0e-23 ef 8e e9 e1 ce 37 ff".
         let id = uuid::Uuid::new_v4().into_bytes();
         let hex = |b: &[u8]| {
@@ -139,7 +134,12 @@ impl DiskDb {
             ("ddb.geometry.heads", heads.to_string()),
             ("ddb.geometry.sectors", "63".to_string()),
             ("ddb.longContentID", long_id),
-            ("ddb.toolsVersion", self.toolsversion.clone()),
+            (
+                "ddb.toolsVersion",
+                self.toolsversion
+                    .clone()
+                    .unwrap_or_else(|| "2147483647".into()),
+            ),
             ("ddb.uuid", uuid),
             (
                 "ddb.virtualHWVersion",
@@ -149,6 +149,17 @@ impl DiskDb {
         ddb.sort();
         ddb.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
+}
+
+/// The geometry VMware gives a disk of `sectors` on `adapter`: (cylinders,
+/// heads), 63 sectors a track; cylinders capped as VMware caps them
+/// (16383 on IDE, else 65535).
+pub(crate) fn geometry(adapter: &str, sectors: u64) -> (u64, u64) {
+    let (heads, cap) = match adapter {
+        "ide" => (16u64, 16383u64),
+        _ => (255, 65535),
+    };
+    ((sectors / (heads * 63)).min(cap), heads)
 }
 
 /// The name of a file beside the descriptor: `disk.vmdk` → `disk-flat.vmdk`.

@@ -77,6 +77,7 @@ pub fn patch(text: &str, desc: &Descriptor) -> Option<String> {
     let long_id = desc.ddb("ddb.longContentID");
     let mut out = String::with_capacity(text.len() + 64);
     let (mut found, mut hint_written) = (false, false);
+    let mut ddb_seen: Vec<String> = Vec::new();
     let mut newline = "\n";
     let hint_line = |ending: &str| {
         desc.parent_hint
@@ -107,13 +108,38 @@ pub fn patch(text: &str, desc: &Descriptor) -> Option<String> {
             }
             // Written after parentCID (or dropped).
             "parentFileNameHint" => {}
+            // A DDB entry set to another value (amend).
+            k if k.starts_with("ddb.") && desc.ddb(k).is_some_and(|v| line_value(body) != v) => {
+                out += &format!("{k} = \"{}\"{ending}", desc.ddb(k).unwrap_or(""));
+                ddb_seen.push(k.to_string());
+            }
+            k if k.starts_with("ddb.") => {
+                ddb_seen.push(k.to_string());
+                out += line;
+            }
             _ => out += line,
         }
     }
     if !found || !hint_written && desc.parent_hint.is_some() {
         return None;
     }
+    // DDB entries the text did not have, at its end.
+    for (k, v) in desc.ddb.iter().filter(|(k, _)| !ddb_seen.contains(k)) {
+        if !out.is_empty() && !out.ends_with('\n') {
+            out += newline;
+        }
+        out += &format!("{k} = \"{v}\"{newline}");
+    }
     Some(out)
+}
+
+/// The value of a `key = "value"` line, unquoted.
+fn line_value(body: &str) -> &str {
+    let value = body.split_once('=').map_or("", |(_, v)| v.trim());
+    value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value)
 }
 
 /// Windows-1252: Latin-1, but for 32 characters in 0x80..0x9f.
@@ -329,6 +355,14 @@ impl Descriptor {
     }
 
     /// A disk database value.
+    /// Set DDB entry `key` to `value` (added when missing).
+    pub fn set_ddb(&mut self, key: &str, value: &str) {
+        match self.ddb.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => *v = value.to_string(),
+            None => self.ddb.push((key.to_string(), value.to_string())),
+        }
+    }
+
     pub fn ddb(&self, key: &str) -> Option<&str> {
         self.ddb
             .iter()
@@ -448,5 +482,18 @@ mod tests {
         let long = format!("createType=\"x\"\n{}\n", "y".repeat(500));
         let err = Descriptor::parse(long.as_bytes()).unwrap_err();
         assert!(err.len() < 150 && err.contains('…'), "{err}");
+    }
+
+    #[test]
+    fn patch_changes_ddb_values_in_place_and_adds_missing_ones_at_the_end() {
+        let text = "# Disk DescriptorFile\r\nCID=12345678\r\nparentCID=ffffffff\r\n# comment\r\nddb.adapterType = \"ide\"\r\nddb.toolsVersion = \"1\"\r\n";
+        let mut d = Descriptor::parse(text.as_bytes()).unwrap();
+        d.set_ddb("ddb.adapterType", "lsilogic");
+        d.set_ddb("ddb.virtualHWVersion", "13");
+        let out = patch(text, &d).unwrap();
+        assert_eq!(
+            out,
+            "# Disk DescriptorFile\r\nCID=12345678\r\nparentCID=ffffffff\r\n# comment\r\nddb.adapterType = \"lsilogic\"\r\nddb.toolsVersion = \"1\"\r\nddb.virtualHWVersion = \"13\"\r\n"
+        );
     }
 }

@@ -29,6 +29,7 @@ use crate::image::{
     Sink, Source, Walk,
 };
 use crate::io::{Access, ImageFile, Named, SECTOR};
+use crate::options::Options;
 
 pub use self::create::{create, create_stream};
 
@@ -999,6 +1000,71 @@ impl Image for Vmdk {
             }
         }
         Ok(())
+    }
+
+    fn amend(&mut self, opts: &mut Options) -> Result<Vec<String>> {
+        for (key, instead) in [
+            (
+                "subformat",
+                "convert it (vimg convert -O vmdk -o subformat=...)",
+            ),
+            (
+                "zeroed_grain",
+                "convert it (vimg convert -O vmdk -o zeroed_grain=on)",
+            ),
+            ("compression_level", "convert it (vimg convert -c -O vmdk)"),
+            ("size", "resizing moves metadata and is not an amendment"),
+        ] {
+            if opts.take_str(key)?.is_some() {
+                return Err(Error::unsupported(
+                    &self.path,
+                    format!("'{key}' changes how the data is stored: {instead}"),
+                ));
+            }
+        }
+        let db = create::DiskDb::from_options(opts)?;
+        opts.finish("vmdk")?;
+        if matches!(self.home, DescriptorHome::Embedded { capacity: 0, .. }) {
+            return Err(Error::unsupported(
+                &self.path,
+                "this sparse extent has no descriptor to amend",
+            ));
+        }
+        let before = self.desc.ddb.clone();
+        if let Some(adapter) = &db.adapter {
+            let (cylinders, heads) = create::geometry(adapter, self.size / SECTOR);
+            self.desc.set_ddb("ddb.adapterType", adapter);
+            self.desc
+                .set_ddb("ddb.geometry.cylinders", &cylinders.to_string());
+            self.desc.set_ddb("ddb.geometry.heads", &heads.to_string());
+            self.desc.set_ddb("ddb.geometry.sectors", "63");
+        }
+        if let Some(v) = &db.hwversion {
+            self.desc.set_ddb("ddb.virtualHWVersion", v);
+        }
+        if let Some(v) = &db.toolsversion {
+            self.desc.set_ddb("ddb.toolsVersion", v);
+        }
+        let changed: Vec<String> = self
+            .desc
+            .ddb
+            .iter()
+            .filter(|(k, v)| !before.iter().any(|(bk, bv)| bk == k && bv == v))
+            .map(|(k, v)| {
+                let old = before
+                    .iter()
+                    .find(|(bk, _)| bk == k)
+                    .map(|(_, v)| v.as_str());
+                format!("{k}: {} -> {v}", old.unwrap_or("(none)"))
+            })
+            .collect();
+        if !changed.is_empty() {
+            if let Err(e) = self.write_descriptor() {
+                self.desc.ddb = before;
+                return Err(e);
+            }
+        }
+        Ok(changed)
     }
 
     fn discard_all(&mut self) -> Result<()> {

@@ -14,6 +14,7 @@ mod harness;
 #[path = "../../fuzz/src/checks.rs"]
 mod checks;
 
+mod amend;
 mod bad_input;
 mod chain;
 mod check;

@@ -1,0 +1,61 @@
+//! `vimg amend`: change in place what can change without touching the
+//! disk's content.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::args::format_name;
+use crate::image::{factory, Format, OpenOptions};
+use crate::io::Access;
+use crate::options::Options;
+
+/// Change in place what can change without moving data: for a VMDK the
+/// adapter type (and the geometry that goes with it), the virtual hardware
+/// version and the tools version, in the descriptor, whose other lines
+/// stay as they were. The content ID stays: the content does not change.
+/// Options that would move data are refused, naming the command that does
+/// them.
+///
+/// Examples:
+///   vimg amend -o adapter_type=lsilogic disk.vmdk
+///   vimg amend -o hwversion=13,toolsversion=12352 disk.vmdk
+#[derive(Debug, Args)]
+pub struct AmendArgs {
+    /// Image format (probed from the content when not given)
+    #[arg(short = 'f', long = "format", value_name = "FMT", value_parser = format_name())]
+    format: Option<Format>,
+
+    /// What to change, as key=value[,key=value...]
+    #[arg(short = 'o', value_name = "OPTIONS", required = true)]
+    options: Vec<String>,
+
+    /// Print nothing on success
+    #[arg(short, long)]
+    quiet: bool,
+
+    /// The image to amend
+    file: PathBuf,
+}
+
+pub fn run(args: AmendArgs) -> anyhow::Result<u8> {
+    let mut opts = Options::parse(args.options.iter().map(String::as_str))?;
+    let open = OpenOptions::new(Access::Write).with_parents(None);
+    let mut image = factory::open_with(&args.file, args.format, open)?;
+    let changed = image
+        .amend(&mut opts)
+        .with_context(|| format!("cannot amend {}", args.file.display()))?;
+    image.flush()?;
+    if !args.quiet {
+        match changed.is_empty() {
+            true => println!("Nothing to change."),
+            false => {
+                for line in changed {
+                    println!("{}", super::printable(&line));
+                }
+            }
+        }
+    }
+    Ok(0)
+}

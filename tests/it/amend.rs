@@ -1,0 +1,74 @@
+//! `vimg amend`: the adapter type, hardware and tools versions of a VMDK
+//! changed in its descriptor, and nothing else: no grain, no CID.
+
+use crate::support::vmdk::{cid_of, desc_value, descriptor_text, kdmv_header};
+use crate::support::*;
+
+#[test]
+fn amend_changes_the_adapter_type_and_no_grain() {
+    let dir = tempdir();
+    let d = dir.path();
+    let path = d.join("disk.vmdk");
+    qemu_img!("create -q -f vmdk", &path, "1G").ok();
+    qemu_io("vmdk", &path, &["write -P 3 0 1M", "write -P 4 700M 64k"]);
+    let before = std::fs::read(&path).unwrap();
+    let cid = cid_of(&path);
+    let out = vimg!("amend -o adapter_type=lsilogic,hwversion=13", &path).ok();
+    assert!(out.contains("ddb.adapterType: ide -> lsilogic"), "{out}");
+    let text = descriptor_text(&path);
+    assert_eq!(
+        desc_value(&text, "ddb.adapterType").as_deref(),
+        Some("lsilogic")
+    );
+    assert_eq!(
+        desc_value(&text, "ddb.virtualHWVersion").as_deref(),
+        Some("13")
+    );
+    assert_eq!(
+        desc_value(&text, "ddb.geometry.heads").as_deref(),
+        Some("255")
+    );
+    assert_eq!(cid_of(&path), cid);
+    // Only the embedded descriptor's bytes changed.
+    let h = kdmv_header(&path);
+    let desc = (h.desc_offset * 512) as usize..((h.desc_offset + h.desc_size) * 512) as usize;
+    let after = std::fs::read(&path).unwrap();
+    assert_eq!(after.len(), before.len());
+    for (i, (a, b)) in before.iter().zip(&after).enumerate() {
+        assert!(
+            a == b || desc.contains(&i),
+            "byte {i} outside the descriptor changed"
+        );
+    }
+    let info = vimg_info(None, &path);
+    assert_eq!(info["format-specific"]["data"]["adapter-type"], "lsilogic");
+    qemu_img!("check -q -f vmdk", &path).ok();
+    cmd!("vmdkinfo", &path).ok();
+    let copy = d.join("copy.vmdk");
+    std::fs::write(&copy, &before).unwrap();
+    assert_identical("vmdk", &copy, "vmdk", &path);
+    // Nothing asked that is not there already: nothing written.
+    let again = vimg!("amend -o adapter_type=lsilogic", &path).ok();
+    assert_eq!(again.trim(), "Nothing to change.");
+}
+
+#[test]
+fn amend_refuses_what_moves_data_and_what_it_does_not_know() {
+    let dir = tempdir();
+    let path = dir.path().join("disk.vmdk");
+    vimg!("create -q -f vmdk", &path, "64M").ok();
+    let before = std::fs::read(&path).unwrap();
+    for (opts, says) in [
+        ("subformat=streamOptimized", "vimg convert"),
+        ("zeroed_grain=on", "vimg convert"),
+        ("adapter_type=scsi", "not one of"),
+        ("colour=blue", "no option 'colour'"),
+    ] {
+        let err = vimg!("amend -o", opts, &path).one_line_error(&path, opts);
+        assert!(err.stderr_text().contains(says), "{opts}: {err:?}");
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    let vhd = dir.path().join("disk.vhd");
+    vimg!("create -q -f vhd", &vhd, "64M").ok();
+    vimg!("amend -o adapter_type=ide", &vhd).one_line_error(&vhd, "a VHD");
+}
