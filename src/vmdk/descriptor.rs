@@ -97,7 +97,8 @@ pub fn patch(text: &str, desc: &Descriptor) -> Option<String> {
                 found = true;
             }
             "ddb.longContentID" if long_id.is_some() => {
-                out += &format!("ddb.longContentID = \"{}\"{ending}", long_id.unwrap_or(""))
+                out += &format!("ddb.longContentID = \"{}\"{ending}", long_id.unwrap_or(""));
+                ddb_seen.push(key.to_string());
             }
             "parentCID" => {
                 out += &format!("parentCID={:08x}{ending}", desc.parent_cid);
@@ -486,14 +487,14 @@ mod tests {
 
     #[test]
     fn patch_changes_ddb_values_in_place_and_adds_missing_ones_at_the_end() {
-        let text = "# Disk DescriptorFile\r\nCID=12345678\r\nparentCID=ffffffff\r\n# comment\r\nddb.adapterType = \"ide\"\r\nddb.toolsVersion = \"1\"\r\n";
+        let text = "# Disk DescriptorFile\r\nCID=12345678\r\nparentCID=ffffffff\r\ncreateType=\"monolithicSparse\"\r\n# comment\r\nddb.adapterType = \"ide\"\r\nddb.toolsVersion = \"1\"\r\n";
         let mut d = Descriptor::parse(text.as_bytes()).unwrap();
         d.set_ddb("ddb.adapterType", "lsilogic");
         d.set_ddb("ddb.virtualHWVersion", "13");
         let out = patch(text, &d).unwrap();
         assert_eq!(
             out,
-            "# Disk DescriptorFile\r\nCID=12345678\r\nparentCID=ffffffff\r\n# comment\r\nddb.adapterType = \"lsilogic\"\r\nddb.toolsVersion = \"1\"\r\nddb.virtualHWVersion = \"13\"\r\n"
+            "# Disk DescriptorFile\r\nCID=12345678\r\nparentCID=ffffffff\r\ncreateType=\"monolithicSparse\"\r\n# comment\r\nddb.adapterType = \"lsilogic\"\r\nddb.toolsVersion = \"1\"\r\nddb.virtualHWVersion = \"13\"\r\n"
         );
     }
 }
