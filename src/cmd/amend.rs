@@ -11,8 +11,9 @@ use crate::image::{factory, Format, OpenOptions};
 use crate::io::Access;
 use crate::options::Options;
 
-/// Change in place what can change without moving data: for a VMDK the
-/// adapter type (and the geometry that goes with it), the virtual hardware
+/// Change in place what can change without moving data.
+///
+/// For a VMDK: the adapter type (and the geometry that goes with it), the virtual hardware
 /// version and the tools version, in the descriptor, whose other lines
 /// stay as they were. The content ID stays: the content does not change.
 /// Options that would move data are refused, naming the command that does

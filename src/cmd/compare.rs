@@ -13,9 +13,11 @@ use crate::image::{factory, Format, Image, OpenOptions, Source};
 use crate::interrupt;
 use crate::io::SECTOR;
 
-/// Compare what two images read (whatever their formats, through their
-/// backing chains). Exit codes as qemu-img's: 0 identical, 1 different
-/// (the first differing sector is named), 2 an error.
+/// Compare what two images read, whatever their formats, through their
+/// backing chains.
+///
+/// Exit codes as qemu-img's: 0 identical, 1 different (the first
+/// differing sector is named), 2 an error.
 ///
 /// Images of different sizes are identical when the larger one reads as
 /// zeros past the end of the smaller (-s: strict, they differ, as they do
