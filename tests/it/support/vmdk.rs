@@ -303,12 +303,38 @@ pub fn build_sesparse(path: &Path, capacity: u64, grains: &[(u64, SeGrain)]) -> 
 
 /// A seSparse delta's text descriptor over `parent` for extent `extent`.
 pub fn sesparse_descriptor(path: &Path, sectors: u64, parent: &str, parent_cid: u32, extent: &str) {
+    delta_descriptor(
+        path,
+        ("seSparse", "SESPARSE", "14"),
+        sectors,
+        parent,
+        parent_cid,
+        extent,
+    );
+}
+
+/// The text descriptor of an ESXi delta (createType, extent type and
+/// hardware version in `kind`) over `parent`, for extent `extent`.
+pub fn delta_descriptor(
+    path: &Path,
+    kind: (&str, &str, &str),
+    sectors: u64,
+    parent: &str,
+    parent_cid: u32,
+    extent: &str,
+) {
+    let (create_type, extent_type, hw) = kind;
+    let cid = if extent_type == "SESPARSE" {
+        "5e5e5e5e"
+    } else {
+        "5a5a5a5a"
+    };
     let text = format!(
-        "# Disk DescriptorFile\nversion=1\nencoding=\"UTF-8\"\nCID=5e5e5e5e\nparentCID={parent_cid:08x}\n\
-         createType=\"seSparse\"\nparentFileNameHint=\"{parent}\"\n\n# Extent description\n\
-         RW {sectors} SESPARSE \"{extent}\"\n\n# The Disk Data Base\n#DDB\n\n\
-         ddb.longContentID = \"0123456789abcdef012345675e5e5e5e\"\n\
-         ddb.virtualHWVersion = \"14\"\n"
+        "# Disk DescriptorFile\nversion=1\nencoding=\"UTF-8\"\nCID={cid}\nparentCID={parent_cid:08x}\n\
+         createType=\"{create_type}\"\nparentFileNameHint=\"{parent}\"\n\n# Extent description\n\
+         RW {sectors} {extent_type} \"{extent}\"\n\n# The Disk Data Base\n#DDB\n\n\
+         ddb.longContentID = \"0123456789abcdef01234567{cid}\"\n\
+         ddb.virtualHWVersion = \"{hw}\"\n"
     );
     fs::write(path, text).unwrap();
 }

@@ -263,14 +263,8 @@ fn zeroed_grains_in_a_delta_hide_the_parent_data() {
 
 /// A vmfsSparse descriptor over `parent` for a COWD file.
 fn vmfs_sparse_descriptor(path: &Path, sectors: u64, parent: &str, parent_cid: u32, extent: &str) {
-    let text = format!(
-        "# Disk DescriptorFile\nversion=1\nencoding=\"UTF-8\"\nCID=5a5a5a5a\nparentCID={parent_cid:08x}\n\
-         createType=\"vmfsSparse\"\nparentFileNameHint=\"{parent}\"\n\n# Extent description\n\
-         RW {sectors} VMFSSPARSE \"{extent}\"\n\n# The Disk Data Base\n#DDB\n\n\
-         ddb.longContentID = \"0123456789abcdef012345675a5a5a5a\"\n\
-         ddb.virtualHWVersion = \"8\"\n"
-    );
-    fs::write(path, text).unwrap();
+    let kind = ("vmfsSparse", "VMFSSPARSE", "8");
+    crate::support::vmdk::delta_descriptor(path, kind, sectors, parent, parent_cid, extent);
 }
 
 #[test]
