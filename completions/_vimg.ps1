@@ -32,6 +32,7 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads')
             [CompletionResult]::new('compare', 'compare', [CompletionResultType]::ParameterValue, 'Compare what two images read, whatever their formats, through their backing chains')
             [CompletionResult]::new('amend', 'amend', [CompletionResultType]::ParameterValue, 'Change in place what can change without moving data')
+            [CompletionResult]::new('measure', 'measure', [CompletionResultType]::ParameterValue, 'Show the space a conversion into -O FMT needs: `required` for the data SOURCE holds (or an empty disk of --size), `fully-allocated` for a disk full of data, with qemu-img''s names (JSON: required, fully-allocated)')
             [CompletionResult]::new('snapshot', 'snapshot', [CompletionResultType]::ParameterValue, 'Make and manage delta images (VMware snapshots, differencing VHDs)')
             [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write a delta''s data into its parent (the same as `snapshot commit`)')
             [CompletionResult]::new('rebase', 'rebase', [CompletionResultType]::ParameterValue, 'Move a delta onto another parent (the same as `snapshot rebase`)')
@@ -160,6 +161,22 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'What to change, as key=value[,key=value...]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'vimg;measure' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Format of SOURCE (probed when not given)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Format of SOURCE (probed when not given)')
+            [CompletionResult]::new('-O', '-O ', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--target-format', '--target-format', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Options of the output format as key=value[,key=value...]')
+            [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Measure an empty disk of this size instead of SOURCE')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output style')
+            [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Read SOURCE even while another process may be writing it')
+            [CompletionResult]::new('--force-share', '--force-share', [CompletionResultType]::ParameterName, 'Read SOURCE even while another process may be writing it')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -307,6 +324,7 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads')
             [CompletionResult]::new('compare', 'compare', [CompletionResultType]::ParameterValue, 'Compare what two images read, whatever their formats, through their backing chains')
             [CompletionResult]::new('amend', 'amend', [CompletionResultType]::ParameterValue, 'Change in place what can change without moving data')
+            [CompletionResult]::new('measure', 'measure', [CompletionResultType]::ParameterValue, 'Show the space a conversion into -O FMT needs: `required` for the data SOURCE holds (or an empty disk of --size), `fully-allocated` for a disk full of data, with qemu-img''s names (JSON: required, fully-allocated)')
             [CompletionResult]::new('snapshot', 'snapshot', [CompletionResultType]::ParameterValue, 'Make and manage delta images (VMware snapshots, differencing VHDs)')
             [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write a delta''s data into its parent (the same as `snapshot commit`)')
             [CompletionResult]::new('rebase', 'rebase', [CompletionResultType]::ParameterValue, 'Move a delta onto another parent (the same as `snapshot rebase`)')
@@ -332,6 +350,9 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             break
         }
         'vimg;help;amend' {
+            break
+        }
+        'vimg;help;measure' {
             break
         }
         'vimg;help;snapshot' {

@@ -29,6 +29,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand check 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads'
             cand compare 'Compare what two images read, whatever their formats, through their backing chains'
             cand amend 'Change in place what can change without moving data'
+            cand measure 'Show the space a conversion into -O FMT needs: `required` for the data SOURCE holds (or an empty disk of --size), `fully-allocated` for a disk full of data, with qemu-img''s names (JSON: required, fully-allocated)'
             cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
             cand commit 'Write a delta''s data into its parent (the same as `snapshot commit`)'
             cand rebase 'Move a delta onto another parent (the same as `snapshot rebase`)'
@@ -150,6 +151,21 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand -o 'What to change, as key=value[,key=value...]'
             cand -q 'Print nothing on success'
             cand --quiet 'Print nothing on success'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'vimg;measure'= {
+            cand -f 'Format of SOURCE (probed when not given)'
+            cand --format 'Format of SOURCE (probed when not given)'
+            cand -O 'Output format'
+            cand --target-format 'Output format'
+            cand -o 'Options of the output format as key=value[,key=value...]'
+            cand --size 'Measure an empty disk of this size instead of SOURCE'
+            cand --output 'Output style'
+            cand -U 'Read SOURCE even while another process may be writing it'
+            cand --force-share 'Read SOURCE even while another process may be writing it'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -283,6 +299,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand check 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads'
             cand compare 'Compare what two images read, whatever their formats, through their backing chains'
             cand amend 'Change in place what can change without moving data'
+            cand measure 'Show the space a conversion into -O FMT needs: `required` for the data SOURCE holds (or an empty disk of --size), `fully-allocated` for a disk full of data, with qemu-img''s names (JSON: required, fully-allocated)'
             cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
             cand commit 'Write a delta''s data into its parent (the same as `snapshot commit`)'
             cand rebase 'Move a delta onto another parent (the same as `snapshot rebase`)'
@@ -301,6 +318,8 @@ set edit:completion:arg-completer[vimg] = {|@words|
         &'vimg;help;compare'= {
         }
         &'vimg;help;amend'= {
+        }
+        &'vimg;help;measure'= {
         }
         &'vimg;help;snapshot'= {
             cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD'

@@ -9,6 +9,7 @@ mod convert;
 mod create;
 mod info;
 mod map;
+mod measure;
 mod progress;
 mod snapshot;
 mod staging;
@@ -35,6 +36,7 @@ pub enum Command {
     Check(check::CheckArgs),
     Compare(compare::CompareArgs),
     Amend(amend::AmendArgs),
+    Measure(measure::MeasureArgs),
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
     /// Write a delta's data into its parent (the same as `snapshot commit`)
@@ -81,6 +83,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(args) => check::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Amend(args) => amend::run(args),
+        Command::Measure(args) => measure::run(args),
         Command::Snapshot(command) => snapshot::run(command),
         Command::Commit(args) => snapshot::commit::run(args),
         Command::Rebase(args) => snapshot::rebase::run(args),

@@ -173,6 +173,67 @@ pub fn create(
 
 /// Create an image that is written front to back into `out` (a pipe):
 /// only formats made to stream can (streamOptimized VMDK).
+/// What a conversion into `format` needs (`qemu-img measure`): the bytes
+/// of the files it writes for the data at hand, and for a disk full of
+/// data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Measure {
+    pub required: u64,
+    pub fully_allocated: u64,
+}
+
+/// What an image of `format`, `opts` and `size` takes when the source
+/// holds data in `held(unit)` of its units of `unit` bytes. A raw target
+/// takes its whole size, as qemu-img counts it. The metadata is what an
+/// empty image of the same options takes, made in a scratch folder and
+/// removed; each unit of data then adds what the format spends on it (for
+/// streamOptimized, an upper bound).
+pub fn measure(
+    format: Format,
+    size: u64,
+    opts: &Options,
+    held: &dyn Fn(u64) -> u64,
+) -> Result<Measure> {
+    let (unit, cost) = match format {
+        Format::Raw => {
+            let opts = opts.clone();
+            opts.finish("raw")?;
+            return Ok(Measure {
+                required: size,
+                fully_allocated: size,
+            });
+        }
+        Format::Vmdk => vmdk::data_cost(opts)?,
+        Format::Vhd => vhd::data_cost(opts)?,
+    };
+    let dir = std::env::temp_dir().join(format!(
+        ".vimg-measure-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir(&dir).map_err(|e| Error::file(&dir, "cannot create", e))?;
+    let empty = (|| -> Result<(u64, u64)> {
+        // A long name: a descriptor names its extents, so the text made
+        // here is as long as the longest a target's would be.
+        let path = dir.join("m".repeat(200));
+        let mut sink = create(&path, format, size, &mut opts.clone(), None)?;
+        sink.flush()?;
+        let (files, size) = (sink.files(), sink.virtual_size());
+        drop(sink);
+        let bytes = files
+            .iter()
+            .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+            .sum();
+        Ok((bytes, size))
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (empty, size) = empty?;
+    Ok(Measure {
+        required: empty + held(unit) * cost,
+        fully_allocated: empty + size.div_ceil(unit) * cost,
+    })
+}
+
 pub fn create_stream(
     name: &Path,
     format: Format,

@@ -24,6 +24,21 @@ const MIB: u64 = 1 << 20;
 /// geometry as qemu-img does), `block_size=` (512K to 256M), `azure=on`
 /// (fixed, size rounded up to a whole MiB). With `backing`, a differencing
 /// disk over that VHD.
+/// What a unit of data costs in a VHD made with `opts`: (unit, bytes).
+/// A block and its sector bitmap in a dynamic disk (with the padding that
+/// puts data on a 4 KiB boundary, at most); nothing in a fixed one.
+pub fn data_cost(opts: &Options) -> Result<(u64, u64)> {
+    let mut opts = opts.clone();
+    let fixed = opts.take_str("subformat")?.as_deref() == Some("fixed")
+        || opts.take_bool("azure")?.unwrap_or(false);
+    let block = opts.take_size("block_size")?.unwrap_or(DEFAULT_BLOCK_SIZE);
+    if fixed {
+        return Ok((block, 0));
+    }
+    let bitmap = align_up((block / SECTOR).div_ceil(8), SECTOR);
+    Ok((block, block + align_up(bitmap, 4096)))
+}
+
 pub fn create(
     path: &Path,
     size: u64,

@@ -29,7 +29,7 @@ use crate::image::{
 };
 use crate::io::{align_down, align_up, ImageFile, SECTOR};
 
-pub use self::create::create;
+pub use self::create::{create, data_cost};
 pub use self::geometry::MAX_SIZE;
 
 /// True when the first bytes of a file are a VHD footer copy.

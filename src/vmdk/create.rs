@@ -283,6 +283,23 @@ pub fn create(
     Ok(Box::new(vmdk))
 }
 
+/// What a unit of data costs in a VMDK made with `opts`: (unit, bytes).
+/// A grain of 64 KiB in a sparse extent; nothing in a flat one (its file
+/// has the disk's size already); for streamOptimized an upper bound: the
+/// grain deflated no smaller than it is, its marker, the sector it is
+/// padded to, and its share of a grain table with its marker.
+pub fn data_cost(opts: &Options) -> Result<(u64, u64)> {
+    let grain = GRAIN_SECTORS * SECTOR;
+    let mut opts = opts.clone();
+    Ok(
+        match subformat_option(&mut opts, Subformat::MonolithicSparse)? {
+            Subformat::MonolithicSparse | Subformat::TwoGbSparse => (grain, grain),
+            Subformat::StreamOptimized => (grain, grain + 1024 + 512),
+            _ => (grain, 0),
+        },
+    )
+}
+
 /// The subformat asked for, else `default`; `compress` (convert -c) asks
 /// for the one compressed subformat, streamOptimized.
 fn subformat_option(opts: &mut Options, default: Subformat) -> Result<Subformat> {

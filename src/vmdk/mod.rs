@@ -31,7 +31,7 @@ use crate::image::{
 use crate::io::{Access, ImageFile, Named, SECTOR};
 use crate::options::Options;
 
-pub use self::create::{create, create_stream};
+pub use self::create::{create, create_stream, data_cost};
 
 /// True when a file's first bytes are a VMDK: sparse or COWD magic, or a
 /// text descriptor.

@@ -25,6 +25,7 @@ mod create;
 mod fuzz_replay;
 mod hostile;
 mod map;
+mod measure;
 mod model;
 mod qemu_io;
 mod rebase;
