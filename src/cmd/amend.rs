@@ -13,15 +13,20 @@ use crate::options::Options;
 
 /// Change in place what can change without moving data.
 ///
-/// For a VMDK: the adapter type (and the geometry that goes with it), the virtual hardware
-/// version and the tools version, in the descriptor, whose other lines
-/// stay as they were. The content ID stays: the content does not change.
-/// Options that would move data are refused, naming the command that does
-/// them.
+/// For a VMDK: the adapter type (and the geometry that goes with it), the
+/// virtual hardware version and the tools version, in the descriptor,
+/// whose other lines stay as they were; the content ID stays, as the
+/// content does not change. For a VHD: the creator application
+/// (creator_app=win, ...) and the geometry (force_size=on|off), in both
+/// footers, only while every reader still takes the disk for the same
+/// size. Options that would move data are refused, naming the command
+/// that does them.
+
 ///
 /// Examples:
 ///   vimg amend -o adapter_type=lsilogic disk.vmdk
 ///   vimg amend -o hwversion=13,toolsversion=12352 disk.vmdk
+///   vimg amend -o creator_app=win disk.vhd
 #[derive(Debug, Args)]
 pub struct AmendArgs {
     /// Image format (probed from the content when not given)

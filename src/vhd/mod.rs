@@ -28,6 +28,7 @@ use crate::image::{
     Sink,
 };
 use crate::io::{align_down, align_up, ImageFile, SECTOR};
+use crate::options::Options;
 
 pub use self::create::{create, data_cost};
 pub use self::geometry::MAX_SIZE;
@@ -470,6 +471,111 @@ impl Image for Vhd {
             }
         }
         Ok(())
+    }
+
+    fn amend(&mut self, opts: &mut Options) -> Result<Vec<String>> {
+        let path = self.file().path().to_path_buf();
+        for (key, instead) in [
+            (
+                "subformat",
+                "convert it (vimg convert -O vhd -o subformat=...)",
+            ),
+            (
+                "block_size",
+                "convert it (vimg convert -O vhd -o block_size=...)",
+            ),
+            (
+                "size",
+                "resizing moves data and metadata and is not an amendment",
+            ),
+        ] {
+            if opts.take_str(key)?.is_some() {
+                return Err(Error::unsupported(
+                    &path,
+                    format!("'{key}' changes how the data is stored: {instead}"),
+                ));
+            }
+        }
+        let creator = opts.take_str("creator_app")?;
+        let force_size = opts.take_bool("force_size")?;
+        opts.finish("vpc")?;
+        let mut footer = self.footer.clone();
+        if let Some(app) = &creator {
+            if app.is_empty() || app.len() > 4 || !app.is_ascii() {
+                return Err(Error::invalid(format!(
+                    "creator_app '{app}' is not one to four ASCII characters"
+                )));
+            }
+            let mut bytes = *b"    ";
+            bytes[..app.len()].copy_from_slice(app.as_bytes());
+            footer.creator_app = bytes;
+        }
+        match force_size {
+            Some(true) => footer.geometry = geometry::geometry_for_exact(footer.current_size),
+            Some(false) => {
+                let (rounded, chs) = geometry::round_to_geometry(footer.current_size);
+                if rounded != footer.current_size {
+                    return Err(Error::unsupported(
+                        &path,
+                        format!(
+                            "no CHS geometry addresses exactly its {} bytes (the nearest is {rounded}); force_size=off would change the size",
+                            footer.current_size
+                        ),
+                    ));
+                }
+                footer.geometry = chs;
+            }
+            None => {}
+        }
+        // What every reader takes for the size must stay.
+        let (size, source) = geometry::disk_size(&footer);
+        if size != self.size {
+            return Err(Error::unsupported(
+                &path,
+                format!(
+                    "that would make readers take the disk for {size} bytes (by its {}), not {}: amending never changes what the disk reads",
+                    source.name(),
+                    self.size
+                ),
+            ));
+        }
+        let mut changed = Vec::new();
+        if footer.creator_app != self.footer.creator_app {
+            changed.push(format!(
+                "creator application: {:?} -> {:?}",
+                String::from_utf8_lossy(&self.footer.creator_app),
+                String::from_utf8_lossy(&footer.creator_app)
+            ));
+        }
+        if footer.geometry != self.footer.geometry {
+            let chs = |g: &footer::Geometry| format!("{}/{}/{}", g.cylinders, g.heads, g.sectors);
+            changed.push(format!(
+                "geometry (C/H/S): {} -> {}",
+                chs(&self.footer.geometry),
+                chs(&footer.geometry)
+            ));
+        }
+        if changed.is_empty() {
+            return Ok(changed);
+        }
+        match &mut self.body {
+            Body::Dynamic(d) => d.set_footer(&footer)?,
+            Body::Fixed(file) => {
+                let at = file.length()?.saturating_sub(FOOTER_SIZE as u64);
+                let mut tail = [0u8; FOOTER_SIZE];
+                file.read_exact_at(&mut tail, at)?;
+                if !has_cookie(&tail) {
+                    return Err(Error::unsupported(
+                        &path,
+                        "its footer is not a whole sector at the end (an old Virtual PC disk); convert it first",
+                    ));
+                }
+                file.write_all_at(&footer.encode(), at)?;
+            }
+        }
+        self.size_source = source;
+        self.footer = footer;
+        Ok(changed)
     }
 
     fn discard_all(&mut self) -> Result<()> {

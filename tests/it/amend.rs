@@ -1,6 +1,7 @@
 //! `vimg amend`: the adapter type, hardware and tools versions of a VMDK
 //! changed in its descriptor, and nothing else: no grain, no CID.
 
+use crate::support::vhd::vimg_vpc_data;
 use crate::support::vmdk::{cid_of, desc_value, descriptor_text, kdmv_header};
 use crate::support::*;
 
@@ -71,4 +72,44 @@ fn amend_refuses_what_moves_data_and_what_it_does_not_know() {
     let vhd = dir.path().join("disk.vhd");
     vimg!("create -q -f vhd", &vhd, "64M").ok();
     vimg!("amend -o adapter_type=ide", &vhd).one_line_error(&vhd, "a VHD");
+}
+
+#[test]
+fn a_vhd_s_creator_and_geometry_change_only_while_the_size_read_stays() {
+    let dir = tempdir();
+    let d = dir.path();
+    // qemu's default: a geometry that addresses the size exactly.
+    let path = d.join("q.vhd");
+    qemu_img!("create -q -f vpc", &path, "100M").ok();
+    qemu_io("vpc", &path, &["write -P 5 0 1M"]);
+    let copy = d.join("copy.vhd");
+    std::fs::copy(&path, &copy).unwrap();
+    let out = vimg!("amend -o creator_app=win", &path).ok();
+    assert!(out.contains("\"qemu\" -> \"win \""), "{out}");
+    let data = vimg_vpc_data(&path);
+    assert_eq!(data["creator-app"], "win");
+    assert_identical("vpc", &copy, "vpc", &path);
+    let (size, ..) = pyvhdi_describe(&path);
+    assert_eq!(size, field_u64(&vimg_info(None, &copy), "virtual-size"));
+    vimg!("check", &path).ok();
+    // A qemu disk whose size field says a sector less than its geometry:
+    // readers go by the geometry for a qemu disk, by the size field for
+    // Windows'. Amending the creator would change the disk.
+    let exact = d.join("exact.vhd");
+    std::fs::copy(&copy, &exact).unwrap();
+    let size = field_u64(&vimg_info(None, &exact), "virtual-size");
+    crate::support::vhd::patch_footers(&exact, |f| {
+        f[48..56].copy_from_slice(&(size - 512).to_be_bytes())
+    });
+    assert_eq!(field_u64(&vimg_info(None, &exact), "virtual-size"), size);
+    let before = std::fs::read(&exact).unwrap();
+    let err = vimg!("amend -o creator_app=win", &exact).one_line_error(&exact, "size change");
+    assert!(
+        err.stderr_text()
+            .contains("never changes what the disk reads"),
+        "{err:?}"
+    );
+    let err = vimg!("amend -o force_size=off", &exact).run();
+    assert_eq!(err.code(), Some(1), "{err:?}");
+    assert_eq!(std::fs::read(&exact).unwrap(), before);
 }
