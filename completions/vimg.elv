@@ -22,14 +22,14 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand create 'Create a new, empty disk image'
+            cand create 'Create a new, empty disk image.'
             cand info 'Show an image''s format, virtual and allocated size, and format details'
-            cand convert 'Convert a disk image to another format or subformat'
+            cand convert 'Convert a disk image to another format or subformat.'
             cand map 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are'
-            cand check 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads'
-            cand compare 'Compare what two images read, whatever their formats, through their backing chains'
-            cand amend 'Change in place what can change without moving data'
-            cand measure 'Show the space a conversion into -O FMT needs: `required` for the data SOURCE holds (or an empty disk of --size), `fully-allocated` for a disk full of data, with qemu-img''s names (JSON: required, fully-allocated)'
+            cand check 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads.'
+            cand compare 'Compare what two images read, whatever their formats, through their backing chains.'
+            cand amend 'Change in place what can change without moving data.'
+            cand measure 'Show the space a conversion into -O FMT needs: `required` for the data SOURCE holds (or an empty disk of --size), `fully-allocated` for a disk full of data, with qemu-img''s names (JSON: required, fully-allocated).'
             cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
             cand commit 'Write a delta''s data into its parent (the same as `snapshot commit`)'
             cand rebase 'Move a delta onto another parent (the same as `snapshot rebase`)'
@@ -176,10 +176,10 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD'
-            cand commit 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike'
-            cand list 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2'
-            cand rebase 'Make NEWBASE the parent of DELTA. By default DELTA reads the same afterwards: every range DELTA does not hold where its old chain and NEWBASE read differently is first copied into DELTA. With -u only the link is rewritten (VMDK parentFileNameHint and parentCID; VHD parent UUID, time stamp, name and locators): the repair for a parent that was moved or renamed, or whose CID/UUID no longer matches. -b "" makes DELTA a standalone image (flattened: its parents'' data copied in first, unless -u)'
+            cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD.'
+            cand commit 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike.'
+            cand list 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2.'
+            cand rebase 'Make NEWBASE the parent of DELTA. By default DELTA reads the same afterwards: every range DELTA does not hold where its old chain and NEWBASE read differently is first copied into DELTA. With -u only the link is rewritten (VMDK parentFileNameHint and parentCID; VHD parent UUID, time stamp, name and locators): the repair for a parent that was moved or renamed, or whose CID/UUID no longer matches. -b "" makes DELTA a standalone image (flattened: its parents'' data copied in first, unless -u).'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'vimg;snapshot;create'= {
@@ -242,10 +242,10 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand --version 'Print version'
         }
         &'vimg;snapshot;help'= {
-            cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD'
-            cand commit 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike'
-            cand list 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2'
-            cand rebase 'Make NEWBASE the parent of DELTA. By default DELTA reads the same afterwards: every range DELTA does not hold where its old chain and NEWBASE read differently is first copied into DELTA. With -u only the link is rewritten (VMDK parentFileNameHint and parentCID; VHD parent UUID, time stamp, name and locators): the repair for a parent that was moved or renamed, or whose CID/UUID no longer matches. -b "" makes DELTA a standalone image (flattened: its parents'' data copied in first, unless -u)'
+            cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD.'
+            cand commit 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike.'
+            cand list 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2.'
+            cand rebase 'Make NEWBASE the parent of DELTA. By default DELTA reads the same afterwards: every range DELTA does not hold where its old chain and NEWBASE read differently is first copied into DELTA. With -u only the link is rewritten (VMDK parentFileNameHint and parentCID; VHD parent UUID, time stamp, name and locators): the repair for a parent that was moved or renamed, or whose CID/UUID no longer matches. -b "" makes DELTA a standalone image (flattened: its parents'' data copied in first, unless -u).'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'vimg;snapshot;help;create'= {
@@ -292,14 +292,14 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand --version 'Print version'
         }
         &'vimg;help'= {
-            cand create 'Create a new, empty disk image'
+            cand create 'Create a new, empty disk image.'
             cand info 'Show an image''s format, virtual and allocated size, and format details'
-            cand convert 'Convert a disk image to another format or subformat'
+            cand convert 'Convert a disk image to another format or subformat.'
             cand map 'Show which ranges of an image hold data, which read as zeros, at which depth of the backing chain, and where in which file they are'
-            cand check 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads'
-            cand compare 'Compare what two images read, whatever their formats, through their backing chains'
-            cand amend 'Change in place what can change without moving data'
-            cand measure 'Show the space a conversion into -O FMT needs: `required` for the data SOURCE holds (or an empty disk of --size), `fully-allocated` for a disk full of data, with qemu-img''s names (JSON: required, fully-allocated)'
+            cand check 'Check an image, and every image of its backing chain, for inconsistencies; with -r, repair what can be repaired without changing what the disk reads.'
+            cand compare 'Compare what two images read, whatever their formats, through their backing chains.'
+            cand amend 'Change in place what can change without moving data.'
+            cand measure 'Show the space a conversion into -O FMT needs: `required` for the data SOURCE holds (or an empty disk of --size), `fully-allocated` for a disk full of data, with qemu-img''s names (JSON: required, fully-allocated).'
             cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
             cand commit 'Write a delta''s data into its parent (the same as `snapshot commit`)'
             cand rebase 'Move a delta onto another parent (the same as `snapshot rebase`)'
@@ -322,10 +322,10 @@ set edit:completion:arg-completer[vimg] = {|@words|
         &'vimg;help;measure'= {
         }
         &'vimg;help;snapshot'= {
-            cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD'
-            cand commit 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike'
-            cand list 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2'
-            cand rebase 'Make NEWBASE the parent of DELTA. By default DELTA reads the same afterwards: every range DELTA does not hold where its old chain and NEWBASE read differently is first copied into DELTA. With -u only the link is rewritten (VMDK parentFileNameHint and parentCID; VHD parent UUID, time stamp, name and locators): the repair for a parent that was moved or renamed, or whose CID/UUID no longer matches. -b "" makes DELTA a standalone image (flattened: its parents'' data copied in first, unless -u)'
+            cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD.'
+            cand commit 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike.'
+            cand list 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2.'
+            cand rebase 'Make NEWBASE the parent of DELTA. By default DELTA reads the same afterwards: every range DELTA does not hold where its old chain and NEWBASE read differently is first copied into DELTA. With -u only the link is rewritten (VMDK parentFileNameHint and parentCID; VHD parent UUID, time stamp, name and locators): the repair for a parent that was moved or renamed, or whose CID/UUID no longer matches. -b "" makes DELTA a standalone image (flattened: its parents'' data copied in first, unless -u).'
         }
         &'vimg;help;snapshot;create'= {
         }

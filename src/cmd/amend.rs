@@ -21,13 +21,13 @@ use crate::options::Options;
 /// footers, only while every reader still takes the disk for the same
 /// size. Options that would move data are refused, naming the command
 /// that does them.
-
 ///
 /// Examples:
 ///   vimg amend -o adapter_type=lsilogic disk.vmdk
 ///   vimg amend -o hwversion=13,toolsversion=12352 disk.vmdk
 ///   vimg amend -o creator_app=win disk.vhd
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct AmendArgs {
     /// Image format (probed from the content when not given)
     #[arg(short = 'f', long = "format", value_name = "FMT", value_parser = format_name())]

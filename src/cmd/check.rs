@@ -26,6 +26,7 @@ use crate::io::Access;
 ///   vimg check --output json snapshot-000001.vmdk
 ///   vimg check -r leaks disk.vhd
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct CheckArgs {
     #[command(flatten)]
     image: Inspect,

@@ -28,6 +28,7 @@ use crate::io::SECTOR;
 ///   vimg compare disk.vmdk disk.vhd
 ///   vimg compare -f raw -F vmdk disk.raw snapshot-000001.vmdk
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct CompareArgs {
     /// Format of the first image (probed when not given)
     #[arg(short = 'f', value_name = "FMT", value_parser = format_name())]

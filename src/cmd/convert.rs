@@ -28,6 +28,7 @@ use crate::units::parse_size;
 /// be written to standard output with TARGET `-`, for piping into an
 /// upload tool.
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct ConvertArgs {
     /// Source format (probed from the content when not given)
     #[arg(short = 'f', long = "format", value_name = "FMT", value_parser = format_name())]

@@ -25,6 +25,7 @@ use crate::units::parse_size;
 /// it records PARENT relative to its own folder and PARENT's content ID,
 /// and reads PARENT's data wherever it holds none itself.
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct CreateArgs {
     /// Image format: vmdk, vhd (or vpc), raw
     #[arg(short = 'f', long = "format", value_name = "FMT", default_value = "raw", value_parser = format_name())]

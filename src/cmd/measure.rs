@@ -24,6 +24,7 @@ use crate::units::parse_size;
 ///   vimg measure -O vhd disk.vmdk
 ///   vimg measure -O vmdk -o subformat=twoGbMaxExtentSparse --size 100G
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct MeasureArgs {
     /// Format of SOURCE (probed when not given)
     #[arg(short = 'f', long = "format", value_name = "FMT", value_parser = format_name())]

@@ -32,6 +32,7 @@ use crate::io::Access;
 ///   vimg snapshot commit vm-000001.vmdk
 ///   vimg commit child.vhd
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct CommitArgs {
     /// Format of DELTA (probed from the content when not given)
     #[arg(short = 'f', long = "format", value_name = "FMT", value_parser = super::super::args::format_name())]

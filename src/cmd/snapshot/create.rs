@@ -21,6 +21,7 @@ use crate::image::{factory, Format};
 /// (twoGbMaxExtentSparse) when BASE is, monolithicSparse otherwise, unless
 /// -o subformat= says which.
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct SnapshotCreateArgs {
     /// Options of the delta's format as key=value[,key=value...]
     #[arg(short = 'o', value_name = "OPTIONS")]

@@ -22,6 +22,7 @@ use crate::units::human_size;
 ///   vimg snapshot list vm-000002.vmdk
 ///   vimg snapshot list --output json child.vhd
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct SnapshotListArgs {
     /// Image format (probed from the content when not given)
     #[arg(short = 'f', long = "format", value_name = "FMT", value_parser = super::super::args::format_name())]

@@ -30,6 +30,7 @@ use crate::io::Access;
 ///   vimg rebase -b other-base.vhd child.vhd
 ///   vimg rebase -b "" vm-000001.vmdk
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct RebaseArgs {
     /// Format of DELTA (probed from the content when not given)
     #[arg(short = 'f', long = "format", value_name = "FMT", value_parser = super::super::args::format_name())]
