@@ -11,7 +11,7 @@ use crate::image::{factory, Format, OpenOptions};
 use crate::io::Access;
 use crate::options::Options;
 
-/// Change in place what can change without moving data.
+/// Change in place what can change without moving data
 ///
 /// For a VMDK: the adapter type (and the geometry that goes with it), the
 /// virtual hardware version and the tools version, in the descriptor,

@@ -12,9 +12,10 @@ use crate::image::check::{Finding, Repair, Report, Severity};
 use crate::image::{factory, Format, Image};
 use crate::io::Access;
 
-/// Check an image, and every image of its backing chain, for
-/// inconsistencies; with -r, repair what can be repaired without changing
-/// what the disk reads.
+/// Check an image and its backing chain for inconsistencies; -r repairs
+///
+/// With -r, what can be repaired without changing what the disk reads is
+/// repaired.
 ///
 /// Every problem is reported, not just the first. Exit codes are
 /// qemu-img's: 0 consistent (after -r: consistent after the repair), 1 the

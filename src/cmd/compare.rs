@@ -13,8 +13,7 @@ use crate::image::{factory, Format, Image, OpenOptions, Source};
 use crate::interrupt;
 use crate::io::SECTOR;
 
-/// Compare what two images read, whatever their formats, through their
-/// backing chains.
+/// Compare what two images read, across formats and backing chains
 ///
 /// Exit codes as qemu-img's: 0 identical, 1 different (the first
 /// differing sector is named), 2 an error.

@@ -14,7 +14,7 @@ use crate::image::{factory, Format};
 use crate::options::Options;
 use crate::units::parse_size;
 
-/// Convert a disk image to another format or subformat.
+/// Convert a disk image to another format or subformat
 ///
 /// Examples:
 ///   vimg convert -O vhd disk.vmdk disk.vhd

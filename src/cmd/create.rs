@@ -13,7 +13,7 @@ use crate::io::Access;
 use crate::options::Options;
 use crate::units::parse_size;
 
-/// Create a new, empty disk image.
+/// Create a new, empty disk image
 ///
 /// Examples:
 ///   vimg create -f vmdk disk.vmdk 10G

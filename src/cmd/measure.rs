@@ -12,9 +12,11 @@ use crate::image::{factory, Format, Image, OpenOptions, Source};
 use crate::options::Options;
 use crate::units::parse_size;
 
-/// Show the space a conversion into -O FMT needs: `required` for the data
-/// SOURCE holds (or an empty disk of --size), `fully-allocated` for a disk
-/// full of data, with qemu-img's names (JSON: required, fully-allocated).
+/// Show the space a conversion into -O FMT needs
+///
+/// `required` for the data SOURCE holds (or an empty disk of --size),
+/// `fully-allocated` for a disk full of data, with qemu-img's names (JSON:
+/// required, fully-allocated).
 ///
 /// For every format and subformat vimg writes; for streamOptimized the
 /// required size is an upper bound (compression makes it smaller). A raw
