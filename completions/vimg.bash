@@ -25,6 +25,9 @@ _vimg() {
             vimg,commit)
                 cmd="vimg__subcmd__commit"
                 ;;
+            vimg,compact)
+                cmd="vimg__subcmd__compact"
+                ;;
             vimg,compare)
                 cmd="vimg__subcmd__compare"
                 ;;
@@ -60,6 +63,9 @@ _vimg() {
                 ;;
             vimg__subcmd__help,commit)
                 cmd="vimg__subcmd__help__subcmd__commit"
+                ;;
+            vimg__subcmd__help,compact)
+                cmd="vimg__subcmd__help__subcmd__compact"
                 ;;
             vimg__subcmd__help,compare)
                 cmd="vimg__subcmd__help__subcmd__compare"
@@ -137,7 +143,7 @@ _vimg() {
 
     case "${cmd}" in
         vimg)
-            opts="-h -V --help --version create info convert map check compare amend measure snapshot commit rebase help"
+            opts="-h -V --help --version create info convert map check compare amend measure compact snapshot commit rebase help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -235,6 +241,28 @@ _vimg() {
                     ;;
                 -b)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vimg__subcmd__compact)
+            opts="-f -q -h -V --format --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -367,7 +395,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__help)
-            opts="create info convert map check compare amend measure snapshot commit rebase help"
+            opts="create info convert map check compare amend measure compact snapshot commit rebase help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -409,6 +437,20 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__help__subcmd__commit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vimg__subcmd__help__subcmd__compact)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

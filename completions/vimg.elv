@@ -30,6 +30,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand compare 'Compare what two images read, across formats and backing chains'
             cand amend 'Change in place what can change without moving data'
             cand measure 'Show the space a conversion into -O FMT needs'
+            cand compact 'Give back the space of grains and blocks that hold only zeros'
             cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
             cand commit 'Write a delta''s data into its parent (the same as `snapshot commit`)'
             cand rebase 'Move a delta onto another parent (the same as `snapshot rebase`)'
@@ -171,6 +172,16 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'vimg;compact'= {
+            cand -f 'Image format (probed from the content when not given)'
+            cand --format 'Image format (probed from the content when not given)'
+            cand -q 'Print nothing on success'
+            cand --quiet 'Print nothing on success'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'vimg;snapshot'= {
             cand -h 'Print help'
             cand --help 'Print help'
@@ -300,6 +311,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand compare 'Compare what two images read, across formats and backing chains'
             cand amend 'Change in place what can change without moving data'
             cand measure 'Show the space a conversion into -O FMT needs'
+            cand compact 'Give back the space of grains and blocks that hold only zeros'
             cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
             cand commit 'Write a delta''s data into its parent (the same as `snapshot commit`)'
             cand rebase 'Move a delta onto another parent (the same as `snapshot rebase`)'
@@ -320,6 +332,8 @@ set edit:completion:arg-completer[vimg] = {|@words|
         &'vimg;help;amend'= {
         }
         &'vimg;help;measure'= {
+        }
+        &'vimg;help;compact'= {
         }
         &'vimg;help;snapshot'= {
             cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD.'

@@ -443,6 +443,53 @@ impl ImageFile {
         }
     }
 
+    /// Punch out the whole filesystem blocks of `[start, end)` that hold
+    /// only zeros (they read the same as a hole). Returns the bytes punched;
+    /// 0 where the filesystem cannot punch holes.
+    pub fn punch_zeros(&self, start: u64, end: u64) -> Result<u64> {
+        const CHUNK: u64 = 1 << 20;
+        let mut buf = vec![0u8; CHUNK as usize];
+        let mut punched = 0;
+        let mut at = align_up(start, HOLE_BLOCK);
+        let end = align_down(end, HOLE_BLOCK);
+        while at < end {
+            // Holes are skipped without reading.
+            let Some(data) = self.next_data(at)? else {
+                break;
+            };
+            if data >= end {
+                break;
+            }
+            at = align_down(data.max(at), HOLE_BLOCK);
+            let n = (end - at).min(CHUNK);
+            let chunk = &mut buf[..n as usize];
+            self.read_zero_filled(chunk, at)?;
+            let mut run: Option<u64> = None;
+            for (i, block) in chunk.chunks(HOLE_BLOCK as usize).enumerate() {
+                let here = at + i as u64 * HOLE_BLOCK;
+                match (is_zero(block), run) {
+                    (true, None) => run = Some(here),
+                    (false, Some(from)) => {
+                        if !self.punch_hole(from, here - from)? {
+                            return Ok(punched);
+                        }
+                        punched += here - from;
+                        run = None;
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(from) = run {
+                if !self.punch_hole(from, at + n - from)? {
+                    return Ok(punched);
+                }
+                punched += at + n - from;
+            }
+            at += n;
+        }
+        Ok(punched)
+    }
+
     /// True when no whole filesystem block of `[offset, offset + len)`
     /// holds data: all the space there is that [`ImageFile::punch_hole`]
     /// could give back is given back.

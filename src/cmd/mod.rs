@@ -4,6 +4,7 @@
 mod amend;
 mod args;
 mod check;
+mod compact;
 mod compare;
 mod convert;
 mod create;
@@ -37,6 +38,7 @@ pub enum Command {
     Compare(compare::CompareArgs),
     Amend(amend::AmendArgs),
     Measure(measure::MeasureArgs),
+    Compact(compact::CompactArgs),
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
     /// Write a delta's data into its parent (the same as `snapshot commit`)
@@ -84,6 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Compare(args) => compare::run(args),
         Command::Amend(args) => amend::run(args),
         Command::Measure(args) => measure::run(args),
+        Command::Compact(args) => compact::run(args),
         Command::Snapshot(command) => snapshot::run(command),
         Command::Commit(args) => snapshot::commit::run(args),
         Command::Rebase(args) => snapshot::rebase::run(args),

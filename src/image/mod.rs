@@ -381,6 +381,19 @@ pub trait Image: Sink {
         ))
     }
 
+    /// Drop the grains or blocks of this layer that read as all zeros
+    /// (where the layer has a parent, only those under which the parent
+    /// reads zeros too: others hide its data) and give their space back;
+    /// formats without such units (flat extents, fixed VHDs) punch their
+    /// runs of zeros out as holes. What any sector reads and the image's
+    /// identity stay. Returns the bytes dropped or punched.
+    fn compact(&mut self) -> Result<u64> {
+        Err(Error::unsupported(
+            &self.files().into_iter().next().unwrap_or_default(),
+            "only VMDK and VHD images can be compacted",
+        ))
+    }
+
     /// Forget everything this layer holds itself, so that it reads its
     /// parent (or zeros) everywhere, and give the space back: what
     /// `snapshot commit` does to a delta once its parent holds the same

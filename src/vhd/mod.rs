@@ -578,6 +578,32 @@ impl Image for Vhd {
         Ok(changed)
     }
 
+    fn compact(&mut self) -> Result<u64> {
+        let size = self.size;
+        let parent = &mut self.parent;
+        let d = match &mut self.body {
+            Body::Dynamic(d) => d,
+            // A fixed disk keeps its layout: runs of zeros become holes.
+            Body::Fixed(file) => {
+                file.check_writable()?;
+                let punched = file.punch_zeros(0, size)?;
+                file.sync()?;
+                return Ok(punched);
+            }
+        };
+        let mut hides = |at: u64, len: u64| -> Result<bool> {
+            let Some(p) = parent.as_mut() else {
+                return Ok(false);
+            };
+            let mut buf = vec![0u8; len as usize];
+            chain::read_parent(Some(p.image.as_mut()), &mut buf, at)?;
+            Ok(!crate::io::is_zero(&buf))
+        };
+        let dropped = d.compact(size, &mut hides)?;
+        d.file().sync()?;
+        Ok(dropped)
+    }
+
     fn discard_all(&mut self) -> Result<()> {
         let path = self.file().path().to_path_buf();
         let size = self.size;

@@ -1067,6 +1067,40 @@ impl Image for Vmdk {
         Ok(changed)
     }
 
+    fn compact(&mut self) -> Result<u64> {
+        self.flush()?;
+        let mut dropped = 0;
+        let parent = &mut self.parent;
+        for e in &mut self.extents {
+            if e.access != ExtentAccess::ReadWrite {
+                continue;
+            }
+            let s = match &mut e.storage {
+                Storage::Sparse(s) => s,
+                // A flat extent keeps its layout: runs of zeros become
+                // holes.
+                Storage::Flat { file, offset } => {
+                    file.check_writable()?;
+                    dropped += file.punch_zeros(*offset, *offset + e.len)?;
+                    file.sync()?;
+                    continue;
+                }
+                _ => continue,
+            };
+            let start = e.start;
+            let mut hides = |at: u64, len: u64| -> Result<bool> {
+                let Some(p) = parent.as_mut() else {
+                    return Ok(false);
+                };
+                let mut buf = vec![0u8; len as usize];
+                chain::read_parent(Some(p.as_mut()), &mut buf, start + at)?;
+                Ok(!crate::io::is_zero(&buf))
+            };
+            dropped += s.compact(&mut hides)?;
+        }
+        Ok(dropped)
+    }
+
     fn discard_all(&mut self) -> Result<()> {
         if self.desc.parent_hint.is_none() {
             return Err(Error::unsupported(

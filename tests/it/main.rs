@@ -19,6 +19,7 @@ mod bad_input;
 mod chain;
 mod check;
 mod commit;
+mod compact;
 mod compare;
 mod convert;
 mod create;

@@ -606,6 +606,54 @@ impl Dynamic {
         Ok(done)
     }
 
+    /// Drop every block whose data (for a differencing disk, the sectors
+    /// its bitmap marks) holds only zeros, unless `hides(offset, len)`
+    /// says a parent reads data under it, and give the space back (the
+    /// footer moved up, space between punched out). Returns the bytes
+    /// dropped.
+    pub fn compact(
+        &mut self,
+        size: u64,
+        hides: &mut dyn FnMut(u64, u64) -> Result<bool>,
+    ) -> Result<u64> {
+        self.file.check_writable()?;
+        self.flush()?;
+        let mut bitmap = vec![0u8; self.bitmap_size as usize];
+        let mut data = vec![0u8; self.block_size as usize];
+        let mut dropped = 0;
+        for block in 0..self.header.max_table_entries as u64 {
+            let entry = self.bat.get(&self.file, block)?;
+            if entry == UNALLOCATED {
+                continue;
+            }
+            let at = block * self.block_size;
+            if at >= size {
+                continue;
+            }
+            let len = self.block_size.min(size - at);
+            let host = entry as u64 * SECTOR;
+            self.file.read_zero_filled(&mut bitmap, host)?;
+            self.file
+                .read_zero_filled(&mut data[..len as usize], host + self.bitmap_size)?;
+            // A differencing disk holds only the sectors its bitmap marks;
+            // a dynamic one holds the whole block.
+            let zero = (0..len / SECTOR).all(|s| {
+                let marked = bitmap[(s / 8) as usize] & (0x80 >> (s % 8)) != 0;
+                let sector = &data[(s * SECTOR) as usize..((s + 1) * SECTOR) as usize];
+                (self.differencing && !marked) || crate::io::is_zero(sector)
+            });
+            if zero && !hides(at, len)? {
+                self.bat.set(&self.file, block, UNALLOCATED)?;
+                self.bitmaps.remove(&block);
+                dropped += len;
+            }
+        }
+        self.bat.flush(&self.file)?;
+        self.file.sync()?;
+        self.repair(size, Repair::Leaks)?;
+        Ok(dropped)
+    }
+
     /// Clear every BAT entry, so that the disk holds nothing itself, and
     /// give the blocks' space back (the footer moved after the metadata,
     /// space between punched out).

@@ -813,6 +813,41 @@ impl SparseExtent {
         self.file.sync()
     }
 
+    /// Drop every grain that holds only zeros, unless `hides(offset, len)`
+    /// (extent offsets) says a parent reads data under it, and give the
+    /// space back. Returns the bytes dropped.
+    pub fn compact(&mut self, hides: &mut dyn FnMut(u64, u64) -> Result<bool>) -> Result<u64> {
+        self.check_writable()?;
+        self.file.check_writable()?;
+        let grains = self.capacity.div_ceil(self.grain);
+        let mut buf = vec![0u8; self.grain as usize];
+        let mut dropped = 0;
+        for p in 0..self.gd.len() as usize {
+            if self.gts.page_is_zero(&self.file, p)? {
+                continue;
+            }
+            let first = p as u64 * self.gt_entries;
+            for index in first..(first + self.gt_entries).min(grains) {
+                let Grain::At(host) = self.lookup(index)? else {
+                    continue;
+                };
+                let at = index * self.grain;
+                let len = self.grain.min(self.capacity - at);
+                let part = &mut buf[..len as usize];
+                self.file.read_zero_filled(part, host)?;
+                if crate::io::is_zero(part) && !hides(at, len)? {
+                    self.gts.set(&self.file, index, 0)?;
+                    dropped += len;
+                }
+            }
+        }
+        self.flush()?;
+        self.file.sync()?;
+        self.repair_tail(&mut Vec::new())?;
+        self.file.sync()?;
+        Ok(dropped)
+    }
+
     /// Give back the space nothing references: cut it off the end of the
     /// file, punch it out between grains.
     fn repair_tail(&mut self, fixed: &mut Vec<Finding>) -> Result<()> {
