@@ -3,7 +3,7 @@
 //! neither a target nor a hidden work folder behind (acceptance item 5).
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::support::*;
 
@@ -512,6 +512,32 @@ fn finding_5_a_kill_between_the_swaps_of_a_multi_file_force_is_refused_then_fini
     );
 }
 
+/// Two 3 MiB raw disks of different content (seeds `seed`, `seed + 1`):
+/// the old image and the new one of a `--force` replacement.
+fn old_and_new(d: &Path, seed: u64) -> (PathBuf, PathBuf) {
+    let (old_raw, new_raw) = (d.join("old.raw"), d.join("new.raw"));
+    build_raw(&old_raw, 3 * MIB, seed);
+    build_raw(&new_raw, 3 * MIB, seed + 1);
+    (old_raw, new_raw)
+}
+
+/// `convert --force` of the raw `source` into `target` as `fmt` with `opts`.
+fn force_convert(fmt: &str, opts: &str, source: &Path, target: &Path) -> Cmd {
+    vimg!(
+        "convert -q --force -f raw -O",
+        fmt,
+        "-o",
+        opts,
+        source,
+        target
+    )
+}
+
+/// Whether two files hold the same bytes.
+fn same(a: &Path, b: &Path) -> bool {
+    std::fs::read(a).unwrap() == std::fs::read(b).unwrap()
+}
+
 /// Issue 9: `convert --force` stopped (SIGKILL) at its Nth file-changing
 /// syscall, for every N, leaves at the target the old image or the new
 /// one, whole, or (a multi-file target between its swaps) one every open
@@ -520,33 +546,16 @@ fn finding_5_a_kill_between_the_swaps_of_a_multi_file_force_is_refused_then_fini
 fn force_killed_at_every_write_leaves_the_old_image_or_the_new_one() {
     let dir = tempdir();
     let d = dir.path();
-    let (old_raw, new_raw) = (d.join("old.raw"), d.join("new.raw"));
-    build_raw(&old_raw, 3 * MIB, 7);
-    build_raw(&new_raw, 3 * MIB, 8);
+    let (old_raw, new_raw) = old_and_new(d, 7);
     let now = d.join("now.raw");
-    let same = |a: &Path, b: &Path| std::fs::read(a).unwrap() == std::fs::read(b).unwrap();
     for (fmt, opts) in [
         ("vmdk", "subformat=monolithicSparse"),
         ("vmdk", "subformat=monolithicFlat"),
         ("vhd", "subformat=dynamic"),
     ] {
         let target = d.join(format!("t.{fmt}"));
-        let put_old = vimg!(
-            "convert -q --force -f raw -O",
-            fmt,
-            "-o",
-            opts,
-            &old_raw,
-            &target
-        );
-        let convert = vimg!(
-            "convert -q --force -f raw -O",
-            fmt,
-            "-o",
-            opts,
-            &new_raw,
-            &target
-        );
+        let put_old = force_convert(fmt, opts, &old_raw, &target);
+        let convert = force_convert(fmt, opts, &new_raw, &target);
         put_old.ok();
         let writes = faults::writes_of(&convert);
         assert!(writes.len() > 5, "{opts}: {writes:?}");
@@ -593,32 +602,15 @@ fn force_killed_at_every_write_leaves_the_old_image_or_the_new_one() {
 fn force_whose_nth_write_fails_ends_cleanly_with_the_old_image_or_the_new_one() {
     let dir = tempdir();
     let d = dir.path();
-    let (old_raw, new_raw) = (d.join("old.raw"), d.join("new.raw"));
-    build_raw(&old_raw, 3 * MIB, 9);
-    build_raw(&new_raw, 3 * MIB, 10);
+    let (old_raw, new_raw) = old_and_new(d, 9);
     let now = d.join("now.raw");
-    let same = |a: &Path, b: &Path| std::fs::read(a).unwrap() == std::fs::read(b).unwrap();
     for (fmt, opts) in [
         ("vmdk", "subformat=monolithicFlat"),
         ("vhd", "subformat=fixed"),
     ] {
         let target = d.join(format!("t.{fmt}"));
-        let put_old = vimg!(
-            "convert -q --force -f raw -O",
-            fmt,
-            "-o",
-            opts,
-            &old_raw,
-            &target
-        );
-        let convert = vimg!(
-            "convert -q --force -f raw -O",
-            fmt,
-            "-o",
-            opts,
-            &new_raw,
-            &target
-        );
+        let put_old = force_convert(fmt, opts, &old_raw, &target);
+        let convert = force_convert(fmt, opts, &new_raw, &target);
         put_old.ok();
         let writes = faults::writes_of(&convert);
         for (n, errno) in (0..writes.len()).flat_map(|n| [(n, "ENOSPC"), (n, "EIO")]) {

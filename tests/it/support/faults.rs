@@ -56,9 +56,10 @@ pub fn writes_of(args: &Cmd) -> Vec<String> {
     busy.first().map(|(_, c)| c.clone()).unwrap_or_default()
 }
 
-/// Run vimg with `args`, killed as it enters write `n` (from 0) of
-/// `writes` (what [`writes_of`] recorded for it).
-pub fn killed_at(args: &Cmd, writes: &[String], n: usize) {
+/// Run vimg with `args` under strace, which does `action` (`signal=SIGKILL`,
+/// `error=ENOSPC`) as the command enters write `n` (from 0) of `writes`;
+/// returns how it ended and the write's description.
+fn injected(args: &Cmd, writes: &[String], n: usize, action: &str) -> (super::Run, String) {
     let call = &writes[n];
     let nth_of_its_kind = writes[..=n].iter().filter(|c| *c == call).count();
     let out = Cmd::new("strace")
@@ -68,35 +69,47 @@ pub fn killed_at(args: &Cmd, writes: &[String], n: usize) {
         .arg("-e")
         .arg(format!("trace={call}"))
         .arg("-e")
-        .arg(format!(
-            "inject={call}:signal=SIGKILL:when={nth_of_its_kind}"
-        ))
+        .arg(format!("inject={call}:{action}:when={nth_of_its_kind}"))
         .arg(VIMG)
         .args(args.argv())
         .run();
+    (out, format!("{call} #{nth_of_its_kind}"))
+}
+
+/// Run vimg with `args`, killed as it enters write `n` (from 0) of
+/// `writes` (what [`writes_of`] recorded for it).
+pub fn killed_at(args: &Cmd, writes: &[String], n: usize) {
+    let (out, which) = injected(args, writes, n, "signal=SIGKILL");
     assert_eq!(
         out.status.signal(),
         Some(9),
-        "`{args}` was not stopped at write {n} ({call} #{nth_of_its_kind}): {out:?}"
+        "`{args}` was not stopped at write {n} ({which}): {out:?}"
     );
 }
 
 /// Run vimg with `args`, its write `n` (from 0) of `writes` failing with
 /// `errno` (`ENOSPC`, `EIO`); returns how it ended.
 pub fn failed_at(args: &Cmd, writes: &[String], n: usize, errno: &str) -> super::Run {
-    let call = &writes[n];
-    let nth_of_its_kind = writes[..=n].iter().filter(|c| *c == call).count();
-    Cmd::new("strace")
-        .arg("-f")
-        .arg("-o")
-        .arg("/dev/null")
-        .arg("-e")
-        .arg(format!("trace={call}"))
-        .arg("-e")
-        .arg(format!(
-            "inject={call}:error={errno}:when={nth_of_its_kind}"
-        ))
-        .arg(VIMG)
-        .args(args.argv())
-        .run()
+    injected(args, writes, n, &format!("error={errno}")).0
+}
+
+/// What a writer stopped at any write may leave, as `vimg check` sees the
+/// image at `path`: nothing, leaks, or (stopped between the two copies of
+/// a VMDK grain table, which every writer of a sparse VMDK writes in turn)
+/// a redundant copy one write behind, which `check -r all` and a rerun
+/// mend. `what` names the case in the failure.
+pub fn assert_no_worse_than_leaks(path: &std::path::Path, what: &str) {
+    let check = super::vimg!("check --output json", path).run();
+    let json: serde_json::Value = serde_json::from_slice(&check.stdout)
+        .unwrap_or_else(|e| panic!("{what}: no JSON ({e}): {check:?}"));
+    let behind = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "corruption")
+        .all(|f| f["structure"] == "VMDK redundant grain directory" && f["repair"] == "all");
+    assert!(
+        matches!(check.code(), Some(0 | 3)) || (check.code() == Some(2) && behind),
+        "{what}: {json:#}"
+    );
 }
