@@ -555,6 +555,15 @@ impl Image for Vhd {
                 chs(&footer.geometry)
             ));
         }
+        // A dynamic disk's footer copy at offset 0 is written after the
+        // footer: an amendment stopped between the two is finished here.
+        if let Body::Dynamic(d) = &self.body {
+            let mut head = [0u8; FOOTER_SIZE];
+            d.file().read_exact_at(&mut head, 0)?;
+            if changed.is_empty() && head[..] != footer.encode()[..] {
+                changed.push("footer copy at offset 0: rewritten from the footer".into());
+            }
+        }
         if changed.is_empty() {
             return Ok(changed);
         }

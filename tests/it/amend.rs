@@ -113,3 +113,39 @@ fn a_vhd_s_creator_and_geometry_change_only_while_the_size_read_stays() {
     assert_eq!(err.code(), Some(1), "{err:?}");
     assert_eq!(std::fs::read(&exact).unwrap(), before);
 }
+
+/// An amendment stopped at each of its writes leaves the disk reading as
+/// before, and running it again finishes it.
+#[test]
+fn an_amendment_killed_at_any_write_is_finished_by_a_rerun() {
+    use crate::support::faults::{killed_at, writes_of};
+    let dir = tempdir();
+    let d = dir.path();
+    for (fmt, ours, opts) in [
+        ("vmdk", "vmdk", "adapter_type=buslogic,hwversion=11"),
+        ("vpc", "vhd", "creator_app=win"),
+    ] {
+        let before = d.join(format!("before.{ours}"));
+        qemu_img!("create -q -f", fmt, &before, "100M").ok();
+        qemu_io(fmt, &before, &["write -P 5 0 1M"]);
+        let traced = d.join(format!("traced.{ours}"));
+        std::fs::copy(&before, &traced).unwrap();
+        let writes = writes_of(&vimg!("amend -q -o", opts, &traced));
+        assert!(!writes.is_empty(), "{opts}");
+        for n in 0..writes.len() {
+            let copy = d.join(format!("kill-{n}.{ours}"));
+            std::fs::copy(&before, &copy).unwrap();
+            killed_at(&vimg!("amend -q -o", opts, &copy), &writes, n);
+            assert_identical(fmt, &before, fmt, &copy);
+            vimg!("amend -q -o", opts, &copy).ok();
+            vimg!("check", &copy).ok();
+            let again = vimg!("amend -o", opts, &copy).ok();
+            assert_eq!(
+                again.trim(),
+                "Nothing to change.",
+                "{opts}, killed at write {n}"
+            );
+            std::fs::remove_file(&copy).unwrap();
+        }
+    }
+}

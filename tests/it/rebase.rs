@@ -153,3 +153,35 @@ fn a_differencing_vhd_rebases_onto_another_disk_as_libvhdi_reads_it() {
     assert_pyvhdi_reads(&child, &[], &before, &[]);
     vimg!("check", &child).ok();
 }
+
+/// A rebase stopped at each of its writes leaves the delta reading as it
+/// did (the data it copies in is the old chain's), no worse than leaks,
+/// and running it again finishes it.
+#[test]
+fn a_rebase_killed_at_any_write_is_finished_by_a_rerun() {
+    use crate::support::faults::{assert_no_worse_than_leaks, killed_at, writes_of};
+    let dir = tempdir();
+    let d = dir.path();
+    let (_, delta, other, before) = vmdk_case(d);
+    let pristine = d.join("pristine.vmdk");
+    std::fs::copy(&delta, &pristine).unwrap();
+    for args in ["rebase -q -b", "rebase -q -u -b"] {
+        let rebase = vimg!().words(args).arg(&other).arg(&delta);
+        let writes = writes_of(&rebase);
+        assert!(!writes.is_empty(), "{args}");
+        for n in 0..writes.len() {
+            std::fs::copy(&pristine, &delta).unwrap();
+            killed_at(&rebase, &writes, n);
+            assert_no_worse_than_leaks(&delta, &format!("`{args}` killed at write {n}"));
+            if !args.contains("-u") {
+                // Through whichever parent it now names.
+                assert_identical("raw", &before, "vmdk", &delta);
+            }
+            rebase.ok();
+            assert_linked(&delta, &other);
+            if !args.contains("-u") {
+                assert_identical("raw", &before, "vmdk", &delta);
+            }
+        }
+    }
+}
