@@ -100,10 +100,25 @@ pub fn check_parent_size(path: &Path, size: u64, parent: &dyn Image) -> Result<(
     Ok(())
 }
 
+/// Whether `parent` (if any) reads anything but zeros in `[offset,
+/// offset + len)`: whether zeros a delta holds there hide its data.
+pub fn parent_reads_data(
+    parent: Option<&mut (dyn Image + '_)>,
+    offset: u64,
+    len: u64,
+) -> Result<bool> {
+    if parent.is_none() {
+        return Ok(false);
+    }
+    let mut buf = vec![0u8; len as usize];
+    read_parent(parent, &mut buf, offset)?;
+    Ok(!crate::io::is_zero(&buf))
+}
+
 /// Fill `buf` with what a delta reads where it holds nothing itself: the
 /// parent's data where the parent reaches, zeros beyond it or without one.
 pub fn read_parent(
-    parent: Option<&mut (dyn Image + 'static)>,
+    parent: Option<&mut (dyn Image + '_)>,
     buf: &mut [u8],
     offset: u64,
 ) -> Result<()> {

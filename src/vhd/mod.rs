@@ -600,13 +600,8 @@ impl Image for Vhd {
                 return Ok(punched);
             }
         };
-        let mut hides = |at: u64, len: u64| -> Result<bool> {
-            let Some(p) = parent.as_mut() else {
-                return Ok(false);
-            };
-            let mut buf = vec![0u8; len as usize];
-            chain::read_parent(Some(p.image.as_mut()), &mut buf, at)?;
-            Ok(!crate::io::is_zero(&buf))
+        let mut hides = |at: u64, len: u64| {
+            chain::parent_reads_data(parent.as_mut().map(|p| p.image.as_mut()), at, len)
         };
         let dropped = d.compact(size, &mut hides)?;
         d.file().sync()?;

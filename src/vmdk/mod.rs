@@ -1088,13 +1088,8 @@ impl Image for Vmdk {
                 _ => continue,
             };
             let start = e.start;
-            let mut hides = |at: u64, len: u64| -> Result<bool> {
-                let Some(p) = parent.as_mut() else {
-                    return Ok(false);
-                };
-                let mut buf = vec![0u8; len as usize];
-                chain::read_parent(Some(p.as_mut()), &mut buf, start + at)?;
-                Ok(!crate::io::is_zero(&buf))
+            let mut hides = |at: u64, len: u64| {
+                chain::parent_reads_data(parent.as_deref_mut(), start + at, len)
             };
             dropped += s.compact(&mut hides)?;
         }

@@ -77,17 +77,6 @@ fn reads_zero(image: &mut dyn Image, offset: u64, len: u64) -> anyhow::Result<(b
     Ok((zero, m.len.max(1)))
 }
 
-/// Fill `buf` with what `image` reads at `offset`, zeros past its end.
-fn read_into(image: &mut dyn Image, buf: &mut [u8], offset: u64) -> anyhow::Result<()> {
-    buf.fill(0);
-    let size = image.virtual_size();
-    if offset < size {
-        let n = (size - offset).min(buf.len() as u64) as usize;
-        image.read_at(&mut buf[..n], offset)?;
-    }
-    Ok(())
-}
-
 /// Copy into `delta` every range it does not hold where its parent chain
 /// and `new` (or zeros, without one) read differently. Returns the bytes
 /// copied.
@@ -130,15 +119,8 @@ fn keep_content(
         }
         old_buf.resize(len as usize, 0);
         new_buf.resize(len as usize, 0);
-        read_into(
-            delta.parent().expect("opened with its parent"),
-            &mut old_buf,
-            at,
-        )?;
-        match new.as_mut() {
-            Some(n) => read_into(n.as_mut(), &mut new_buf, at)?,
-            None => new_buf.fill(0),
-        }
+        chain::read_parent(delta.parent(), &mut old_buf, at)?;
+        chain::read_parent(new.as_mut().map(|n| n.as_mut()), &mut new_buf, at)?;
         if old_buf != new_buf {
             delta.write_at(&old_buf, at)?;
             copied += len;
