@@ -45,6 +45,14 @@ pub fn is_zero(buf: &[u8]) -> bool {
     }) && tail.iter().all(|&b| b == 0)
 }
 
+/// The folder a file lies in (`.` for a bare name).
+pub fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
 /// The filesystem block size holes are punched in (the page size every
 /// Linux filesystem vimg meets punches in, or a multiple of it).
 const HOLE_BLOCK: u64 = 4096;

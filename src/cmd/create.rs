@@ -9,6 +9,7 @@ use super::args::{format_name, Placing};
 use super::staging::Staging;
 use crate::chain;
 use crate::image::{factory, Backing, Format};
+use crate::io::folder_of;
 use crate::io::Access;
 use crate::options::Options;
 use crate::units::parse_size;
@@ -87,16 +88,10 @@ pub(super) fn make(
     placing: &Placing,
 ) -> anyhow::Result<u8> {
     let mut opts = Options::parse(options.iter().map(String::as_str))?;
-    let backing = backing.map(|(path, format)| {
-        let dir = match file.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        Backing {
-            name: chain::relative_name(dir, path),
-            format,
-            path: path.to_path_buf(),
-        }
+    let backing = backing.map(|(path, format)| Backing {
+        name: chain::relative_name(folder_of(file), path),
+        format,
+        path: path.to_path_buf(),
     });
     let size = match (size, &backing) {
         (Some(size), _) => size,

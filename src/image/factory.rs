@@ -76,11 +76,7 @@ pub fn open(path: &Path, format: Option<Format>, access: Access) -> Result<Box<d
 /// `.NAME.vimg-replacing`, holding the name of the work folder.
 pub fn replacing_marker(image: &Path) -> PathBuf {
     let name = image.file_name().unwrap_or_default().to_string_lossy();
-    let dir = match image.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    dir.join(format!(".{name}.vimg-replacing"))
+    crate::io::folder_of(image).join(format!(".{name}.vimg-replacing"))
 }
 
 /// Fail when a replacement of the image at `path` is under way or was

@@ -28,7 +28,7 @@ use crate::image::{
     check_range, file_status, Holes, Identity, Image, ImageInfo, Mapping, NewParent, OpenOptions,
     Sink, Source, Walk,
 };
-use crate::io::{Access, ImageFile, Named, SECTOR};
+use crate::io::{folder_of, Access, ImageFile, Named, SECTOR};
 use crate::options::Options;
 
 pub use self::create::{create, create_stream, data_cost};
@@ -135,14 +135,6 @@ fn resolve_extent(desc: &Path, name: &str) -> Result<PathBuf> {
         ));
     }
     Ok(folder_of(desc).join(rel))
-}
-
-/// The folder a file lies in (`.` for a bare name).
-fn folder_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    }
 }
 
 impl Vmdk {

@@ -14,7 +14,7 @@ use crate::chain;
 use crate::copy::plan::{Layers, Plan};
 use crate::image::{factory, Format, Image, NewParent, OpenOptions};
 use crate::interrupt;
-use crate::io::Access;
+use crate::io::{folder_of, Access};
 
 /// Write DELTA's data into its parent, so that the parent reads exactly
 /// what DELTA read; then empty DELTA (unless -d) and relink it (VMDK
@@ -83,8 +83,7 @@ pub fn interrupted(delta: &Path) -> Option<PathBuf> {
 /// beside it under another name, flushed, then renamed into place.
 fn begin(delta: &Path, parent: &Path, recorded: &str) -> anyhow::Result<()> {
     let journal = journal_path(delta);
-    let dir = delta.parent().filter(|d| !d.as_os_str().is_empty());
-    let name = chain::relative_name(dir.unwrap_or(Path::new(".")), parent);
+    let name = chain::relative_name(folder_of(delta), parent);
     let text = format!(
         "vimg snapshot commit in progress: run it again to finish\nparent={name}\nrecorded-id={recorded}\n"
     );
@@ -109,12 +108,9 @@ fn end(delta: &Path) -> anyhow::Result<()> {
     sync_folder(&journal)
 }
 
+/// Flush the folder `file` lies in (its names) to disk.
 fn sync_folder(file: &Path) -> anyhow::Result<()> {
-    let dir = match file.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    fs::File::open(dir).and_then(|d| d.sync_all())?;
+    fs::File::open(folder_of(file)).and_then(|d| d.sync_all())?;
     Ok(())
 }
 
@@ -128,11 +124,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 fn siblings(parent: &Path, id: &str, delta: &Path) -> Vec<PathBuf> {
     let canon = |p: &Path| fs::canonicalize(p).ok();
     let (parent_c, delta_c) = (canon(parent), canon(delta));
-    let dir = match parent.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let Ok(entries) = fs::read_dir(dir) else {
+    let Ok(entries) = fs::read_dir(folder_of(parent)) else {
         return Vec::new();
     };
     let mut found = Vec::new();
@@ -290,10 +282,7 @@ pub fn run(args: CommitArgs) -> anyhow::Result<u8> {
         == fs::canonicalize(&parent_path).ok();
     let name = match keeps_name {
         true => name,
-        false => {
-            let dir = delta.parent().filter(|d| !d.as_os_str().is_empty());
-            chain::relative_name(dir.unwrap_or(Path::new(".")), &parent_path)
-        }
+        false => chain::relative_name(folder_of(delta), &parent_path),
     };
     delta_image.set_backing(Some(NewParent {
         image: parent_image,

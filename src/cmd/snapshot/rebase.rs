@@ -2,7 +2,7 @@
 //! parent, its content kept (or with -u, only its link rewritten).
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::bail;
 use clap::Args;
@@ -14,7 +14,7 @@ use crate::chain;
 use crate::copy::plan::CHUNK;
 use crate::image::{factory, Format, Image, NewParent, OpenOptions, Source};
 use crate::interrupt;
-use crate::io::Access;
+use crate::io::{folder_of, Access};
 
 /// Make NEWBASE the parent of DELTA. By default DELTA reads the same
 /// afterwards: every range DELTA does not hold where its old chain and
@@ -59,14 +59,6 @@ pub struct RebaseArgs {
 
     /// The delta to rebase
     delta: PathBuf,
-}
-
-/// Where the delta's folder is, for relative names.
-fn folder(path: &Path) -> &Path {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    }
 }
 
 /// True when `image` holds no data in `[offset, offset + len)` as far as
@@ -178,7 +170,7 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<u8> {
     let opts = OpenOptions::new(Access::Write).with_parents(None);
     let mut image = factory::open_with(delta, args.format, opts)?;
     let link = new.map(|n| {
-        let name = chain::relative_name(folder(delta), &backing);
+        let name = chain::relative_name(folder_of(delta), &backing);
         NewParent { image: n, name }
     });
     let new_id = link

@@ -20,8 +20,10 @@ pub fn serve(fmt: &str, image: &Path) -> Served {
         .arg(image)
         .spawn()
         .expect("qemu-nbd runs");
+    // Serving means listening and holding the image's lock: wait for
+    // both (a loaded machine may show the one before the other).
     let started = Instant::now();
-    while !socket.exists() {
+    while !socket.exists() || super::vimg!("info", image).run().code() == Some(0) {
         assert!(started.elapsed().as_secs() < 20, "qemu-nbd did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
