@@ -34,6 +34,7 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('amend', 'amend', [CompletionResultType]::ParameterValue, 'Change in place what can change without moving data')
             [CompletionResult]::new('measure', 'measure', [CompletionResultType]::ParameterValue, 'Show the space a conversion into -O FMT needs')
             [CompletionResult]::new('compact', 'compact', [CompletionResultType]::ParameterValue, 'Give back the space of grains and blocks that hold only zeros')
+            [CompletionResult]::new('resize', 'resize', [CompletionResultType]::ParameterValue, 'Change a disk''s size in place')
             [CompletionResult]::new('snapshot', 'snapshot', [CompletionResultType]::ParameterValue, 'Make and manage delta images (VMware snapshots, differencing VHDs)')
             [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write a delta''s data into its parent (the same as `snapshot commit`)')
             [CompletionResult]::new('rebase', 'rebase', [CompletionResultType]::ParameterValue, 'Move a delta onto another parent (the same as `snapshot rebase`)')
@@ -195,6 +196,19 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'vimg;resize' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Image format (probed from the content when not given)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Image format (probed from the content when not given)')
+            [CompletionResult]::new('--shrink', '--shrink', [CompletionResultType]::ParameterName, 'Allow the disk to become smaller')
+            [CompletionResult]::new('--discard-data', '--discard-data', [CompletionResultType]::ParameterName, 'With --shrink: drop what is stored past the new end')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'vimg;snapshot' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -338,6 +352,7 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('amend', 'amend', [CompletionResultType]::ParameterValue, 'Change in place what can change without moving data')
             [CompletionResult]::new('measure', 'measure', [CompletionResultType]::ParameterValue, 'Show the space a conversion into -O FMT needs')
             [CompletionResult]::new('compact', 'compact', [CompletionResultType]::ParameterValue, 'Give back the space of grains and blocks that hold only zeros')
+            [CompletionResult]::new('resize', 'resize', [CompletionResultType]::ParameterValue, 'Change a disk''s size in place')
             [CompletionResult]::new('snapshot', 'snapshot', [CompletionResultType]::ParameterValue, 'Make and manage delta images (VMware snapshots, differencing VHDs)')
             [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write a delta''s data into its parent (the same as `snapshot commit`)')
             [CompletionResult]::new('rebase', 'rebase', [CompletionResultType]::ParameterValue, 'Move a delta onto another parent (the same as `snapshot rebase`)')
@@ -369,6 +384,9 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             break
         }
         'vimg;help;compact' {
+            break
+        }
+        'vimg;help;resize' {
             break
         }
         'vimg;help;snapshot' {

@@ -52,6 +52,9 @@ _vimg() {
             vimg,rebase)
                 cmd="vimg__subcmd__rebase"
                 ;;
+            vimg,resize)
+                cmd="vimg__subcmd__resize"
+                ;;
             vimg,snapshot)
                 cmd="vimg__subcmd__snapshot"
                 ;;
@@ -90,6 +93,9 @@ _vimg() {
                 ;;
             vimg__subcmd__help,rebase)
                 cmd="vimg__subcmd__help__subcmd__rebase"
+                ;;
+            vimg__subcmd__help,resize)
+                cmd="vimg__subcmd__help__subcmd__resize"
                 ;;
             vimg__subcmd__help,snapshot)
                 cmd="vimg__subcmd__help__subcmd__snapshot"
@@ -143,7 +149,7 @@ _vimg() {
 
     case "${cmd}" in
         vimg)
-            opts="-h -V --help --version create info convert map check compare amend measure compact snapshot commit rebase help"
+            opts="-h -V --help --version create info convert map check compare amend measure compact resize snapshot commit rebase help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -395,7 +401,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__help)
-            opts="create info convert map check compare amend measure compact snapshot commit rebase help"
+            opts="create info convert map check compare amend measure compact resize snapshot commit rebase help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -563,6 +569,20 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__help__subcmd__rebase)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vimg__subcmd__help__subcmd__resize)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -784,6 +804,28 @@ _vimg() {
                     return 0
                     ;;
                 -F)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vimg__subcmd__resize)
+            opts="-f -q -h -V --format --shrink --discard-data --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                -f)
                     COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;

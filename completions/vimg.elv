@@ -31,6 +31,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand amend 'Change in place what can change without moving data'
             cand measure 'Show the space a conversion into -O FMT needs'
             cand compact 'Give back the space of grains and blocks that hold only zeros'
+            cand resize 'Change a disk''s size in place'
             cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
             cand commit 'Write a delta''s data into its parent (the same as `snapshot commit`)'
             cand rebase 'Move a delta onto another parent (the same as `snapshot rebase`)'
@@ -182,6 +183,18 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'vimg;resize'= {
+            cand -f 'Image format (probed from the content when not given)'
+            cand --format 'Image format (probed from the content when not given)'
+            cand --shrink 'Allow the disk to become smaller'
+            cand --discard-data 'With --shrink: drop what is stored past the new end'
+            cand -q 'Print nothing on success'
+            cand --quiet 'Print nothing on success'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'vimg;snapshot'= {
             cand -h 'Print help'
             cand --help 'Print help'
@@ -312,6 +325,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand amend 'Change in place what can change without moving data'
             cand measure 'Show the space a conversion into -O FMT needs'
             cand compact 'Give back the space of grains and blocks that hold only zeros'
+            cand resize 'Change a disk''s size in place'
             cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
             cand commit 'Write a delta''s data into its parent (the same as `snapshot commit`)'
             cand rebase 'Move a delta onto another parent (the same as `snapshot rebase`)'
@@ -334,6 +348,8 @@ set edit:completion:arg-completer[vimg] = {|@words|
         &'vimg;help;measure'= {
         }
         &'vimg;help;compact'= {
+        }
+        &'vimg;help;resize'= {
         }
         &'vimg;help;snapshot'= {
             cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD.'

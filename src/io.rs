@@ -412,6 +412,43 @@ impl ImageFile {
         }
     }
 
+    /// Make `[start, end)` read as zeros: where it holds data, whole
+    /// filesystem blocks are punched out and the parts of blocks at either
+    /// end written with zeros (everything written, where the filesystem
+    /// cannot punch holes); holes are left as they are.
+    pub fn zero_range(&self, start: u64, end: u64) -> Result<()> {
+        const CHUNK: u64 = 1 << 20;
+        let zeros = |from: u64, to: u64| -> Result<()> {
+            let mut at = from;
+            while at < to {
+                let n = (to - at).min(CHUNK);
+                self.write_all_at(&vec![0u8; n as usize], at)?;
+                at += n;
+            }
+            Ok(())
+        };
+        let mut at = start;
+        while at < end {
+            let Some(data) = self.next_data(at)?.filter(|&d| d < end) else {
+                break;
+            };
+            let hole = self.next_hole(data)?.min(end);
+            if self.punch_hole(data, hole - data)? {
+                let (first, last) = whole_blocks(data, hole - data);
+                if first < last {
+                    zeros(data, first)?;
+                    zeros(last, hole)?;
+                } else {
+                    zeros(data, hole)?;
+                }
+            } else {
+                zeros(data, hole)?;
+            }
+            at = hole;
+        }
+        Ok(())
+    }
+
     /// Flush written data and metadata to stable storage.
     pub fn sync(&self) -> Result<()> {
         self.file

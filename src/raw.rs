@@ -133,6 +133,28 @@ impl Image for Raw {
         )
     }
 
+    fn resize(&mut self, size: u64) -> Result<Vec<String>> {
+        self.file.check_writable()?;
+        if let (Some(guard), true) = (&self.guard, size < self.size && size >= SECTOR) {
+            // A smaller file ends in another sector: it must not probe as
+            // an image either.
+            let mut head = vec![0u8; guard.head.min(size) as usize];
+            self.file.read_zero_filled(&mut head, 0)?;
+            let mut tail = vec![0u8; SECTOR as usize];
+            self.file.read_zero_filled(&mut tail, size - SECTOR)?;
+            if !(guard.still_raw)(&head, Some(&tail)) {
+                return Err(Error::unsupported(
+                    self.file.path(),
+                    "at that size the raw disk would look like a VMDK or VHD to the next probe; give -f raw to resize it",
+                ));
+            }
+        }
+        self.file.set_len(size)?;
+        self.file.sync()?;
+        self.size = size;
+        Ok(Vec::new())
+    }
+
     fn check(&mut self, _: &mut Report) -> Result<()> {
         // The file is the disk: no metadata, nothing to be inconsistent.
         Ok(())

@@ -12,6 +12,7 @@ mod info;
 mod map;
 mod measure;
 mod progress;
+mod resize;
 mod snapshot;
 mod staging;
 
@@ -39,6 +40,7 @@ pub enum Command {
     Amend(amend::AmendArgs),
     Measure(measure::MeasureArgs),
     Compact(compact::CompactArgs),
+    Resize(resize::ResizeArgs),
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
     /// Write a delta's data into its parent (the same as `snapshot commit`)
@@ -87,6 +89,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Amend(args) => amend::run(args),
         Command::Measure(args) => measure::run(args),
         Command::Compact(args) => compact::run(args),
+        Command::Resize(args) => resize::run(args),
         Command::Snapshot(command) => snapshot::run(command),
         Command::Commit(args) => snapshot::commit::run(args),
         Command::Rebase(args) => snapshot::rebase::run(args),

@@ -394,6 +394,26 @@ pub trait Image: Sink {
         ))
     }
 
+    /// Change the disk's size to `size` bytes (a whole number of sectors)
+    /// in place, keeping what every sector below both sizes reads; a larger
+    /// disk reads zeros past the old end. Crash-safe: one write switches
+    /// from the old size to the new one, everything the new size needs is
+    /// written before it where the old layout does not look, and what the
+    /// old size used past the new end is given up after it, so a stop at
+    /// any moment leaves the old size or the new one (with leaks at most,
+    /// which `repair(Repair::Leaks)` gives back). Deltas are refused (a
+    /// delta has its parent's size). Whether data past a smaller size may
+    /// go is the caller's decision. Returns notes for the user (warnings).
+    /// The open image describes the old layout afterwards: drop it and
+    /// open the image again.
+    fn resize(&mut self, size: u64) -> Result<Vec<String>> {
+        let _ = size;
+        Err(Error::unsupported(
+            &self.files().into_iter().next().unwrap_or_default(),
+            "this image cannot be resized",
+        ))
+    }
+
     /// Forget everything this layer holds itself, so that it reads its
     /// parent (or zeros) everywhere, and give the space back: what
     /// `snapshot commit` does to a delta once its parent holds the same

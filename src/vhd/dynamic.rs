@@ -21,6 +21,7 @@ use crate::image::Walk;
 use crate::image::{Host, Mapping, Source};
 use crate::io::{align_up, ImageFile, SECTOR};
 
+mod resize;
 mod survey;
 
 /// BAT value of a block with no place in the file.

@@ -608,6 +608,108 @@ impl Image for Vhd {
         Ok(dropped)
     }
 
+    fn resize(&mut self, size: u64) -> Result<Vec<String>> {
+        let path = self.file().path().to_path_buf();
+        if self.footer.disk_type == DiskType::Differencing {
+            return Err(Error::unsupported(
+                &path,
+                "it is a differencing disk: it has its parent's size, as Hyper-V requires; merge it into its parent (vimg commit) and resize that",
+            ));
+        }
+        let size = align_up(size, SECTOR);
+        if size > MAX_SIZE {
+            return Err(Error::unsupported(
+                &path,
+                format!("a VHD holds at most 2040 GiB ({MAX_SIZE} bytes); {size} bytes asked for"),
+            ));
+        }
+        self.file().check_writable()?;
+        self.flush()?;
+        let mut notes = Vec::new();
+        if size == self.size {
+            match &mut self.body {
+                // A resize stopped between the two footers is finished
+                // here.
+                Body::Dynamic(d) => {
+                    let mut head = [0u8; FOOTER_SIZE];
+                    d.file().read_exact_at(&mut head, 0)?;
+                    if head[..] != d.footer()[..] {
+                        let footer = self.footer.clone();
+                        d.set_footer(&footer)?;
+                        d.file().sync()?;
+                    }
+                    return Ok(notes);
+                }
+                // So is one that left the file longer than the disk.
+                Body::Fixed(file) if file.length()? == size + FOOTER_SIZE as u64 => {
+                    return Ok(notes)
+                }
+                Body::Fixed(_) => {}
+            }
+        }
+        // The size `create` gives: exact, with a geometry every reader
+        // takes for it.
+        // (libvhdi takes the original size for the disk's: both change.)
+        let mut footer = self.footer.clone();
+        footer.current_size = size;
+        footer.original_size = size;
+        footer.geometry = geometry::geometry_for_exact(size);
+        let (read_as, _) = geometry::disk_size(&footer);
+        if read_as != size {
+            footer.geometry = geometry::MAX_GEOMETRY;
+        }
+        let old = self.size;
+        match &mut self.body {
+            Body::Dynamic(d) => d.resize(old, size, &footer)?,
+            Body::Fixed(file) => {
+                let len = file.length()?;
+                let at = len.saturating_sub(FOOTER_SIZE as u64);
+                let mut tail = [0u8; FOOTER_SIZE];
+                file.read_exact_at(&mut tail, at)?;
+                if !has_cookie(&tail) {
+                    return Err(Error::unsupported(
+                        &path,
+                        "its footer is not a whole sector at the end (an old Virtual PC disk); convert it first",
+                    ));
+                }
+                // Readers take a fixed disk's size from its last sector and
+                // do not mind a longer file: the footer moves first (still
+                // saying the old size), then is rewritten in place (the
+                // switch), so that no moment has a disk without one or a
+                // disk reading a footer as data.
+                if size > old {
+                    if at != size {
+                        file.write_all_at(&tail, size)?;
+                        if at > size {
+                            file.set_len(size + FOOTER_SIZE as u64)?;
+                        }
+                    }
+                    // The old footer and anything else past the old end.
+                    file.zero_range(old, size)?;
+                    file.sync()?;
+                    file.write_all_at(&footer.encode(), size)?;
+                } else {
+                    file.write_all_at(&footer.encode(), at)?;
+                    file.sync()?;
+                    if at != size {
+                        file.write_all_at(&footer.encode(), size)?;
+                        file.sync()?;
+                        file.set_len(size + FOOTER_SIZE as u64)?;
+                    }
+                }
+                file.sync()?;
+                if !size.is_multiple_of(1 << 20) {
+                    notes.push(format!(
+                        "warning: Azure accepts only fixed VHDs whose size is a whole number of MiB; this one is {size} bytes"
+                    ));
+                }
+            }
+        }
+        self.footer = footer;
+        self.size = size;
+        Ok(notes)
+    }
+
     fn discard_all(&mut self) -> Result<()> {
         let path = self.file().path().to_path_buf();
         let size = self.size;

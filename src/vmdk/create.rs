@@ -163,7 +163,7 @@ pub(crate) fn geometry(adapter: &str, sectors: u64) -> (u64, u64) {
 }
 
 /// The name of a file beside the descriptor: `disk.vmdk` → `disk-flat.vmdk`.
-fn extent_name(desc: &Path, suffix: &str) -> String {
+pub(super) fn extent_name(desc: &Path, suffix: &str) -> String {
     let name = desc
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -433,7 +433,7 @@ fn write_files(
 /// embedded descriptor (monolithic only), redundant grain directory and
 /// tables, grain directory and tables, then grains from a grain-aligned
 /// overhead on. Grain tables are left as holes (all zero).
-fn write_sparse_extent(
+pub(super) fn write_sparse_extent(
     file: &ImageFile,
     sectors: u64,
     desc: Option<&Descriptor>,

@@ -52,6 +52,20 @@ pub struct ExtentLine {
     pub offset: u64,
 }
 
+impl ExtentLine {
+    /// The line as VMware writes it (without its line end).
+    pub fn encode(&self) -> String {
+        let mut s = format!("{} {} {}", self.access.name(), self.sectors, self.kind);
+        if let Some(file) = &self.file {
+            s += &format!(" \"{file}\"");
+            if self.offset != 0 || self.kind.contains("FLAT") || self.kind == "VMFS" {
+                s += &format!(" {}", self.offset);
+            }
+        }
+        s
+    }
+}
+
 /// A parsed descriptor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Descriptor {
@@ -68,15 +82,28 @@ pub struct Descriptor {
 }
 
 /// `text` (a descriptor) with the lines `desc` may have changed set from
-/// it: `CID`, `ddb.longContentID`, and the parent link (`parentCID`,
+/// it: `CID`, `ddb.longContentID`, the parent link (`parentCID`,
 /// `parentFileNameHint`, added after `parentCID` when missing, dropped when
-/// there is no parent). Every other byte stays as it was: the writer's
-/// layout and comments are kept. Falls back to `None` when the text has no
-/// CID line to change.
+/// there is no parent), DDB values and the extent lines (a changed one
+/// rewritten, dropped ones left out, new ones after the last). Every other
+/// byte stays as it was: the writer's layout and comments are kept. Falls
+/// back to `None` when the text has no CID line or no extent line to
+/// change.
 pub fn patch(text: &str, desc: &Descriptor) -> Option<String> {
     let long_id = desc.ddb("ddb.longContentID");
     let mut out = String::with_capacity(text.len() + 64);
     let (mut found, mut hint_written) = (false, false);
+    let is_extent = |body: &str| {
+        matches!(
+            body.split_whitespace().next(),
+            Some("RW" | "RDONLY" | "NOACCESS")
+        )
+    };
+    let old_extents = text.split_inclusive('\n').filter(|l| is_extent(l)).count();
+    if old_extents == 0 && !desc.extents.is_empty() {
+        return None;
+    }
+    let mut extent = 0;
     let mut ddb_seen: Vec<String> = Vec::new();
     let mut newline = "\n";
     let hint_line = |ending: &str| {
@@ -89,6 +116,21 @@ pub fn patch(text: &str, desc: &Descriptor) -> Option<String> {
         let ending = &line[body.len()..];
         if !ending.is_empty() {
             newline = ending;
+        }
+        if is_extent(body) {
+            if let Some(new) = desc.extents.get(extent) {
+                match parse_extent(body) {
+                    Ok(old) if old == *new => out += line,
+                    _ => out += &format!("{}{newline}", new.encode()),
+                }
+            }
+            extent += 1;
+            if extent == old_extents {
+                for new in desc.extents.iter().skip(extent) {
+                    out += &format!("{}{newline}", new.encode());
+                }
+            }
+            continue;
         }
         let key = body.split('=').next().unwrap_or("").trim();
         match key {
@@ -330,13 +372,7 @@ impl Descriptor {
         }
         s += "\n# Extent description\n";
         for e in &self.extents {
-            s += &format!("{} {} {}", e.access.name(), e.sectors, e.kind);
-            if let Some(file) = &e.file {
-                s += &format!(" \"{file}\"");
-                if e.offset != 0 || e.kind.contains("FLAT") || e.kind == "VMFS" {
-                    s += &format!(" {}", e.offset);
-                }
-            }
+            s += &e.encode();
             s += "\n";
         }
         s += "\n# The Disk Data Base\n#DDB\n\n";
@@ -423,6 +459,21 @@ mod tests {
         );
         assert!(d.encode().contains("encoding=\"UTF-8\""));
         assert!(!d.encode().contains("windows-1252"));
+    }
+
+    #[test]
+    fn patching_extents_keeps_unchanged_lines_and_adds_and_drops_others() {
+        let text = "CID=1\r\ncreateType=\"twoGbMaxExtentSparse\"\r\n# Extents\r\nRW  4192256 SPARSE \"a-s001.vmdk\"\r\nRW 100 SPARSE \"a-s002.vmdk\"\r\n\r\nddb.x = \"y\"\r\n";
+        let mut d = Descriptor::parse(text.as_bytes()).unwrap();
+        let mut added = d.extents[1].clone();
+        added.file = Some("a-s003.vmdk".into());
+        d.extents[1].sectors = 200;
+        d.extents.push(added);
+        let out = patch(text, &d).unwrap();
+        assert_eq!(out, "CID=00000001\r\ncreateType=\"twoGbMaxExtentSparse\"\r\n# Extents\r\nRW  4192256 SPARSE \"a-s001.vmdk\"\r\nRW 200 SPARSE \"a-s002.vmdk\"\r\nRW 100 SPARSE \"a-s003.vmdk\"\r\n\r\nddb.x = \"y\"\r\n");
+        d.extents.truncate(1);
+        let out = patch(text, &d).unwrap();
+        assert_eq!(out, "CID=00000001\r\ncreateType=\"twoGbMaxExtentSparse\"\r\n# Extents\r\nRW  4192256 SPARSE \"a-s001.vmdk\"\r\n\r\nddb.x = \"y\"\r\n");
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod create;
 mod descriptor;
 mod header;
 mod marker;
+mod resize;
 mod sesparse;
 mod sparse;
 mod stream;
@@ -1086,6 +1087,10 @@ impl Image for Vmdk {
             dropped += s.compact(&mut hides)?;
         }
         Ok(dropped)
+    }
+
+    fn resize(&mut self, size: u64) -> Result<Vec<String>> {
+        self.resize_to(size.div_ceil(SECTOR))
     }
 
     fn discard_all(&mut self) -> Result<()> {

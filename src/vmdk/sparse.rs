@@ -20,6 +20,7 @@ use crate::image::{Host, Mapping, Source};
 use crate::io::{align_up, ImageFile, SECTOR};
 
 mod check;
+mod resize;
 
 /// Largest disk vimg opens: 64 TiB (bounds the grain directory).
 const MAX_CAPACITY_SECTORS: u64 = 1 << 37;

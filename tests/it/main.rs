@@ -30,6 +30,7 @@ mod measure;
 mod model;
 mod qemu_io;
 mod rebase;
+mod resize;
 mod review_regressions;
 mod safety;
 mod snapshot;

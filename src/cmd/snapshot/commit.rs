@@ -122,35 +122,12 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// Other deltas of `parent` (with identity `id`) in its folder.
 fn siblings(parent: &Path, id: &str, delta: &Path) -> Vec<PathBuf> {
-    let canon = |p: &Path| fs::canonicalize(p).ok();
-    let (parent_c, delta_c) = (canon(parent), canon(delta));
-    let Ok(entries) = fs::read_dir(folder_of(parent)) else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let image_like = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "vmdk" | "vhd"));
-        let regular = entry.file_type().is_ok_and(|t| t.is_file());
-        if !image_like || !regular || canon(&path) == delta_c || canon(&path) == parent_c {
-            continue;
-        }
-        let opts = OpenOptions::new(Access::ReadShared).with_parents(None);
-        let Ok(image) = factory::open_with(&path, None, opts) else {
-            continue;
-        };
-        if let Some((recorded, name)) = image.parent_link() {
-            let names_it = canon(&chain::parent_path(&path, &name)) == parent_c;
-            if names_it && recorded.to_string() == id {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    found
+    let delta = fs::canonicalize(delta).ok();
+    super::deltas_beside(parent)
+        .into_iter()
+        .filter(|(path, recorded)| recorded == id && fs::canonicalize(path).ok() != delta)
+        .map(|(path, _)| path)
+        .collect()
 }
 
 /// The layer `depth` levels below `image` (0: the image itself).

@@ -1,0 +1,303 @@
+//! `vimg resize`: every VMDK subformat vimg writes and fixed and dynamic
+//! VHDs, made by vimg and by qemu-img, grown (in place, and past what the
+//! grain directory or BAT had room for) and shrunk; qemu-img, libvmdk and
+//! libvhdi see the new size exactly, the checks are clean, the old content
+//! reads the same and the new part zeros. Shrinking asks twice before data
+//! goes; deltas, disks with deltas and streamOptimized are refused; a
+//! resize killed at any write leaves the old size or the new one.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::faults::{assert_no_worse_than_leaks, killed_at, writes_of};
+use crate::support::*;
+
+/// The media size libvmdk or libvhdi reads.
+fn libyal_size(fmt: &str, path: &Path) -> u64 {
+    let script = match fmt {
+        "vmdk" => "import sys, pyvmdk\nh = pyvmdk.handle()\nh.open(sys.argv[1])\nh.open_extent_data_files()\nprint(h.get_media_size())",
+        _ => "import sys, pyvhdi\nf = pyvhdi.file()\nf.open(sys.argv[1])\nprint(f.get_media_size())",
+    };
+    python!(script, path).ok().trim().parse().unwrap()
+}
+
+/// Every reader takes `path` for a disk of `size` bytes, and it checks
+/// clean.
+fn assert_size(fmt: &str, path: &Path, size: u64, what: &str) {
+    let info = qemu_info(Some(qemu_fmt(fmt)), path);
+    assert_eq!(field_u64(&info, "virtual-size"), size, "{what}: qemu-img");
+    assert_eq!(libyal_size(fmt, path), size, "{what}: libyal");
+    assert_eq!(
+        field_u64(&vimg_info(None, path), "virtual-size"),
+        size,
+        "{what}: vimg"
+    );
+    vimg!("check", path).ok();
+    if fmt == "vmdk" {
+        assert_qemu_check(path);
+    }
+}
+
+/// qemu-img's raw copy of `image`.
+fn to_raw(fmt: &str, image: &Path, out: &Path) -> PathBuf {
+    qemu_img!("convert -f", fmt, "-O raw", image, out).ok();
+    out.to_path_buf()
+}
+
+/// The cases: (format, subformat, who makes the image).
+const CASES: [(&str, &str); 6] = [
+    ("vmdk", "monolithicSparse"),
+    ("vmdk", "twoGbMaxExtentSparse"),
+    ("vmdk", "monolithicFlat"),
+    ("vmdk", "twoGbMaxExtentFlat"),
+    ("vpc", "dynamic"),
+    ("vpc", "fixed"),
+];
+
+/// A 100 MiB image with data at its start and in its last MiB, made by
+/// `maker` (vimg or qemu-img); returns it and a raw copy of its content.
+fn made(d: &Path, fmt: &str, sub: &str, maker: &str) -> (PathBuf, PathBuf) {
+    let ext = if fmt == "vpc" { "vhd" } else { fmt };
+    let path = d.join(format!("{maker}-{sub}.{ext}"));
+    let opts = match fmt {
+        "vpc" => format!("subformat={sub},force_size=on"),
+        _ => format!("subformat={sub}"),
+    };
+    match maker {
+        "vimg" => vimg!("create -q -f", ext, "-o", &opts, &path, 100 * MIB).ok(),
+        _ => qemu_img!("create -q -f", fmt, "-o", &opts, &path, 100 * MIB).ok(),
+    };
+    qemu_io(fmt, &path, &["write -P 0xab 0 1M", "write -P 0xcd 99M 1M"]);
+    let raw = to_raw(fmt, &path, &d.join(format!("{maker}-{sub}.raw")));
+    (path, raw)
+}
+
+#[test]
+fn every_subformat_grows_and_shrinks_and_every_reader_agrees() {
+    for (fmt, sub) in CASES {
+        for maker in ["vimg", "qemu-img"] {
+            let dir = tempdir();
+            let what = format!("{sub} made by {maker}");
+            let (path, raw) = made(dir.path(), fmt, sub, maker);
+            // Within the tables' room, then past it (a directory or BAT
+            // that moves, new extents), then back down.
+            for size in [200 * MIB, 5 * GIB + 3 * 512] {
+                let out = vimg!("resize", &path, size).ok();
+                assert!(out.contains("Image resized"), "{what}: {out}");
+                assert_size(fmt, &path, size, &format!("{what} at {size}"));
+                assert_identical("raw", &raw, fmt, &path);
+            }
+            // A split sparse disk shrinks to an extent's end (the 100 MiB
+            // extent and the one growing to 200 MiB added).
+            let (mid, back) = match sub {
+                "twoGbMaxExtentSparse" => (200 * MIB, "-150M"),
+                _ => (150 * MIB, "-100M"),
+            };
+            vimg!("resize -q --shrink", &path, mid).ok();
+            assert_size(fmt, &path, mid, &format!("{what} shrunk"));
+            assert_identical("raw", &raw, fmt, &path);
+            // Relative sizes, as qemu-img takes them.
+            vimg!("resize -q", &path, "+50M").ok();
+            vimg!("resize -q --shrink", &path).arg(back).ok();
+            assert_size(fmt, &path, 100 * MIB, &format!("{what} back"));
+            assert_identical("raw", &raw, fmt, &path);
+        }
+    }
+}
+
+#[test]
+fn data_past_the_new_end_goes_only_when_the_user_says_so_twice() {
+    let dir = tempdir();
+    let d = dir.path();
+    for (fmt, sub) in [("vmdk", "monolithicSparse"), ("vpc", "dynamic")] {
+        let (path, _) = made(d, fmt, sub, "vimg");
+        let run = vimg!("resize", &path, 50 * MIB)
+            .one_line_error(&path, "--shrink")
+            .stderr_text();
+        assert!(run.contains("--shrink"), "{run}");
+        let run = vimg!("resize --shrink", &path, 50 * MIB)
+            .one_line_error(&path, "--discard-data")
+            .stderr_text();
+        assert!(
+            run.contains("data is stored past the new end (the first at byte 103809024)")
+                && run.contains("--discard-data"),
+            "{run}"
+        );
+        assert_size(fmt, &path, 100 * MIB, "refused");
+        vimg!("resize -q --shrink --discard-data", &path, 50 * MIB).ok();
+        assert_size(fmt, &path, 50 * MIB, "shrunk");
+        // What was dropped does not come back when the disk grows again.
+        vimg!("resize -q", &path, 100 * MIB).ok();
+        qemu_io(fmt, &path, &["read -P 0xab 0 1M", "read -P 0 50M 50M"]);
+    }
+}
+
+#[test]
+fn deltas_disks_with_deltas_and_stream_optimized_are_refused() {
+    let dir = tempdir();
+    let d = dir.path();
+    for ext in ["vmdk", "vhd"] {
+        let base = d.join(format!("base.{ext}"));
+        let delta = d.join(format!("delta.{ext}"));
+        vimg!("create -q -f", ext, &base, 64 * MIB).ok();
+        vimg!("snapshot create -q", &base, &delta).ok();
+        let run = vimg!("resize", &delta, 128 * MIB)
+            .one_line_error(&delta, "commit")
+            .stderr_text();
+        assert!(run.contains("delta") && run.contains("commit"), "{run}");
+        let run = vimg!("resize", &base, 128 * MIB)
+            .one_line_error(&base, "deltas lie beside it")
+            .stderr_text();
+        assert!(run.contains("deltas lie beside it"), "{run}");
+        assert!(run.contains(&format!("delta.{ext}")), "{run}");
+        assert_eq!(field_u64(&vimg_info(None, &base), "virtual-size"), 64 * MIB);
+    }
+    let stream = d.join("stream.vmdk");
+    vimg!(
+        "create -q -f vmdk -o subformat=streamOptimized",
+        &stream,
+        64 * MIB
+    )
+    .ok();
+    let run = vimg!("resize", &stream, 128 * MIB)
+        .one_line_error(&stream, "convert")
+        .stderr_text();
+    assert!(run.contains("convert"), "{run}");
+}
+
+#[test]
+fn a_split_sparse_disk_shrinks_to_an_extent_end_only() {
+    let dir = tempdir();
+    let (path, raw) = made(dir.path(), "vmdk", "twoGbMaxExtentSparse", "vimg");
+    vimg!("resize -q", &path, 5 * GIB).ok();
+    let run = vimg!("resize --shrink", &path, 3 * GIB)
+        .one_line_error(&path, "resize it to")
+        .stderr_text();
+    assert!(run.contains("resize it to"), "{run}");
+    vimg!("resize -q --shrink", &path, 100 * MIB).ok();
+    assert_size("vmdk", &path, 100 * MIB, "back to the first extent");
+    assert_eq!(
+        dir_names(dir.path()).len(),
+        3,
+        "{:?}",
+        dir_names(dir.path())
+    );
+    assert_identical("raw", &raw, "vmdk", &path);
+}
+
+#[test]
+fn a_fixed_vhd_resized_to_whole_mib_is_azure_ready_and_warned_otherwise() {
+    let dir = tempdir();
+    let path = dir.path().join("azure.vhd");
+    vimg!("create -q -f vhd -o azure=on", &path, 64 * MIB).ok();
+    let run = vimg!("resize", &path, 128 * MIB).run();
+    assert_eq!(run.code(), Some(0));
+    assert!(!run.stderr_text().contains("Azure"), "{run:?}");
+    let run = vimg!("resize", &path, 128 * MIB + 512).run();
+    assert!(run.stderr_text().contains("whole number of MiB"), "{run:?}");
+    let (size, kind, _, _) = pyvhdi_describe(&path);
+    assert_eq!((size, kind), (128 * MIB + 512, 2));
+}
+
+/// [`assert_no_worse_than_leaks`], and for a dynamic VHD stopped between
+/// its two footers (the trailing one, which vimg, libvhdi and Hyper-V go
+/// by, new; the copy at offset 0 old) that copy, which `check -r leaks`
+/// and a rerun rewrite.
+fn no_worse_than_leaks(path: &Path, what: &str) {
+    let json = vimg!("check --output json", path).run();
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let copy_behind = json["findings"].as_array().is_some_and(|f| {
+        !f.is_empty()
+            && f.iter()
+                .all(|f| f["structure"] == "VHD footer copy" && f["repair"] == "leaks")
+    });
+    if !copy_behind {
+        assert_no_worse_than_leaks(path, what);
+    }
+}
+
+/// Grow past the tables' room (a grain directory or BAT that moves, new
+/// extents, a footer that moves) and shrink, each killed at every write:
+/// the disk has its old size or its new one, reads its old content, checks
+/// no worse than leaks, and the same command run again finishes.
+#[test]
+fn a_resize_killed_at_any_write_leaves_the_old_size_or_the_new_one() {
+    for (fmt, sub) in CASES {
+        for (from, to, shrink) in [(100 * MIB, 5 * GIB, false), (200 * MIB, 100 * MIB, true)] {
+            let dir = tempdir();
+            let d = dir.path();
+            let (path, _) = made(d, fmt, sub, "vimg");
+            if shrink {
+                // Grown first (a split sparse disk shrinks to an extent's
+                // end), with data past the new end.
+                vimg!("resize -q", &path, from).ok();
+                qemu_io(fmt, &path, &["write -P 0xef 150M 1M"]);
+            }
+            let raw = to_raw(fmt, &path, &d.join("content.raw"));
+            // What the disk reads at its new size.
+            let after = d.join("after.raw");
+            std::fs::copy(&raw, &after).unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&after)
+                .unwrap()
+                .set_len(from.min(to))
+                .unwrap();
+            let pristine = d.join("pristine");
+            std::fs::create_dir(&pristine).unwrap();
+            let files: Vec<String> = dir_names(d)
+                .into_iter()
+                .filter(|n| n.contains(sub))
+                .collect();
+            for f in &files {
+                std::fs::copy(d.join(f), pristine.join(f)).unwrap();
+            }
+            let restore = || {
+                for name in dir_names(d).into_iter().filter(|n| n.contains(sub)) {
+                    std::fs::remove_file(d.join(name)).unwrap();
+                }
+                for f in &files {
+                    std::fs::copy(pristine.join(f), d.join(f)).unwrap();
+                }
+            };
+            let cmd = || match shrink {
+                true => vimg!("resize -q --shrink --discard-data", &path, to),
+                false => vimg!("resize -q", &path, to),
+            };
+            let writes = writes_of(&cmd());
+            assert!(!writes.is_empty());
+            for n in 0..writes.len() {
+                restore();
+                killed_at(&cmd(), &writes, n);
+                let what = format!("{sub} {from} -> {to} killed at write {n} ({})", writes[n]);
+                let size = field_u64(&vimg_info(None, &path), "virtual-size");
+                assert!(size == from || size == to, "{what}: {size}");
+                no_worse_than_leaks(&path, &what);
+                // qemu-img goes by a dynamic VHD's footer copy at offset
+                // 0, which follows the trailing one: between the two it
+                // still reads the old disk.
+                let seen = field_u64(&qemu_info(Some(fmt), &path), "virtual-size");
+                assert!(seen == from || seen == to, "{what}: qemu-img sees {seen}");
+                let expected = if seen == from { &raw } else { &after };
+                assert_identical("raw", expected, fmt, &path);
+                cmd().ok();
+                assert_size(fmt, &path, to, &format!("{what}, then run again"));
+                assert_identical("raw", &after, fmt, &path);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_raw_disk_is_extended_or_cut_as_qemu_img_does() {
+    let dir = tempdir();
+    let path = dir.path().join("disk.raw");
+    std::fs::write(&path, vec![7u8; MIB as usize]).unwrap();
+    vimg!("resize -q -f raw", &path, "+1M").ok();
+    assert_eq!(file_len(&path), 2 * MIB);
+    qemu_img!("resize -q -f raw", &dir.path().join("disk.raw"), "3M").ok();
+    vimg!("resize -q --shrink -f raw", &path, "2M").ok();
+    let run = vimg!("resize --shrink -f raw", &path, "512K").one_line_error(&path, "data");
+    assert!(run.stderr_text().contains("--discard-data"), "{run:?}");
+    vimg!("resize -q --shrink --discard-data", &path, "512K").ok();
+    assert_eq!(std::fs::read(&path).unwrap(), vec![7u8; 512 * KIB as usize]);
+}
