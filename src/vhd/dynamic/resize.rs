@@ -5,7 +5,7 @@
 //! place or moved to the end of the file); after it, the table shrinks to
 //! the new size, and what it no longer covers is a leak until given back.
 
-use super::{Dynamic, MAX_BAT_ENTRIES, UNALLOCATED};
+use super::{Dynamic, Part, DATA_ALIGN, MAX_BAT_ENTRIES, UNALLOCATED};
 use crate::error::{Error, Result};
 use crate::io::{align_up, SECTOR};
 use crate::vhd::footer::{Footer, FOOTER_SIZE};
@@ -66,29 +66,61 @@ impl Dynamic {
     }
 
     /// Make the BAT `need` entries long, the new ones unallocated: in
-    /// place when the space after it is free up to the end of its last
-    /// sector, else as a new table at the end of the file (the footer
-    /// moved past it first; the old table cleared once the header points
-    /// at the new one).
+    /// place when the space after it is free (or only the footer is in the
+    /// way, which moves), else by whichever writes less: the blocks in the
+    /// way copied to the end of the file (each one's entry switched to the
+    /// copy once it is whole, as blktap's vhd-util does), or a new table
+    /// at the end of the file (the header switched to it, the old one
+    /// cleared). Headers or locators in the way leave only the move.
     fn grow_bat(&mut self, need: u64) -> Result<()> {
         let h = self.header.clone();
         let entries = h.max_table_entries as u64;
         let new_bytes = align_up(need * 4, SECTOR);
         let old_bytes = align_up(entries * 4, SECTOR);
+        let (start, end) = (h.table_offset + old_bytes, h.table_offset + new_bytes);
         let len = self.file.length()?;
-        let footer = self.footer_at..self.footer_at + FOOTER_SIZE as u64;
-        let mut space = self.walk(len, Some(footer))?;
-        let limit = space
-            .spans()
-            .iter()
-            .filter(|s| s.start > h.table_offset)
-            .map(|s| s.start)
-            .min()
-            .unwrap_or(len)
-            .min(self.footer_at);
+        let mut space = self.walk(len, None)?;
+        let mut blocks = Vec::new();
+        let mut movable = true;
+        for s in space.spans() {
+            if s.end <= start || s.start >= end || s.what == Part::Bat {
+                continue;
+            }
+            match s.what {
+                Part::Blocks(_) => blocks.push(s.clone()),
+                _ => movable = false,
+            }
+        }
+        let mut in_the_way = Vec::new();
+        for span in &blocks {
+            let mut at = span.start.max(start);
+            while at < span.end.min(end) {
+                let (block, host) = self.block_at(span, at);
+                in_the_way.push((block, host));
+                at = host + self.bitmap_size + self.block_size;
+            }
+        }
+        // Both write the new entries; moving also writes the old ones
+        // again and clears the old table, relocating copies the blocks.
+        let block_len = self.bitmap_size + self.block_size;
+        let relocate = movable && (in_the_way.len() as u64) * block_len <= old_bytes + entries * 4;
+        if relocate && self.alloc.end() < end {
+            // Copies go past where the table will end.
+            self.alloc = crate::alloc::Allocator::new(end);
+        }
         let mut header = h.clone();
         header.max_table_entries = need as u32;
-        if h.table_offset + new_bytes <= limit {
+        if relocate {
+            for &(block, host) in &in_the_way {
+                self.relocate(block, host)?;
+            }
+            if self.footer_at < end {
+                // Only the footer follows the table: it moves past it.
+                let footer_at = self.alloc.end().max(end);
+                self.file.write_all_at(&self.footer, footer_at)?;
+                self.footer_at = footer_at;
+                self.alloc = crate::alloc::Allocator::new(footer_at);
+            }
             let fill = vec![0xffu8; (new_bytes - entries * 4) as usize];
             self.file
                 .write_all_at(&fill, h.table_offset + entries * 4)?;
@@ -117,4 +149,47 @@ impl Dynamic {
         self.header = header;
         Ok(())
     }
+
+    /// Copy block `block` (its bitmap and data, at `host`) to the end of
+    /// the file, the footer moved past it first, and switch its BAT entry
+    /// to the copy once the copy is on disk. The old place is then free.
+    fn relocate(&mut self, block: u64, host: u64) -> Result<()> {
+        let len = self.bitmap_size + self.block_size;
+        let mut next = self.alloc.clone();
+        let to = if self.align_data {
+            next.take_with_lead(len, self.bitmap_size, DATA_ALIGN)
+        } else {
+            next.take(len, SECTOR)
+        };
+        let sector = u32::try_from(to / SECTOR)
+            .ok()
+            .filter(|&s| s != UNALLOCATED)
+            .ok_or_else(|| {
+                Error::unsupported(
+                    self.file.path(),
+                    "the file would grow past what the BAT's 32-bit sector numbers address",
+                )
+            })?;
+        let footer_at = next.end();
+        self.file.write_all_at(&self.footer, footer_at)?;
+        let mut buf = vec![0u8; len.min(COPY_CHUNK) as usize];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(COPY_CHUNK) as usize;
+            self.file.read_exact_at(&mut buf[..n], host + done)?;
+            self.file.write_all_at(&buf[..n], to + done)?;
+            done += n as u64;
+        }
+        self.file.sync()?;
+        self.bat.set(&self.file, block, sector)?;
+        self.flush()?;
+        self.file.sync()?;
+        self.alloc = next;
+        self.footer_at = footer_at;
+        self.file_end = footer_at + FOOTER_SIZE as u64;
+        Ok(())
+    }
 }
+
+/// How much of a block is copied at a time.
+const COPY_CHUNK: u64 = 4 << 20;
