@@ -32,6 +32,8 @@ impl Vmdk {
         crate::image::Image::check_writable(self)?;
         self.flush()?;
         if sectors == self.size / SECTOR {
+            // A shrink stopped before its copy took the old name.
+            self.settle_names()?;
             return Ok(Vec::new());
         }
         self.set_geometry(sectors);
@@ -307,35 +309,35 @@ impl Vmdk {
     }
 
     /// Drop the extents past `sectors` and shorten the one the new end
-    /// falls in (a flat one; a sparse extent's header holds its capacity,
-    /// so a split sparse disk shrinks to an extent boundary).
+    /// falls in: a flat one's file is cut after the switch; a sparse
+    /// extent's header holds its capacity (which qemu goes by), so the
+    /// kept part of a sparse one is copied into a new extent first, which
+    /// the descriptor switches to, and which then takes the old name.
     fn shrink_extents(&mut self, sectors: u64) -> Result<()> {
         let end = sectors * SECTOR;
-        let mut keep = 0;
-        for (i, e) in self.extents.iter().enumerate() {
-            if e.start >= end {
-                break;
-            }
-            keep = i + 1;
-            if e.start + e.len > end && matches!(e.storage, Storage::Sparse(_)) {
-                let below = e.start;
-                let above = e.start + e.len;
-                return Err(Error::unsupported(
-                    &self.path,
-                    format!(
-                        "a twoGbMaxExtentSparse disk shrinks to the end of one of its extents, and {end} bytes falls inside one (from {below} to {above}); resize it to {below} or {above} bytes, or convert it to resize it to any size",
-                    ),
-                ));
-            }
-        }
-        let last_len = end - self.extents[keep - 1].start;
+        let keep = self
+            .extents
+            .iter()
+            .take_while(|e| e.start < end)
+            .count()
+            .max(1);
+        let last = &self.extents[keep - 1];
+        let last_len = end - last.start;
+        let rewritten = match (&last.storage, last_len < last.len) {
+            (Storage::Sparse(_), true) => Some(self.copy_kept_part(keep - 1, last_len)?),
+            _ => None,
+        };
         let dropped: Vec<(PathBuf, (u64, u64))> = self.extents[keep..]
             .iter()
+            .chain(rewritten.as_ref().map(|_| &self.extents[keep - 1]))
             .filter_map(|e| extent_file(&e.storage).map(|f| (f.path().to_path_buf(), f.identity())))
             .collect();
         let before = self.desc.extents.clone();
         self.desc.extents.truncate(keep);
         self.desc.extents[keep - 1].sectors = last_len / SECTOR;
+        if let Some(name) = &rewritten {
+            self.desc.extents[keep - 1].file = Some(name.clone());
+        }
         if let Err(e) = self.write_descriptor() {
             self.desc.extents = before;
             return Err(e);
@@ -348,6 +350,7 @@ impl Vmdk {
         let kept: Vec<(u64, u64)> = self
             .extents
             .iter()
+            .take(keep - rewritten.iter().count())
             .filter_map(|e| extent_file(&e.storage).map(|f| f.identity()))
             .collect();
         let last = &mut self.extents[keep - 1];
@@ -366,9 +369,100 @@ impl Vmdk {
                 })?;
             }
         }
+        self.settle_names()
+    }
+
+    /// Copy the first `len` bytes of sparse extent `i` into a new sparse
+    /// extent beside it, under a name no descriptor uses
+    /// (`.NAME.vimg-resize`); returns that name.
+    fn copy_kept_part(&mut self, i: usize, len: u64) -> Result<String> {
+        let name = self.desc.extents[i].file.clone().unwrap_or_default();
+        let temp = format!(".{name}{PART_SUFFIX}");
+        let path = folder_of(&self.path).join(&temp);
+        if std::fs::symlink_metadata(&path).is_ok() {
+            // What an earlier resize that stopped left, named by nothing.
+            std::fs::remove_file(&path)
+                .map_err(|e| Error::file(&path, "cannot remove the leftover extent", e))?;
+        }
+        let Storage::Sparse(old) = &mut self.extents[i].storage else {
+            unreachable!("only sparse extents are copied")
+        };
+        let file = ImageFile::create_new(&path)?;
+        create::write_sparse_extent(&file, len / SECTOR, None, old.header.zeroed_grain())?;
+        file.sync()?;
+        let mut new = SparseExtent::open(Arc::new(file), crate::image::Walk::Write)?;
+        let mut buf = Vec::new();
+        let mut at = 0;
+        while at < len {
+            let m = old.status(at, len - at)?;
+            let n = m.len.max(1).min(len - at);
+            if let crate::image::Source::Data { .. } = m.source {
+                let mut pos = at;
+                while pos < at + n {
+                    let chunk = (at + n - pos).min(1 << 20);
+                    buf.resize(chunk as usize, 0);
+                    old.read(&mut buf, pos, &mut |b: &mut [u8], _| {
+                        b.fill(0);
+                        Ok(())
+                    })?;
+                    new.write(&buf, pos, None)?;
+                    pos += chunk;
+                }
+            }
+            at += n;
+        }
+        new.flush()?;
+        new.file().sync()?;
+        Ok(temp)
+    }
+
+    /// Give an extent that a shrink copied (`.NAME.vimg-resize`) its
+    /// name back: the old file of that name (no longer the disk's) goes,
+    /// the copy is linked under it, the descriptor switches to it, and the
+    /// other name goes. Every step leaves a whole disk; a resize to the
+    /// same size runs this again after a stop.
+    fn settle_names(&mut self) -> Result<()> {
+        for i in 0..self.desc.extents.len() {
+            let Some(temp) = self.desc.extents[i].file.clone() else {
+                continue;
+            };
+            let Some(name) = temp
+                .strip_prefix('.')
+                .and_then(|n| n.strip_suffix(PART_SUFFIX))
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            let folder = folder_of(&self.path).to_path_buf();
+            let (from, to) = (folder.join(&temp), folder.join(&name));
+            let named = self
+                .desc
+                .extents
+                .iter()
+                .any(|l| l.file.as_deref() == Some(name.as_str()));
+            if named {
+                continue;
+            }
+            if std::fs::symlink_metadata(&to).is_ok() {
+                std::fs::remove_file(&to)
+                    .map_err(|e| Error::file(&to, "cannot remove the extent replaced", e))?;
+            }
+            std::fs::hard_link(&from, &to)
+                .map_err(|e| Error::file(&to, "cannot name the shortened extent", e))?;
+            self.desc.extents[i].file = Some(name);
+            self.write_descriptor()?;
+            if let DescriptorHome::File(f) = &self.home {
+                f.sync()?;
+            }
+            std::fs::remove_file(&from)
+                .map_err(|e| Error::file(&from, "cannot remove the extent's other name", e))?;
+        }
         Ok(())
     }
 }
+
+/// What a shortened extent's copy is called until it takes the old name.
+const PART_SUFFIX: &str = ".vimg-resize";
 
 fn extent_file(storage: &Storage) -> Option<&Arc<ImageFile>> {
     match storage {

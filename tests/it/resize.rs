@@ -86,12 +86,7 @@ fn every_subformat_grows_and_shrinks_and_every_reader_agrees() {
                 assert_size(fmt, &path, size, &format!("{what} at {size}"));
                 assert_identical("raw", &raw, fmt, &path);
             }
-            // A split sparse disk shrinks to an extent's end (the 100 MiB
-            // extent and the one growing to 200 MiB added).
-            let (mid, back) = match sub {
-                "twoGbMaxExtentSparse" => (200 * MIB, "-150M"),
-                _ => (150 * MIB, "-100M"),
-            };
+            let (mid, back) = (150 * MIB, "-100M");
             vimg!("resize -q --shrink", &path, mid).ok();
             assert_size(fmt, &path, mid, &format!("{what} shrunk"));
             assert_identical("raw", &raw, fmt, &path);
@@ -164,24 +159,33 @@ fn deltas_disks_with_deltas_and_stream_optimized_are_refused() {
     assert!(run.contains("convert"), "{run}");
 }
 
+/// A split sparse disk shrunk inside an extent: the kept part of that
+/// extent is copied into a new one, which takes the old name; the extents
+/// past the end go, and nothing else is left beside the disk.
 #[test]
-fn a_split_sparse_disk_shrinks_to_an_extent_end_only() {
+fn a_split_sparse_disk_shrinks_inside_an_extent_keeping_its_names() {
     let dir = tempdir();
     let (path, raw) = made(dir.path(), "vmdk", "twoGbMaxExtentSparse", "vimg");
     vimg!("resize -q", &path, 5 * GIB).ok();
-    let run = vimg!("resize --shrink", &path, 3 * GIB)
-        .one_line_error(&path, "resize it to")
-        .stderr_text();
-    assert!(run.contains("resize it to"), "{run}");
-    vimg!("resize -q --shrink", &path, 100 * MIB).ok();
-    assert_size("vmdk", &path, 100 * MIB, "back to the first extent");
+    qemu_io("vmdk", &path, &["write -P 0xef 4G 1M"]);
+    vimg!("resize -q --shrink --discard-data", &path, 3 * GIB).ok();
+    assert_size("vmdk", &path, 3 * GIB, "inside the third extent");
+    let mut names = dir_names(dir.path());
+    names.retain(|n| n.ends_with(".vmdk"));
     assert_eq!(
-        dir_names(dir.path()).len(),
-        3,
-        "{:?}",
-        dir_names(dir.path())
+        names,
+        [
+            "vimg-twoGbMaxExtentSparse-s001.vmdk",
+            "vimg-twoGbMaxExtentSparse-s002.vmdk",
+            "vimg-twoGbMaxExtentSparse-s003.vmdk",
+            "vimg-twoGbMaxExtentSparse.vmdk"
+        ]
     );
+    assert!(dir_names(dir.path()).iter().all(|n| !n.starts_with('.')));
     assert_identical("raw", &raw, "vmdk", &path);
+    vimg!("resize -q --shrink --discard-data", &path, 50 * MIB + 512).ok();
+    assert_size("vmdk", &path, 50 * MIB + 512, "inside the first extent");
+    qemu_io("vmdk", &path, &["read -P 0xab 0 1M", "read -P 0 1M 49M"]);
 }
 
 #[test]
@@ -222,15 +226,16 @@ fn no_worse_than_leaks(path: &Path, what: &str) {
 #[test]
 fn a_resize_killed_at_any_write_leaves_the_old_size_or_the_new_one() {
     for (fmt, sub) in CASES {
-        for (from, to, shrink) in [(100 * MIB, 5 * GIB, false), (200 * MIB, 100 * MIB, true)] {
+        for (from, to, shrink) in [(100 * MIB, 5 * GIB, false), (200 * MIB, 150 * MIB, true)] {
             let dir = tempdir();
             let d = dir.path();
             let (path, _) = made(d, fmt, sub, "vimg");
             if shrink {
-                // Grown first (a split sparse disk shrinks to an extent's
-                // end), with data past the new end.
+                // Grown first (a split sparse disk then has a second
+                // extent, which the shrink cuts inside), with data past
+                // the new end.
                 vimg!("resize -q", &path, from).ok();
-                qemu_io(fmt, &path, &["write -P 0xef 150M 1M"]);
+                qemu_io(fmt, &path, &["write -P 0xef 160M 1M"]);
             }
             let raw = to_raw(fmt, &path, &d.join("content.raw"));
             // What the disk reads at its new size.
