@@ -257,7 +257,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__compact)
-            opts="-f -q -h -V --format --quiet --help --version"
+            opts="-f -q -p -h -V --format --quiet --progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -815,7 +815,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__resize)
-            opts="-f -q -h -V --format --shrink --discard-data --quiet --help --version"
+            opts="-f -q -p -h -V --format --shrink --discard-data --quiet --progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

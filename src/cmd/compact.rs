@@ -24,7 +24,7 @@ use crate::units::human_size;
 ///
 /// Examples:
 ///   vimg compact disk.vmdk
-///   vimg compact child.vhd
+///   vimg compact -p child.vhd
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct CompactArgs {
@@ -36,6 +36,10 @@ pub struct CompactArgs {
     #[arg(short, long)]
     quiet: bool,
 
+    /// Show a progress bar (only when stderr is a terminal)
+    #[arg(short, long)]
+    progress: bool,
+
     /// The image to compact
     file: PathBuf,
 }
@@ -45,9 +49,11 @@ pub fn run(args: CompactArgs) -> anyhow::Result<u8> {
     let mut image = factory::open_with(&args.file, args.format, open)?;
     let files = image.files();
     let before = actual_size(&files);
+    let bar = super::progress::bar(args.progress, image.virtual_size());
     let dropped = image
-        .compact()
+        .compact(&mut |done| super::progress::show(&bar, done))
         .with_context(|| format!("cannot compact {}", args.file.display()))?;
+    super::progress::finish(bar);
     image.flush()?;
     drop(image);
     let after = actual_size(&files);

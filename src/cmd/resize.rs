@@ -50,6 +50,11 @@ pub struct ResizeArgs {
     #[arg(short, long)]
     quiet: bool,
 
+    /// Show a progress bar while the part past a smaller size is read
+    /// (only when stderr is a terminal)
+    #[arg(short, long)]
+    progress: bool,
+
     /// The image to resize
     file: PathBuf,
 
@@ -79,11 +84,16 @@ fn wanted(text: &str, current: u64) -> anyhow::Result<u64> {
 
 /// The first byte past `from` where `image` stores something other than
 /// zeros.
-fn stored_past(image: &mut dyn Image, from: u64) -> anyhow::Result<Option<u64>> {
+fn stored_past(
+    image: &mut dyn Image,
+    from: u64,
+    progress: crate::image::Progress,
+) -> anyhow::Result<Option<u64>> {
     let end = image.virtual_size();
     let mut at = from;
     let mut buf = Vec::new();
     while at < end {
+        progress(at - from);
         let m = image.block_status(at, end - at)?;
         let len = m.len.max(1).min(end - at);
         if let Source::Data { .. } = m.source {
@@ -97,6 +107,7 @@ fn stored_past(image: &mut dyn Image, from: u64) -> anyhow::Result<Option<u64>> 
                 }
                 debug_assert!(is_zero(&buf));
                 pos += n;
+                progress(pos - from);
             }
         }
         at += len;
@@ -136,7 +147,12 @@ pub fn run(args: ResizeArgs) -> anyhow::Result<u8> {
         );
     }
     if size < current && !args.discard_data {
-        if let Some(at) = stored_past(image.as_mut(), size)? {
+        let bar = super::progress::bar(args.progress, current - size);
+        let found = stored_past(image.as_mut(), size, &mut |done| {
+            super::progress::show(&bar, done)
+        })?;
+        super::progress::finish(bar);
+        if let Some(at) = found {
             bail!(
                 "{}: data is stored past the new end (the first at byte {at}); --shrink --discard-data drops it",
                 path.display()

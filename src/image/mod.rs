@@ -387,7 +387,9 @@ pub trait Image: Sink {
     /// formats without such units (flat extents, fixed VHDs) punch their
     /// runs of zeros out as holes. What any sector reads and the image's
     /// identity stay. Returns the bytes dropped or punched.
-    fn compact(&mut self) -> Result<u64> {
+    /// `progress` is told how far into the disk the work has come (bytes).
+    fn compact(&mut self, progress: Progress) -> Result<u64> {
+        let _ = progress;
         Err(Error::unsupported(
             &self.files().into_iter().next().unwrap_or_default(),
             "only VMDK and VHD images can be compacted",
@@ -437,6 +439,9 @@ pub trait Image: Sink {
         Ok(Vec::new())
     }
 }
+
+/// Told how far into the disk (bytes) long work has come.
+pub type Progress<'a> = &'a mut dyn FnMut(u64);
 
 /// The image formats vimg reads and writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

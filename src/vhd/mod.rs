@@ -587,7 +587,7 @@ impl Image for Vhd {
         Ok(changed)
     }
 
-    fn compact(&mut self) -> Result<u64> {
+    fn compact(&mut self, progress: crate::image::Progress) -> Result<u64> {
         let size = self.size;
         let parent = &mut self.parent;
         let d = match &mut self.body {
@@ -597,13 +597,14 @@ impl Image for Vhd {
                 file.check_writable()?;
                 let punched = file.punch_zeros(0, size)?;
                 file.sync()?;
+                progress(size);
                 return Ok(punched);
             }
         };
         let mut hides = |at: u64, len: u64| {
             chain::parent_reads_data(parent.as_mut().map(|p| p.image.as_mut()), at, len)
         };
-        let dropped = d.compact(size, &mut hides)?;
+        let dropped = d.compact(size, &mut hides, progress)?;
         d.file().sync()?;
         Ok(dropped)
     }

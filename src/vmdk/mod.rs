@@ -1060,7 +1060,7 @@ impl Image for Vmdk {
         Ok(changed)
     }
 
-    fn compact(&mut self) -> Result<u64> {
+    fn compact(&mut self, progress: crate::image::Progress) -> Result<u64> {
         self.flush()?;
         let mut dropped = 0;
         let parent = &mut self.parent;
@@ -1076,6 +1076,7 @@ impl Image for Vmdk {
                     file.check_writable()?;
                     dropped += file.punch_zeros(*offset, *offset + e.len)?;
                     file.sync()?;
+                    progress(e.start + e.len);
                     continue;
                 }
                 _ => continue,
@@ -1084,7 +1085,7 @@ impl Image for Vmdk {
             let mut hides = |at: u64, len: u64| {
                 chain::parent_reads_data(parent.as_deref_mut(), start + at, len)
             };
-            dropped += s.compact(&mut hides)?;
+            dropped += s.compact(&mut hides, &mut |done| progress(start + done))?;
         }
         Ok(dropped)
     }

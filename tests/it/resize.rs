@@ -368,3 +368,37 @@ fn a_bat_that_must_grow_relocates_the_blocks_in_its_way_or_moves() {
         }
     }
 }
+
+/// What `vimg ARGS` prints on a terminal (`script`), standard error and
+/// output together.
+fn on_terminal(args: &str) -> String {
+    let out = cmd!("script", "-qec")
+        .arg(format!("{VIMG} {args}"))
+        .arg("/dev/null")
+        .run();
+    out.stdout_text()
+}
+
+/// `-p` draws a bar on a terminal (resize while it reads what a shrink
+/// would drop, compact while it reads the grains), and nothing when
+/// standard error is not a terminal.
+#[test]
+fn progress_is_drawn_on_a_terminal_only() {
+    let dir = tempdir();
+    let path = dir.path().join("disk.vmdk");
+    vimg!("create -q -f vmdk", &path, 4 * GIB).ok();
+    qemu_io("vmdk", &path, &["write -P 1 3G 1M"]);
+    let p = path.display();
+    for args in [
+        format!("resize -p --shrink {p} 1G"),
+        format!("compact -p {p}"),
+    ] {
+        let shown = on_terminal(&args);
+        assert!(
+            shown.contains("GiB") && shown.contains('%'),
+            "{args}: {shown}"
+        );
+        let run = vimg!().words(&args).run();
+        assert!(!run.stderr_text().contains('%'), "{args}: {run:?}");
+    }
+}

@@ -615,6 +615,7 @@ impl Dynamic {
         &mut self,
         size: u64,
         hides: &mut dyn FnMut(u64, u64) -> Result<bool>,
+        progress: crate::image::Progress,
     ) -> Result<u64> {
         self.file.check_writable()?;
         self.flush()?;
@@ -623,10 +624,11 @@ impl Dynamic {
         let mut dropped = 0;
         for block in 0..self.header.max_table_entries as u64 {
             let entry = self.bat.get(&self.file, block)?;
+            let at = block * self.block_size;
+            progress(at.min(size));
             if entry == UNALLOCATED {
                 continue;
             }
-            let at = block * self.block_size;
             if at >= size {
                 continue;
             }

@@ -816,17 +816,22 @@ impl SparseExtent {
     /// Drop every grain that holds only zeros, unless `hides(offset, len)`
     /// (extent offsets) says a parent reads data under it, and give the
     /// space back. Returns the bytes dropped.
-    pub fn compact(&mut self, hides: &mut dyn FnMut(u64, u64) -> Result<bool>) -> Result<u64> {
+    pub fn compact(
+        &mut self,
+        hides: &mut dyn FnMut(u64, u64) -> Result<bool>,
+        progress: crate::image::Progress,
+    ) -> Result<u64> {
         self.check_writable()?;
         self.file.check_writable()?;
         let grains = self.capacity.div_ceil(self.grain);
         let mut buf = vec![0u8; self.grain as usize];
         let mut dropped = 0;
         for p in 0..self.gd.len() as usize {
+            let first = p as u64 * self.gt_entries;
+            progress((first * self.grain).min(self.capacity));
             if self.gts.page_is_zero(&self.file, p)? {
                 continue;
             }
-            let first = p as u64 * self.gt_entries;
             for index in first..(first + self.gt_entries).min(grains) {
                 let Grain::At(host) = self.lookup(index)? else {
                     continue;
