@@ -437,9 +437,82 @@ impl Runs {
     }
 }
 
+/// A unit of data moved nearer the start of a file: its index (grain or
+/// block), where it is, where it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Move {
+    pub index: u64,
+    pub from: u64,
+    pub to: u64,
+}
+
+/// Where units of `len` bytes go so that the file can end sooner: from the
+/// last (by place in the file) down, each into the lowest of the free
+/// `gaps` that holds it below where it is now (`place` gives where in a gap
+/// starting at some byte a unit would start: alignment). Stops at the
+/// first unit nothing lower can hold. `units` are (index, host); the moves
+/// come in the order of the units, which keep their order in the file.
+pub fn pack(
+    mut gaps: Vec<Range<u64>>,
+    mut units: Vec<(u64, u64)>,
+    len: u64,
+    place: impl Fn(u64) -> u64,
+) -> Vec<Move> {
+    units.sort_by_key(|&(_, host)| std::cmp::Reverse(host));
+    gaps.sort_by_key(|g| g.start);
+    // A gap too small for one unit is too small for every later one: the
+    // first that holds one is the lowest, and what is left of it stays
+    // first.
+    let mut gaps: std::collections::VecDeque<Range<u64>> = gaps.into();
+    let mut moves = Vec::new();
+    for (index, from) in units {
+        let to = loop {
+            let Some(g) = gaps.front() else { break None };
+            let at = place(g.start);
+            if at + len <= g.end {
+                break Some(at);
+            }
+            gaps.pop_front();
+        };
+        let Some(to) = to.filter(|&to| to + len <= from) else {
+            break;
+        };
+        let g = gaps.pop_front().expect("the gap just found");
+        if to + len < g.end {
+            gaps.push_front(to + len..g.end);
+        }
+        moves.push(Move { index, from, to });
+    }
+    // Every place taken lies below every unit moved: they are paired in
+    // order instead, so that the units keep their order in the file.
+    let mut places: Vec<u64> = moves.iter().map(|m| m.to).collect();
+    places.sort_unstable();
+    moves.sort_by_key(|m| m.from);
+    for (m, to) in moves.iter_mut().zip(places) {
+        m.to = to;
+    }
+    moves
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packing_moves_the_last_units_into_the_lowest_gaps_that_hold_them() {
+        // Units of 10 at 0, 30, 50, 70; gaps 10..30 and 40..50.
+        let units = vec![(0, 0), (1, 30), (2, 50), (3, 70)];
+        let moves = pack(vec![40..50, 10..30], units, 10, |at| at);
+        let m = |index, from, to| Move { index, from, to };
+        assert_eq!(moves, [m(2, 50, 10), m(3, 70, 20)].to_vec());
+        // Alignment to 8: the gap 10..30 holds one unit (at 16), 40..50 none.
+        let units = vec![(0, 0), (1, 30), (2, 50), (3, 70)];
+        let moves = pack(vec![10..30, 40..50], units, 10, |at| at.div_ceil(8) * 8);
+        assert_eq!(moves, [m(2, 50, 16), m(3, 70, 40)].to_vec());
+        // Nothing moves up.
+        let above: Vec<Range<u64>> = std::iter::once(80..100).collect();
+        assert!(pack(above, vec![(0, 0)], 10, |at| at).is_empty());
+    }
 
     #[test]
     fn units_cut_an_access_at_unit_boundaries() {

@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 
-use super::{can_align, Dynamic, Part, UNALLOCATED};
+use super::{can_align, Dynamic, Part, DATA_ALIGN, UNALLOCATED};
 use crate::alloc::space::{Conflict, Units};
 use crate::alloc::Allocator;
 use crate::error::Result;
@@ -25,6 +25,10 @@ use crate::vhd::locator;
 /// the rest to the next run (clearing one of two blocks on each other can
 /// bring to light another overlap the first hid).
 const MAX_PASSES: usize = 64;
+/// Blocks moved between two syncs when a compaction packs a disk.
+const PACK_BATCH: usize = 16;
+/// How much of a block is copied at a time.
+const COPY_CHUNK: u64 = 4 << 20;
 
 /// Whole repair passes at most (each step that makes another possible
 /// takes one).
@@ -652,8 +656,90 @@ impl Dynamic {
         }
         self.bat.flush(&self.file)?;
         self.file.sync()?;
+        self.pack(size)?;
         self.repair(size, Repair::Leaks)?;
         Ok(dropped)
+    }
+
+    /// Move the blocks nearest the end of the file into the free space
+    /// before them (each copy on disk before its BAT entry switches to
+    /// it), so that the footer can follow the last one. Only a disk with
+    /// nothing wrong with it is packed.
+    fn pack(&mut self, size: u64) -> Result<()> {
+        let survey = self.survey(size)?;
+        if survey
+            .faults
+            .iter()
+            .any(|f| f.finding.severity == Severity::Corruption)
+        {
+            return Ok(());
+        }
+        let block_len = self.bitmap_size + self.block_size;
+        let len = self.file.length()?;
+        let footer = self.footer_at..self.footer_at + FOOTER_SIZE as u64;
+        let mut space = self.walk(len, Some(footer))?;
+        let first = space
+            .spans()
+            .iter()
+            .filter(|s| !matches!(s.what, Part::Blocks(_) | Part::Footer))
+            .map(|s| s.end)
+            .max()
+            .unwrap_or(0);
+        let gaps = space.gaps(first..self.footer_at, block_len);
+        if gaps.is_empty() {
+            return Ok(());
+        }
+        let mut units = Vec::new();
+        for block in 0..self.header.max_table_entries as u64 {
+            let entry = self.bat.get(&self.file, block)?;
+            if entry != UNALLOCATED {
+                units.push((block, entry as u64 * SECTOR));
+            }
+        }
+        // Data 4 KiB-aligned, as Windows places it, unless packing
+        // sector-aligned lets the file end sooner.
+        let bitmap = self.bitmap_size;
+        let plan = |aligned: bool| {
+            let place = |at: u64| match aligned {
+                true => align_up(at + bitmap, DATA_ALIGN) - bitmap,
+                false => align_up(at, SECTOR),
+            };
+            let moves = crate::alloc::pack(gaps.clone(), units.clone(), block_len, place);
+            let moved: HashSet<u64> = moves.iter().map(|m| m.index).collect();
+            let end = units
+                .iter()
+                .filter(|(i, _)| !moved.contains(i))
+                .map(|&(_, host)| host)
+                .chain(moves.iter().map(|m| m.to))
+                .max()
+                .map_or(0, |at| at + block_len);
+            (end, moves)
+        };
+        let (aligned_end, aligned) = plan(self.align_data);
+        let (packed_end, packed) = plan(false);
+        let moves = match packed_end < aligned_end {
+            true => packed,
+            false => aligned,
+        };
+        let mut buf = vec![0u8; block_len.min(COPY_CHUNK) as usize];
+        for batch in moves.chunks(PACK_BATCH) {
+            for m in batch {
+                let mut done = 0;
+                while done < block_len {
+                    let n = (block_len - done).min(COPY_CHUNK) as usize;
+                    self.file.read_zero_filled(&mut buf[..n], m.from + done)?;
+                    self.file.write_all_at(&buf[..n], m.to + done)?;
+                    done += n as u64;
+                }
+            }
+            self.file.sync()?;
+            for m in batch {
+                self.bat.set(&self.file, m.index, (m.to / SECTOR) as u32)?;
+            }
+            self.bat.flush(&self.file)?;
+            self.file.sync()?;
+        }
+        Ok(())
     }
 
     /// Clear every BAT entry, so that the disk holds nothing itself, and

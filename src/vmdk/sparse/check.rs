@@ -14,6 +14,8 @@ const NEWLINES: &[u8; 4] = b"\n \r\n";
 const UNCLEAN_AT: u64 = 72;
 /// Passes a grain repair makes before it leaves the rest to a rerun.
 const MAX_PASSES: usize = 64;
+/// Grains moved between two syncs when a compaction packs an extent.
+const PACK_BATCH: usize = 256;
 
 /// What a check of one extent counts beside its findings.
 #[derive(Clone, Copy, Debug, Default)]
@@ -823,6 +825,21 @@ impl SparseExtent {
     ) -> Result<u64> {
         self.check_writable()?;
         self.file.check_writable()?;
+        // A redundant table one write behind (a writer stopped between the
+        // two copies) is brought in line first, from the table every
+        // reader goes by; nothing is given back while they differ.
+        let mut scratch = Report::default();
+        self.check(&mut scratch)?;
+        let corrupt = |f: &&Finding| f.severity == Severity::Corruption;
+        if scratch.findings.iter().filter(corrupt).count() > 0
+            && scratch
+                .findings
+                .iter()
+                .filter(corrupt)
+                .all(|f| f.structure == "VMDK redundant grain directory")
+        {
+            self.repair(Repair::All, 0)?;
+        }
         let grains = self.capacity.div_ceil(self.grain);
         let mut buf = vec![0u8; self.grain as usize];
         let mut dropped = 0;
@@ -848,9 +865,61 @@ impl SparseExtent {
         }
         self.flush()?;
         self.file.sync()?;
+        self.pack()?;
         self.repair_tail(&mut Vec::new())?;
         self.file.sync()?;
         Ok(dropped)
+    }
+
+    /// Move the grains nearest the end of the file into the free space
+    /// before them (each copy on disk before its entry switches to it), so
+    /// that the file can be cut after the last one. Only an extent with
+    /// nothing wrong with it is packed.
+    fn pack(&mut self) -> Result<()> {
+        let mut scratch = Report::default();
+        self.check(&mut scratch)?;
+        if scratch.findings.iter().any(|f| {
+            f.severity == Severity::Corruption || f.structure == "VMDK redundant grain directory"
+        }) {
+            return Ok(());
+        }
+        let len = self.file.length()?;
+        let homes = self.table_homes();
+        let mut space = metadata_space(&self.header, self.cowd, &homes, self.gt_bytes, len);
+        self.walk_grains(&mut space)?;
+        let first = self.header.overhead.saturating_mul(SECTOR).min(len);
+        let gaps = space.gaps(first..len, self.grain);
+        if gaps.is_empty() {
+            return Ok(());
+        }
+        let grains = self.capacity.div_ceil(self.grain);
+        let mut units = Vec::new();
+        for p in 0..self.gd.len() as usize {
+            if self.gts.page_is_zero(&self.file, p)? {
+                continue;
+            }
+            let first = p as u64 * self.gt_entries;
+            for index in first..(first + self.gt_entries).min(grains) {
+                if let Grain::At(host) = self.lookup(index)? {
+                    units.push((index, host));
+                }
+            }
+        }
+        let moves = crate::alloc::pack(gaps, units, self.grain, |at| align_up(at, SECTOR));
+        let mut buf = vec![0u8; self.grain as usize];
+        for batch in moves.chunks(PACK_BATCH) {
+            for m in batch {
+                self.file.read_zero_filled(&mut buf, m.from)?;
+                self.file.write_all_at(&buf, m.to)?;
+            }
+            self.file.sync()?;
+            for m in batch {
+                self.gts.set(&self.file, m.index, (m.to / SECTOR) as u32)?;
+            }
+            self.flush()?;
+            self.file.sync()?;
+        }
+        Ok(())
     }
 
     /// Give back the space nothing references: cut it off the end of the
