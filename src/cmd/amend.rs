@@ -14,12 +14,13 @@ use crate::options::Options;
 /// Change in place what can change without moving data
 ///
 /// For a VMDK: the adapter type (and the geometry that goes with it), the
-/// virtual hardware version and the tools version, in the descriptor,
-/// whose other lines stay as they were; the content ID stays, as the
-/// content does not change. For a VHD: the creator application
-/// (creator_app=win, ...) and the geometry (force_size=on|off), in both
-/// footers, only while every reader still takes the disk for the same
-/// size. Options that would move data are refused, naming the command
+/// geometry itself (geometry=C/H/S), the virtual hardware version and the
+/// tools version, in the descriptor, whose other lines stay as they were;
+/// the content ID stays, as the content does not change. For a VHD: the
+/// creator application (creator_app=win, ...), OS (creator_os=Wi2k|Mac)
+/// and version (creator_version=10.0), and the geometry
+/// (force_size=on|off), in both footers, only while every reader still
+/// takes the disk for the same size. Options that would move data are refused, naming the command
 /// that does them.
 ///
 /// Examples:

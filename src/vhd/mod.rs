@@ -497,6 +497,8 @@ impl Image for Vhd {
             }
         }
         let creator = opts.take_str("creator_app")?;
+        let creator_os = opts.take_str("creator_os")?;
+        let creator_version = opts.take_str("creator_version")?;
         let force_size = opts.take_bool("force_size")?;
         opts.finish("vpc")?;
         let mut footer = self.footer.clone();
@@ -509,6 +511,28 @@ impl Image for Vhd {
             let mut bytes = *b"    ";
             bytes[..app.len()].copy_from_slice(app.as_bytes());
             footer.creator_app = bytes;
+        }
+        if let Some(os) = &creator_os {
+            footer.creator_os = match os.as_str() {
+                "Wi2k" | "windows" => *b"Wi2k",
+                "Mac " | "Mac" | "mac" => *b"Mac ",
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "creator_os '{os}' is not one of: Wi2k (windows), Mac"
+                    )))
+                }
+            };
+        }
+        if let Some(v) = &creator_version {
+            let parsed = v
+                .split_once('.')
+                .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)));
+            let Some((major, minor)) = parsed else {
+                return Err(Error::invalid(format!(
+                    "creator_version '{v}' is not MAJOR.MINOR (e.g. 10.0)"
+                )));
+            };
+            footer.creator_version = (major as u32) << 16 | minor as u32;
         }
         match force_size {
             Some(true) => footer.geometry = geometry::geometry_for_exact(footer.current_size),
@@ -545,6 +569,21 @@ impl Image for Vhd {
                 "creator application: {:?} -> {:?}",
                 String::from_utf8_lossy(&self.footer.creator_app),
                 String::from_utf8_lossy(&footer.creator_app)
+            ));
+        }
+        if footer.creator_os != self.footer.creator_os {
+            changed.push(format!(
+                "creator OS: {:?} -> {:?}",
+                String::from_utf8_lossy(&self.footer.creator_os),
+                String::from_utf8_lossy(&footer.creator_os)
+            ));
+        }
+        if footer.creator_version != self.footer.creator_version {
+            let v = |n: u32| format!("{}.{}", n >> 16, n & 0xffff);
+            changed.push(format!(
+                "creator version: {} -> {}",
+                v(self.footer.creator_version),
+                v(footer.creator_version)
             ));
         }
         if footer.geometry != self.footer.geometry {

@@ -1016,7 +1016,12 @@ impl Image for Vmdk {
             }
         }
         let db = create::DiskDb::from_options(opts)?;
+        let geometry = opts.take_str("geometry")?;
         opts.finish("vmdk")?;
+        let geometry = match geometry {
+            None => None,
+            Some(g) => Some(parse_geometry(&g, self.size / SECTOR)?),
+        };
         if matches!(self.home, DescriptorHome::Embedded { capacity: 0, .. }) {
             return Err(Error::unsupported(
                 &self.path,
@@ -1031,6 +1036,12 @@ impl Image for Vmdk {
                 .set_ddb("ddb.geometry.cylinders", &cylinders.to_string());
             self.desc.set_ddb("ddb.geometry.heads", &heads.to_string());
             self.desc.set_ddb("ddb.geometry.sectors", "63");
+        }
+        if let Some((c, h, sectors)) = geometry {
+            self.desc.set_ddb("ddb.geometry.cylinders", &c.to_string());
+            self.desc.set_ddb("ddb.geometry.heads", &h.to_string());
+            self.desc
+                .set_ddb("ddb.geometry.sectors", &sectors.to_string());
         }
         if let Some(v) = &db.hwversion {
             self.desc.set_ddb("ddb.virtualHWVersion", v);
@@ -1169,6 +1180,33 @@ impl Image for Vmdk {
         self.parent = parent.map(|p| p.image);
         Ok(())
     }
+}
+
+/// `geometry=C/H/S` for a disk of `sectors`: heads 1 to 255, sectors a
+/// track 1 to 63, cylinders 1 to 65535, addressing no more than the disk
+/// (VMware's own geometries round down).
+fn parse_geometry(text: &str, sectors: u64) -> Result<(u64, u64, u64)> {
+    let bad = |why: &str| Error::invalid(format!("geometry '{text}': {why}"));
+    let parts: Vec<u64> = text
+        .split('/')
+        .map(|p| p.trim().parse::<u64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| bad("give it as CYLINDERS/HEADS/SECTORS, e.g. 16383/16/63"))?;
+    let [c, h, s] = parts[..] else {
+        return Err(bad("give it as CYLINDERS/HEADS/SECTORS, e.g. 16383/16/63"));
+    };
+    if !(1..=65535).contains(&c) || !(1..=255).contains(&h) || !(1..=63).contains(&s) {
+        return Err(bad(
+            "cylinders go from 1 to 65535, heads from 1 to 255, sectors from 1 to 63",
+        ));
+    }
+    if c * h * s > sectors {
+        return Err(bad(&format!(
+            "it addresses {} sectors, more than the disk's {sectors}",
+            c * h * s
+        )));
+    }
+    Ok((c, h, s))
 }
 
 /// A fresh random content ID.

@@ -149,3 +149,47 @@ fn an_amendment_killed_at_any_write_is_finished_by_a_rerun() {
         }
     }
 }
+
+/// A VMDK's geometry set as C/H/S in the descriptor (within the disk's
+/// size), and a VHD's creator OS and version in both footers; the content
+/// stays.
+#[test]
+fn amend_sets_a_vmdk_geometry_and_a_vhd_creator_os_and_version() {
+    let dir = tempdir();
+    let d = dir.path();
+    let path = d.join("disk.vmdk");
+    vimg!("create -q -f vmdk", &path, "1G").ok();
+    qemu_io("vmdk", &path, &["write -P 3 0 1M"]);
+    let cid = cid_of(&path);
+    let out = vimg!("amend -o geometry=1040/32/63", &path).ok();
+    assert!(out.contains("ddb.geometry.cylinders"), "{out}");
+    let text = descriptor_text(&path);
+    for (key, value) in [("cylinders", "1040"), ("heads", "32"), ("sectors", "63")] {
+        let got = desc_value(&text, &format!("ddb.geometry.{key}"));
+        assert_eq!(got.as_deref(), Some(value), "{key}");
+    }
+    assert_eq!(cid_of(&path), cid);
+    qemu_img!("check -q -f vmdk", &path).ok();
+    for bad in [
+        "geometry=99999/16/63",
+        "geometry=2000/255/63",
+        "geometry=10/16",
+    ] {
+        vimg!("amend -o", bad, &path).one_line_error(&path, bad);
+    }
+
+    let vhd = d.join("disk.vhd");
+    vimg!("create -q -f vhd", &vhd, "64M").ok();
+    qemu_io("vpc", &vhd, &["write -P 5 0 1M"]);
+    let before = vimg_to_raw(&vhd, &d.join("before.raw"));
+    let out = vimg!("amend -o creator_os=Mac,creator_version=10.0", &vhd).ok();
+    assert!(out.contains("creator OS") && out.contains("10.0"), "{out}");
+    let data = vimg_vpc_data(&vhd);
+    assert_eq!(data["creator-os"], "Mac");
+    assert_eq!(data["creator-version"], "10.0");
+    let tail = std::fs::read(&vhd).unwrap();
+    assert_eq!(&tail[..512], &tail[tail.len() - 512..], "both footers");
+    assert_identical("raw", &before, "vpc", &vhd);
+    vimg!("check", &vhd).ok();
+    vimg!("amend -o creator_os=Linux", &vhd).one_line_error(&vhd, "unknown OS");
+}
