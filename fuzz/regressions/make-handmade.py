@@ -301,3 +301,18 @@ for i in range(ngt):
     struct.pack_into('<512I', sp, (gt_at + 4 * i) * 512, *([1] * 512))
 put('open_read-vmdk-many-extents-one-sparse-file-oom-handmade.bin',
     b'createType="twoGbMaxExtentSparse"\n' + b'RW 1 SPARSE "s"\n' * 20000 + b'\0' + bytes(sp))
+
+
+# =========================================================================
+# Resize. A 1 MiB sparse VMDK (16 grains, one grain table of 512 entries)
+# whose table also names a grain for entry 20, past the capacity: readers
+# never look there, but a disk grown past it would read that grain's 0xBB
+# where the new part must read zeros.
+gt = [0] * 512
+gt[0], gt[20] = 128, 256
+put('resize-vmdk-entry-past-the-capacity-shows-when-grown-handmade.bin',
+    sectors(384, [(0, kdmv_header(2048, 128, 512, 0, 0, 0, 1, 128)),
+                  (1, struct.pack('<I', 2)),
+                  (2, struct.pack('<512I', *gt)),
+                  (128, b'\xaa' * 65536),
+                  (256, b'\xbb' * 65536)]))

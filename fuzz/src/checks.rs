@@ -778,3 +778,65 @@ fn check_as_each(dir: &Path, data: &[u8]) {
         }
     }
 }
+
+/// Largest disk the resize target grows (its new part must read zeros,
+/// and is read whole).
+const MAX_RESIZED: u64 = 64 << 20;
+
+/// The resize target: an image that opens for writing (and is no delta)
+/// is grown, then shrunk back, each as `vimg resize` does it (the image
+/// dropped and its leaks given back after): it opens again after each, at
+/// the size asked for, the old content reads the same, and the new part
+/// reads zeros. A resize may refuse, but never panic or leave an image
+/// that does not open.
+pub fn resize(dir: &Path, data: &[u8]) {
+    let data = fix_vhd_checksums(data).unwrap_or_else(|| data.to_vec());
+    let name = format!("disk.{}", extension_for(&data));
+    let path = materialize(dir, &name, &[&name], &data);
+    if !sane(dir, &path) {
+        return;
+    }
+    let Ok(mut dev) = open(&path, None, Access::Write) else {
+        return;
+    };
+    let size = dev.virtual_size();
+    if size == 0 || size > MAX_RESIZED || dev.parent_link().is_some() {
+        return;
+    }
+    let before = content_digest(dev.as_mut());
+    let grown = (size + (size / 2).max(512)).div_ceil(512) * 512;
+    for (to, what) in [(grown, "grown"), (size.div_ceil(512) * 512, "shrunk back")] {
+        let result = dev.resize(to);
+        if debug() {
+            eprintln!("{name}: resize {size} -> {to}: {result:?}");
+        }
+        if result.is_err() {
+            return;
+        }
+        drop(dev);
+        let opts = OpenOptions::new(Access::Write)
+            .with_parents(None)
+            .checking();
+        if let Ok(mut fixing) = open_with(&path, None, opts) {
+            let _ = fixing.repair(Repair::Leaks);
+        }
+        dev = match open(&path, None, Access::Write) {
+            Ok(dev) => dev,
+            Err(e) => panic!("the image no longer opens once {what}: {e}"),
+        };
+        assert_eq!(dev.virtual_size(), to, "the size once {what}");
+        let mut zeros = vec![0u8; (to.saturating_sub(size)).min(1 << 20) as usize];
+        if !zeros.is_empty() && dev.read_at(&mut zeros, size).is_ok() {
+            assert!(
+                zeros.iter().all(|&b| b == 0),
+                "the new part reads data once {what}"
+            );
+        }
+    }
+    if let (Some(before), Some(after)) = (before, content_digest(dev.as_mut())) {
+        assert_eq!(
+            before, after,
+            "the content changed by growing and shrinking back"
+        );
+    }
+}

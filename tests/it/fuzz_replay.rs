@@ -22,7 +22,8 @@ const FUZZ_CARGO_TOML: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/Cargo.t
 const OPEN_READ: &str = "open_read";
 const OPEN_WRITE: &str = "open_write";
 const CHECK: &str = "check";
-const REPLAYED: [&str; 3] = [CHECK, OPEN_READ, OPEN_WRITE];
+const RESIZE: &str = "resize";
+const REPLAYED: [&str; 4] = [CHECK, OPEN_READ, OPEN_WRITE, RESIZE];
 
 /// The names `open_read` gives an input, all at once in one directory.
 const OPEN_READ_NAMES: [&str; 3] = ["disk.img", "disk.vmdk", "disk.vhd"];
@@ -96,6 +97,8 @@ fn every_input_passes_the_check_of_its_fuzz_target() {
         (CHECK, checks::check as fn(&Path, &[u8])),
         (OPEN_READ, checks::open_read),
         (OPEN_WRITE, checks::open_write),
+        (OPEN_WRITE, checks::resize),
+        (RESIZE, checks::resize),
     ] {
         for name in inputs(target) {
             eprintln!("replaying {name}");
