@@ -3,6 +3,7 @@
 
 mod cowd;
 mod create;
+mod deflate;
 mod descriptor;
 mod header;
 mod marker;

@@ -6,12 +6,15 @@
 //! and the end-of-stream marker.
 //!
 //! The image is written strictly front to back, so it can go to a pipe.
-//! Grains are compressed in batches on every core; output order is kept.
+//! Grains are compressed by a pool of workers (one a core) that lives as
+//! long as the stream, while the caller goes on filling the next ones;
+//! output order is kept and the grains in flight are bounded.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::create::{GRAIN_SECTORS, GTES};
+use super::deflate::DeflatePool;
 use super::descriptor::Descriptor;
 use super::header::{
     SparseHeader, COMPRESS_DEFLATE, FLAG_COMPRESSED, FLAG_MARKERS, FLAG_NL_DETECT, GD_AT_END,
@@ -24,9 +27,9 @@ use crate::io::{align_up, is_zero, ImageFile, SECTOR};
 
 /// Default deflate level: qemu-img's (zlib's) size, at libdeflate's speed.
 pub const DEFAULT_LEVEL: i32 = 6;
-/// Grains compressed together.
-const BATCH_GRAINS: usize = 64;
 const GRAIN: u64 = GRAIN_SECTORS * SECTOR;
+/// Output gathered before it is written (grains, their markers, tables).
+const OUT_BATCH: usize = 1 << 20;
 
 /// Where the stream goes.
 enum Out {
@@ -41,12 +44,17 @@ pub struct StreamWriter {
     /// Bytes emitted so far.
     pos: u64,
     sectors: u64,
-    level: i32,
     header: SparseHeader,
     /// The grain being filled: (index, data).
     current: Option<(u64, Vec<u8>)>,
-    /// Complete grains waiting to be compressed, in order.
-    pending: Vec<(u64, Vec<u8>)>,
+    /// The compressors.
+    pool: DeflatePool,
+    /// The indexes of the grains in the pool, in order.
+    in_pool: std::collections::VecDeque<u64>,
+    /// The last grain handed to the pool.
+    last_sent: Option<u64>,
+    /// Output not yet written, and where it goes.
+    out: Vec<u8>,
     /// The grain table being filled: (index, entries).
     table: Option<(u64, Vec<u32>)>,
     /// Grain directory: sector of each grain table, 0 for none.
@@ -96,10 +104,12 @@ impl StreamWriter {
             path,
             pos: 0,
             sectors,
-            level,
             header: header.clone(),
             current: None,
-            pending: Vec::new(),
+            pool: DeflatePool::new(level, threads()),
+            in_pool: std::collections::VecDeque::new(),
+            last_sent: None,
+            out: Vec::with_capacity(OUT_BATCH + GRAIN as usize),
             table: None,
             directory: vec![0; tables as usize],
             finished: false,
@@ -111,12 +121,30 @@ impl StreamWriter {
         Ok(writer)
     }
 
+    /// Write `bytes` out after what is gathered.
     fn emit(&mut self, bytes: &[u8]) -> Result<()> {
+        self.out.extend_from_slice(bytes);
+        if self.out.len() >= OUT_BATCH {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
+    /// Where the next byte emitted lands.
+    fn at(&self) -> u64 {
+        self.pos + self.out.len() as u64
+    }
+
+    /// Write what is gathered.
+    fn write_out(&mut self) -> Result<()> {
+        let bytes = std::mem::take(&mut self.out);
         match &mut self.sink {
-            Out::File(f) => f.write_all_at(bytes, self.pos)?,
-            Out::Pipe(p) => p.write_all(bytes).map_err(|e| self.pipe_error(e))?,
+            Out::File(f) => f.write_all_at(&bytes, self.pos)?,
+            Out::Pipe(p) => p.write_all(&bytes).map_err(|e| self.pipe_error(e))?,
         }
         self.pos += bytes.len() as u64;
+        self.out = bytes;
+        self.out.clear();
         Ok(())
     }
 
@@ -131,46 +159,42 @@ impl StreamWriter {
         }
     }
 
-    /// Move the filled grain to the queue; compress the queue when full.
+    /// Hand the filled grain (unless it is all zeros) to the compressors,
+    /// and emit the grains that come back.
     fn retire_current(&mut self) -> Result<()> {
         if let Some((index, data)) = self.current.take() {
             if !is_zero(&data) {
-                self.pending.push((index, data));
+                self.in_pool.push_back(index);
+                self.last_sent = Some(index);
+                let ready = self.pool.submit(data);
+                self.emit_grains(ready)?;
             }
-        }
-        if self.pending.len() >= BATCH_GRAINS {
-            self.drain()?;
         }
         Ok(())
     }
 
-    /// Compress the queued grains on every core and emit them in order,
-    /// with the grain tables they complete.
-    fn drain(&mut self) -> Result<()> {
-        let grains = std::mem::take(&mut self.pending);
-        if grains.is_empty() {
-            return Ok(());
-        }
-        let compressed = compress_all(&grains, self.level);
-        let mut out = Vec::new();
-        let mut start = self.pos;
-        for ((index, _), data) in grains.iter().zip(compressed) {
+    /// Emit compressed grains (the oldest in the pool first), with the
+    /// grain tables they complete.
+    fn emit_grains(&mut self, compressed: Vec<Vec<u8>>) -> Result<()> {
+        for data in compressed {
+            let index = self
+                .in_pool
+                .pop_front()
+                .expect("one index for every grain in the pool");
             let table = index / GTES;
             if self.table.as_ref().is_some_and(|(t, _)| *t != table) {
-                self.emit(&out)?;
-                out.clear();
                 self.close_table()?;
-                start = self.pos;
             }
-            let entries = &mut self
-                .table
+            let at = self.at();
+            let sector = sector_of(at, &self.path)?;
+            self.table
                 .get_or_insert_with(|| (table, vec![0; GTES as usize]))
-                .1;
-            let at = start + out.len() as u64;
-            entries[(index % GTES) as usize] = sector_of(at, &self.path)?;
-            marker::push_grain(&mut out, index * GRAIN_SECTORS, &data);
+                .1[(index % GTES) as usize] = sector;
+            let mut grain = Vec::with_capacity(data.len() + 12 + SECTOR as usize);
+            marker::push_grain(&mut grain, index * GRAIN_SECTORS, &data);
+            self.emit(&grain)?;
         }
-        self.emit(&out)
+        Ok(())
     }
 
     /// Emit the grain table being filled, behind its marker.
@@ -180,7 +204,7 @@ impl StreamWriter {
         };
         let bytes = GTES * 4;
         let mut out = marker::meta(bytes.div_ceil(SECTOR), MarkerType::GrainTable).to_vec();
-        let at = self.pos + out.len() as u64;
+        let at = self.at() + out.len() as u64;
         for e in &entries {
             out.extend_from_slice(&e.to_le_bytes());
         }
@@ -192,12 +216,13 @@ impl StreamWriter {
     /// Emit everything left, the directory, the footer and the end marker.
     fn finish(&mut self) -> Result<()> {
         self.retire_current()?;
-        self.drain()?;
+        let rest = self.pool.drain();
+        self.emit_grains(rest)?;
         self.close_table()?;
         let gd_bytes = self.directory.len() as u64 * 4;
         let gd_sectors = gd_bytes.div_ceil(SECTOR);
         let mut out = marker::meta(gd_sectors, MarkerType::GrainDirectory).to_vec();
-        let gd_at = self.pos + out.len() as u64;
+        let gd_at = self.at() + out.len() as u64;
         for e in &self.directory {
             out.extend_from_slice(&e.to_le_bytes());
         }
@@ -208,6 +233,7 @@ impl StreamWriter {
         out.extend_from_slice(&footer.encode());
         out.extend_from_slice(&marker::meta(0, MarkerType::EndOfStream));
         self.emit(&out)?;
+        self.write_out()?;
         match &mut self.sink {
             Out::File(_) => {}
             Out::Pipe(p) => p.flush().map_err(|e| self.pipe_error(e))?,
@@ -226,41 +252,11 @@ fn sector_of(at: u64, path: &Path) -> Result<u32> {
     })
 }
 
-/// Deflate (zlib format) each grain, spread over the available cores.
-fn compress_all(grains: &[(u64, Vec<u8>)], level: i32) -> Vec<Vec<u8>> {
-    let threads = std::thread::available_parallelism()
+/// Compressors: one a core.
+fn threads() -> usize {
+    std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .min(grains.len())
-        .max(1);
-    let per = grains.len().div_ceil(threads);
-    let compress = |part: &[(u64, Vec<u8>)]| -> Vec<Vec<u8>> {
-        let lvl = libdeflater::CompressionLvl::new(level).unwrap_or_default();
-        let mut z = libdeflater::Compressor::new(lvl);
-        part.iter()
-            .map(|(_, data)| {
-                let mut out = vec![0u8; z.zlib_compress_bound(data.len())];
-                let n = z
-                    .zlib_compress(data, &mut out)
-                    .expect("the output buffer is at least the compress bound");
-                out.truncate(n);
-                out
-            })
-            .collect()
-    };
-    if threads == 1 {
-        return compress(grains);
-    }
-    std::thread::scope(|s| {
-        let handles: Vec<_> = grains
-            .chunks(per)
-            .map(|part| s.spawn(move || compress(part)))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("a compression thread panicked"))
-            .collect()
-    })
 }
 
 impl Sink for StreamWriter {
@@ -280,7 +276,7 @@ impl Sink for StreamWriter {
             let index = p.index;
             if self.current.as_ref().map(|c| c.0) != Some(index) {
                 let behind = self.current.as_ref().is_some_and(|c| index < c.0)
-                    || self.pending.last().is_some_and(|p| index <= p.0)
+                    || self.last_sent.is_some_and(|p| index <= p)
                     || self.table.as_ref().is_some_and(|(t, _)| index / GTES < *t);
                 if behind {
                     return Err(Error::unsupported(
@@ -292,7 +288,7 @@ impl Sink for StreamWriter {
                     ));
                 }
                 self.retire_current()?;
-                self.current = Some((index, vec![0u8; GRAIN as usize]));
+                self.current = Some((index, self.pool.buffer(GRAIN as usize)));
             }
             let grain = &mut self.current.as_mut().unwrap().1;
             let within = p.within as usize;
