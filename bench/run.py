@@ -163,7 +163,7 @@ def main():
         ("streamOptimized → raw", f"{v} convert -O raw w-stream.vmdk o.raw", f"{q} convert -O raw w-stream.vmdk o.raw", ["o.raw"], None, None),
         ("map (JSON) of the VMDK", f"{v} map --output json w.vmdk", f"{q} map --output json w.vmdk", [], None, None),
         ("check of the VMDK", f"{v} check w.vmdk", f"{q} check w.vmdk", [], None, None),
-        ("commit 1 GiB delta into a VMDK base", f"{v} commit -q delta.vmdk", f"{q} commit -q delta.vmdk", [],
+        ("commit 1 GiB delta into a VMDK base", f"{v} commit -q --force delta.vmdk", f"{q} commit -q delta.vmdk", [],
          FRESH_CHAIN, None),
         ("VMDK → raw ÷ cp --sparse=always of the VMDK", f"{v} convert -O raw w.vmdk o.raw", "cp --sparse=always w.vmdk o.raw", ["o.raw"], None, None),
         ("VMDK → VHD ÷ cp --sparse=always of the VMDK", f"{v} convert -O vhd w.vmdk o.vhd", "cp --sparse=always w.vmdk o.vhd", ["o.vhd"], None, None),
@@ -180,7 +180,7 @@ def main():
             continue
         pair_row(label, a, b, outs, prep, args.pairs, size_of)
     if not only or any("rebase" in o for o in only):
-        t, m = timed(f"{v} rebase -q -b other.vmdk delta.vmdk", FRESH_CHAIN)
+        t, m = timed(f"{v} rebase -q -b other.vmdk delta.vmdk", FRESH_CHAIN)  # 1 GiB differs
         print(f"| rebase onto a base differing by 1 GiB (no peer) | – | {t:.2f} s (per GiB) | – | {m // 1024} MiB |")
     if not only or any("2 TiB" in o for o in only):
         for label, cmd, prep in [

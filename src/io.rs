@@ -63,6 +63,9 @@ fn whole_blocks(offset: u64, len: u64) -> (u64, u64) {
     (align_up(offset, HOLE_BLOCK), align_down(end, HOLE_BLOCK))
 }
 
+/// The largest write [`ImageFile::write_data_at`] makes.
+pub const DATA_PIECE: usize = 64 << 10;
+
 /// Let this process keep as many files open as the system allows it
 /// (the hard limit): a chain of a thousand images holds a thousand files.
 pub fn raise_open_file_limit() {
@@ -370,6 +373,20 @@ impl ImageFile {
     }
 
     /// Write all of `buf` at `offset`.
+    /// Write disk data at `offset` in pieces of at most [`DATA_PIECE`]:
+    /// on Linux 6.x a large write into the page cache costs several times
+    /// more per byte than 64 KiB ones, and varies from run to run
+    /// (docs/performance.md). For data only: metadata that must land in
+    /// one write uses [`ImageFile::write_all_at`].
+    pub fn write_data_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        let mut done = 0;
+        for piece in buf.chunks(DATA_PIECE) {
+            self.write_all_at(piece, offset + done)?;
+            done += piece.len() as u64;
+        }
+        Ok(())
+    }
+
     pub fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
         self.file.write_all_at(buf, offset).map_err(|e| Error::Io {
             path: self.path.to_path_buf(),

@@ -101,7 +101,7 @@ impl Sink for Raw {
         if let Some(guard) = &self.guard {
             self.check_probe(guard, buf, offset)?;
         }
-        self.file.write_all_at(buf, offset)
+        self.file.write_data_at(buf, offset)
     }
 
     fn flush(&mut self) -> Result<()> {

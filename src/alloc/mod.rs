@@ -431,7 +431,7 @@ impl Runs {
     /// Write every run of `buf` to `file`.
     pub fn write(&self, file: &ImageFile, buf: &[u8]) -> Result<()> {
         for (host, range) in &self.runs {
-            file.write_all_at(&buf[range.clone()], *host)?;
+            file.write_data_at(&buf[range.clone()], *host)?;
         }
         Ok(())
     }

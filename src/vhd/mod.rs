@@ -312,7 +312,7 @@ impl Sink for Vhd {
     fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
         check_range(self.file().path(), self.size, offset, buf.len())?;
         match &self.body {
-            Body::Fixed(file) => file.write_all_at(buf, offset),
+            Body::Fixed(file) => file.write_data_at(buf, offset),
             Body::Dynamic(_) => self.write_sectors(buf, offset),
         }
     }

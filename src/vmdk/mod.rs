@@ -764,7 +764,7 @@ impl Sink for Vmdk {
                     ),
                     None => s.write(piece, rel, None),
                 },
-                Storage::Flat { file, offset, .. } => file.write_all_at(piece, *offset + rel),
+                Storage::Flat { file, offset, .. } => file.write_data_at(piece, *offset + rel),
                 Storage::SeSparse(_) | Storage::Zero => unreachable!("refused by check_writable"),
             }
         })

@@ -139,7 +139,7 @@ impl StreamWriter {
     fn write_out(&mut self) -> Result<()> {
         let bytes = std::mem::take(&mut self.out);
         match &mut self.sink {
-            Out::File(f) => f.write_all_at(&bytes, self.pos)?,
+            Out::File(f) => f.write_data_at(&bytes, self.pos)?,
             Out::Pipe(p) => p.write_all(&bytes).map_err(|e| self.pipe_error(e))?,
         }
         self.pos += bytes.len() as u64;
