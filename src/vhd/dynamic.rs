@@ -647,23 +647,7 @@ impl Dynamic {
     /// sectors used for a dynamic disk, none for a differencing one). The
     /// BAT entry reaches the disk at the next flush.
     fn allocate(&mut self, block: u64) -> Result<u64> {
-        let len = self.bitmap_size + self.block_size;
-        let mut next = self.alloc.clone();
-        let host = if self.align_data {
-            next.take_with_lead(len, self.bitmap_size, DATA_ALIGN)
-        } else {
-            next.take(len, SECTOR)
-        };
-        // The BAT holds 32-bit sector numbers: refuse before changing anything.
-        let sector = u32::try_from(host / SECTOR)
-            .ok()
-            .filter(|&s| s != UNALLOCATED)
-            .ok_or_else(|| {
-                Error::unsupported(
-                    self.file.path(),
-                    "the file would grow past what the BAT's 32-bit sector numbers address",
-                )
-            })?;
+        let (next, host, sector) = self.place_block()?;
         self.alloc = next;
         let new_footer = self.alloc.end();
         self.file.write_all_at(&self.footer, new_footer)?;
@@ -693,6 +677,30 @@ impl Dynamic {
         self.bat.set(&self.file, block, sector)?;
         self.bitmaps.insert(block, bitmap);
         Ok(host)
+    }
+
+    /// Where the next block goes at the end of the file (its data 4 KiB
+    /// aligned when the disk allows it), the allocator past it, and its
+    /// BAT entry: refused before anything changes when the BAT's 32-bit
+    /// sector numbers cannot reach it.
+    fn place_block(&self) -> Result<(Allocator, u64, u32)> {
+        let len = self.bitmap_size + self.block_size;
+        let mut next = self.alloc.clone();
+        let host = if self.align_data {
+            next.take_with_lead(len, self.bitmap_size, DATA_ALIGN)
+        } else {
+            next.take(len, SECTOR)
+        };
+        let sector = u32::try_from(host / SECTOR)
+            .ok()
+            .filter(|&s| s != UNALLOCATED)
+            .ok_or_else(|| {
+                Error::unsupported(
+                    self.file.path(),
+                    "the file would grow past what the BAT's 32-bit sector numbers address",
+                )
+            })?;
+        Ok((next, host, sector))
     }
 
     /// Write the changed BAT pages.

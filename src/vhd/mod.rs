@@ -133,6 +133,21 @@ fn read_valid_footer(file: &ImageFile, len: u64) -> Result<(Footer, Option<u64>)
     }
 }
 
+/// Where a fixed disk's footer is and its bytes; refused (as nothing that
+/// rewrites it can keep it whole) when it is not a whole sector at the end.
+fn fixed_tail(file: &ImageFile) -> Result<(u64, [u8; FOOTER_SIZE])> {
+    let at = file.length()?.saturating_sub(FOOTER_SIZE as u64);
+    let mut tail = [0u8; FOOTER_SIZE];
+    file.read_exact_at(&mut tail, at)?;
+    if !has_cookie(&tail) {
+        return Err(Error::unsupported(
+            file.path(),
+            "its footer is not a whole sector at the end (an old Virtual PC disk); convert it first",
+        ));
+    }
+    Ok((at, tail))
+}
+
 impl Vhd {
     /// Open a VHD and, for a differencing disk, its parent: found through
     /// the locators and checked against the UUID the child recorded.
@@ -609,15 +624,7 @@ impl Image for Vhd {
         match &mut self.body {
             Body::Dynamic(d) => d.set_footer(&footer)?,
             Body::Fixed(file) => {
-                let at = file.length()?.saturating_sub(FOOTER_SIZE as u64);
-                let mut tail = [0u8; FOOTER_SIZE];
-                file.read_exact_at(&mut tail, at)?;
-                if !has_cookie(&tail) {
-                    return Err(Error::unsupported(
-                        &path,
-                        "its footer is not a whole sector at the end (an old Virtual PC disk); convert it first",
-                    ));
-                }
+                let (at, _) = fixed_tail(file)?;
                 file.write_all_at(&footer.encode(), at)?;
             }
         }
@@ -702,16 +709,7 @@ impl Image for Vhd {
         match &mut self.body {
             Body::Dynamic(d) => d.resize(old, size, &footer)?,
             Body::Fixed(file) => {
-                let len = file.length()?;
-                let at = len.saturating_sub(FOOTER_SIZE as u64);
-                let mut tail = [0u8; FOOTER_SIZE];
-                file.read_exact_at(&mut tail, at)?;
-                if !has_cookie(&tail) {
-                    return Err(Error::unsupported(
-                        &path,
-                        "its footer is not a whole sector at the end (an old Virtual PC disk); convert it first",
-                    ));
-                }
+                let (at, tail) = fixed_tail(file)?;
                 // Readers take a fixed disk's size from its last sector and
                 // do not mind a longer file: the footer moves first (still
                 // saying the old size), then is rewritten in place (the

@@ -5,7 +5,7 @@
 //! place or moved to the end of the file); after it, the table shrinks to
 //! the new size, and what it no longer covers is a leak until given back.
 
-use super::{Dynamic, Part, DATA_ALIGN, MAX_BAT_ENTRIES, UNALLOCATED};
+use super::{Dynamic, Part, MAX_BAT_ENTRIES, UNALLOCATED};
 use crate::error::{Error, Result};
 use crate::io::{align_up, SECTOR};
 use crate::vhd::footer::{Footer, FOOTER_SIZE};
@@ -155,21 +155,7 @@ impl Dynamic {
     /// to the copy once the copy is on disk. The old place is then free.
     fn relocate(&mut self, block: u64, host: u64) -> Result<()> {
         let len = self.bitmap_size + self.block_size;
-        let mut next = self.alloc.clone();
-        let to = if self.align_data {
-            next.take_with_lead(len, self.bitmap_size, DATA_ALIGN)
-        } else {
-            next.take(len, SECTOR)
-        };
-        let sector = u32::try_from(to / SECTOR)
-            .ok()
-            .filter(|&s| s != UNALLOCATED)
-            .ok_or_else(|| {
-                Error::unsupported(
-                    self.file.path(),
-                    "the file would grow past what the BAT's 32-bit sector numbers address",
-                )
-            })?;
+        let (next, to, sector) = self.place_block()?;
         let footer_at = next.end();
         self.file.write_all_at(&self.footer, footer_at)?;
         let mut buf = vec![0u8; len.min(COPY_CHUNK) as usize];

@@ -876,19 +876,9 @@ impl SparseExtent {
     /// that the file can be cut after the last one. Only an extent with
     /// nothing wrong with it is packed.
     fn pack(&mut self) -> Result<()> {
-        let mut scratch = Report::default();
-        self.check(&mut scratch)?;
-        if scratch.findings.iter().any(|f| {
-            f.severity == Severity::Corruption || f.structure == "VMDK redundant grain directory"
-        }) {
+        let Some((_, gaps)) = self.free_space()? else {
             return Ok(());
-        }
-        let len = self.file.length()?;
-        let homes = self.table_homes();
-        let mut space = metadata_space(&self.header, self.cowd, &homes, self.gt_bytes, len);
-        self.walk_grains(&mut space)?;
-        let first = self.header.overhead.saturating_mul(SECTOR).min(len);
-        let gaps = space.gaps(first..len, self.grain);
+        };
         if gaps.is_empty() {
             return Ok(());
         }
@@ -922,25 +912,33 @@ impl SparseExtent {
         Ok(())
     }
 
-    /// Give back the space nothing references: cut it off the end of the
-    /// file, punch it out between grains.
-    fn repair_tail(&mut self, fixed: &mut Vec<Finding>) -> Result<()> {
-        // Space looks unreferenced to a walk of wrong tables; only once
-        // nothing is wrong with them (a table or grain out of place, a
-        // redundant copy that names other grains) is it given back.
+    /// The file's length and the gaps of at least a grain nothing
+    /// references past the header's overhead; `None` while anything is
+    /// wrong with the tables (a table or grain out of place, a redundant
+    /// copy that names other grains), as space then only looks
+    /// unreferenced.
+    fn free_space(&mut self) -> Result<Option<(u64, Vec<Range<u64>>)>> {
         let mut scratch = Report::default();
         self.check(&mut scratch)?;
         if scratch.findings.iter().any(|f| {
             f.severity == Severity::Corruption || f.structure == "VMDK redundant grain directory"
         }) {
-            return Ok(());
+            return Ok(None);
         }
         let len = self.file.length()?;
         let homes = self.table_homes();
         let mut space = metadata_space(&self.header, self.cowd, &homes, self.gt_bytes, len);
         self.walk_grains(&mut space)?;
         let first = self.header.overhead.saturating_mul(SECTOR).min(len);
-        let mut gaps = space.gaps(first..len, self.grain);
+        Ok(Some((len, space.gaps(first..len, self.grain))))
+    }
+
+    /// Give back the space nothing references: cut it off the end of the
+    /// file, punch it out between grains.
+    fn repair_tail(&mut self, fixed: &mut Vec<Finding>) -> Result<()> {
+        let Some((len, mut gaps)) = self.free_space()? else {
+            return Ok(());
+        };
         let trailing = gaps.last().filter(|g| g.end == len).cloned();
         if trailing.is_some() {
             gaps.pop();
