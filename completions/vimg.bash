@@ -31,6 +31,9 @@ _vimg() {
             vimg,compare)
                 cmd="vimg__subcmd__compare"
                 ;;
+            vimg,completions)
+                cmd="vimg__subcmd__completions"
+                ;;
             vimg,convert)
                 cmd="vimg__subcmd__convert"
                 ;;
@@ -72,6 +75,9 @@ _vimg() {
                 ;;
             vimg__subcmd__help,compare)
                 cmd="vimg__subcmd__help__subcmd__compare"
+                ;;
+            vimg__subcmd__help,completions)
+                cmd="vimg__subcmd__help__subcmd__completions"
                 ;;
             vimg__subcmd__help,convert)
                 cmd="vimg__subcmd__help__subcmd__convert"
@@ -149,7 +155,7 @@ _vimg() {
 
     case "${cmd}" in
         vimg)
-            opts="-h -V --help --version create info convert map check compare amend measure compact resize snapshot commit rebase help"
+            opts="-h -V --help --version create info convert map check compare amend measure compact resize snapshot commit rebase completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -300,6 +306,20 @@ _vimg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        vimg__subcmd__completions)
+            opts="-h -V --help --version bash elvish fish powershell zsh"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         vimg__subcmd__convert)
             opts="-f -O -o -p -c -S -U -t -q -h -V --format --output-format --progress --compress --force-share --confine --no-backing --ignore-parent-id --cache --force --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -401,7 +421,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__help)
-            opts="create info convert map check compare amend measure compact resize snapshot commit rebase help"
+            opts="create info convert map check compare amend measure compact resize snapshot commit rebase completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -471,6 +491,20 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__help__subcmd__compare)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vimg__subcmd__help__subcmd__completions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -35,6 +35,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
             cand commit 'Write a delta''s data into its parent (the same as `snapshot commit`)'
             cand rebase 'Move a delta onto another parent (the same as `snapshot rebase`)'
+            cand completions 'Print the shell completion script for SHELL'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'vimg;create'= {
@@ -319,6 +320,12 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'vimg;completions'= {
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'vimg;help'= {
             cand create 'Create a new, empty disk image'
             cand info 'Show an image''s format, virtual and allocated size, and format details'
@@ -333,6 +340,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand snapshot 'Make and manage delta images (VMware snapshots, differencing VHDs)'
             cand commit 'Write a delta''s data into its parent (the same as `snapshot commit`)'
             cand rebase 'Move a delta onto another parent (the same as `snapshot rebase`)'
+            cand completions 'Print the shell completion script for SHELL'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'vimg;help;create'= {
@@ -372,6 +380,8 @@ set edit:completion:arg-completer[vimg] = {|@words|
         &'vimg;help;commit'= {
         }
         &'vimg;help;rebase'= {
+        }
+        &'vimg;help;completions'= {
         }
         &'vimg;help;help'= {
         }

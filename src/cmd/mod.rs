@@ -23,7 +23,7 @@ use clap::{Parser, Subcommand};
 /// Flags follow qemu-img where qemu-img has them; formats are `vmdk`,
 /// `vhd` (also `vpc`, as qemu-img calls it) and `raw`.
 #[derive(Debug, Parser)]
-#[command(name = "vimg", version, propagate_version = true)]
+#[command(name = "vimg", version = VERSION, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -47,7 +47,30 @@ pub enum Command {
     Commit(snapshot::commit::CommitArgs),
     /// Move a delta onto another parent (the same as `snapshot rebase`)
     Rebase(snapshot::rebase::RebaseArgs),
+    Completions(CompletionsArgs),
 }
+
+/// Print the shell completion script for SHELL
+///
+/// The same scripts are in completions/ of the source, for packagers.
+///
+/// Examples:
+///   vimg completions bash > /etc/bash_completion.d/vimg
+///   vimg completions zsh > ~/.zfunc/_vimg
+///   vimg completions fish > ~/.config/fish/completions/vimg.fish
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+/// What `vimg --version` prints after the name.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\nformats: vmdk (monolithicSparse, monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat, streamOptimized; reads vmfsSparse, seSparse, VMDK3), vhd (dynamic, fixed, differencing; also called vpc), raw"
+);
 
 /// Print `text` to standard output. A reader that went away (`| head`)
 /// ends the command quietly instead of failing it.
@@ -93,12 +116,15 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Snapshot(command) => snapshot::run(command),
         Command::Commit(args) => snapshot::commit::run(args),
         Command::Rebase(args) => snapshot::rebase::run(args),
+        Command::Completions(args) => {
+            print(&script(args.shell))?;
+            Ok(0)
+        }
     }
 }
 
 /// The shell completion scripts in `completions/`, as (file name, text).
 pub fn completions() -> Vec<(&'static str, String)> {
-    use clap::CommandFactory;
     use clap_complete::Shell;
     [
         (Shell::Bash, "vimg.bash"),
@@ -108,12 +134,16 @@ pub fn completions() -> Vec<(&'static str, String)> {
         (Shell::PowerShell, "_vimg.ps1"),
     ]
     .into_iter()
-    .map(|(shell, file)| {
-        let mut out = Vec::new();
-        clap_complete::generate(shell, &mut Cli::command(), "vimg", &mut out);
-        (file, String::from_utf8(out).expect("completions are UTF-8"))
-    })
+    .map(|(shell, file)| (file, script(shell)))
     .collect()
+}
+
+/// The completion script for `shell`.
+fn script(shell: clap_complete::Shell) -> String {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "vimg", &mut out);
+    String::from_utf8(out).expect("completions are UTF-8")
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ mod check;
 mod commit;
 mod compact;
 mod compare;
+mod completions;
 mod convert;
 mod create;
 mod fuzz_replay;

@@ -1,0 +1,67 @@
+//! `vimg completions SHELL` and `vimg --version`: the scripts work in
+//! the shells, name every subcommand, and are the ones checked in.
+
+use crate::support::*;
+
+/// Every subcommand `vimg --help` lists.
+fn subcommands() -> Vec<String> {
+    let help = vimg!("--help").ok();
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+/// What bash completes for the words `words`, the last being the one
+/// being typed.
+fn bash_completes(words: &[&str]) -> Vec<String> {
+    let script = format!(
+        "source <({VIMG} completions bash)\nCOMP_WORDS=({})\nCOMP_CWORD={}\n_vimg vimg {} {}\necho \"${{COMPREPLY[@]}}\"",
+        words.join(" "),
+        words.len() - 1,
+        words[words.len() - 1],
+        words[words.len() - 2],
+    );
+    let out = cmd!("bash", "-c").arg(script).ok();
+    out.split_whitespace().map(str::to_string).collect()
+}
+
+#[test]
+fn bash_completes_subcommands_and_zsh_and_fish_name_them_all() {
+    assert_eq!(bash_completes(&["vimg", "con"]), ["convert"]);
+    assert_eq!(
+        bash_completes(&["vimg", "snapshot", "c"]),
+        ["create", "commit"]
+    );
+    let subcommands = subcommands();
+    assert!(subcommands.len() >= 14, "{subcommands:?}");
+    for shell in ["zsh", "fish", "bash", "elvish", "powershell"] {
+        let script = vimg!("completions", shell).ok();
+        for sub in &subcommands {
+            assert!(script.contains(sub.as_str()), "{shell} lacks {sub}");
+        }
+    }
+    // The scripts printed are the ones in completions/ (kept current by
+    // the unit test completions_are_current).
+    let checked_in = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("completions/vimg.bash"),
+    )
+    .unwrap();
+    assert_eq!(vimg!("completions bash").ok(), checked_in);
+}
+
+#[test]
+fn version_names_the_formats() {
+    let out = vimg!("--version").ok();
+    assert!(
+        out.starts_with(&format!("vimg {}", env!("CARGO_PKG_VERSION"))),
+        "{out}"
+    );
+    for format in ["vmdk", "vhd", "raw", "streamOptimized", "vpc"] {
+        assert!(out.contains(format), "{out}");
+    }
+}
