@@ -138,6 +138,39 @@ pub fn completions() -> Vec<(&'static str, String)> {
     .collect()
 }
 
+/// The manual pages in `docs/man/`, as (file name, roff text): `vimg.1`
+/// and one a subcommand, nested ones named by their path
+/// (`vimg-snapshot-commit.1`).
+pub fn man_pages() -> Vec<(String, Vec<u8>)> {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, name: &str, bin: &str, pages: &mut Vec<(String, Vec<u8>)>) {
+        // The header's version: the number, without --version's list of
+        // formats.
+        let page = cmd
+            .clone()
+            .display_name(name.to_string())
+            .bin_name(bin.to_string())
+            .version(env!("CARGO_PKG_VERSION"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(page)
+            .render(&mut out)
+            .expect("rendering into memory cannot fail");
+        pages.push((format!("{name}.1"), out));
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let (n, b) = (
+                format!("{name}-{}", sub.get_name()),
+                format!("{bin} {}", sub.get_name()),
+            );
+            walk(sub, &n, &b, pages);
+        }
+    }
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut pages = Vec::new();
+    walk(&cmd, "vimg", "vimg", &mut pages);
+    pages
+}
+
 /// The completion script for `shell`.
 fn script(shell: clap_complete::Shell) -> String {
     use clap::CommandFactory;
@@ -154,6 +187,42 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Regenerate with `VIMG_UPDATE_COMPLETIONS=1 cargo test man_pages`.
+    #[test]
+    fn man_pages_are_current() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/man");
+        let update = std::env::var_os("VIMG_UPDATE_COMPLETIONS").is_some();
+        let pages = man_pages();
+        if update {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            for (file, text) in &pages {
+                std::fs::write(dir.join(file), text).unwrap();
+            }
+        }
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        on_disk.sort();
+        let mut names: Vec<String> = pages.iter().map(|(f, _)| f.clone()).collect();
+        names.sort();
+        assert_eq!(
+            on_disk, names,
+            "docs/man is stale: run VIMG_UPDATE_COMPLETIONS=1 cargo test man_pages"
+        );
+        for (file, text) in pages {
+            let have = std::fs::read(dir.join(&file)).unwrap_or_default();
+            assert!(
+                have == text,
+                "docs/man/{file} is stale: run VIMG_UPDATE_COMPLETIONS=1 cargo test man_pages"
+            );
+        }
     }
 
     /// Regenerate with `VIMG_UPDATE_COMPLETIONS=1 cargo test completions`.

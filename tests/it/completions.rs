@@ -1,5 +1,6 @@
-//! `vimg completions SHELL` and `vimg --version`: the scripts work in
-//! the shells, name every subcommand, and are the ones checked in.
+//! `vimg completions SHELL`, the manual pages and `vimg --version`: the
+//! scripts work in the shells, name every subcommand, and are the ones
+//! checked in; every page in docs/man renders with `man -l`.
 
 use crate::support::*;
 
@@ -10,6 +11,8 @@ fn subcommands() -> Vec<String> {
         .skip_while(|l| !l.starts_with("Commands:"))
         .skip(1)
         .take_while(|l| l.starts_with("  "))
+        // A description's wrapped lines are indented further.
+        .filter(|l| !l.starts_with("   "))
         .filter_map(|l| l.split_whitespace().next())
         .filter(|c| *c != "help")
         .map(str::to_string)
@@ -64,4 +67,32 @@ fn version_names_the_formats() {
     for format in ["vmdk", "vhd", "raw", "streamOptimized", "vpc"] {
         assert!(out.contains(format), "{out}");
     }
+}
+
+#[test]
+fn every_manual_page_renders_and_every_subcommand_has_one() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/man");
+    let mut pages = dir_names(&dir);
+    pages.sort();
+    for sub in subcommands() {
+        assert!(
+            pages.contains(&format!("vimg-{sub}.1")),
+            "no page for {sub}: {pages:?}"
+        );
+    }
+    for page in &pages {
+        let out = cmd!("env", "MANWIDTH=80 man -P cat -l", dir.join(page)).ok();
+        let name = page.trim_end_matches(".1");
+        assert!(out.contains("NAME") && out.contains(name), "{page}: {out}");
+    }
+    let convert = cmd!(
+        "env",
+        "MANWIDTH=80 man -P cat -l",
+        dir.join("vimg-convert.1")
+    )
+    .ok();
+    assert!(
+        convert.contains("--output-format") && convert.contains("Examples"),
+        "{convert}"
+    );
 }
