@@ -31,6 +31,7 @@ mod measure;
 mod model;
 mod qemu_io;
 mod rebase;
+mod recipes;
 mod resize;
 mod review_regressions;
 mod safety;
