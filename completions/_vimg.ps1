@@ -135,6 +135,8 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('--no-chain', '--no-chain', [CompletionResultType]::ParameterName, 'Check this image only, not the images of its backing chain')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the findings, not the summary')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the findings, not the summary')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Show a progress bar, a step for each image of the chain (only when stderr is a terminal)')
+            [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'Show a progress bar, a step for each image of the chain (only when stderr is a terminal)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')

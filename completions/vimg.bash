@@ -195,7 +195,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__check)
-            opts="-f -U -r -q -h -V --format --output --force-share --confine --no-backing --ignore-parent-id --repair --no-chain --quiet --help --version"
+            opts="-f -U -r -q -p -h -V --format --output --force-share --confine --no-backing --ignore-parent-id --repair --no-chain --quiet --progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -127,6 +127,8 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand --no-chain 'Check this image only, not the images of its backing chain'
             cand -q 'Print only the findings, not the summary'
             cand --quiet 'Print only the findings, not the summary'
+            cand -p 'Show a progress bar, a step for each image of the chain (only when stderr is a terminal)'
+            cand --progress 'Show a progress bar, a step for each image of the chain (only when stderr is a terminal)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'

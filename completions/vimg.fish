@@ -126,6 +126,7 @@ complete -c vimg -n "__fish_vimg_using_subcommand check" -l no-backing -d 'Refus
 complete -c vimg -n "__fish_vimg_using_subcommand check" -l ignore-parent-id -d 'Read through a parent whose ID (VMDK CID, VHD UUID) is not the one its delta recorded, for read-only recovery (`vimg rebase -u` fixes the link)'
 complete -c vimg -n "__fish_vimg_using_subcommand check" -l no-chain -d 'Check this image only, not the images of its backing chain'
 complete -c vimg -n "__fish_vimg_using_subcommand check" -s q -l quiet -d 'Print only the findings, not the summary'
+complete -c vimg -n "__fish_vimg_using_subcommand check" -s p -l progress -d 'Show a progress bar, a step for each image of the chain (only when stderr is a terminal)'
 complete -c vimg -n "__fish_vimg_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vimg -n "__fish_vimg_using_subcommand check" -s V -l version -d 'Print version'
 complete -c vimg -n "__fish_vimg_using_subcommand compare" -s f -d 'Format of the first image (probed when not given)' -r -f -a "raw\t''

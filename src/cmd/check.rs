@@ -45,6 +45,11 @@ pub struct CheckArgs {
     #[arg(short, long)]
     quiet: bool,
 
+    /// Show a progress bar, a step for each image of the chain (only when
+    /// stderr is a terminal)
+    #[arg(short, long)]
+    progress: bool,
+
     /// The image to check
     file: PathBuf,
 }
@@ -143,8 +148,15 @@ fn check_chain(args: &CheckArgs, access: Access) -> anyhow::Result<(Outcome, Box
         errors: Vec::new(),
         format: image.info().map(|i| i.format).unwrap_or("raw"),
     };
+    let bar = super::progress::bar(args.progress, image.virtual_size());
     let mut layer: Option<&mut dyn Image> = Some(image.as_mut());
+    let mut depth = 0u64;
     while let Some(l) = layer {
+        if let Some(bar) = &bar {
+            // Each layer a share of the bar: the depth is not known ahead.
+            bar.set_position(bar.length().unwrap_or(0) * depth / (depth + 1));
+        }
+        depth += 1;
         let mut report = Report::default();
         if let Err(e) = l.check(&mut report) {
             outcome.errors.push(e.to_string());
@@ -169,6 +181,8 @@ fn check_chain(args: &CheckArgs, access: Access) -> anyhow::Result<(Outcome, Box
         outcome.layers.push((report, l.cluster_size()));
         layer = l.parent();
     }
+    super::progress::show(&bar, bar.as_ref().and_then(|b| b.length()).unwrap_or(0));
+    super::progress::finish(bar);
     if let Some(parent) = super::snapshot::commit::interrupted(&args.file) {
         let finding = Finding::new(
             Severity::Corruption,

@@ -379,26 +379,46 @@ fn on_terminal(args: &str) -> String {
     out.stdout_text()
 }
 
-/// `-p` draws a bar on a terminal (resize while it reads what a shrink
-/// would drop, compact while it reads the grains), and nothing when
-/// standard error is not a terminal.
+/// `-p` draws a bar on a terminal (convert, check, commit; resize while it
+/// reads what a shrink would drop, compact while it reads the grains), and
+/// nothing when standard error is not a terminal.
 #[test]
 fn progress_is_drawn_on_a_terminal_only() {
     let dir = tempdir();
     let path = dir.path().join("disk.vmdk");
     vimg!("create -q -f vmdk", &path, 4 * GIB).ok();
-    qemu_io("vmdk", &path, &["write -P 1 3G 1M"]);
+    // Zeros past 1 GiB: the shrink reads them (with a bar) and goes on.
+    qemu_io(
+        "vmdk",
+        &path,
+        &["write -P 1 3G 1M", "write -P 0 3G 1M", "write -P 1 0 1M"],
+    );
     let p = path.display();
+    // A chain of its own (a disk with a delta beside it is not resized).
+    let base = dir.path().join("chain");
+    std::fs::create_dir(&base).unwrap();
+    let (base, delta) = (base.join("base.vmdk"), base.join("delta.vmdk"));
+    vimg!("create -q -f vmdk", &base, 256 * MIB).ok();
+    vimg!("snapshot create -q", &base, &delta).ok();
+    qemu_io("vmdk", &delta, &["write -P 2 0 64M"]);
+    let (d, out) = (delta.display(), dir.path().join("out.vhd"));
+    let o = out.display();
     for args in [
+        format!("convert -p -O vhd {d} {o}"),
+        format!("check -p {d}"),
+        format!("commit -p {d}"),
         format!("resize -p --shrink {p} 1G"),
         format!("compact -p {p}"),
     ] {
+        let _ = std::fs::remove_file(&out);
         let shown = on_terminal(&args);
         assert!(
-            shown.contains("GiB") && shown.contains('%'),
+            shown.contains("iB/") && shown.contains('%') && !shown.contains("vimg: error"),
             "{args}: {shown}"
         );
+        let _ = std::fs::remove_file(&out);
         let run = vimg!().words(&args).run();
+        assert_eq!(run.code(), Some(0), "{args}: {run:?}");
         assert!(!run.stderr_text().contains('%'), "{args}: {run:?}");
     }
 }
