@@ -300,8 +300,8 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand --progress 'Show a progress bar (only when stderr is a terminal)'
             cand -q 'Print nothing on success'
             cand --quiet 'Print nothing on success'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }
@@ -317,8 +317,8 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand --progress 'Show a progress bar (only when stderr is a terminal)'
             cand -q 'Print nothing on success'
             cand --quiet 'Print nothing on success'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }

@@ -10,12 +10,18 @@ use super::args::{Inspect, Output};
 use crate::image::{factory, Image, ImageInfo};
 use crate::units::human_size;
 
-/// Show an image's format, virtual and allocated size, and format details.
+/// Show an image's format, virtual and allocated size, and format details
 ///
 /// JSON output uses qemu-img's field names (virtual-size, actual-size,
 /// cluster-size, format-specific, ...), so tools that parse
 /// `qemu-img info --output json` read it unchanged.
+///
+/// Examples:
+///   vimg info disk.vmdk
+///   vimg info --output json disk.vhd
+///   vimg info --backing-chain snapshot-000002.vmdk
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct InfoArgs {
     #[command(flatten)]
     image: Inspect,

@@ -12,12 +12,18 @@ use crate::image::{factory, Image, Mapping, Source};
 use crate::units::parse_size;
 
 /// Show which ranges of an image hold data, which read as zeros, at which
-/// depth of the backing chain, and where in which file they are.
+/// depth of the backing chain, and where in which file they are
 ///
 /// JSON entries are qemu-img's (start, length, depth, present, zero, data,
 /// compressed, offset), with alike neighbours merged. The human listing
 /// shows the ranges that hold data, compressed ones included.
+///
+/// Examples:
+///   vimg map disk.vmdk
+///   vimg map --output json child.vhd
+///   vimg map --start-offset 1G --max-length 64M disk.vmdk
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct MapArgs {
     #[command(flatten)]
     image: Inspect,

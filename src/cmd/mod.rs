@@ -43,9 +43,9 @@ pub enum Command {
     Resize(resize::ResizeArgs),
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
-    /// Write a delta's data into its parent (the same as `snapshot commit`)
+    #[command(about = "Write a delta's data into its parent (the same as `snapshot commit`)")]
     Commit(snapshot::commit::CommitArgs),
-    /// Move a delta onto another parent (the same as `snapshot rebase`)
+    #[command(about = "Move a delta onto another parent (the same as `snapshot rebase`)")]
     Rebase(snapshot::rebase::RebaseArgs),
     Completions(CompletionsArgs),
 }

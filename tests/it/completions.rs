@@ -96,3 +96,20 @@ fn every_manual_page_renders_and_every_subcommand_has_one() {
         "{convert}"
     );
 }
+
+#[test]
+fn every_subcommand_s_help_gives_examples() {
+    let mut commands: Vec<String> = subcommands()
+        .into_iter()
+        .filter(|c| c != "snapshot")
+        .collect();
+    commands.extend(["create", "list", "commit", "rebase"].map(|s| format!("snapshot {s}")));
+    for command in commands {
+        let help = vimg!().words(&command).arg("--help").ok();
+        let examples = help.lines().filter(|l| l.starts_with("  vimg ")).count();
+        assert!(
+            (2..=4).contains(&examples),
+            "`vimg {command} --help` gives {examples} examples:\n{help}"
+        );
+    }
+}
