@@ -102,10 +102,10 @@ fn stored_past(
                 let n = (at + len - pos).min(1 << 20);
                 buf.resize(n as usize, 0);
                 image.read_at(&mut buf, pos)?;
-                if let Some(i) = buf.iter().position(|&b| b != 0) {
+                if !is_zero(&buf) {
+                    let i = buf.iter().position(|&b| b != 0).unwrap_or(0);
                     return Ok(Some(pos + i as u64));
                 }
-                debug_assert!(is_zero(&buf));
                 pos += n;
                 progress(pos - from);
             }

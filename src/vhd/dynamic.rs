@@ -708,6 +708,15 @@ impl Dynamic {
         self.bat.flush(&self.file)
     }
 
+    /// True when the footer copy at offset 0 holds `footer`'s bytes (a
+    /// change stopped between the trailing footer and the copy leaves it
+    /// behind).
+    pub fn head_copy_is(&self, footer: &[u8; FOOTER_SIZE]) -> Result<bool> {
+        let mut head = [0u8; FOOTER_SIZE];
+        self.file.read_exact_at(&mut head, 0)?;
+        Ok(head == *footer)
+    }
+
     /// Write `footer` as the disk's footer: the trailing copy, then the
     /// copy at offset 0 (a crash in between leaves the trailing one, which
     /// is the one vimg trusts, new).

@@ -612,9 +612,7 @@ impl Image for Vhd {
         // A dynamic disk's footer copy at offset 0 is written after the
         // footer: an amendment stopped between the two is finished here.
         if let Body::Dynamic(d) = &self.body {
-            let mut head = [0u8; FOOTER_SIZE];
-            d.file().read_exact_at(&mut head, 0)?;
-            if changed.is_empty() && head[..] != footer.encode()[..] {
+            if changed.is_empty() && !d.head_copy_is(&footer.encode())? {
                 changed.push("footer copy at offset 0: rewritten from the footer".into());
             }
         }
@@ -678,9 +676,7 @@ impl Image for Vhd {
                 // A resize stopped between the two footers is finished
                 // here.
                 Body::Dynamic(d) => {
-                    let mut head = [0u8; FOOTER_SIZE];
-                    d.file().read_exact_at(&mut head, 0)?;
-                    if head[..] != d.footer()[..] {
+                    if !d.head_copy_is(&d.footer().clone())? {
                         let footer = self.footer.clone();
                         d.set_footer(&footer)?;
                         d.file().sync()?;
