@@ -169,7 +169,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__amend)
-            opts="-f -o -q -h -V --format --quiet --help --version"
+            opts="-f -o -q -p -t -h -V --format --options --quiet --progress --cache --force --image-opts --object --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -183,7 +183,23 @@ _vimg() {
                     COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
+                --options)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -195,7 +211,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__check)
-            opts="-f -U -r -q -p -h -V --format --output --force-share --confine --no-backing --ignore-parent-id --repair --no-chain --quiet --progress --help --version"
+            opts="-f -U -T -r -q -p -h -V --format --output --force-share --cache --confine --no-backing --ignore-parent-id --image-opts --object --repair --no-chain --quiet --progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -213,7 +229,19 @@ _vimg() {
                     COMPREPLY=($(compgen -W "human json" -- "${cur}"))
                     return 0
                     ;;
+                --cache)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                -T)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
                 --confine)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -233,7 +261,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__commit)
-            opts="-f -b -d -p -q -h -V --format --base --force --progress --quiet --help --version"
+            opts="-f -b -d -t -r -p -q -h -V --format --base --drop --cache --rate --image-opts --object --force --progress --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -252,6 +280,26 @@ _vimg() {
                     return 0
                     ;;
                 -b)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -285,18 +333,38 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__compare)
-            opts="-f -F -s -p -q -U -h -V --strict --progress --quiet --force-share --help --version"
+            opts="-f -F -T -s -p -q -U -h -V --a-format --b-format --cache --image-opts --object --strict --progress --quiet --force-share --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --a-format)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
                 -f)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                --b-format)
                     COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
                 -F)
                     COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                --cache)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                -T)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                --object)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -307,7 +375,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__completions)
-            opts="-h -V --help --version bash elvish fish powershell zsh"
+            opts="-q -h -V --quiet --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -321,17 +389,25 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__convert)
-            opts="-f -O -o -p -c -S -U -t -q -h -V --format --output-format --progress --compress --force-share --confine --no-backing --ignore-parent-id --cache --force --quiet --help --version"
+            opts="-f -O -o -p -c -S -U -T -n -B -F -r -m -W -C -l -t -q -h -V --format --source-format --output-format --target-format --options --target-options --progress --compress --sparse-size --force-share --source-cache --no-create --target-is-zero --backing --backing-format --rate --parallel --oob-writes --copy-range-offloading --salvage --source-snapshot --source-image-opts --target-image-opts --bitmaps --skip-broken-bitmaps --image-opts --object --confine --no-backing --ignore-parent-id --target-cache --cache --force --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --source-format)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
                 -f)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                --target-format)
                     COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
@@ -343,11 +419,75 @@ _vimg() {
                     COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
+                --target-options)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --options)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sparse-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 -S)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --source-cache)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                -T)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                --backing)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -B)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backing-format)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                -F)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --source-snapshot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -356,6 +496,10 @@ _vimg() {
                     return 0
                     ;;
                 --cache)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                --target-cache)
                     COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
                     return 0
                     ;;
@@ -371,7 +515,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__create)
-            opts="-f -o -t -q -b -F -h -V --format --cache --force --quiet --backing --backing-format --help --version"
+            opts="-f -o -t -q -b -F -u -h -V --format --options --target-cache --cache --force --quiet --backing --backing-format --backing-unsafe --image-opts --object --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -385,11 +529,19 @@ _vimg() {
                     COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
+                --options)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --cache)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                --target-cache)
                     COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
                     return 0
                     ;;
@@ -411,6 +563,10 @@ _vimg() {
                     ;;
                 -F)
                     COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                --object)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -701,7 +857,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__info)
-            opts="-f -U -h -V --format --output --force-share --confine --no-backing --ignore-parent-id --backing-chain --help --version"
+            opts="-f -U -T -b -q -h -V --format --output --force-share --cache --confine --no-backing --ignore-parent-id --image-opts --object --backing-chain --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -719,7 +875,19 @@ _vimg() {
                     COMPREPLY=($(compgen -W "human json" -- "${cur}"))
                     return 0
                     ;;
+                --cache)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                -T)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
                 --confine)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -731,7 +899,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__map)
-            opts="-f -U -h -V --format --output --force-share --confine --no-backing --ignore-parent-id --start-offset --max-length --help --version"
+            opts="-f -U -T -q -h -V --format --output --force-share --cache --confine --no-backing --ignore-parent-id --image-opts --object --start-offset --max-length --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -749,7 +917,19 @@ _vimg() {
                     COMPREPLY=($(compgen -W "human json" -- "${cur}"))
                     return 0
                     ;;
+                --cache)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                -T)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
                 --confine)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -769,7 +949,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__measure)
-            opts="-f -O -o -U -h -V --format --target-format --size --output --force-share --help --version"
+            opts="-f -O -o -s -l -q -U -h -V --format --target-format --options --size --snapshot --quiet --image-opts --object --output --force-share --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -791,11 +971,31 @@ _vimg() {
                     COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
+                --options)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --snapshot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -811,7 +1011,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__rebase)
-            opts="-f -b -F -u -p -q -h -V --format --backing --backing-format --progress --quiet --help --version"
+            opts="-f -b -F -u -t -T -U -c -p -q -h -V --format --backing --backing-format --backing-unsafe --cache --backing-cache --force-share --compress --image-opts --object --progress --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -841,6 +1041,26 @@ _vimg() {
                     COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
+                --cache)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                --backing-cache)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                -T)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                --object)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -849,7 +1069,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__resize)
-            opts="-f -q -p -h -V --format --shrink --discard-data --quiet --progress --help --version"
+            opts="-f -q -p -h -V --format --shrink --discard-data --quiet --progress --preallocation --image-opts --object --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -863,6 +1083,14 @@ _vimg() {
                     COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
                     return 0
                     ;;
+                --preallocation)
+                    COMPREPLY=($(compgen -W "off metadata falloc full" -- "${cur}"))
+                    return 0
+                    ;;
+                --object)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -871,12 +1099,48 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__snapshot)
-            opts="-h -V --help --version create commit list rebase help"
+            opts="-l -c -a -d -f -U -q -h -V --list --create --apply --delete --format --force-share --quiet --image-opts --object --help --version create commit list rebase help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --create)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --apply)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -a)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --delete)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                --object)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -885,7 +1149,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__snapshot__subcmd__commit)
-            opts="-f -b -d -p -q -h -V --format --base --force --progress --quiet --help --version"
+            opts="-f -b -d -t -r -p -q -h -V --format --base --drop --cache --rate --image-opts --object --force --progress --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -907,6 +1171,26 @@ _vimg() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cache)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -915,7 +1199,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__snapshot__subcmd__create)
-            opts="-o -t -q -h -V --cache --force --quiet --help --version"
+            opts="-o -t -q -h -V --target-cache --cache --force --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -926,6 +1210,10 @@ _vimg() {
                     return 0
                     ;;
                 --cache)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                --target-cache)
                     COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
                     return 0
                     ;;
@@ -1025,7 +1313,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__snapshot__subcmd__list)
-            opts="-f -U -h -V --format --output --force-share --confine --no-backing --ignore-parent-id --help --version"
+            opts="-f -U -q -h -V --format --output --force-share --quiet --confine --no-backing --ignore-parent-id --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1055,7 +1343,7 @@ _vimg() {
             return 0
             ;;
         vimg__subcmd__snapshot__subcmd__rebase)
-            opts="-f -b -F -u -p -q -h -V --format --backing --backing-format --progress --quiet --help --version"
+            opts="-f -b -F -u -t -T -U -c -p -q -h -V --format --backing --backing-format --backing-unsafe --cache --backing-cache --force-share --compress --image-opts --object --progress --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1083,6 +1371,26 @@ _vimg() {
                     ;;
                 -F)
                     COMPREPLY=($(compgen -W "raw vmdk vhd vpc" -- "${cur}"))
+                    return 0
+                    ;;
+                --cache)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                --backing-cache)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                -T)
+                    COMPREPLY=($(compgen -W "unsafe writeback none writethrough directsync" -- "${cur}"))
+                    return 0
+                    ;;
+                --object)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

@@ -45,8 +45,8 @@ complete -c vimg -n "__fish_vimg_using_subcommand create" -s f -l format -d 'Ima
 vmdk\t''
 vhd\t''
 vpc\t''"
-complete -c vimg -n "__fish_vimg_using_subcommand create" -s o -d 'Format options as key=value[,key=value...]; may be repeated (vmdk: subformat, adapter_type, hwversion, compat6, toolsversion, zeroed_grain; vhd: subformat=dynamic|fixed, force_size, block_size)' -r
-complete -c vimg -n "__fish_vimg_using_subcommand create" -s t -l cache -d 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
+complete -c vimg -n "__fish_vimg_using_subcommand create" -s o -l options -d 'Format options as key=value[,key=value...]; may be repeated (vmdk: subformat, adapter_type, hwversion, compat6, toolsversion, zeroed_grain; vhd: subformat=dynamic|fixed, force_size, block_size)' -r
+complete -c vimg -n "__fish_vimg_using_subcommand create" -s t -l cache -l target-cache -d 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
 writeback\t'Flush the new image before it is moved into place'
 none\t'As writeback'
 writethrough\t'As writeback'
@@ -56,8 +56,11 @@ complete -c vimg -n "__fish_vimg_using_subcommand create" -s F -l backing-format
 vmdk\t''
 vhd\t''
 vpc\t''"
+complete -c vimg -n "__fish_vimg_using_subcommand create" -l object -d 'Not supported: QEMU objects (secrets of encrypted images) have no use for VMDK and VHD, which are not encrypted' -r
 complete -c vimg -n "__fish_vimg_using_subcommand create" -l force -d 'Replace the target if it exists'
 complete -c vimg -n "__fish_vimg_using_subcommand create" -s q -l quiet -d 'Print nothing on success'
+complete -c vimg -n "__fish_vimg_using_subcommand create" -s u -l backing-unsafe -d 'Accepted as qemu-img\'s "do not fail if the parent cannot be read"; but a VMDK delta and a differencing VHD record their parent\'s content ID (CID, UUID), so vimg must read the parent all the same (as qemu-img must for a VMDK)'
+complete -c vimg -n "__fish_vimg_using_subcommand create" -l image-opts -d 'Not supported: vimg opens files by name, not QEMU image specifications (qemu-img\'s --image-opts)'
 complete -c vimg -n "__fish_vimg_using_subcommand create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vimg -n "__fish_vimg_using_subcommand create" -s V -l version -d 'Print version'
 complete -c vimg -n "__fish_vimg_using_subcommand info" -s f -l format -d 'Image format (probed from the content when not given)' -r -f -a "raw\t''
@@ -66,25 +69,47 @@ vhd\t''
 vpc\t''"
 complete -c vimg -n "__fish_vimg_using_subcommand info" -l output -d 'Output style' -r -f -a "human\t''
 json\t''"
+complete -c vimg -n "__fish_vimg_using_subcommand info" -s T -l cache -d 'Cache mode for reading (qemu-img\'s -T; vimg reads through the page cache whatever it says): none, writeback, writethrough, directsync, unsafe' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
+writeback\t'Flush the new image before it is moved into place'
+none\t'As writeback'
+writethrough\t'As writeback'
+directsync\t'As writeback'"
 complete -c vimg -n "__fish_vimg_using_subcommand info" -l confine -d 'Open no file an image names (parents, extents) outside DIR, links resolved (for untrusted images, with -f)' -r -F
+complete -c vimg -n "__fish_vimg_using_subcommand info" -l object -d 'Not supported: QEMU objects (secrets of encrypted images) have no use for VMDK and VHD, which are not encrypted' -r
 complete -c vimg -n "__fish_vimg_using_subcommand info" -s U -l force-share -d 'Read the image even while another process may be writing it'
 complete -c vimg -n "__fish_vimg_using_subcommand info" -l no-backing -d 'Refuse an image that has a parent (a delta or differencing disk)'
 complete -c vimg -n "__fish_vimg_using_subcommand info" -l ignore-parent-id -d 'Read through a parent whose ID (VMDK CID, VHD UUID) is not the one its delta recorded, for read-only recovery (`vimg rebase -u` fixes the link)'
-complete -c vimg -n "__fish_vimg_using_subcommand info" -l backing-chain -d 'Show every image of the backing chain, top first'
+complete -c vimg -n "__fish_vimg_using_subcommand info" -l image-opts -d 'Not supported: vimg opens files by name, not QEMU image specifications (qemu-img\'s --image-opts)'
+complete -c vimg -n "__fish_vimg_using_subcommand info" -s b -l backing-chain -d 'Show every image of the backing chain, top first'
+complete -c vimg -n "__fish_vimg_using_subcommand info" -s q -l quiet -d 'Print nothing: only whether the image opens (the exit code)'
 complete -c vimg -n "__fish_vimg_using_subcommand info" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vimg -n "__fish_vimg_using_subcommand info" -s V -l version -d 'Print version'
-complete -c vimg -n "__fish_vimg_using_subcommand convert" -s f -l format -d 'Source format (probed from the content when not given)' -r -f -a "raw\t''
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s f -l source-format -l format -d 'Source format (probed from the content when not given)' -r -f -a "raw\t''
 vmdk\t''
 vhd\t''
 vpc\t''"
-complete -c vimg -n "__fish_vimg_using_subcommand convert" -s O -l output-format -d 'Target format: vmdk, vhd (or vpc), raw' -r -f -a "raw\t''
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s O -l target-format -l output-format -d 'Target format: vmdk, vhd (or vpc), raw [default: raw; with -n, the target\'s own]' -r -f -a "raw\t''
 vmdk\t''
 vhd\t''
 vpc\t''"
-complete -c vimg -n "__fish_vimg_using_subcommand convert" -s o -d 'Target format options as key=value[,key=value...]; may be repeated' -r
-complete -c vimg -n "__fish_vimg_using_subcommand convert" -s S -d 'Zero runs of at least this many bytes (a multiple of 512) are left unallocated in the target; 0 allocates everything' -r
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s o -l target-options -l options -d 'Target format options as key=value[,key=value...]; may be repeated' -r
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s S -l sparse-size -d 'Zero runs of at least this many bytes (a multiple of 512) are left unallocated in the target; 0 allocates everything' -r
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s T -l source-cache -d 'Cache mode of the source (qemu-img\'s -T): accepted; vimg reads through the page cache' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
+writeback\t'Flush the new image before it is moved into place'
+none\t'As writeback'
+writethrough\t'As writeback'
+directsync\t'As writeback'"
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s B -l backing -d 'Make the target a delta (VMDK snapshot, differencing VHD) over BACKING, holding only what differs from it; a relative path is relative to TARGET\'s folder' -r -F
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s F -l backing-format -d 'Format of BACKING (probed when not given)' -r -f -a "raw\t''
+vmdk\t''
+vhd\t''
+vpc\t''"
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s r -l rate -d 'Move at most RATE bytes a second (10M, 1G; binary units)' -r
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s m -l parallel -d 'Threads for compressing and decompressing (default: one a core; the reading and writing threads come on top)' -r
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s l -l source-snapshot -d 'Not supported: VMDK and VHD images have no internal snapshots (qemu-img\'s -l)' -r
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -l object -d 'Not supported: QEMU objects (secrets of encrypted images) have no use for VMDK and VHD, which are not encrypted' -r
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -l confine -d 'Open no file an image names (parents, extents) outside DIR, links resolved (for untrusted images, with -f)' -r -F
-complete -c vimg -n "__fish_vimg_using_subcommand convert" -s t -l cache -d 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s t -l cache -l target-cache -d 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
 writeback\t'Flush the new image before it is moved into place'
 none\t'As writeback'
 writethrough\t'As writeback'
@@ -92,6 +117,16 @@ directsync\t'As writeback'"
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s p -l progress -d 'Show a progress bar (only when stderr is a terminal)'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s c -l compress -d 'Compress the target (streamOptimized VMDK, chosen when no subformat is given; an error for targets that cannot be compressed)'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s U -l force-share -d 'Read the source even while another process may be writing it'
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s n -l no-create -d 'Write into TARGET, which exists (an image of -O\'s format, or a raw file or block device) and is at least the source\'s size, instead of creating it; only what reads differently is written'
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -l target-is-zero -d 'With -n: TARGET reads as zeros already, so zeros are not written'
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s W -l oob-writes -d 'qemu-img\'s out-of-order writes: accepted; vimg reads and writes on their own threads already, and writes in order so that the target is laid out front to back'
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s C -l copy-range-offloading -d 'Copy in the kernel (copy_file_range) where the source\'s bytes and the target\'s places lie as they are in files (raw, fixed VHD, flat VMDK); zeros in the source\'s data are then copied as they are'
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -l salvage -d 'Go on past read errors: what cannot be read is written as zeros, each such range is reported, and the exit code is 2'
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -l source-image-opts -d 'Not supported: vimg takes file names, not QEMU image specifications'
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -l target-image-opts -d 'Not supported: vimg takes file names, not QEMU image specifications'
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -l bitmaps -d 'Not supported: VMDK and VHD images have no persistent bitmaps'
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -l skip-broken-bitmaps -d 'Not supported: VMDK and VHD images have no persistent bitmaps'
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -l image-opts -d 'Not supported: vimg opens files by name, not QEMU image specifications (qemu-img\'s --image-opts)'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -l no-backing -d 'Refuse an image that has a parent (a delta or differencing disk)'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -l ignore-parent-id -d 'Read through a parent whose ID (VMDK CID, VHD UUID) is not the one its delta recorded, for read-only recovery (`vimg rebase -u` fixes the link)'
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -l force -d 'Replace the target if it exists'
@@ -104,12 +139,20 @@ vhd\t''
 vpc\t''"
 complete -c vimg -n "__fish_vimg_using_subcommand map" -l output -d 'Output style' -r -f -a "human\t''
 json\t''"
+complete -c vimg -n "__fish_vimg_using_subcommand map" -s T -l cache -d 'Cache mode for reading (qemu-img\'s -T; vimg reads through the page cache whatever it says): none, writeback, writethrough, directsync, unsafe' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
+writeback\t'Flush the new image before it is moved into place'
+none\t'As writeback'
+writethrough\t'As writeback'
+directsync\t'As writeback'"
 complete -c vimg -n "__fish_vimg_using_subcommand map" -l confine -d 'Open no file an image names (parents, extents) outside DIR, links resolved (for untrusted images, with -f)' -r -F
+complete -c vimg -n "__fish_vimg_using_subcommand map" -l object -d 'Not supported: QEMU objects (secrets of encrypted images) have no use for VMDK and VHD, which are not encrypted' -r
 complete -c vimg -n "__fish_vimg_using_subcommand map" -l start-offset -d 'Start mapping at this byte offset' -r
 complete -c vimg -n "__fish_vimg_using_subcommand map" -l max-length -d 'Map at most this many bytes' -r
 complete -c vimg -n "__fish_vimg_using_subcommand map" -s U -l force-share -d 'Read the image even while another process may be writing it'
 complete -c vimg -n "__fish_vimg_using_subcommand map" -l no-backing -d 'Refuse an image that has a parent (a delta or differencing disk)'
 complete -c vimg -n "__fish_vimg_using_subcommand map" -l ignore-parent-id -d 'Read through a parent whose ID (VMDK CID, VHD UUID) is not the one its delta recorded, for read-only recovery (`vimg rebase -u` fixes the link)'
+complete -c vimg -n "__fish_vimg_using_subcommand map" -l image-opts -d 'Not supported: vimg opens files by name, not QEMU image specifications (qemu-img\'s --image-opts)'
+complete -c vimg -n "__fish_vimg_using_subcommand map" -s q -l quiet -d 'Print nothing: only whether the image\'s tables can be walked (the exit code)'
 complete -c vimg -n "__fish_vimg_using_subcommand map" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vimg -n "__fish_vimg_using_subcommand map" -s V -l version -d 'Print version'
 complete -c vimg -n "__fish_vimg_using_subcommand check" -s f -l format -d 'Image format (probed from the content when not given)' -r -f -a "raw\t''
@@ -118,25 +161,39 @@ vhd\t''
 vpc\t''"
 complete -c vimg -n "__fish_vimg_using_subcommand check" -l output -d 'Output style' -r -f -a "human\t''
 json\t''"
+complete -c vimg -n "__fish_vimg_using_subcommand check" -s T -l cache -d 'Cache mode for reading (qemu-img\'s -T; vimg reads through the page cache whatever it says): none, writeback, writethrough, directsync, unsafe' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
+writeback\t'Flush the new image before it is moved into place'
+none\t'As writeback'
+writethrough\t'As writeback'
+directsync\t'As writeback'"
 complete -c vimg -n "__fish_vimg_using_subcommand check" -l confine -d 'Open no file an image names (parents, extents) outside DIR, links resolved (for untrusted images, with -f)' -r -F
+complete -c vimg -n "__fish_vimg_using_subcommand check" -l object -d 'Not supported: QEMU objects (secrets of encrypted images) have no use for VMDK and VHD, which are not encrypted' -r
 complete -c vimg -n "__fish_vimg_using_subcommand check" -s r -l repair -d 'Repair: leaks (free space nothing references, rewrite a footer copy) or all (also rebuild or clear wrong metadata)' -r -f -a "leaks\t''
 all\t''"
 complete -c vimg -n "__fish_vimg_using_subcommand check" -s U -l force-share -d 'Read the image even while another process may be writing it'
 complete -c vimg -n "__fish_vimg_using_subcommand check" -l no-backing -d 'Refuse an image that has a parent (a delta or differencing disk)'
 complete -c vimg -n "__fish_vimg_using_subcommand check" -l ignore-parent-id -d 'Read through a parent whose ID (VMDK CID, VHD UUID) is not the one its delta recorded, for read-only recovery (`vimg rebase -u` fixes the link)'
+complete -c vimg -n "__fish_vimg_using_subcommand check" -l image-opts -d 'Not supported: vimg opens files by name, not QEMU image specifications (qemu-img\'s --image-opts)'
 complete -c vimg -n "__fish_vimg_using_subcommand check" -l no-chain -d 'Check this image only, not the images of its backing chain'
 complete -c vimg -n "__fish_vimg_using_subcommand check" -s q -l quiet -d 'Print only the findings, not the summary'
 complete -c vimg -n "__fish_vimg_using_subcommand check" -s p -l progress -d 'Show a progress bar, a step for each image of the chain (only when stderr is a terminal)'
 complete -c vimg -n "__fish_vimg_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vimg -n "__fish_vimg_using_subcommand check" -s V -l version -d 'Print version'
-complete -c vimg -n "__fish_vimg_using_subcommand compare" -s f -d 'Format of the first image (probed when not given)' -r -f -a "raw\t''
+complete -c vimg -n "__fish_vimg_using_subcommand compare" -s f -l a-format -d 'Format of the first image (probed when not given)' -r -f -a "raw\t''
 vmdk\t''
 vhd\t''
 vpc\t''"
-complete -c vimg -n "__fish_vimg_using_subcommand compare" -s F -d 'Format of the second image (probed when not given)' -r -f -a "raw\t''
+complete -c vimg -n "__fish_vimg_using_subcommand compare" -s F -l b-format -d 'Format of the second image (probed when not given)' -r -f -a "raw\t''
 vmdk\t''
 vhd\t''
 vpc\t''"
+complete -c vimg -n "__fish_vimg_using_subcommand compare" -s T -l cache -d 'Cache mode for reading (qemu-img\'s -T): accepted; vimg reads through the page cache' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
+writeback\t'Flush the new image before it is moved into place'
+none\t'As writeback'
+writethrough\t'As writeback'
+directsync\t'As writeback'"
+complete -c vimg -n "__fish_vimg_using_subcommand compare" -l object -d 'Not supported: QEMU objects (secrets of encrypted images) have no use for VMDK and VHD, which are not encrypted' -r
+complete -c vimg -n "__fish_vimg_using_subcommand compare" -l image-opts -d 'Not supported: vimg opens files by name, not QEMU image specifications (qemu-img\'s --image-opts)'
 complete -c vimg -n "__fish_vimg_using_subcommand compare" -s s -l strict -d 'Strict: images of different sizes, or that allocate differently, differ'
 complete -c vimg -n "__fish_vimg_using_subcommand compare" -s p -l progress -d 'Show a progress bar (only when stderr is a terminal)'
 complete -c vimg -n "__fish_vimg_using_subcommand compare" -s q -l quiet -d 'Print nothing (the exit code says)'
@@ -147,8 +204,17 @@ complete -c vimg -n "__fish_vimg_using_subcommand amend" -s f -l format -d 'Imag
 vmdk\t''
 vhd\t''
 vpc\t''"
-complete -c vimg -n "__fish_vimg_using_subcommand amend" -s o -d 'What to change, as key=value[,key=value...]' -r
+complete -c vimg -n "__fish_vimg_using_subcommand amend" -s o -l options -d 'What to change, as key=value[,key=value...]' -r
+complete -c vimg -n "__fish_vimg_using_subcommand amend" -s t -l cache -d 'Cache mode (qemu-img\'s -t): accepted for scripts; the amend is written and flushed whatever it says' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
+writeback\t'Flush the new image before it is moved into place'
+none\t'As writeback'
+writethrough\t'As writeback'
+directsync\t'As writeback'"
+complete -c vimg -n "__fish_vimg_using_subcommand amend" -l object -d 'Not supported: QEMU objects (secrets of encrypted images) have no use for VMDK and VHD, which are not encrypted' -r
 complete -c vimg -n "__fish_vimg_using_subcommand amend" -s q -l quiet -d 'Print nothing on success'
+complete -c vimg -n "__fish_vimg_using_subcommand amend" -s p -l progress -d 'Accepted for scripts: an amend is one write, too quick for a bar'
+complete -c vimg -n "__fish_vimg_using_subcommand amend" -l force -d 'qemu-img\'s "allow unsafe operations": vimg amends only what keeps every reader seeing the same disk, with or without it'
+complete -c vimg -n "__fish_vimg_using_subcommand amend" -l image-opts -d 'Not supported: vimg opens files by name, not QEMU image specifications (qemu-img\'s --image-opts)'
 complete -c vimg -n "__fish_vimg_using_subcommand amend" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vimg -n "__fish_vimg_using_subcommand amend" -s V -l version -d 'Print version'
 complete -c vimg -n "__fish_vimg_using_subcommand measure" -s f -l format -d 'Format of SOURCE (probed when not given)' -r -f -a "raw\t''
@@ -159,10 +225,14 @@ complete -c vimg -n "__fish_vimg_using_subcommand measure" -s O -l target-format
 vmdk\t''
 vhd\t''
 vpc\t''"
-complete -c vimg -n "__fish_vimg_using_subcommand measure" -s o -d 'Options of the output format as key=value[,key=value...]' -r
-complete -c vimg -n "__fish_vimg_using_subcommand measure" -l size -d 'Measure an empty disk of this size instead of SOURCE' -r
+complete -c vimg -n "__fish_vimg_using_subcommand measure" -s o -l options -d 'Options of the output format as key=value[,key=value...]' -r
+complete -c vimg -n "__fish_vimg_using_subcommand measure" -s s -l size -d 'Measure an empty disk of this size instead of SOURCE' -r
+complete -c vimg -n "__fish_vimg_using_subcommand measure" -s l -l snapshot -d 'Not supported: VMDK and VHD images have no internal snapshots to measure (qemu-img\'s -l)' -r
+complete -c vimg -n "__fish_vimg_using_subcommand measure" -l object -d 'Not supported: QEMU objects (secrets of encrypted images) have no use for VMDK and VHD, which are not encrypted' -r
 complete -c vimg -n "__fish_vimg_using_subcommand measure" -l output -d 'Output style' -r -f -a "human\t''
 json\t''"
+complete -c vimg -n "__fish_vimg_using_subcommand measure" -s q -l quiet -d 'Print nothing: only whether it can be measured (the exit code)'
+complete -c vimg -n "__fish_vimg_using_subcommand measure" -l image-opts -d 'Not supported: vimg opens files by name, not QEMU image specifications (qemu-img\'s --image-opts)'
 complete -c vimg -n "__fish_vimg_using_subcommand measure" -s U -l force-share -d 'Read SOURCE even while another process may be writing it'
 complete -c vimg -n "__fish_vimg_using_subcommand measure" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vimg -n "__fish_vimg_using_subcommand measure" -s V -l version -d 'Print version'
@@ -178,21 +248,39 @@ complete -c vimg -n "__fish_vimg_using_subcommand resize" -s f -l format -d 'Ima
 vmdk\t''
 vhd\t''
 vpc\t''"
+complete -c vimg -n "__fish_vimg_using_subcommand resize" -l preallocation -d 'How the new space is allocated: off (sparse), metadata (only the tables; what vimg does anyway), falloc (reserved in the file system), full (written with zeros). falloc and full need a disk whose bytes lie in its files as they are (raw, fixed VHD, flat VMDK); a sparse VMDK or dynamic VHD allocates as it is written' -r -f -a "off\t''
+metadata\t''
+falloc\t''
+full\t''"
+complete -c vimg -n "__fish_vimg_using_subcommand resize" -l object -d 'Not supported: QEMU objects (secrets of encrypted images) have no use for VMDK and VHD, which are not encrypted' -r
 complete -c vimg -n "__fish_vimg_using_subcommand resize" -l shrink -d 'Allow the disk to become smaller'
 complete -c vimg -n "__fish_vimg_using_subcommand resize" -l discard-data -d 'With --shrink: drop what is stored past the new end'
 complete -c vimg -n "__fish_vimg_using_subcommand resize" -s q -l quiet -d 'Print nothing on success'
 complete -c vimg -n "__fish_vimg_using_subcommand resize" -s p -l progress -d 'Show a progress bar while the part past a smaller size is read (only when stderr is a terminal)'
+complete -c vimg -n "__fish_vimg_using_subcommand resize" -l image-opts -d 'Not supported: vimg opens files by name, not QEMU image specifications (qemu-img\'s --image-opts)'
 complete -c vimg -n "__fish_vimg_using_subcommand resize" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vimg -n "__fish_vimg_using_subcommand resize" -s V -l version -d 'Print version'
-complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -s h -l help -d 'Print help'
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -s c -l create -d 'Not supported: make an internal snapshot (use `vimg snapshot create`)' -r
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -s a -l apply -d 'Not supported: go back to an internal snapshot' -r
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -s d -l delete -d 'Not supported: delete an internal snapshot' -r
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -s f -l format -d 'Image format (probed from the content when not given)' -r -f -a "raw\t''
+vmdk\t''
+vhd\t''
+vpc\t''"
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -l object -d 'Not supported: QEMU objects (secrets of encrypted images) have no use for VMDK and VHD, which are not encrypted' -r
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -s l -l list -d 'List the internal snapshots of FILE (VMDK and VHD have none: the list is empty); the default'
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -s U -l force-share -d 'Read the image even while another process may be writing it'
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -s q -l quiet -d 'Print nothing'
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -l image-opts -d 'Not supported: vimg opens files by name, not QEMU image specifications (qemu-img\'s --image-opts)'
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -s V -l version -d 'Print version'
-complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -f -a "create" -d 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD.'
-complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -f -a "commit" -d 'Write DELTA\'s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent\'s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike.'
-complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -f -a "list" -d 'Show the chain from IMAGE down to its base: each layer\'s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2.'
-complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -f -a "rebase" -d 'Make NEWBASE the parent of DELTA. By default DELTA reads the same afterwards: every range DELTA does not hold where its old chain and NEWBASE read differently is first copied into DELTA. With -u only the link is rewritten (VMDK parentFileNameHint and parentCID; VHD parent UUID, time stamp, name and locators): the repair for a parent that was moved or renamed, or whose CID/UUID no longer matches. -b "" makes DELTA a standalone image (flattened: its parents\' data copied in first, unless -u).'
-complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -a "create" -d 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD.'
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -a "commit" -d 'Write DELTA\'s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent\'s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike.'
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -a "list" -d 'Show the chain from IMAGE down to its base: each layer\'s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2.'
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -a "rebase" -d 'Make NEWBASE the parent of DELTA. By default DELTA reads the same afterwards: every range DELTA does not hold where its old chain and NEWBASE read differently is first copied into DELTA. With -u only the link is rewritten (VMDK parentFileNameHint and parentCID; VHD parent UUID, time stamp, name and locators): the repair for a parent that was moved or renamed, or whose CID/UUID no longer matches. -b "" makes DELTA a standalone image (flattened: its parents\' data copied in first, unless -u).'
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from create" -s o -d 'Options of the delta\'s format as key=value[,key=value...]' -r
-complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from create" -s t -l cache -d 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from create" -s t -l cache -l target-cache -d 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
 writeback\t'Flush the new image before it is moved into place'
 none\t'As writeback'
 writethrough\t'As writeback'
@@ -206,7 +294,15 @@ vmdk\t''
 vhd\t''
 vpc\t''"
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from commit" -s b -l base -d 'Commit into BASE, further down DELTA\'s chain, instead of its parent: DELTA is then relinked to BASE, and the layers between no longer read what they did (delete them)' -r -F
-complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from commit" -s d -d 'Keep DELTA\'s data (do not empty it)'
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from commit" -s t -l cache -d 'Cache mode (qemu-img\'s -t): accepted for scripts; vimg\'s in-place writes keep their crash-safe order whatever it says' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
+writeback\t'Flush the new image before it is moved into place'
+none\t'As writeback'
+writethrough\t'As writeback'
+directsync\t'As writeback'"
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from commit" -s r -l rate -d 'Move at most RATE bytes a second (10M, 1G; binary units), so that the commit does not starve a busy host' -r
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from commit" -l object -d 'Not supported: QEMU objects (secrets of encrypted images) have no use for VMDK and VHD, which are not encrypted' -r
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from commit" -s d -l drop -d 'Keep DELTA\'s data (do not empty it)'
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from commit" -l image-opts -d 'Not supported: vimg opens files by name, not QEMU image specifications (qemu-img\'s --image-opts)'
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from commit" -l force -d 'Commit even though other deltas of the parent (which the commit invalidates) lie beside it'
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from commit" -s p -l progress -d 'Show a progress bar (only when stderr is a terminal)'
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from commit" -s q -l quiet -d 'Print nothing on success'
@@ -220,6 +316,7 @@ complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subc
 json\t''"
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from list" -l confine -d 'Open no file an image names (parents, extents) outside DIR, links resolved (for untrusted images, with -f)' -r -F
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from list" -s U -l force-share -d 'Read the images even while another process may be writing them'
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print nothing: the exit code says whether every link is valid'
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from list" -l no-backing -d 'Refuse an image that has a parent (a delta or differencing disk)'
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from list" -l ignore-parent-id -d 'Read through a parent whose ID (VMDK CID, VHD UUID) is not the one its delta recorded, for read-only recovery (`vimg rebase -u` fixes the link)'
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -228,12 +325,26 @@ complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subc
 vmdk\t''
 vhd\t''
 vpc\t''"
-complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from rebase" -s b -l backing -d 'The new parent ("" for none)' -r
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from rebase" -s b -l backing -d 'The new parent ("" for none); a relative path is relative to DELTA\'s folder, as in qemu-img' -r
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from rebase" -s F -l backing-format -d 'Format of NEWBASE (probed when not given)' -r -f -a "raw\t''
 vmdk\t''
 vhd\t''
 vpc\t''"
-complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from rebase" -s u -d 'Unsafe: rewrite the link only, copying nothing (the old parent need not be there)'
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from rebase" -s t -l cache -d 'Cache mode of DELTA (qemu-img\'s -t): accepted for scripts; vimg\'s in-place writes keep their crash-safe order whatever it says' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
+writeback\t'Flush the new image before it is moved into place'
+none\t'As writeback'
+writethrough\t'As writeback'
+directsync\t'As writeback'"
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from rebase" -s T -l backing-cache -d 'Cache mode of the parents (qemu-img\'s -T): accepted; vimg reads through the page cache' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
+writeback\t'Flush the new image before it is moved into place'
+none\t'As writeback'
+writethrough\t'As writeback'
+directsync\t'As writeback'"
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from rebase" -l object -d 'Not supported: QEMU objects (secrets of encrypted images) have no use for VMDK and VHD, which are not encrypted' -r
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from rebase" -s u -l backing-unsafe -d 'Unsafe: rewrite the link only, copying nothing (the old parent need not be there)'
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from rebase" -s U -l force-share -d 'Read the old and new parents even while another process may be writing them'
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from rebase" -s c -l compress -d 'Not supported: VMDK deltas and differencing VHDs hold no compressed data (as qemu-img says for them)'
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from rebase" -l image-opts -d 'Not supported: vimg opens files by name, not QEMU image specifications (qemu-img\'s --image-opts)'
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from rebase" -s p -l progress -d 'Show a progress bar (only when stderr is a terminal)'
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from rebase" -s q -l quiet -d 'Print nothing on success'
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from rebase" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -248,7 +359,15 @@ vmdk\t''
 vhd\t''
 vpc\t''"
 complete -c vimg -n "__fish_vimg_using_subcommand commit" -s b -l base -d 'Commit into BASE, further down DELTA\'s chain, instead of its parent: DELTA is then relinked to BASE, and the layers between no longer read what they did (delete them)' -r -F
-complete -c vimg -n "__fish_vimg_using_subcommand commit" -s d -d 'Keep DELTA\'s data (do not empty it)'
+complete -c vimg -n "__fish_vimg_using_subcommand commit" -s t -l cache -d 'Cache mode (qemu-img\'s -t): accepted for scripts; vimg\'s in-place writes keep their crash-safe order whatever it says' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
+writeback\t'Flush the new image before it is moved into place'
+none\t'As writeback'
+writethrough\t'As writeback'
+directsync\t'As writeback'"
+complete -c vimg -n "__fish_vimg_using_subcommand commit" -s r -l rate -d 'Move at most RATE bytes a second (10M, 1G; binary units), so that the commit does not starve a busy host' -r
+complete -c vimg -n "__fish_vimg_using_subcommand commit" -l object -d 'Not supported: QEMU objects (secrets of encrypted images) have no use for VMDK and VHD, which are not encrypted' -r
+complete -c vimg -n "__fish_vimg_using_subcommand commit" -s d -l drop -d 'Keep DELTA\'s data (do not empty it)'
+complete -c vimg -n "__fish_vimg_using_subcommand commit" -l image-opts -d 'Not supported: vimg opens files by name, not QEMU image specifications (qemu-img\'s --image-opts)'
 complete -c vimg -n "__fish_vimg_using_subcommand commit" -l force -d 'Commit even though other deltas of the parent (which the commit invalidates) lie beside it'
 complete -c vimg -n "__fish_vimg_using_subcommand commit" -s p -l progress -d 'Show a progress bar (only when stderr is a terminal)'
 complete -c vimg -n "__fish_vimg_using_subcommand commit" -s q -l quiet -d 'Print nothing on success'
@@ -258,16 +377,31 @@ complete -c vimg -n "__fish_vimg_using_subcommand rebase" -s f -l format -d 'For
 vmdk\t''
 vhd\t''
 vpc\t''"
-complete -c vimg -n "__fish_vimg_using_subcommand rebase" -s b -l backing -d 'The new parent ("" for none)' -r
+complete -c vimg -n "__fish_vimg_using_subcommand rebase" -s b -l backing -d 'The new parent ("" for none); a relative path is relative to DELTA\'s folder, as in qemu-img' -r
 complete -c vimg -n "__fish_vimg_using_subcommand rebase" -s F -l backing-format -d 'Format of NEWBASE (probed when not given)' -r -f -a "raw\t''
 vmdk\t''
 vhd\t''
 vpc\t''"
-complete -c vimg -n "__fish_vimg_using_subcommand rebase" -s u -d 'Unsafe: rewrite the link only, copying nothing (the old parent need not be there)'
+complete -c vimg -n "__fish_vimg_using_subcommand rebase" -s t -l cache -d 'Cache mode of DELTA (qemu-img\'s -t): accepted for scripts; vimg\'s in-place writes keep their crash-safe order whatever it says' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
+writeback\t'Flush the new image before it is moved into place'
+none\t'As writeback'
+writethrough\t'As writeback'
+directsync\t'As writeback'"
+complete -c vimg -n "__fish_vimg_using_subcommand rebase" -s T -l backing-cache -d 'Cache mode of the parents (qemu-img\'s -T): accepted; vimg reads through the page cache' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
+writeback\t'Flush the new image before it is moved into place'
+none\t'As writeback'
+writethrough\t'As writeback'
+directsync\t'As writeback'"
+complete -c vimg -n "__fish_vimg_using_subcommand rebase" -l object -d 'Not supported: QEMU objects (secrets of encrypted images) have no use for VMDK and VHD, which are not encrypted' -r
+complete -c vimg -n "__fish_vimg_using_subcommand rebase" -s u -l backing-unsafe -d 'Unsafe: rewrite the link only, copying nothing (the old parent need not be there)'
+complete -c vimg -n "__fish_vimg_using_subcommand rebase" -s U -l force-share -d 'Read the old and new parents even while another process may be writing them'
+complete -c vimg -n "__fish_vimg_using_subcommand rebase" -s c -l compress -d 'Not supported: VMDK deltas and differencing VHDs hold no compressed data (as qemu-img says for them)'
+complete -c vimg -n "__fish_vimg_using_subcommand rebase" -l image-opts -d 'Not supported: vimg opens files by name, not QEMU image specifications (qemu-img\'s --image-opts)'
 complete -c vimg -n "__fish_vimg_using_subcommand rebase" -s p -l progress -d 'Show a progress bar (only when stderr is a terminal)'
 complete -c vimg -n "__fish_vimg_using_subcommand rebase" -s q -l quiet -d 'Print nothing on success'
 complete -c vimg -n "__fish_vimg_using_subcommand rebase" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vimg -n "__fish_vimg_using_subcommand rebase" -s V -l version -d 'Print version'
+complete -c vimg -n "__fish_vimg_using_subcommand completions" -s q -l quiet -d 'Print nothing (only whether SHELL is known: the exit code)'
 complete -c vimg -n "__fish_vimg_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vimg -n "__fish_vimg_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c vimg -n "__fish_vimg_using_subcommand help; and not __fish_seen_subcommand_from create info convert map check compare amend measure compact resize snapshot commit rebase completions help" -f -a "create" -d 'Create a new, empty disk image'

@@ -22,6 +22,27 @@ const QEMU_WRITE_BYTE: u64 = 101;
 /// Bytes in a disk sector, the unit both formats count in.
 pub const SECTOR: u64 = 512;
 
+/// Threads that work shared out over the cores (deflating a stream,
+/// inflating compressed grains) may use; 0: one a core.
+static WORKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many threads work shared out over the cores uses: one a core, or
+/// at most what [`set_workers`] said (`convert -m`).
+pub fn workers() -> usize {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    match WORKERS.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => cores,
+        n => n.min(cores),
+    }
+}
+
+/// Use at most `n` threads for work shared out over the cores.
+pub fn set_workers(n: usize) {
+    WORKERS.store(n, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Round `value` up to a multiple of `align` (a power of two); values
 /// within `align` of the top stay at the largest multiple.
 pub fn align_up(value: u64, align: u64) -> u64 {
@@ -423,6 +444,23 @@ impl ImageFile {
             Err(e) => Err(Error::Io {
                 path: self.path.to_path_buf(),
                 op: "cannot punch a hole",
+                offset,
+                source: e.into(),
+            }),
+        }
+    }
+
+    /// Reserve the filesystem blocks of `[offset, offset + len)` (holes
+    /// there become allocated, reading zeros), so that later writes cannot
+    /// fail for want of space. Returns false when the filesystem cannot.
+    pub fn allocate(&self, offset: u64, len: u64) -> Result<bool> {
+        use rustix::fs::FallocateFlags;
+        match rustix::fs::fallocate(&self.file, FallocateFlags::KEEP_SIZE, offset, len) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => Ok(false),
+            Err(e) => Err(Error::Io {
+                path: self.path.to_path_buf(),
+                op: "cannot allocate space",
                 offset,
                 source: e.into(),
             }),

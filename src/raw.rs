@@ -92,6 +92,10 @@ impl Raw {
 }
 
 impl Sink for Raw {
+    fn as_image(&mut self) -> Option<&mut dyn Image> {
+        Some(self)
+    }
+
     fn virtual_size(&self) -> u64 {
         self.size
     }

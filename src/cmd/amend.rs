@@ -35,18 +35,36 @@ pub struct AmendArgs {
     format: Option<Format>,
 
     /// What to change, as key=value[,key=value...]
-    #[arg(short = 'o', value_name = "OPTIONS", required = true)]
+    #[arg(short = 'o', long = "options", value_name = "OPTIONS", required = true)]
     options: Vec<String>,
 
     /// Print nothing on success
     #[arg(short, long)]
     quiet: bool,
 
+    /// Accepted for scripts: an amend is one write, too quick for a bar
+    #[arg(short, long)]
+    progress: bool,
+
+    /// Cache mode (qemu-img's -t): accepted for scripts; the amend is
+    /// written and flushed whatever it says
+    #[arg(short = 't', long = "cache", value_enum, value_name = "CACHE")]
+    cache: Option<super::staging::Cache>,
+
+    /// qemu-img's "allow unsafe operations": vimg amends only what keeps
+    /// every reader seeing the same disk, with or without it
+    #[arg(long)]
+    force: bool,
+
+    #[command(flatten)]
+    qemu_only: super::args::QemuOnly,
+
     /// The image to amend
     file: PathBuf,
 }
 
 pub fn run(args: AmendArgs) -> anyhow::Result<u8> {
+    args.qemu_only.refuse()?;
     let mut opts = Options::parse(args.options.iter().map(String::as_str))?;
     let open = OpenOptions::new(Access::Write).with_parents(None);
     let mut image = factory::open_with(&args.file, args.format, open)?;

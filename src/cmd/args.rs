@@ -41,8 +41,17 @@ pub struct Inspect {
     #[arg(short = 'U', long = "force-share")]
     pub force_share: bool,
 
+    /// Cache mode for reading (qemu-img's -T; vimg reads through the page
+    /// cache whatever it says): none, writeback, writethrough, directsync,
+    /// unsafe
+    #[arg(short = 'T', long = "cache", value_enum, value_name = "CACHE")]
+    pub cache: Option<Cache>,
+
     #[command(flatten)]
     pub confinement: Confinement,
+
+    #[command(flatten)]
+    pub qemu_only: QemuOnly,
 }
 
 impl Inspect {
@@ -102,7 +111,13 @@ pub struct Placing {
     /// When to flush the new image to disk: unsafe (never), writeback, none,
     /// writethrough or directsync (before it is moved into place). Without
     /// -t, only an image that replaces an existing file is flushed
-    #[arg(short = 't', long = "cache", value_enum, value_name = "CACHE")]
+    #[arg(
+        short = 't',
+        long = "cache",
+        visible_alias = "target-cache",
+        value_enum,
+        value_name = "CACHE"
+    )]
     pub cache: Option<Cache>,
 
     /// Replace the target if it exists
@@ -113,6 +128,51 @@ pub struct Placing {
     #[arg(short, long)]
     pub quiet: bool,
 }
+
+/// qemu-img's flags for what vimg has no use for with VMDK and VHD
+/// images: accepted, so that a script passing them is told in one line why
+/// it cannot be done (exit code 1) instead of getting a usage error.
+#[derive(Debug, Args)]
+pub struct QemuOnly {
+    /// Not supported: vimg opens files by name, not QEMU image
+    /// specifications (qemu-img's --image-opts)
+    #[arg(long = "image-opts")]
+    pub image_opts: bool,
+
+    /// Not supported: QEMU objects (secrets of encrypted images) have no
+    /// use for VMDK and VHD, which are not encrypted
+    #[arg(long = "object", value_name = "OBJDEF")]
+    pub object: Vec<String>,
+}
+
+impl QemuOnly {
+    /// Fail, naming the flag and why, when one was given.
+    pub fn refuse(&self) -> anyhow::Result<()> {
+        if self.image_opts {
+            refuse(
+                "--image-opts",
+                "vimg opens images by file name, not by QEMU image specification",
+            )?;
+        }
+        if !self.object.is_empty() {
+            refuse(
+                "--object",
+                "QEMU objects (secrets for encrypted images) have no use for VMDK and VHD images, which are never encrypted",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The error for a qemu-img flag vimg accepts but cannot honour: the flag
+/// and why, on one line.
+pub fn refuse(flag: &str, why: &str) -> anyhow::Result<()> {
+    anyhow::bail!("{flag} is not supported: {why}")
+}
+
+/// qemu-img's -l/-c/-a/-d: internal snapshots, which VMDK and VHD do not
+/// have.
+pub const NO_INTERNAL_SNAPSHOTS: &str = "VMDK and VHD images have no internal snapshots (their snapshots are delta files: see `vimg snapshot create`)";
 
 #[cfg(test)]
 mod tests {

@@ -203,6 +203,7 @@ fn check_chain(args: &CheckArgs, access: Access) -> anyhow::Result<(Outcome, Box
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
+    args.image.qemu_only.refuse()?;
     if args.repair.is_some() && args.image.force_share {
         bail!("-r and -U cannot be used together: a repair needs the image to itself");
     }

@@ -30,12 +30,20 @@ use crate::io::SECTOR;
 #[command(verbatim_doc_comment)]
 pub struct CompareArgs {
     /// Format of the first image (probed when not given)
-    #[arg(short = 'f', value_name = "FMT", value_parser = format_name())]
+    #[arg(short = 'f', long = "a-format", value_name = "FMT", value_parser = format_name())]
     format: Option<Format>,
 
     /// Format of the second image (probed when not given)
-    #[arg(short = 'F', value_name = "FMT", value_parser = format_name())]
+    #[arg(short = 'F', long = "b-format", value_name = "FMT", value_parser = format_name())]
     other_format: Option<Format>,
+
+    /// Cache mode for reading (qemu-img's -T): accepted; vimg reads through
+    /// the page cache
+    #[arg(short = 'T', long = "cache", value_enum, value_name = "CACHE")]
+    cache: Option<super::staging::Cache>,
+
+    #[command(flatten)]
+    qemu_only: super::args::QemuOnly,
 
     /// Strict: images of different sizes, or that allocate differently,
     /// differ
@@ -74,6 +82,7 @@ enum Verdict {
 }
 
 pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
+    args.qemu_only.refuse()?;
     match compare(&args) {
         Ok((verdict, sizes_differ)) => {
             let say = |text: &str| {

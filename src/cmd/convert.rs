@@ -6,11 +6,18 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Args;
 
-use super::args::{format_name, read_access, Confinement, Placing};
+use super::args::{
+    format_name, read_access, refuse, Confinement, Placing, QemuOnly, NO_INTERNAL_SNAPSHOTS,
+};
 use super::progress;
-use super::staging::Staging;
+use super::staging::{Cache, Staging};
+use crate::chain;
+use crate::copy::changes::{OverBacking, Overwrite};
+use crate::copy::offload::copy_offloaded;
+use crate::copy::pipeline::Lost;
 use crate::copy::{copy, CopyOptions, Layers, Plan};
-use crate::image::{factory, Format};
+use crate::image::{factory, Backing, Format, Image, OpenOptions};
+use crate::io::{folder_of, Access};
 use crate::options::Options;
 use crate::units::parse_size;
 
@@ -31,15 +38,21 @@ use crate::units::parse_size;
 #[command(verbatim_doc_comment)]
 pub struct ConvertArgs {
     /// Source format (probed from the content when not given)
-    #[arg(short = 'f', long = "format", value_name = "FMT", value_parser = format_name())]
+    #[arg(short = 'f', long = "source-format", visible_alias = "format", value_name = "FMT", value_parser = format_name())]
     source_format: Option<Format>,
 
-    /// Target format: vmdk, vhd (or vpc), raw
-    #[arg(short = 'O', long = "output-format", value_name = "FMT", default_value = "raw", value_parser = format_name())]
-    output_format: Format,
+    /// Target format: vmdk, vhd (or vpc), raw [default: raw; with -n, the
+    /// target's own]
+    #[arg(short = 'O', long = "target-format", visible_alias = "output-format", value_name = "FMT", value_parser = format_name())]
+    output_format: Option<Format>,
 
     /// Target format options as key=value[,key=value...]; may be repeated
-    #[arg(short = 'o', value_name = "OPTIONS")]
+    #[arg(
+        short = 'o',
+        long = "target-options",
+        visible_alias = "options",
+        value_name = "OPTIONS"
+    )]
     options: Vec<String>,
 
     /// Show a progress bar (only when stderr is a terminal)
@@ -53,12 +66,92 @@ pub struct ConvertArgs {
 
     /// Zero runs of at least this many bytes (a multiple of 512) are left
     /// unallocated in the target; 0 allocates everything
-    #[arg(short = 'S', value_name = "SIZE", default_value = "4k", value_parser = sparse_size)]
+    #[arg(short = 'S', long = "sparse-size", value_name = "SIZE", default_value = "4k", value_parser = sparse_size)]
     sparse_size: u64,
 
     /// Read the source even while another process may be writing it
     #[arg(short = 'U', long = "force-share")]
     force_share: bool,
+
+    /// Cache mode of the source (qemu-img's -T): accepted; vimg reads
+    /// through the page cache
+    #[arg(short = 'T', long = "source-cache", value_enum, value_name = "CACHE")]
+    source_cache: Option<Cache>,
+
+    /// Write into TARGET, which exists (an image of -O's format, or a raw
+    /// file or block device) and is at least the source's size, instead of
+    /// creating it; only what reads differently is written
+    #[arg(short = 'n', long = "no-create")]
+    no_create: bool,
+
+    /// With -n: TARGET reads as zeros already, so zeros are not written
+    #[arg(long = "target-is-zero", requires = "no_create")]
+    target_is_zero: bool,
+
+    /// Make the target a delta (VMDK snapshot, differencing VHD) over
+    /// BACKING, holding only what differs from it; a relative path is
+    /// relative to TARGET's folder
+    #[arg(
+        short = 'B',
+        long = "backing",
+        value_name = "BACKING",
+        conflicts_with = "no_create"
+    )]
+    backing: Option<PathBuf>,
+
+    /// Format of BACKING (probed when not given)
+    #[arg(short = 'F', long = "backing-format", value_name = "FMT", value_parser = format_name(), requires = "backing")]
+    backing_format: Option<Format>,
+
+    /// Move at most RATE bytes a second (10M, 1G; binary units)
+    #[arg(short = 'r', long = "rate", value_name = "RATE", value_parser = parse_size)]
+    rate: Option<u64>,
+
+    /// Threads for compressing and decompressing (default: one a core; the
+    /// reading and writing threads come on top)
+    #[arg(short = 'm', long = "parallel", value_name = "NUM", value_parser = clap::value_parser!(u16).range(1..=32))]
+    parallel: Option<u16>,
+
+    /// qemu-img's out-of-order writes: accepted; vimg reads and writes on
+    /// their own threads already, and writes in order so that the target is
+    /// laid out front to back
+    #[arg(short = 'W', long = "oob-writes")]
+    oob_writes: bool,
+
+    /// Copy in the kernel (copy_file_range) where the source's bytes and
+    /// the target's places lie as they are in files (raw, fixed VHD, flat
+    /// VMDK); zeros in the source's data are then copied as they are
+    #[arg(short = 'C', long = "copy-range-offloading")]
+    copy_range: bool,
+
+    /// Go on past read errors: what cannot be read is written as zeros,
+    /// each such range is reported, and the exit code is 2
+    #[arg(long)]
+    salvage: bool,
+
+    /// Not supported: VMDK and VHD images have no internal snapshots
+    /// (qemu-img's -l)
+    #[arg(short = 'l', long = "source-snapshot", value_name = "SNAPSHOT")]
+    source_snapshot: Option<String>,
+
+    /// Not supported: vimg takes file names, not QEMU image specifications
+    #[arg(long = "source-image-opts")]
+    source_image_opts: bool,
+
+    /// Not supported: vimg takes file names, not QEMU image specifications
+    #[arg(long = "target-image-opts")]
+    target_image_opts: bool,
+
+    /// Not supported: VMDK and VHD images have no persistent bitmaps
+    #[arg(long)]
+    bitmaps: bool,
+
+    /// Not supported: VMDK and VHD images have no persistent bitmaps
+    #[arg(long = "skip-broken-bitmaps")]
+    skip_broken_bitmaps: bool,
+
+    #[command(flatten)]
+    qemu_only: QemuOnly,
 
     #[command(flatten)]
     confinement: Confinement,
@@ -83,18 +176,145 @@ fn sparse_size(text: &str) -> Result<u64, String> {
     }
 }
 
+/// Refuse the qemu-img flags vimg cannot honour, each in one line.
+fn refuse_unsupported(args: &ConvertArgs) -> anyhow::Result<()> {
+    args.qemu_only.refuse()?;
+    let images = "vimg takes file names, not QEMU image specifications";
+    let bitmaps = "VMDK and VHD images have no persistent bitmaps";
+    for (given, flag, why) in [
+        (args.source_snapshot.is_some(), "-l", NO_INTERNAL_SNAPSHOTS),
+        (args.source_image_opts, "--source-image-opts", images),
+        (args.target_image_opts, "--target-image-opts", images),
+        (args.bitmaps, "--bitmaps", bitmaps),
+        (args.skip_broken_bitmaps, "--skip-broken-bitmaps", bitmaps),
+    ] {
+        if given {
+            refuse(flag, why)?;
+        }
+    }
+    Ok(())
+}
+
+/// The existing target of `-n`, opened for writing: of -O's format, or
+/// without -O of the format it probes as, which must be raw (a script's
+/// `-n` into a VMDK or VHD without -O would overwrite its metadata).
+fn open_existing(args: &ConvertArgs) -> anyhow::Result<Box<dyn Image>> {
+    let target = &args.target;
+    if target.as_os_str() == "-" {
+        bail!("-n writes into an existing image; standard output is not one");
+    }
+    if !args.options.is_empty() {
+        bail!(
+            "-o has no effect with -n: {} exists already",
+            target.display()
+        );
+    }
+    let format = match args.output_format {
+        Some(f) => f,
+        None => match factory::probe(target)? {
+            Format::Raw => Format::Raw,
+            found => bail!(
+                "{}: it is a {} image; give -O {} to write into it as one, or -O raw to overwrite its bytes",
+                target.display(),
+                found.name(),
+                found.name()
+            ),
+        },
+    };
+    let open = OpenOptions::new(Access::Write);
+    Ok(factory::open_with(target, Some(format), open)?)
+}
+
+/// Tell what a salvaging copy could not read.
+fn report_lost(source: &std::path::Path, lost: &[Lost]) {
+    for l in lost {
+        eprintln!(
+            "vimg: {}: bytes {}..{} ({} bytes) could not be read ({}); written as zeros",
+            source.display(),
+            l.range.start,
+            l.range.end,
+            l.range.end - l.range.start,
+            super::printable(&l.why)
+        );
+    }
+    let total: u64 = lost.iter().map(|l| l.range.end - l.range.start).sum();
+    eprintln!(
+        "vimg: {}: {total} bytes in {} ranges could not be read; the target holds zeros there",
+        source.display(),
+        lost.len()
+    );
+}
+
 pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
-    let (source_format, target_format) = (args.source_format, args.output_format);
+    refuse_unsupported(&args)?;
+    if let Some(n) = args.parallel {
+        crate::io::set_workers(n.into());
+    }
     let sparse_size = args.sparse_size;
-    let mut opts = Options::parse(args.options.iter().map(String::as_str))?;
-    if args.compress {
-        opts.set_by_flag("compress", "on", "-c");
+    let open = args
+        .confinement
+        .open_options(read_access(args.force_share))
+        .salvaging(args.salvage);
+    let mut src = factory::open_with(&args.source, args.source_format, open.clone())?;
+    let size = src.virtual_size();
+    let opts = CopyOptions {
+        sparse_size,
+        rate: args.rate,
+        salvage: args.salvage,
+    };
+    let bar = progress::bar(args.progress, size);
+    let context = || {
+        format!(
+            "converting {} to {} failed",
+            args.source.display(),
+            args.target.display()
+        )
+    };
+
+    if args.no_create {
+        let mut dst = open_existing(&args)?;
+        if dst.virtual_size() < size {
+            bail!(
+                "{}: it holds {} bytes, less than the source's {size}",
+                args.target.display(),
+                dst.virtual_size()
+            );
+        }
+        let lost = match args.target_is_zero {
+            true => {
+                let plan = Plan::new(0..size, Layers::All);
+                copy(src.as_mut(), dst.as_mut(), plan, &opts, &mut |d| {
+                    progress::show(&bar, d)
+                })
+            }
+            false => {
+                // Zeros too reach the target, which writes what differs.
+                let plan = Plan::new(0..size, Layers::All).with_zeros(true);
+                let opts = CopyOptions {
+                    sparse_size: 0,
+                    ..opts
+                };
+                let mut target = Overwrite::new(dst.as_mut());
+                copy(src.as_mut(), &mut target, plan, &opts, &mut |d| {
+                    progress::show(&bar, d)
+                })
+            }
+        }
+        .with_context(context)?;
+        dst.flush()?;
+        progress::finish(bar);
+        return Ok(finish(&args, &lost));
     }
 
-    let open = args.confinement.open_options(read_access(args.force_share));
-    let mut src = factory::open_with(&args.source, source_format, open)?;
-    let size = src.virtual_size();
+    let mut options = Options::parse(args.options.iter().map(String::as_str))?;
+    if args.compress {
+        options.set_by_flag("compress", "on", "-c");
+    }
+    let target_format = args.output_format.unwrap_or(Format::Raw);
     let to_stdout = args.target.as_os_str() == "-";
+    if to_stdout && args.backing.is_some() {
+        bail!("-B makes a delta, which names its parent: it cannot go to standard output");
+    }
     let staging = match to_stdout {
         true => None,
         false => Some(Staging::new(
@@ -110,8 +330,37 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
             None => e.into(),
         }
     };
+    // -B: the parent, opened to compare with, and as the delta records it.
+    let mut parent = None;
+    let backing = match &args.backing {
+        None => None,
+        Some(typed) => {
+            let path = chain::parent_path(&args.target, &typed.to_string_lossy());
+            let image = factory::open_with(&path, args.backing_format, open.clone())
+                .with_context(|| format!("cannot open the backing file {}", path.display()))?;
+            if image.virtual_size() != size {
+                bail!(
+                    "{}: it is {} bytes and the source {size}; a delta has its parent's size",
+                    path.display(),
+                    image.virtual_size()
+                );
+            }
+            parent = Some(image);
+            Some(Backing {
+                name: chain::relative_name(folder_of(&args.target), &path),
+                format: args.backing_format,
+                path,
+            })
+        }
+    };
     let mut dst = match &staging {
-        Some(staging) => factory::create(&staging.path(), target_format, size, &mut opts, None),
+        Some(staging) => factory::create(
+            &staging.path(),
+            target_format,
+            size,
+            &mut options,
+            backing.as_ref(),
+        ),
         None => {
             if std::io::stdout().is_terminal() {
                 bail!("refusing to write a disk image to a terminal; redirect standard output");
@@ -128,13 +377,13 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
                 .unwrap_or_default()
                 .to_string_lossy();
             let name = PathBuf::from(format!("{stem}.vmdk"));
-            factory::create_stream(&name, target_format, size, &mut opts, out)
+            factory::create_stream(&name, target_format, size, &mut options, out)
         }
     }
     .map_err(explain)
     .with_context(|| format!("cannot create {}", args.target.display()))?;
     if !args.placing.quiet {
-        for note in opts.take_notes() {
+        for note in options.take_notes() {
             eprintln!("vimg: {note}");
         }
     }
@@ -146,22 +395,32 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
         );
     }
 
-    let bar = progress::bar(args.progress, size);
-    let opts = CopyOptions { sparse_size };
     // A fresh target reads as zeros: only data needs copying, unless -S 0
-    // asks for every byte to be allocated.
-    let plan = Plan::new(0..size, Layers::All).with_zeros(sparse_size == 0);
-    copy(src.as_mut(), dst.as_mut(), plan, &opts, &mut |done| {
-        progress::show(&bar, done)
-    })
+    // asks for every byte to be allocated, or a backing file shows through
+    // where the source reads zeros.
+    let plan = Plan::new(0..size, Layers::All).with_zeros(sparse_size == 0 || parent.is_some());
+    let mut show = |done| progress::show(&bar, done);
+    let lost = match (parent.as_mut(), args.copy_range) {
+        (Some(parent), _) => {
+            // Zeros too reach the delta, which writes what differs from
+            // its parent.
+            let opts = CopyOptions {
+                sparse_size: 0,
+                ..opts
+            };
+            let mut target = OverBacking::new(parent.as_mut(), dst.as_mut());
+            copy(src.as_mut(), &mut target, plan, &opts, &mut show)
+        }
+        (None, true) if !args.salvage => match dst.as_image() {
+            Some(image) => {
+                copy_offloaded(src.as_mut(), image, plan, args.rate, &mut show).map(|_| Vec::new())
+            }
+            None => copy(src.as_mut(), dst.as_mut(), plan, &opts, &mut show),
+        },
+        (None, _) => copy(src.as_mut(), dst.as_mut(), plan, &opts, &mut show),
+    }
     .map_err(explain)
-    .with_context(|| {
-        format!(
-            "converting {} to {} failed; the target was not written",
-            args.source.display(),
-            args.target.display()
-        )
-    })?;
+    .with_context(|| format!("{}; the target was not written", context()))?;
     dst.flush().map_err(explain)?;
     progress::finish(bar);
     let files = dst.files();
@@ -169,5 +428,15 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
     if let Some(staging) = staging {
         staging.commit(&files)?;
     }
-    Ok(0)
+    Ok(finish(&args, &lost))
+}
+
+/// The exit code, once the target is written: 2 when a salvaging copy
+/// lost data (reported here), else 0.
+fn finish(args: &ConvertArgs, lost: &[Lost]) -> u8 {
+    if lost.is_empty() {
+        return 0;
+    }
+    report_lost(&args.source, lost);
+    2
 }

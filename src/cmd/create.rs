@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::Args;
 
-use super::args::{format_name, Placing};
+use super::args::{format_name, Placing, QemuOnly};
 use super::staging::Staging;
 use crate::chain;
 use crate::image::{factory, Backing, Format};
@@ -35,7 +35,7 @@ pub struct CreateArgs {
     /// Format options as key=value[,key=value...]; may be repeated
     /// (vmdk: subformat, adapter_type, hwversion, compat6, toolsversion,
     /// zeroed_grain; vhd: subformat=dynamic|fixed, force_size, block_size)
-    #[arg(short = 'o', value_name = "OPTIONS")]
+    #[arg(short = 'o', long = "options", value_name = "OPTIONS")]
     options: Vec<String>,
 
     #[command(flatten)]
@@ -50,6 +50,16 @@ pub struct CreateArgs {
     #[arg(short = 'F', long = "backing-format", value_name = "FMT", value_parser = format_name())]
     backing_format: Option<Format>,
 
+    /// Accepted as qemu-img's "do not fail if the parent cannot be read";
+    /// but a VMDK delta and a differencing VHD record their parent's
+    /// content ID (CID, UUID), so vimg must read the parent all the same
+    /// (as qemu-img must for a VMDK)
+    #[arg(short = 'u', long = "backing-unsafe", requires = "backing")]
+    backing_unsafe: bool,
+
+    #[command(flatten)]
+    qemu_only: QemuOnly,
+
     /// The image file to create
     file: PathBuf,
 
@@ -60,11 +70,20 @@ pub struct CreateArgs {
 }
 
 pub fn run(args: CreateArgs) -> anyhow::Result<u8> {
+    args.qemu_only.refuse()?;
     // -b: a relative path is relative to FILE's folder, as in qemu-img.
     let parent = args
         .backing
         .as_ref()
         .map(|typed| chain::parent_path(&args.file, &typed.to_string_lossy()));
+    if let (true, Some(parent)) = (args.backing_unsafe, &parent) {
+        factory::open(parent, args.backing_format, Access::Read).with_context(|| {
+            format!(
+                "cannot open the parent {} (-u cannot help: a delta records its parent's content ID, so the parent must be readable)",
+                parent.display()
+            )
+        })?;
+    }
     let backing = parent.as_deref().map(|p| (p, args.backing_format));
     make(
         &args.file,

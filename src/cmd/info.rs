@@ -27,8 +27,12 @@ pub struct InfoArgs {
     image: Inspect,
 
     /// Show every image of the backing chain, top first
-    #[arg(long = "backing-chain")]
+    #[arg(short = 'b', long = "backing-chain")]
     backing_chain: bool,
+
+    /// Print nothing: only whether the image opens (the exit code)
+    #[arg(short, long)]
+    quiet: bool,
 
     /// The image to inspect
     file: PathBuf,
@@ -87,10 +91,14 @@ fn layers(image: &mut dyn Image, top: &Path, all: bool) -> anyhow::Result<Vec<La
 
 pub fn run(args: InfoArgs) -> anyhow::Result<u8> {
     let opened = &args.image;
+    opened.qemu_only.refuse()?;
     let mut image = factory::open_with(&args.file, opened.format, opened.open_options())?;
     let list = layers(image.as_mut(), &args.file, args.backing_chain)?;
     // A raw guest disk can start with bytes that pose as a VMDK delta: say
     // when a probed format made vimg follow a parent.
+    if args.quiet {
+        return Ok(0);
+    }
     if let (None, Some(parent)) = (opened.format, &list[0].info.backing_file) {
         eprintln!(
             "vimg: note: {} was probed as {} and names a parent ({}); for an image from a stranger, give -f (and --confine or --no-backing)",

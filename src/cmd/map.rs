@@ -36,6 +36,11 @@ pub struct MapArgs {
     #[arg(long = "max-length", value_name = "LENGTH", value_parser = parse_size)]
     max_length: Option<u64>,
 
+    /// Print nothing: only whether the image's tables can be walked (the
+    /// exit code)
+    #[arg(short, long)]
+    quiet: bool,
+
     /// The image to map
     file: PathBuf,
 }
@@ -139,11 +144,15 @@ fn layer_file(image: &mut dyn Image, depth: u32) -> Option<PathBuf> {
 }
 
 pub fn run(args: MapArgs) -> anyhow::Result<u8> {
+    args.image.qemu_only.refuse()?;
     let (start, max) = (args.start_offset, args.max_length.unwrap_or(u64::MAX));
     let mut image = factory::open_with(&args.file, args.image.format, args.image.open_options())?;
     let size = image.virtual_size();
     let end = start.saturating_add(max).min(size);
     let list = entries(image.as_mut(), start.min(size), end)?;
+    if args.quiet {
+        return Ok(0);
+    }
     let mut out = String::new();
     match args.image.output {
         Output::Json => {

@@ -37,12 +37,24 @@ pub struct MeasureArgs {
     target_format: Format,
 
     /// Options of the output format as key=value[,key=value...]
-    #[arg(short = 'o', value_name = "OPTIONS")]
+    #[arg(short = 'o', long = "options", value_name = "OPTIONS")]
     options: Vec<String>,
 
     /// Measure an empty disk of this size instead of SOURCE
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, conflicts_with = "source")]
+    #[arg(short = 's', long, value_name = "SIZE", value_parser = parse_size, conflicts_with = "source")]
     size: Option<u64>,
+
+    /// Not supported: VMDK and VHD images have no internal snapshots to
+    /// measure (qemu-img's -l)
+    #[arg(short = 'l', long = "snapshot", value_name = "SNAPSHOT")]
+    snapshot: Option<String>,
+
+    /// Print nothing: only whether it can be measured (the exit code)
+    #[arg(short, long)]
+    quiet: bool,
+
+    #[command(flatten)]
+    qemu_only: super::args::QemuOnly,
 
     /// Output style
     #[arg(long, value_enum, default_value_t)]
@@ -95,6 +107,10 @@ fn units_touched(runs: &[(u64, u64)], unit: u64) -> u64 {
 }
 
 pub fn run(args: MeasureArgs) -> anyhow::Result<u8> {
+    args.qemu_only.refuse()?;
+    if args.snapshot.is_some() {
+        super::args::refuse("-l", super::args::NO_INTERNAL_SNAPSHOTS)?;
+    }
     let opts = Options::parse(args.options.iter().map(String::as_str))?;
     let (size, runs) = match (&args.source, args.size) {
         (Some(source), None) => {
@@ -122,7 +138,9 @@ pub fn run(args: MeasureArgs) -> anyhow::Result<u8> {
             }))?
         ),
     };
-    super::print(&text)?;
+    if !args.quiet {
+        super::print(&text)?;
+    }
     Ok(0)
 }
 

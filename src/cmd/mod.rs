@@ -23,7 +23,7 @@ use clap::{Parser, Subcommand};
 /// Flags follow qemu-img where qemu-img has them; formats are `vmdk`,
 /// `vhd` (also `vpc`, as qemu-img calls it) and `raw`.
 #[derive(Debug, Parser)]
-#[command(name = "vimg", version = VERSION, propagate_version = true)]
+#[command(name = "vimg", version = VERSION, propagate_version = true, infer_long_args = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -41,8 +41,7 @@ pub enum Command {
     Measure(measure::MeasureArgs),
     Compact(compact::CompactArgs),
     Resize(resize::ResizeArgs),
-    #[command(subcommand)]
-    Snapshot(snapshot::SnapshotCommand),
+    Snapshot(snapshot::SnapshotArgs),
     #[command(about = "Write a delta's data into its parent (the same as `snapshot commit`)")]
     Commit(snapshot::commit::CommitArgs),
     #[command(about = "Move a delta onto another parent (the same as `snapshot rebase`)")]
@@ -64,6 +63,10 @@ pub struct CompletionsArgs {
     /// The shell
     #[arg(value_enum)]
     shell: clap_complete::Shell,
+
+    /// Print nothing (only whether SHELL is known: the exit code)
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 /// What `vimg --version` prints after the name.
@@ -113,11 +116,13 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Measure(args) => measure::run(args),
         Command::Compact(args) => compact::run(args),
         Command::Resize(args) => resize::run(args),
-        Command::Snapshot(command) => snapshot::run(command),
+        Command::Snapshot(args) => snapshot::run(args),
         Command::Commit(args) => snapshot::commit::run(args),
         Command::Rebase(args) => snapshot::rebase::run(args),
         Command::Completions(args) => {
-            print(&script(args.shell))?;
+            if !args.quiet {
+                print(&script(args.shell))?;
+            }
             Ok(0)
         }
     }

@@ -11,8 +11,10 @@ pub fn bar(wanted: bool, total: u64) -> Option<ProgressBar> {
     (wanted && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(total);
         bar.set_style(
-            ProgressStyle::with_template("{bar:40} {percent:>3}% {bytes}/{total_bytes} {eta}")
-                .expect("a valid template"),
+            ProgressStyle::with_template(
+                "{bar:40} {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+            )
+            .expect("a valid template"),
         );
         bar
     })

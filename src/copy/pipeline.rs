@@ -5,11 +5,14 @@
 
 use std::sync::mpsc;
 
+use std::ops::Range;
+
 use super::plan::Plan;
+use super::throttle::{pace, Throttle};
 use crate::error::Result;
 use crate::image::{Image, Sink};
 use crate::interrupt;
-use crate::io::is_zero;
+use crate::io::{is_zero, SECTOR};
 
 /// How to copy.
 #[derive(Clone, Copy, Debug)]
@@ -17,13 +20,34 @@ pub struct CopyOptions {
     /// Runs of zeros at least this long (aligned to it) are not written;
     /// 0 writes everything, holes included (a fully allocated target).
     pub sparse_size: u64,
+    /// Move at most this many bytes a second (`-r`).
+    pub rate: Option<u64>,
+    /// Read errors do not end the copy: what cannot be read is written as
+    /// zeros and reported (`--salvage`).
+    pub salvage: bool,
 }
 
 impl Default for CopyOptions {
     fn default() -> Self {
-        CopyOptions { sparse_size: 4096 }
+        CopyOptions {
+            sparse_size: 4096,
+            rate: None,
+            salvage: false,
+        }
     }
 }
+
+/// A range of the source a salvaging copy could not read, and why (the
+/// first error in it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lost {
+    pub range: Range<u64>,
+    pub why: String,
+}
+
+/// Where a salvaging read retries, when a whole run fails: pieces of this
+/// size, then the sectors of a piece that fails.
+const SALVAGE_PIECE: usize = 64 << 10;
 
 /// Stack of the reading thread (reserved, not touched unless used).
 const READER_STACK: usize = 32 << 20;
@@ -41,7 +65,8 @@ struct Piece {
 
 /// Copy what `plan` hands out from `src` into `dst`, which must read as
 /// zeros wherever the plan leaves out. `progress` is told how far the copy
-/// has got.
+/// has got. Returns what a salvaging copy could not read (written as
+/// zeros).
 ///
 /// Buffers go round between the two threads, so memory stays at
 /// IN_FLIGHT chunks.
@@ -51,7 +76,7 @@ pub fn copy(
     plan: Plan,
     opts: &CopyOptions,
     progress: &mut dyn FnMut(u64),
-) -> Result<()> {
+) -> Result<Vec<Lost>> {
     let end = plan.end();
     let (full_tx, full_rx) = mpsc::sync_channel::<Result<Piece>>(IN_FLIGHT);
     let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
@@ -63,27 +88,72 @@ pub fn copy(
     std::thread::scope(move |scope| {
         // Reads recurse down the chain, a few frames per image: room for
         // the deepest chain vimg opens (the main thread has 8 MiB).
-        std::thread::Builder::new()
+        let salvage = opts.salvage;
+        let reader = std::thread::Builder::new()
             .stack_size(READER_STACK)
             .spawn_scoped(scope, move || {
-                if let Err(e) = read_pieces(src, plan, &full_tx, &empty_rx) {
+                let mut lost = Vec::new();
+                let lost_to = salvage.then_some(&mut lost);
+                if let Err(e) = read_pieces(src, plan, &full_tx, &empty_rx, lost_to) {
                     let _ = full_tx.send(Err(e));
                 }
+                lost
             })
             .map_err(|e| {
                 crate::error::Error::invalid(format!("cannot start the reading thread: {e}"))
             })?;
+        let mut throttle = Throttle::new(opts.rate);
         for piece in full_rx {
             let piece = piece?;
             interrupt::check()?;
             write_nonzero(dst, &piece.data, piece.offset, opts.sparse_size)?;
             progress(piece.done);
+            pace(&mut throttle, piece.data.len() as u64);
             // The reader may have stopped; then the buffer is not needed.
             let _ = empty_tx.send(piece.data);
         }
         progress(end);
-        Ok(())
+        drop(empty_tx);
+        Ok(reader.join().unwrap_or_default())
     })
+}
+
+/// Fill `buf` from `src` at `offset`; with `lost`, a read that fails is
+/// retried in pieces and then sectors, and what still fails reads as
+/// zeros and is recorded there.
+fn read_salvaging(
+    src: &mut dyn Image,
+    buf: &mut [u8],
+    offset: u64,
+    lost: Option<&mut Vec<Lost>>,
+) -> Result<()> {
+    let Some(lost) = lost else {
+        return src.read_at(buf, offset);
+    };
+    if src.read_at(buf, offset).is_ok() {
+        return Ok(());
+    }
+    for (i, piece) in buf.chunks_mut(SALVAGE_PIECE).enumerate() {
+        let at = offset + (i * SALVAGE_PIECE) as u64;
+        if src.read_at(piece, at).is_ok() {
+            continue;
+        }
+        for (j, sector) in piece.chunks_mut(SECTOR as usize).enumerate() {
+            let s = at + j as u64 * SECTOR;
+            if let Err(e) = src.read_at(sector, s) {
+                sector.fill(0);
+                let end = s + sector.len() as u64;
+                match lost.last_mut() {
+                    Some(l) if l.range.end == s => l.range.end = end,
+                    _ => lost.push(Lost {
+                        range: s..end,
+                        why: e.to_string(),
+                    }),
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Walk the plan and send the runs it hands out to the writer; buffers
@@ -93,6 +163,7 @@ fn read_pieces(
     mut plan: Plan,
     full: &mpsc::SyncSender<Result<Piece>>,
     empty: &mpsc::Receiver<Vec<u8>>,
+    mut lost: Option<&mut Vec<Lost>>,
 ) -> Result<()> {
     while let Some(run) = plan.next_run(src)? {
         interrupt::check()?;
@@ -101,7 +172,7 @@ fn read_pieces(
             return Ok(());
         };
         data.resize((run.end - run.start) as usize, 0);
-        src.read_at(&mut data, run.start)?;
+        read_salvaging(src, &mut data, run.start, lost.as_deref_mut())?;
         let piece = Piece {
             offset: run.start,
             data,

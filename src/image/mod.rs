@@ -116,6 +116,8 @@ pub struct OpenOptions {
     /// is kept for the check to report instead of refusing the image. Such
     /// an image is for inspection: do not read its data or write it.
     pub for_check: bool,
+    /// Open a damaged image for reading what can be read ([`Walk::Salvage`]).
+    pub salvage: bool,
     /// The folder every file an image names (parents; extents lie beside
     /// their descriptor in any case) must lie in, reached without a link
     /// leading out (`--confine`).
@@ -151,6 +153,10 @@ pub enum Walk {
     Write,
     /// For `check`: nothing past the headers is refused.
     Check,
+    /// For reading what can be read (`convert --salvage`): as `Read`, but
+    /// a data unit that lies outside the file or on something else fails
+    /// the reads of it instead of the open (sparse VMDK extents).
+    Salvage,
 }
 
 impl OpenOptions {
@@ -165,6 +171,7 @@ impl OpenOptions {
             access,
             parents: Some(parents),
             for_check: false,
+            salvage: false,
             confine: None,
             forbid_parents: false,
             tolerate_missing_parents: false,
@@ -211,6 +218,13 @@ impl OpenOptions {
     /// The parents opened with `parents` instead (`None`: not at all).
     pub fn with_parents(self, parents: Option<Access>) -> Self {
         OpenOptions { parents, ..self }
+    }
+
+    /// Open a damaged image to read what can be read, for reading only
+    /// (see [`Walk::Salvage`]).
+    pub fn salvaging(mut self, salvage: bool) -> Self {
+        self.salvage = salvage;
+        self
     }
 
     /// Open for [`Image::check`] (see [`OpenOptions::for_check`]).
@@ -275,6 +289,7 @@ impl OpenOptions {
         match (self.for_check, self.access) {
             (true, _) => Walk::Check,
             (false, Access::Write) => Walk::Write,
+            (false, _) if self.salvage => Walk::Salvage,
             (false, _) => Walk::Read,
         }
     }
@@ -296,6 +311,12 @@ pub trait Sink: Send {
     /// Every host file the image consists of (for sizes and renames); the
     /// first is the one it was opened or created by.
     fn files(&self) -> Vec<PathBuf>;
+
+    /// This sink as an image that can be read and asked where its bytes
+    /// lie; `None` for a write-only sink (a stream).
+    fn as_image(&mut self) -> Option<&mut dyn Image> {
+        None
+    }
 }
 
 /// A virtual disk: the one interface every format implements.

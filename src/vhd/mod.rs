@@ -320,6 +320,10 @@ impl Vhd {
 }
 
 impl Sink for Vhd {
+    fn as_image(&mut self) -> Option<&mut dyn Image> {
+        Some(self)
+    }
+
     fn virtual_size(&self) -> u64 {
         self.size
     }

@@ -605,7 +605,7 @@ fn open_extent(
         )
     })?;
     let (access, walk) = match (line.access, walk) {
-        (ExtentAccess::ReadWrite, _) | (_, Walk::Check) => (access, walk),
+        (ExtentAccess::ReadWrite, _) | (_, Walk::Check | Walk::Salvage) => (access, walk),
         _ => (Access::Read, Walk::Read),
     };
     let open_file = || -> Result<Arc<ImageFile>> {
@@ -730,6 +730,10 @@ fn for_pieces(
 }
 
 impl Sink for Vmdk {
+    fn as_image(&mut self) -> Option<&mut dyn Image> {
+        Some(self)
+    }
+
     fn virtual_size(&self) -> u64 {
         self.size
     }

@@ -3,6 +3,7 @@
 //! (streamOptimized). Grains are appended at the end of the file; grain
 //! tables and directories are written back in batches at flush.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::Path;
@@ -83,6 +84,9 @@ pub struct SparseExtent {
     grew: bool,
     /// What a [`Walk::Check`] open set aside (tables not in the file).
     damage: Vec<Error>,
+    /// Grains whose entries a [`Walk::Salvage`] open found wrong, and
+    /// why: reading them fails.
+    unreadable: HashMap<u64, String>,
 }
 
 /// What a part of a sparse extent file is.
@@ -224,6 +228,7 @@ impl SparseExtent {
             header_in_footer: origin == Origin::Footer,
             grew: false,
             damage: Vec::new(),
+            unreadable: HashMap::new(),
             header,
             file,
         };
@@ -233,8 +238,17 @@ impl SparseExtent {
             extent.damage = damage;
             return Ok(extent);
         }
-        if let Some(fault) = extent.walk_grains(&mut space)?.into_iter().next() {
-            return Err(fault.error);
+        for fault in extent.walk_grains(&mut space)? {
+            if walk != Walk::Salvage {
+                return Err(fault.error);
+            }
+            let why = fault.error.to_string();
+            for grain in fault.grains {
+                extent
+                    .unreadable
+                    .entry(grain)
+                    .or_insert_with(|| why.clone());
+            }
         }
         Ok(extent)
     }
@@ -428,6 +442,9 @@ impl SparseExtent {
         let mut compressed = Vec::new();
         for p in units(offset, buf.len(), self.grain) {
             let within = p.within as usize;
+            if let Some(why) = self.unreadable.get(&p.index) {
+                return Err(Error::invalid(why.clone()));
+            }
             match self.lookup(p.index)? {
                 Grain::Unallocated => {
                     fill(&mut buf[p.range.clone()], offset + p.range.start as u64)?
@@ -453,10 +470,7 @@ impl SparseExtent {
     /// compressed bytes in one go where they lie in order (as a stream
     /// lays them out), and inflates straight into its part of `buf`.
     fn inflate_all(&self, grains: &[(u64, usize, Range<usize>)], buf: &mut [u8]) -> Result<()> {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(grains.len());
+        let threads = crate::io::workers().min(grains.len());
         let (file, grain, markers) = (&*self.file, self.grain, self.header.has_markers());
         let per = grains.len().div_ceil(threads);
         // Each thread's grains and the part of `buf` they fill.

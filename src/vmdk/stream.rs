@@ -254,9 +254,7 @@ fn sector_of(at: u64, path: &Path) -> Result<u32> {
 
 /// Compressors: one a core.
 fn threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    crate::io::workers()
 }
 
 impl Sink for StreamWriter {

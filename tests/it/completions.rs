@@ -92,7 +92,7 @@ fn every_manual_page_renders_and_every_subcommand_has_one() {
     )
     .ok();
     assert!(
-        convert.contains("--output-format") && convert.contains("Examples"),
+        convert.contains("--target-format") && convert.contains("Examples"),
         "{convert}"
     );
 }

@@ -12,6 +12,7 @@ use clap::Args;
 use super::super::progress;
 use crate::chain;
 use crate::copy::plan::{Layers, Plan};
+use crate::copy::throttle::{pace, Throttle};
 use crate::image::{factory, Format, Image, NewParent, OpenOptions};
 use crate::interrupt;
 use crate::io::{folder_of, Access};
@@ -45,8 +46,21 @@ pub struct CommitArgs {
     base: Option<PathBuf>,
 
     /// Keep DELTA's data (do not empty it)
-    #[arg(short = 'd')]
+    #[arg(short = 'd', long = "drop")]
     keep: bool,
+
+    /// Cache mode (qemu-img's -t): accepted for scripts; vimg's in-place
+    /// writes keep their crash-safe order whatever it says
+    #[arg(short = 't', long = "cache", value_enum, value_name = "CACHE")]
+    cache: Option<crate::cmd::staging::Cache>,
+
+    /// Move at most RATE bytes a second (10M, 1G; binary units), so that
+    /// the commit does not starve a busy host
+    #[arg(short = 'r', long = "rate", value_name = "RATE", value_parser = crate::units::parse_size)]
+    rate: Option<u64>,
+
+    #[command(flatten)]
+    qemu_only: crate::cmd::args::QemuOnly,
 
     /// Commit even though other deltas of the parent (which the commit
     /// invalidates) lie beside it
@@ -158,6 +172,7 @@ fn depth_of(image: &mut dyn Image, base: &Path) -> Option<(usize, Vec<PathBuf>)>
 }
 
 pub fn run(args: CommitArgs) -> anyhow::Result<u8> {
+    args.qemu_only.refuse()?;
     let delta = &args.delta;
     // A commit stopped before: the target's identity may have changed
     // under it, by our own writes.
@@ -229,6 +244,7 @@ pub fn run(args: CommitArgs) -> anyhow::Result<u8> {
     let mut buf = Vec::new();
     let mut moved = 0u64;
     let bar = progress::bar(args.progress, size);
+    let mut throttle = Throttle::new(args.rate);
     while let Some(run) = plan.next_run(image.as_mut())? {
         progress::show(&bar, run.start);
         interrupt::check()?;
@@ -237,6 +253,7 @@ pub fn run(args: CommitArgs) -> anyhow::Result<u8> {
         let base = layer_at(image.as_mut(), depth).expect("found in the chain");
         base.write_at(&buf, run.start)?;
         moved += run.end - run.start;
+        pace(&mut throttle, run.end - run.start);
     }
     layer_at(image.as_mut(), depth)
         .expect("found in the chain")

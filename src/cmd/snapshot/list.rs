@@ -36,6 +36,10 @@ pub struct SnapshotListArgs {
     #[arg(short = 'U', long = "force-share")]
     force_share: bool,
 
+    /// Print nothing: the exit code says whether every link is valid
+    #[arg(short, long)]
+    quiet: bool,
+
     #[command(flatten)]
     confinement: Confinement,
 
@@ -174,6 +178,7 @@ pub fn run(args: SnapshotListArgs) -> anyhow::Result<u8> {
         .filter_map(|l| l.link.as_ref())
         .any(|l| !l.valid());
     match args.output {
+        _ if args.quiet => {}
         Output::Json => {
             let list: Vec<Value> = layers.iter().enumerate().map(json_of).collect();
             super::super::print(&format!("{}\n", serde_json::to_string_pretty(&list)?))?;

@@ -36,7 +36,8 @@ pub struct RebaseArgs {
     #[arg(short = 'f', long = "format", value_name = "FMT", value_parser = super::super::args::format_name())]
     format: Option<Format>,
 
-    /// The new parent ("" for none)
+    /// The new parent ("" for none); a relative path is relative to
+    /// DELTA's folder, as in qemu-img
     #[arg(short = 'b', long = "backing", value_name = "NEWBASE", value_parser = clap::value_parser!(OsString))]
     backing: OsString,
 
@@ -46,8 +47,31 @@ pub struct RebaseArgs {
 
     /// Unsafe: rewrite the link only, copying nothing (the old parent need
     /// not be there)
-    #[arg(short = 'u')]
+    #[arg(short = 'u', long = "backing-unsafe")]
     unsafe_link: bool,
+
+    /// Cache mode of DELTA (qemu-img's -t): accepted for scripts; vimg's
+    /// in-place writes keep their crash-safe order whatever it says
+    #[arg(short = 't', long = "cache", value_enum, value_name = "CACHE")]
+    cache: Option<crate::cmd::staging::Cache>,
+
+    /// Cache mode of the parents (qemu-img's -T): accepted; vimg reads
+    /// through the page cache
+    #[arg(short = 'T', long = "backing-cache", value_enum, value_name = "CACHE")]
+    backing_cache: Option<crate::cmd::staging::Cache>,
+
+    /// Read the old and new parents even while another process may be
+    /// writing them
+    #[arg(short = 'U', long = "force-share")]
+    force_share: bool,
+
+    /// Not supported: VMDK deltas and differencing VHDs hold no compressed
+    /// data (as qemu-img says for them)
+    #[arg(short = 'c', long = "compress")]
+    compress: bool,
+
+    #[command(flatten)]
+    qemu_only: crate::cmd::args::QemuOnly,
 
     /// Show a progress bar (only when stderr is a terminal)
     #[arg(short = 'p', long)]
@@ -124,14 +148,27 @@ fn keep_content(
 }
 
 pub fn run(args: RebaseArgs) -> anyhow::Result<u8> {
+    args.qemu_only.refuse()?;
+    if args.compress {
+        crate::cmd::args::refuse(
+            "-c",
+            "VMDK deltas and differencing VHDs cannot hold compressed data",
+        )?;
+    }
     let delta = &args.delta;
-    let backing = PathBuf::from(&args.backing);
+    let read = crate::cmd::args::read_access(args.force_share);
+    // A relative NEWBASE is relative to DELTA's folder, as in qemu-img
+    // (and as the delta records it).
+    let backing = match args.backing.is_empty() {
+        true => PathBuf::new(),
+        false => chain::parent_path(delta, &args.backing.to_string_lossy()),
+    };
     let flatten = backing.as_os_str().is_empty();
     // The delta with its old chain (for reading what it reads now), or
     // alone with -u.
     let parents = match args.unsafe_link {
         true => None,
-        false => Some(Access::Read),
+        false => Some(read),
     };
     let opts = OpenOptions::new(Access::Write).with_parents(parents);
     let mut image = factory::open_with(delta, args.format, opts)?;
@@ -141,7 +178,7 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<u8> {
     let mut new = match flatten {
         true => None,
         false => {
-            let opts = OpenOptions::new(Access::Read);
+            let opts = OpenOptions::new(read);
             Some(factory::open_with(&backing, args.backing_format, opts)?)
         }
     };

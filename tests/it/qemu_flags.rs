@@ -1,0 +1,473 @@
+//! qemu-img's flags, as scripts pass them: every flag qemu-img 10 lists
+//! for a verb vimg shares is in vimg's help for it; the flags for what VMDK
+//! and VHD do not have are refused in one line (exit 1); the ones that do
+//! work (convert -n, -B, -C, -r, --salvage, -m, -W; info -b; commit -r;
+//! resize --preallocation; snapshot -l) do it.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Instant;
+
+use crate::support::*;
+
+/// The verbs vimg shares with qemu-img.
+const VERBS: &[&str] = &[
+    "create", "info", "convert", "map", "check", "commit", "rebase", "compare", "resize", "amend",
+    "measure", "snapshot",
+];
+
+/// Flags qemu-img's help names that qemu-img itself refuses (`check -u`
+/// is in its usage line only: "invalid option -- 'u'").
+const NOT_REALLY_QEMU: &[(&str, &str)] = &[("check", "-u")];
+
+/// The flags (`-x`, `--long`) a help text names.
+fn flags(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| c.is_whitespace() || "[]|,()=".contains(c))
+        .filter(|w| {
+            let b = w.as_bytes();
+            (b.len() >= 2 && b[0] == b'-' && b[1].is_ascii_alphabetic())
+                || (b.len() >= 3 && b.starts_with(b"--") && b[2].is_ascii_alphabetic())
+        })
+        .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()))
+        .filter(|w| !matches!(*w, "-h" | "--help"))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn vimg_help_lists_every_flag_of_qemu_img_help() {
+    let mut missing = Vec::new();
+    for verb in VERBS {
+        let qemu = qemu_img!().arg(*verb).arg("--help").run();
+        let theirs = flags(&qemu.stdout_text());
+        assert!(theirs.len() >= 4, "qemu-img {verb} --help: {theirs:?}");
+        let ours = flags(&vimg!().arg(*verb).arg("--help").ok());
+        for flag in theirs {
+            if NOT_REALLY_QEMU.contains(&(*verb, flag.as_str())) {
+                continue;
+            }
+            // Long flags as getopt_long takes them (and vimg, with clap's
+            // inferred long flags): any unambiguous prefix (qemu-img amend
+            // lists "--progres").
+            let found = match flag.starts_with("--") {
+                true => ours.iter().any(|o| o.starts_with(&flag)),
+                false => ours.contains(&flag),
+            };
+            if !found {
+                missing.push(format!("{verb} {flag}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "not in vimg's help: {missing:?}");
+}
+
+#[test]
+fn qemu_img_long_spellings_are_taken() {
+    let dir = tempdir();
+    let d = dir.path();
+    let raw = d.join("a.raw");
+    std::fs::write(&raw, vec![7u8; 1 << 20]).unwrap();
+    vimg!("convert --source-format raw --target-format vmdk --target-options subformat=monolithicSparse --sparse-size 8k --progress", &raw, d.join("a.vmdk")).ok();
+    vimg!(
+        "convert --source-format=raw --target-format=vpc --target-cache=unsafe --source-cache=none",
+        &raw,
+        d.join("a.vhd")
+    )
+    .ok();
+    vimg!(
+        "compare --a-format vmdk --b-format vpc --strict --cache writeback",
+        d.join("a.vmdk"),
+        d.join("a.vhd")
+    )
+    .ok();
+    vimg!("info -b -f vmdk", d.join("a.vmdk")).ok();
+    vimg!("check -T none --format vmdk", d.join("a.vmdk")).ok();
+    vimg!("measure -s 1G -O vmdk").ok();
+    vimg!(
+        "amend --progres -t none --force -o hwversion=14",
+        d.join("a.vmdk")
+    )
+    .ok();
+    vimg!(
+        "create --format vmdk --options adapter_type=lsilogic",
+        d.join("b.vmdk"),
+        "1M"
+    )
+    .ok();
+    vimg!(
+        "create -q -f vmdk --backing a.vmdk --backing-format vmdk -u",
+        d.join("c.vmdk")
+    )
+    .ok();
+    vimg!("commit --drop -t writeback -r 100M", d.join("c.vmdk")).ok();
+    vimg!(
+        "rebase --backing-unsafe -t none -T none -U --backing a.vmdk --backing-format vmdk",
+        d.join("c.vmdk")
+    )
+    .ok();
+    vimg!("resize --preallocation off -f raw", &raw, "2M").ok();
+}
+
+#[test]
+fn flags_for_what_vmdk_and_vhd_lack_are_refused_in_one_line() {
+    let dir = tempdir();
+    let d = dir.path();
+    let img = d.join("a.vmdk");
+    vimg!("create -q -f vmdk", &img, "1M").ok();
+    let out = d.join("out.raw");
+    for (line, flag) in [
+        (vimg!("info --image-opts", &img), "--image-opts"),
+        (vimg!("map --object secret,id=s0,data=x", &img), "--object"),
+        (vimg!("check --image-opts", &img), "--image-opts"),
+        (vimg!("convert -l snap1", &img, &out), "-l"),
+        (vimg!("convert --bitmaps", &img, &out), "--bitmaps"),
+        (
+            vimg!("convert --skip-broken-bitmaps", &img, &out),
+            "--skip-broken-bitmaps",
+        ),
+        (
+            vimg!("convert --source-image-opts", &img, &out),
+            "--source-image-opts",
+        ),
+        (
+            vimg!("convert --target-image-opts", &img, &out),
+            "--target-image-opts",
+        ),
+        (
+            vimg!("convert --object secret,id=s0,data=x", &img, &out),
+            "--object",
+        ),
+        (
+            vimg!(
+                "create --object secret,id=s0,data=x -f vmdk",
+                d.join("n.vmdk"),
+                "1M"
+            ),
+            "--object",
+        ),
+        (vimg!("measure -l snap1", &img), "-l"),
+        (vimg!("snapshot -c snap1", &img), "-c"),
+        (vimg!("snapshot -a snap1", &img), "-a"),
+        (vimg!("snapshot -d snap1", &img), "-d"),
+        (vimg!("rebase -c -b ''", &img), "-c"),
+        (vimg!("compare --image-opts", &img, &img), "--image-opts"),
+        (vimg!("resize --image-opts", &img, "2M"), "--image-opts"),
+        (
+            vimg!("amend --image-opts -o hwversion=14", &img),
+            "--image-opts",
+        ),
+        (vimg!("commit --image-opts", &img), "--image-opts"),
+    ] {
+        let run = line.run();
+        let err = run.stderr_text();
+        assert_eq!(run.code(), Some(1), "`{line}`: {run:?}");
+        assert_eq!(err.lines().count(), 1, "`{line}`: {err}");
+        assert!(
+            err.starts_with(&format!("vimg: error: {flag} is not supported: ")),
+            "`{line}`: {err}"
+        );
+    }
+    assert!(!out.exists());
+    // qemu-img's own list of internal snapshots: empty, for these formats.
+    assert_eq!(vimg!("snapshot -l", &img).ok(), "");
+    assert_eq!(vimg!("snapshot", &img).ok(), "");
+}
+
+/// A 64 MiB disk with data, zeros and holes: `src.raw`.
+fn source(d: &Path) -> std::path::PathBuf {
+    let src = d.join("src.raw");
+    qemu_img!("create -q -f raw", &src, "64M").ok();
+    qemu_io(
+        "raw",
+        &src,
+        &[
+            "write -P 1 0 16M",
+            "write -P 2 32M 8M",
+            "write -P 3 60M 100k",
+        ],
+    );
+    src
+}
+
+#[test]
+fn convert_n_writes_into_existing_images_of_every_format() {
+    let dir = tempdir();
+    let d = dir.path();
+    let src = source(d);
+    for (fmt, create) in [
+        ("vmdk", "create -q -f vmdk"),
+        ("vpc", "create -q -f vpc -o force_size=on"),
+        ("raw", "create -q -f raw"),
+    ] {
+        let target = d.join(format!("target.{fmt}"));
+        qemu_img!().words(create).arg(&target).arg("64M").ok();
+        // Old content everywhere, which must go where the source has zeros.
+        qemu_io(fmt, &target, &["write -P 9 0 64M"]);
+        let line = vimg!("convert -n -O").arg(fmt).arg(&src).arg(&target);
+        line.ok();
+        assert_identical("raw", &src, fmt, &target);
+        if fmt != "raw" {
+            vimg!("check", &target).ok();
+        }
+        // --target-is-zero: only the data is written.
+        std::fs::remove_file(&target).unwrap();
+        qemu_img!().words(create).arg(&target).arg("64M").ok();
+        vimg!("convert -n --target-is-zero -O")
+            .arg(fmt)
+            .arg(&src)
+            .arg(&target)
+            .ok();
+        assert_identical("raw", &src, fmt, &target);
+    }
+    // Without -O, an existing VMDK is not overwritten as raw bytes.
+    let vmdk = d.join("target.vmdk");
+    vimg!("convert -n", &src, &vmdk).one_line_error(&vmdk, "-n without -O into a VMDK");
+    // Too small a target.
+    let small = d.join("small.raw");
+    qemu_img!("create -q -f raw", &small, "1M").ok();
+    vimg!("convert -n", &src, &small).one_line_error(&small, "a target smaller than the source");
+    // --target-is-zero needs -n, as in qemu-img.
+    vimg!("convert --target-is-zero", &src, d.join("x.raw")).code(2);
+}
+
+#[test]
+fn convert_n_writes_into_a_loop_device() {
+    let is_root = cmd!("id", "-u").ok().trim() == "0";
+    if !is_root || !cmd!("losetup", "--version").run().status.success() {
+        eprintln!("not root, or no losetup: the loop device case is not run");
+        return;
+    }
+    let dir = tempdir();
+    let d = dir.path();
+    let src = source(d);
+    let backing = d.join("loop.img");
+    std::fs::write(&backing, vec![0xeeu8; 64 << 20]).unwrap();
+    let run = cmd!("losetup", "--find --show").arg(&backing).run();
+    if !run.status.success() {
+        eprintln!("losetup failed (no loop devices here): {run:?}");
+        return;
+    }
+    let dev = run.stdout_text().trim().to_string();
+    let result = vimg!("convert -n -O raw", &src, &dev).run();
+    let _ = cmd!("losetup", "-d", &dev).run();
+    assert_eq!(result.code(), Some(0), "{result:?}");
+    assert_identical("raw", &src, "raw", &backing);
+}
+
+#[test]
+fn convert_b_makes_a_delta_holding_only_what_differs() {
+    let dir = tempdir();
+    let d = dir.path();
+    let base_raw = source(d);
+    let src = d.join("changed.raw");
+    std::fs::copy(&base_raw, &src).unwrap();
+    qemu_io(
+        "raw",
+        &src,
+        &[
+            "write -P 9 1M 64k",
+            "write -z 33M 1M",
+            "write -P 7 50M 100k",
+        ],
+    );
+    for fmt in ["vmdk", "vpc"] {
+        let base = d.join(format!("base.{fmt}"));
+        let full = d.join(format!("full.{fmt}"));
+        let delta = d.join(format!("delta.{fmt}"));
+        vimg!("convert -O").arg(fmt).arg(&base_raw).arg(&base).ok();
+        vimg!("convert -O").arg(fmt).arg(&src).arg(&full).ok();
+        vimg!("convert -O")
+            .arg(fmt)
+            .arg("-B")
+            .arg(format!("base.{fmt}"))
+            .arg("-F")
+            .arg(fmt)
+            .arg(&src)
+            .arg(&delta)
+            .ok();
+        vimg!("compare", &src, &delta).ok();
+        let (delta_len, full_len) = (file_len(&delta), file_len(&full));
+        assert!(
+            delta_len * 4 < full_len,
+            "{fmt}: the delta is {delta_len} bytes, the full copy {full_len}"
+        );
+        let info = vimg_info(None, &delta);
+        // VHD records it as Hyper-V does, Windows-style (".\\base.vpc").
+        let name = field_str(&info, "backing-filename");
+        assert!(name.ends_with(&format!("base.{fmt}")), "{name}");
+        vimg!("check", &delta).ok();
+        if fmt == "vmdk" {
+            assert_identical("raw", &src, "vmdk", &delta);
+            assert_qemu_check(&delta);
+        } else {
+            // qemu-img does not follow VHD parents; libvhdi does.
+            let script = "import sys,pyvhdi,hashlib\nf=pyvhdi.file();f.open(sys.argv[1])\np=pyvhdi.file();p.open(sys.argv[2]);f.set_parent(p)\nprint(hashlib.sha256(f.read_buffer(f.get_media_size())).hexdigest())";
+            let got = python!(script, &delta, &base).ok();
+            assert_eq!(got.trim(), sha256(&src));
+        }
+    }
+}
+
+#[test]
+fn convert_c_copies_in_the_kernel_between_plain_files() {
+    let dir = tempdir();
+    let d = dir.path();
+    let src = source(d);
+    for (fmt, opts) in [
+        ("raw", ""),
+        ("vpc", "-o subformat=fixed"),
+        ("vmdk", "-o subformat=monolithicFlat"),
+    ] {
+        let out = d.join(format!("c.{fmt}"));
+        let line = vimg!("convert -C -O").arg(fmt);
+        let line = match opts.is_empty() {
+            true => line,
+            false => line.words(opts),
+        };
+        let line = line.arg(&src).arg(&out);
+        let run = cmd!("strace", "-f -qq -e trace=copy_file_range -o")
+            .arg(d.join("trace"))
+            .arg(VIMG)
+            .args(line.argv().iter().cloned())
+            .run();
+        assert_eq!(run.code(), Some(0), "{run:?}");
+        let calls = std::fs::read_to_string(d.join("trace")).unwrap();
+        assert!(
+            calls
+                .lines()
+                .filter(|l| l.contains("copy_file_range("))
+                .count()
+                >= 1,
+            "{fmt}: no copy_file_range: {calls}"
+        );
+        assert_identical("raw", &src, fmt, &out);
+    }
+    // A sparse target has no places of its own: copied as usual.
+    let sparse = d.join("c-sparse.vmdk");
+    vimg!("convert -C -O vmdk", &src, &sparse).ok();
+    assert_identical("raw", &src, "vmdk", &sparse);
+}
+
+#[test]
+fn convert_r_limits_the_rate() {
+    let dir = tempdir();
+    let d = dir.path();
+    let src = d.join("500m.raw");
+    qemu_img!("create -q -f raw", &src, "500M").ok();
+    qemu_io("raw", &src, &["write -P 5 0 500M"]);
+    let start = Instant::now();
+    vimg!("convert -r 50M -O vmdk", &src, d.join("out.vmdk")).ok();
+    let took = start.elapsed().as_secs_f64();
+    assert!(
+        (9.5..14.0).contains(&took),
+        "500 MiB at 50 MiB/s took {took:.1} s"
+    );
+}
+
+#[test]
+fn convert_salvage_reads_past_unreadable_grains() {
+    let dir = tempdir();
+    let d = dir.path();
+    let img = d.join("cut.vmdk");
+    vimg!("create -q -f vmdk", &img, "16M").ok();
+    qemu_io("vmdk", &img, &["write -P 3 0 2M", "write -P 4 8M 1M"]);
+    // The file cut short: grains 29 and on point past its end.
+    truncate(&img, 2_000_000);
+    let out = d.join("out.raw");
+    vimg!("convert -O raw", &img, &out).one_line_error(&img, "a grain past the end");
+    let run = vimg!("convert --salvage -O raw", &img, &out).run();
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    let err = run.stderr_text();
+    assert!(err.contains("bytes 1900544..2097152"), "{err}");
+    assert!(err.contains("bytes 8388608..9437184"), "{err}");
+    assert!(err.contains("past the end"), "{err}");
+    // What could be read is there; the rest reads as zeros.
+    let data = std::fs::read(&out).unwrap();
+    assert_eq!(data.len(), 16 << 20);
+    assert!(data[..1900544].iter().all(|&b| b == 3));
+    assert!(data[1900544..].iter().all(|&b| b == 0));
+}
+
+#[test]
+fn convert_m_and_w_are_honoured_or_harmless() {
+    let dir = tempdir();
+    let d = dir.path();
+    let src = source(d);
+    let out = d.join("s.vmdk");
+    vimg!(
+        "convert -p -W -m 16 -O vmdk -o subformat=streamOptimized",
+        &src,
+        &out
+    )
+    .ok();
+    assert_identical("raw", &src, "vmdk", &out);
+    let one = d.join("one.vmdk");
+    vimg!("convert -m 1 -c -O vmdk", &src, &one).ok();
+    assert_identical("raw", &src, "vmdk", &one);
+    vimg!("convert -m 0 -O vmdk", &src, d.join("zero.vmdk")).code(1);
+}
+
+#[test]
+fn commit_r_and_info_b_work() {
+    let dir = tempdir();
+    let d = dir.path();
+    let base = d.join("base.vmdk");
+    let delta = d.join("delta.vmdk");
+    vimg!("create -q -f vmdk", &base, "64M").ok();
+    vimg!("create -q -f vmdk -b base.vmdk", &delta).ok();
+    qemu_io("vmdk", &delta, &["write -P 6 0 20M"]);
+    let chain = vimg!("info -b --output json", &delta).json();
+    assert_eq!(chain.as_array().map(Vec::len), Some(2), "{chain}");
+    let start = Instant::now();
+    vimg!("commit -r 10M", &delta).ok();
+    let took = start.elapsed().as_secs_f64();
+    assert!(took >= 1.8, "20 MiB at 10 MiB/s took {took:.1} s");
+    vimg!("compare", &delta, &base).ok();
+}
+
+#[test]
+fn resize_preallocation_allocates_where_the_format_can() {
+    let dir = tempdir();
+    let d = dir.path();
+    let blocks = |p: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).unwrap().blocks() * 512
+    };
+    for mode in ["falloc", "full"] {
+        let raw = d.join(format!("{mode}.raw"));
+        vimg!("create -q -f raw", &raw, "1M").ok();
+        vimg!("resize -q -f raw --preallocation")
+            .arg(mode)
+            .arg(&raw)
+            .arg("33M")
+            .ok();
+        assert_eq!(file_len(&raw), 33 << 20);
+        assert!(
+            blocks(&raw) >= 32 << 20,
+            "{mode}: {} bytes allocated",
+            blocks(&raw)
+        );
+        let vhd = d.join(format!("{mode}.vhd"));
+        vimg!("create -q -f vhd -o subformat=fixed", &vhd, "1M").ok();
+        vimg!("resize -q --preallocation")
+            .arg(mode)
+            .arg(&vhd)
+            .arg("33M")
+            .ok();
+        assert!(
+            blocks(&vhd) >= 32 << 20,
+            "{mode}: {} bytes allocated",
+            blocks(&vhd)
+        );
+        assert_eq!(field_u64(&vimg_info(None, &vhd), "virtual-size"), 33 << 20);
+        vimg!("check", &vhd).ok();
+    }
+    let sparse = d.join("sparse.vmdk");
+    vimg!("create -q -f vmdk", &sparse, "1M").ok();
+    vimg!("resize --preallocation full", &sparse, "2M").one_line_error(&sparse, "a sparse VMDK");
+    assert_eq!(
+        field_u64(&vimg_info(None, &sparse), "virtual-size"),
+        1 << 20
+    );
+    vimg!("resize --preallocation metadata", &sparse, "2M").ok();
+}
