@@ -25,6 +25,7 @@ mod completions;
 mod convert;
 mod create;
 mod fuzz_replay;
+mod guide;
 mod hostile;
 mod map;
 mod measure;

@@ -2,7 +2,8 @@
 //! ([`command`]), the peers as oracles ([`oracle`]), file bytes
 //! ([`bytes`]), temporary directories, a deterministic PRNG and the raw
 //! disks built from it, and (imported where needed) the third-party corpus
-//! and independent readers of the VHD and VMDK structures.
+//! and independent readers of the VHD and VMDK structures; the code
+//! blocks of the guide's Markdown pages ([`markdown`]).
 //!
 //! The peers are oracles: a missing peer fails the test, it is never
 //! skipped or mocked.
@@ -11,6 +12,7 @@ pub mod bytes;
 pub mod command;
 pub mod corpus;
 pub mod faults;
+pub mod markdown;
 pub mod nbd;
 pub mod oracle;
 pub mod vhd;
