@@ -6,7 +6,6 @@ use clap::error::ErrorKind;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    vimg::interrupt::install();
     vimg::io::raise_open_file_limit();
     let cli = match vimg::cmd::Cli::try_parse() {
         Ok(cli) => cli,
@@ -23,8 +22,22 @@ fn main() -> ExitCode {
             eprintln!("vimg: error: {}", vimg::cmd::printable(&line));
             return ExitCode::from(1);
         }
-        Err(e) => e.exit(),
+        // --help and --version print and succeed.
+        Err(e) if !e.use_stderr() => e.exit(),
+        // Usage errors: clap's message, and exit code 1 as qemu-img gives
+        // (2 means "corruptions found" to `check` and "different" to
+        // nothing else vimg prints).
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(1);
+        }
     };
+    // Commands that stop cleanly at a signal catch it; the others end
+    // where they stand, which is safe for them (they read, or write in
+    // place in an order a stop at any write leaves sound).
+    if cli.stops_at_signals() {
+        vimg::interrupt::install();
+    }
     match vimg::cmd::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

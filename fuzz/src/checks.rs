@@ -408,6 +408,17 @@ fn read_as_each(dir: &Path, data: &[u8]) {
             Err(e) if debug() => eprintln!("{name} {format:?}: {e}"),
             Err(_) => {}
         }
+        // As `convert --salvage` opens it: damaged data units fail their
+        // reads instead of the open; nothing may panic or hang.
+        let opts = OpenOptions::new(Access::Read).salvaging(true);
+        if let Ok(mut dev) = vimg::image::factory::open_with(&path, format, opts) {
+            walk(dev.as_mut());
+            let size = dev.virtual_size();
+            let mut buf = vec![0u8; size.min(1 << 20) as usize];
+            let _ = dev.read_at(&mut buf, 0);
+            let tail = size - buf.len() as u64;
+            let _ = dev.read_at(&mut buf, tail);
+        }
     }
 }
 

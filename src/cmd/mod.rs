@@ -69,6 +69,22 @@ pub struct CompletionsArgs {
     quiet: bool,
 }
 
+impl Cli {
+    /// True for commands that check for Ctrl-C between steps and clean up
+    /// (a half-built image is removed, a commit stops between writes).
+    pub fn stops_at_signals(&self) -> bool {
+        match &self.command {
+            Command::Convert(_)
+            | Command::Compare(_)
+            | Command::Measure(_)
+            | Command::Commit(_)
+            | Command::Rebase(_) => true,
+            Command::Snapshot(args) => args.stops_at_signals(),
+            _ => false,
+        }
+    }
+}
+
 /// What `vimg --version` prints after the name.
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),

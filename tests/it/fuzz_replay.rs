@@ -254,13 +254,18 @@ fn check_and_repair_survive_every_regression_input() {
         let file = format!("disk.{}", extension_for(&data));
         let path = materialize(dir.path(), &file, &[&file], &data);
         for args in ["check", "check --output json", "check -r all", "check"] {
-            let run = vimg!(args, &path).run_within(Duration::from_secs(20));
+            let run = vimg!()
+                .words(args)
+                .arg(&path)
+                .run_within(Duration::from_secs(20));
             let stderr = run.stderr_text();
             assert!(!stderr.contains("panicked"), "{name}: `{args}`: {stderr}");
             match run.code() {
                 Some(0 | 2 | 3) => {}
+                // (A repair may report and mend, then fail to reopen the
+                // image: a parent that is not there.)
                 Some(1) => assert!(
-                    stderr.starts_with("vimg: error:") || stderr.contains("ERROR the check"),
+                    stderr.contains("vimg: error:") || stderr.contains("ERROR the check"),
                     "{name}: `{args}`: {stderr}"
                 ),
                 other => panic!("{name}: `{args}` exited {other:?}: {stderr}"),

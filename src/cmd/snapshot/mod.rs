@@ -75,6 +75,16 @@ struct Internal {
     file: Option<PathBuf>,
 }
 
+impl SnapshotArgs {
+    /// True for the verbs that check for Ctrl-C between steps.
+    pub fn stops_at_signals(&self) -> bool {
+        matches!(
+            self.command,
+            Some(SnapshotCommand::Commit(_) | SnapshotCommand::Rebase(_))
+        )
+    }
+}
+
 /// `vimg snapshot [-l|-c|-a|-d] FILE`: internal snapshots, of which VMDK
 /// and VHD images have none.
 fn internal(args: Internal) -> anyhow::Result<u8> {
