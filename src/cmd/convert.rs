@@ -12,7 +12,7 @@ use super::args::{
 use super::progress;
 use super::staging::{Cache, Staging};
 use crate::chain;
-use crate::copy::changes::{OverBacking, Overwrite};
+use crate::copy::changes::Changes;
 use crate::copy::offload::copy_offloaded;
 use crate::copy::pipeline::Lost;
 use crate::copy::{copy, CopyOptions, Layers, Plan};
@@ -294,7 +294,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
                     sparse_size: 0,
                     ..opts
                 };
-                let mut target = Overwrite::new(dst.as_mut());
+                let mut target = Changes::in_place(dst.as_mut());
                 copy(src.as_mut(), &mut target, plan, &opts, &mut |d| {
                     progress::show(&bar, d)
                 })
@@ -408,7 +408,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
                 sparse_size: 0,
                 ..opts
             };
-            let mut target = OverBacking::new(parent.as_mut(), dst.as_mut());
+            let mut target = Changes::over(parent.as_mut(), dst.as_mut());
             copy(src.as_mut(), &mut target, plan, &opts, &mut show)
         }
         (None, true) if !args.salvage => match dst.as_image() {

@@ -16,83 +16,70 @@ use crate::io::is_zero;
 /// instead of its parent's data).
 pub const GRANULE: u64 = 64 << 10;
 
-/// An existing image written in place where it reads differently.
-pub struct Overwrite<'a> {
-    pub image: &'a mut dyn Image,
+/// A target written where `buf` differs from what a reference reads:
+/// an existing image itself (`convert -n`), or a new delta's parent
+/// (`convert -B`, the delta written).
+pub struct Changes<'a> {
+    reference: &'a mut dyn Image,
+    /// Where the changes go; `None`: into the reference itself.
+    delta: Option<&'a mut dyn Sink>,
     scratch: Vec<u8>,
 }
 
-impl<'a> Overwrite<'a> {
-    pub fn new(image: &'a mut dyn Image) -> Self {
-        Overwrite {
-            image,
+impl<'a> Changes<'a> {
+    /// Write into `image` where it reads differently.
+    pub fn in_place(image: &'a mut dyn Image) -> Self {
+        Changes {
+            reference: image,
+            delta: None,
             scratch: Vec::new(),
+        }
+    }
+
+    /// Write into `delta` where the source differs from `backing`.
+    pub fn over(backing: &'a mut dyn Image, delta: &'a mut dyn Sink) -> Self {
+        Changes {
+            reference: backing,
+            delta: Some(delta),
+            scratch: Vec::new(),
+        }
+    }
+
+    fn target(&self) -> &dyn Sink {
+        match &self.delta {
+            Some(d) => &**d,
+            None => &*self.reference,
         }
     }
 }
 
-impl Sink for Overwrite<'_> {
+impl Sink for Changes<'_> {
     fn virtual_size(&self) -> u64 {
-        self.image.virtual_size()
+        self.target().virtual_size()
     }
 
     fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
-        let dirty = differing(self.image, buf, offset, &mut self.scratch)?;
+        let dirty = differing(self.reference, buf, offset, &mut self.scratch)?;
+        let target: &mut dyn Sink = match &mut self.delta {
+            Some(d) => &mut **d,
+            None => &mut *self.reference,
+        };
         for (start, end) in dirty {
-            let s = (start - offset) as usize;
-            let e = (end - offset) as usize;
-            self.image.write_at(&buf[s..e], start)?;
+            let piece = &buf[(start - offset) as usize..(end - offset) as usize];
+            target.write_at(piece, start)?;
         }
         Ok(())
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.image.flush()
+        match &mut self.delta {
+            Some(d) => d.flush(),
+            None => self.reference.flush(),
+        }
     }
 
     fn files(&self) -> Vec<PathBuf> {
-        self.image.files()
-    }
-}
-
-/// A new delta, written where the source differs from the delta's parent.
-pub struct OverBacking<'a> {
-    pub backing: &'a mut dyn Image,
-    pub delta: &'a mut dyn Sink,
-    scratch: Vec<u8>,
-}
-
-impl<'a> OverBacking<'a> {
-    pub fn new(backing: &'a mut dyn Image, delta: &'a mut dyn Sink) -> Self {
-        OverBacking {
-            backing,
-            delta,
-            scratch: Vec::new(),
-        }
-    }
-}
-
-impl Sink for OverBacking<'_> {
-    fn virtual_size(&self) -> u64 {
-        self.delta.virtual_size()
-    }
-
-    fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
-        let dirty = differing(self.backing, buf, offset, &mut self.scratch)?;
-        for (start, end) in dirty {
-            let s = (start - offset) as usize;
-            let e = (end - offset) as usize;
-            self.delta.write_at(&buf[s..e], start)?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        self.delta.flush()
-    }
-
-    fn files(&self) -> Vec<PathBuf> {
-        self.delta.files()
+        self.target().files()
     }
 }
 
