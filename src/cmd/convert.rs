@@ -13,6 +13,7 @@ use super::progress;
 use super::staging::{Cache, Staging};
 use crate::chain;
 use crate::copy::changes::Changes;
+use crate::copy::concat::Concat;
 use crate::copy::offload::copy_offloaded;
 use crate::copy::pipeline::Lost;
 use crate::copy::{copy, CopyOptions, Layers, Plan};
@@ -26,8 +27,10 @@ use crate::units::parse_size;
 /// Examples:
 ///   vimg convert -O vhd disk.vmdk disk.vhd
 ///   vimg convert -f vpc -O vmdk disk.vhd disk.vmdk
+///   vimg convert -O vmdk part1.raw part2.raw whole.vmdk
 ///
-/// Only allocated, non-zero data is copied. The target is written beside
+/// Several sources are read one after the other as one disk, as qemu-img
+/// does. Only allocated, non-zero data is copied. The target is written beside
 /// its final name and moved into place only when the conversion succeeded;
 /// an existing TARGET is never overwritten unless --force is given.
 ///
@@ -159,8 +162,10 @@ pub struct ConvertArgs {
     #[command(flatten)]
     placing: Placing,
 
-    /// The image to read
-    source: PathBuf,
+    /// The image to read; several are read one after the other, as one
+    /// disk (qemu-img's concatenation)
+    #[arg(value_name = "SOURCE", required = true, num_args = 1..)]
+    sources: Vec<PathBuf>,
 
     /// The image to write; `-` writes a streamOptimized VMDK to standard
     /// output
@@ -225,24 +230,62 @@ fn open_existing(args: &ConvertArgs) -> anyhow::Result<Box<dyn Image>> {
     Ok(factory::open_with(target, Some(format), open)?)
 }
 
-/// Tell what a salvaging copy could not read.
-fn report_lost(source: &std::path::Path, lost: &[Lost]) {
+/// Tell what a salvaging copy could not read: each range in the source
+/// it lies in (`starts`: where each source begins in the whole).
+fn report_lost(sources: &[PathBuf], starts: &[u64], lost: &[Lost]) {
+    let mut ranges = 0;
     for l in lost {
-        eprintln!(
-            "vimg: {}: bytes {}..{} ({} bytes) could not be read ({}); written as zeros",
-            source.display(),
-            l.range.start,
-            l.range.end,
-            l.range.end - l.range.start,
-            super::printable(&l.why)
-        );
+        let mut at = l.range.start;
+        while at < l.range.end {
+            let i = starts.partition_point(|&s| s <= at) - 1;
+            let end = starts
+                .get(i + 1)
+                .map_or(l.range.end, |&s| s.min(l.range.end));
+            let from = at - starts[i];
+            let to = end - starts[i];
+            eprintln!(
+                "vimg: {}: bytes {from}..{to} ({} bytes) could not be read ({}); written as zeros",
+                sources[i].display(),
+                to - from,
+                super::printable(&l.why)
+            );
+            ranges += 1;
+            at = end;
+        }
     }
     let total: u64 = lost.iter().map(|l| l.range.end - l.range.start).sum();
     eprintln!(
-        "vimg: {}: {total} bytes in {} ranges could not be read; the target holds zeros there",
-        source.display(),
-        lost.len()
+        "vimg: {}: {total} bytes in {ranges} ranges could not be read; the target holds zeros there",
+        named(sources)
     );
+}
+
+/// The sources' names, for messages: `a.vmdk, b.vmdk`.
+fn named(sources: &[PathBuf]) -> String {
+    let names: Vec<_> = sources.iter().map(|s| s.display().to_string()).collect();
+    names.join(", ")
+}
+
+/// The sources, opened: one image, or several read as one.
+fn open_sources(
+    args: &ConvertArgs,
+    open: &OpenOptions,
+) -> anyhow::Result<(Box<dyn Image>, Vec<u64>)> {
+    if let [one] = args.sources.as_slice() {
+        let image = factory::open_with(one, args.source_format, open.clone())?;
+        return Ok((image, vec![0]));
+    }
+    let mut images = Vec::new();
+    for source in &args.sources {
+        images.push(factory::open_with(
+            source,
+            args.source_format,
+            open.clone(),
+        )?);
+    }
+    let all = Concat::new(images);
+    let starts = all.starts();
+    Ok((Box::new(all), starts))
 }
 
 pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
@@ -255,7 +298,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
         .confinement
         .open_options(read_access(args.force_share))
         .salvaging(args.salvage);
-    let mut src = factory::open_with(&args.source, args.source_format, open.clone())?;
+    let (mut src, starts) = open_sources(&args, &open)?;
     let size = src.virtual_size();
     let opts = CopyOptions {
         sparse_size,
@@ -266,7 +309,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
     let context = || {
         format!(
             "converting {} to {} failed",
-            args.source.display(),
+            named(&args.sources),
             args.target.display()
         )
     };
@@ -303,7 +346,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
         .with_context(context)?;
         dst.flush()?;
         progress::finish(bar);
-        return Ok(finish(&args, &lost));
+        return Ok(finish(&args, &starts, &lost));
     }
 
     let mut options = Options::parse(args.options.iter().map(String::as_str))?;
@@ -371,8 +414,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
             ));
             // The stream names its extent; the likely final name is the
             // source's with a .vmdk suffix.
-            let stem = args
-                .source
+            let stem = args.sources[0]
                 .file_stem()
                 .unwrap_or_default()
                 .to_string_lossy();
@@ -428,15 +470,15 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
     if let Some(staging) = staging {
         staging.commit(&files)?;
     }
-    Ok(finish(&args, &lost))
+    Ok(finish(&args, &starts, &lost))
 }
 
 /// The exit code, once the target is written: 2 when a salvaging copy
 /// lost data (reported here), else 0.
-fn finish(args: &ConvertArgs, lost: &[Lost]) -> u8 {
+fn finish(args: &ConvertArgs, starts: &[u64], lost: &[Lost]) -> u8 {
     if lost.is_empty() {
         return 0;
     }
-    report_lost(&args.source, lost);
+    report_lost(&args.sources, starts, lost);
     2
 }

@@ -4,6 +4,7 @@
 //! writes into the parent of the image it reads) use the plan on one thread.
 
 pub mod changes;
+pub mod concat;
 pub mod offload;
 pub mod pipeline;
 pub mod plan;

@@ -155,7 +155,9 @@ pub enum Walk {
     Check,
     /// For reading what can be read (`convert --salvage`): as `Read`, but
     /// a data unit that lies outside the file or on something else fails
-    /// the reads of it instead of the open (sparse VMDK extents).
+    /// the reads of it instead of the open (sparse VMDK grains, dynamic
+    /// and differencing VHD blocks; of a block cut short by the end of the
+    /// file, what lies in the file still reads).
     Salvage,
 }
 

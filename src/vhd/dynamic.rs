@@ -159,6 +159,19 @@ pub struct Dynamic {
     /// New block data goes on 4 KiB boundaries (when the disk stays
     /// addressable with the padding that costs).
     align_data: bool,
+    /// Blocks whose BAT entries a [`Walk::Salvage`] open found wrong, and
+    /// why: reading them fails (but for what of a block cut short by the
+    /// end of the file lies in it).
+    unreadable: HashMap<u64, Faulty>,
+}
+
+/// Why a block cannot be read, found by a [`Walk::Salvage`] open.
+#[derive(Debug)]
+struct Faulty {
+    why: String,
+    /// The block only runs past the end of the file: what of it lies in
+    /// the file can be read.
+    past_end: bool,
 }
 
 /// True when open refuses an image for `conflict`: anything a block is in
@@ -254,6 +267,7 @@ impl Dynamic {
             bitmaps: HashMap::new(),
             differencing,
             align_data: false,
+            unreadable: HashMap::new(),
             header,
             header_offset,
             file,
@@ -264,8 +278,27 @@ impl Dynamic {
         }
         let tail = tail_footer.map(|n| file_len - n..file_len);
         let mut space = dynamic.walk(file_len, tail)?;
-        if let Some(c) = space.conflicts().iter().find(|c| refused_at_open(c, walk)) {
-            return Err(dynamic.conflict_error(file_len, c));
+        for c in space
+            .conflicts()
+            .iter()
+            .filter(|c| refused_at_open(c, walk))
+        {
+            let blocks = dynamic.faulty_blocks(file_len, c);
+            if walk != Walk::Salvage || blocks.is_empty() {
+                return Err(dynamic.conflict_error(file_len, c));
+            }
+            let why = dynamic.conflict_error(file_len, c).to_string();
+            let past_end = matches!(c, Conflict::PastEnd(_));
+            for block in blocks {
+                dynamic
+                    .unreadable
+                    .entry(block)
+                    .and_modify(|f| f.past_end &= past_end)
+                    .or_insert_with(|| Faulty {
+                        why: why.clone(),
+                        past_end,
+                    });
+            }
         }
         // The footer is the file's last sector when there is a valid one;
         // else new blocks (and a new footer) go past everything there is.
@@ -330,6 +363,34 @@ impl Dynamic {
             }
         }
         Ok(space)
+    }
+
+    /// The blocks a conflict makes unreadable, for a [`Walk::Salvage`]
+    /// open: those of a run past the end of the file, or lying on another
+    /// party (of two runs of blocks, the later one's); none when the
+    /// conflict is not about blocks (the BAT or the headers).
+    fn faulty_blocks(&self, len: u64, conflict: &Conflict<Part>) -> Vec<u64> {
+        let need = self.bitmap_size + self.block_size;
+        // The blocks of run `span` whose bytes meet `from..to`.
+        let meeting = |span: &Span<Part>, from: u64, to: u64| -> Vec<u64> {
+            let Part::Blocks(units) = span.what else {
+                return Vec::new();
+            };
+            (0..units.count)
+                .filter(|k| {
+                    let at = span.start.saturating_add(k * need);
+                    at < to && at.saturating_add(need) > from
+                })
+                .map(|k| units.first + k)
+                .collect()
+        };
+        match conflict {
+            Conflict::PastEnd(span) => meeting(span, len, u64::MAX),
+            Conflict::Overlap(a, b) => match (&a.what, &b.what) {
+                (_, Part::Blocks(_)) => meeting(b, a.start, a.end),
+                _ => meeting(a, b.start, b.end),
+            },
+        }
     }
 
     /// The block of the run `span` that holds byte `at`, and its host.
@@ -508,6 +569,15 @@ impl Dynamic {
     pub fn status(&mut self, offset: u64, len: u64) -> Result<Mapping> {
         let block = offset / self.block_size;
         let in_block = offset % self.block_size;
+        if self.unreadable.contains_key(&block) {
+            // Data whose place cannot be trusted: reading it fails.
+            let span = (self.block_size - in_block).min(len);
+            let data = Source::Data {
+                host: None,
+                compressed: false,
+            };
+            return Ok(Mapping::new(span, data));
+        }
         let Some(host) = self.block_host(block)? else {
             // Join the following unallocated blocks.
             let mut run = (self.block_size - in_block).min(len);
@@ -588,6 +658,11 @@ impl Dynamic {
                 continue;
             };
             let data = host + self.bitmap_size + p.within;
+            if let Some(f) = self.unreadable.get(&p.index) {
+                if !f.past_end || data + p.len() as u64 > self.file_end {
+                    return Err(Error::invalid(f.why.clone()));
+                }
+            }
             let sectors = self.block_size / SECTOR;
             let bitmap = self.bitmap(p.index, host)?;
             if let Bitmap::Full = bitmap {

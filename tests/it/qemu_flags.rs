@@ -389,6 +389,128 @@ fn convert_salvage_reads_past_unreadable_grains() {
 }
 
 #[test]
+fn convert_salvage_reads_past_unreadable_vhd_blocks() {
+    let dir = tempdir();
+    let d = dir.path();
+    let img = d.join("cut.vhd");
+    vimg!("create -q -f vhd", &img, "16M").ok();
+    qemu_io("vpc", &img, &["write -P 3 0 3M", "write -P 4 8M 1M"]);
+    // Cut inside block 1 (its data from byte 2100224): block 1 is cut
+    // short, block 4 lies wholly past the end.
+    truncate(&img, 3_000_000);
+    let out = d.join("out.raw");
+    vimg!("convert -O raw", &img, &out).one_line_error(&img, "past the end");
+    let run = vimg!("convert --salvage -O raw", &img, &out).run();
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    let err = run.stderr_text();
+    // The sectors of block 1 that lie in the file are read.
+    assert!(err.contains("bytes 2996736..4194304"), "{err}");
+    assert!(err.contains("bytes 8388608..10485760"), "{err}");
+    assert!(err.contains("block 4 at byte"), "{err}");
+    let data = std::fs::read(&out).unwrap();
+    assert_eq!(data.len(), 16 << 20);
+    assert!(data[..2996736].iter().all(|&b| b == 3));
+    assert!(data[2996736..].iter().all(|&b| b == 0));
+    // Blocks on one another: the later one is lost, the rest reads.
+    let img = d.join("overlap.vhd");
+    vimg!("create -q -f vhd", &img, "16M").ok();
+    qemu_io("vpc", &img, &["write -P 5 0 4M"]);
+    let bat = 1536;
+    let mut file = std::fs::read(&img).unwrap();
+    let first = file[bat..bat + 4].to_vec();
+    file[bat + 4..bat + 8].copy_from_slice(&first);
+    std::fs::write(&img, &file).unwrap();
+    let out = d.join("out2.raw");
+    vimg!("convert -O raw", &img, &out).one_line_error(&img, "overlap");
+    let run = vimg!("convert --salvage -O raw", &img, &out).run();
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    assert!(
+        run.stderr_text().contains("bytes 2097152..4194304"),
+        "{run:?}"
+    );
+    let data = std::fs::read(&out).unwrap();
+    assert!(data[..2 << 20].iter().all(|&b| b == 5));
+    assert!(data[2 << 20..].iter().all(|&b| b == 0));
+}
+
+/// Three sources of three formats, one a delta over a base: `a.vmdk`
+/// (8 MiB, through its parent), `b.vhd` (5 MiB) and `c.raw` (1000 bytes,
+/// a sector and a half).
+fn three_sources(d: &Path) -> [std::path::PathBuf; 3] {
+    let base = d.join("base.vmdk");
+    let a = d.join("a.vmdk");
+    vimg!("create -q -f vmdk", &base, "8M").ok();
+    qemu_io("vmdk", &base, &["write -P 1 1M 2M"]);
+    vimg!("create -q -f vmdk -b base.vmdk", &a).ok();
+    qemu_io("vmdk", &a, &["write -P 7 2M 64k", "write -z 7M 64k"]);
+    let b = d.join("b.vhd");
+    vimg!("create -q -f vhd", &b, "5M").ok();
+    qemu_io("vpc", &b, &["write -P 2 0 1M", "write -P 9 4M 512k"]);
+    let c = d.join("c.raw");
+    std::fs::write(&c, (0..1000).map(|i| (i % 251) as u8).collect::<Vec<_>>()).unwrap();
+    [a, b, c]
+}
+
+#[test]
+fn convert_concatenates_several_sources_as_qemu_img_does() {
+    let dir = tempdir();
+    let d = dir.path();
+    let [a, b, c] = three_sources(d);
+    let theirs = d.join("theirs.raw");
+    qemu_img!("convert -O raw", &a, &b, &c, &theirs).ok();
+    // Each source takes a whole number of sectors: 8 MiB + 5 MiB + 1024.
+    assert_eq!(
+        std::fs::metadata(&theirs).unwrap().len(),
+        13 * (1 << 20) + 1024
+    );
+    for (fmt, name) in [("raw", "o.raw"), ("vmdk", "o.vmdk"), ("vpc", "o.vhd")] {
+        let out = d.join(name);
+        vimg!("convert -O")
+            .arg(fmt)
+            .arg(&a)
+            .arg(&b)
+            .arg(&c)
+            .arg(&out)
+            .ok();
+        vimg!("compare", &theirs, &out).ok();
+        if fmt == "vmdk" {
+            assert_identical("raw", &theirs, "vmdk", &out);
+            assert_qemu_check(&out);
+        }
+    }
+    // Into an existing target, and as a delta over a backing file.
+    let existing = d.join("existing.raw");
+    std::fs::write(&existing, vec![0xeeu8; 14 << 20]).unwrap();
+    vimg!("convert -n -O raw", &a, &b, &c, &existing).ok();
+    let data = std::fs::read(&existing).unwrap();
+    assert_eq!(
+        data[..13 * (1 << 20) + 1024],
+        std::fs::read(&theirs).unwrap()[..]
+    );
+    assert!(data[13 * (1 << 20) + 1024..].iter().all(|&x| x == 0xee));
+    let over = d.join("over.vmdk");
+    let backing = d.join("o.vmdk");
+    vimg!("convert -O vmdk -B o.vmdk", &a, &b, &c, &over).ok();
+    vimg!("compare", &theirs, &over).ok();
+    assert!(std::fs::metadata(&over).unwrap().len() < std::fs::metadata(&backing).unwrap().len());
+    // -f is every source's format: one of another format is named.
+    vimg!("convert -f vmdk -O raw", &a, &b, d.join("x.raw")).one_line_error(&b, "-f vmdk on a VHD");
+    // A salvaging copy names the source a lost range is in, and where.
+    truncate(&b, 600_000);
+    let run = vimg!("convert --salvage -O raw", &a, &b, &c, d.join("s.raw")).run();
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    let err = run.stderr_text();
+    let b_name = b.display().to_string();
+    // Block 0 is cut short: what of it lies in the file is read.
+    assert!(
+        err.contains(&format!("{b_name}: bytes 596992..2097152")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{b_name}: bytes 4194304..")), "{err}");
+    assert!(!err.contains(&format!("{}: bytes", a.display())), "{err}");
+}
+
+#[test]
 fn convert_m_and_w_are_honoured_or_harmless() {
     let dir = tempdir();
     let d = dir.path();
