@@ -230,6 +230,59 @@ fn convert_n_writes_into_existing_images_of_every_format() {
     vimg!("convert --target-is-zero", &src, d.join("x.raw")).code(1);
 }
 
+/// `convert -n` writes into an existing image in place, as qemu-img does:
+/// stopped at any write, the image is no worse than leaking, each 64 KiB
+/// piece reads as it did or as the source (never a mix, nor anything
+/// else), and a rerun finishes the copy.
+#[test]
+fn convert_n_killed_at_any_write_leaves_each_piece_old_or_new() {
+    use crate::support::faults::{assert_no_worse_than_leaks, killed_at, writes_of};
+    const PIECE: usize = 64 << 10;
+    let dir = tempdir();
+    let d = dir.path();
+    let src = d.join("src.raw");
+    qemu_img!("create -q -f raw", &src, "8M").ok();
+    // Data over old data, zeros over old data, data where nothing was.
+    qemu_io("raw", &src, &["write -P 1 1M 1M", "write -P 2 5M 256k"]);
+    let new = std::fs::read(&src).unwrap();
+    for (fmt, ext) in [("vmdk", "vmdk"), ("vpc", "vhd")] {
+        let before = d.join(format!("before.{ext}"));
+        vimg!("create -q -f").arg(fmt).arg(&before).arg("8M").ok();
+        qemu_io(fmt, &before, &["write -P 9 0 3M"]);
+        let old_raw = d.join("old.raw");
+        vimg!("convert --force -O raw", &before, &old_raw).ok();
+        let old = std::fs::read(&old_raw).unwrap();
+        let line = |target: &Path| vimg!("convert -n -O").arg(fmt).arg(&src).arg(target);
+        let first = d.join(format!("first.{ext}"));
+        std::fs::copy(&before, &first).unwrap();
+        let writes = writes_of(&line(&first));
+        assert!(writes.len() >= 3, "{writes:?}");
+        for n in 0..writes.len() {
+            let what = format!("{fmt}: killed at write {n} ({})", writes[n]);
+            let copy = d.join(format!("kill-{n}.{ext}"));
+            std::fs::copy(&before, &copy).unwrap();
+            killed_at(&line(&copy), &writes, n);
+            assert_no_worse_than_leaks(&copy, &what);
+            let now_raw = d.join("now.raw");
+            vimg!("convert --force -O raw", &copy, &now_raw).ok();
+            let now = std::fs::read(&now_raw).unwrap();
+            for (i, piece) in now.chunks(PIECE).enumerate() {
+                let at = i * PIECE..(i + 1) * PIECE;
+                assert!(
+                    piece == &old[at.clone()] || piece == &new[at.clone()],
+                    "{what}: piece {i} reads neither as before nor as the source"
+                );
+            }
+            // The rerun finishes the copy (what the stop leaked stays
+            // for check -r leaks).
+            line(&copy).ok();
+            assert_identical("raw", &src, fmt, &copy);
+            assert_no_worse_than_leaks(&copy, &format!("{what}, then rerun"));
+            std::fs::remove_file(&copy).unwrap();
+        }
+    }
+}
+
 #[test]
 fn convert_n_writes_into_a_loop_device() {
     let is_root = cmd!("id", "-u").ok().trim() == "0";
