@@ -86,8 +86,9 @@ pub enum Error {
     #[error("{path}: {detail}", path = .path.display())]
     Chain { path: PathBuf, detail: String },
 
-    /// A signal (SIGINT, SIGTERM, SIGHUP) asked the command to stop.
-    #[error("interrupted by signal {signal}; nothing was left behind")]
+    /// A signal (SIGINT, SIGTERM, SIGHUP) asked the command to stop. What
+    /// that leaves is the command's to say.
+    #[error("interrupted by signal {signal}")]
     Interrupted { signal: i32 },
 
     /// A request that cannot be carried out as asked (bad option, size, range).

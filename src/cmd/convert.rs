@@ -343,8 +343,13 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
                 })
             }
         }
-        .with_context(context)?;
-        dst.flush()?;
+        .and_then(|lost| dst.flush().map(|_| lost))
+        .with_context(|| {
+            format!(
+                "{}; it was written into in place, and each 64 KiB piece of it reads as before or as the source (run the same command again to finish)",
+                context()
+            )
+        })?;
         progress::finish(bar);
         return Ok(finish(&args, &starts, &lost));
     }

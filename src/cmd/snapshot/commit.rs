@@ -245,19 +245,28 @@ pub fn run(args: CommitArgs) -> anyhow::Result<u8> {
     let mut moved = 0u64;
     let bar = progress::bar(args.progress, size);
     let mut throttle = Throttle::new(args.rate);
-    while let Some(run) = plan.next_run(image.as_mut())? {
-        progress::show(&bar, run.start);
-        interrupt::check()?;
-        buf.resize((run.end - run.start) as usize, 0);
-        image.read_at(&mut buf, run.start)?;
-        let base = layer_at(image.as_mut(), depth).expect("found in the chain");
-        base.write_at(&buf, run.start)?;
-        moved += run.end - run.start;
-        pace(&mut throttle, run.end - run.start);
-    }
-    layer_at(image.as_mut(), depth)
-        .expect("found in the chain")
-        .flush()?;
+    let mut copy = || -> crate::Result<()> {
+        while let Some(run) = plan.next_run(image.as_mut())? {
+            progress::show(&bar, run.start);
+            interrupt::check()?;
+            buf.resize((run.end - run.start) as usize, 0);
+            image.read_at(&mut buf, run.start)?;
+            let base = layer_at(image.as_mut(), depth).expect("found in the chain");
+            base.write_at(&buf, run.start)?;
+            moved += run.end - run.start;
+            pace(&mut throttle, run.end - run.start);
+        }
+        layer_at(image.as_mut(), depth)
+            .expect("found in the chain")
+            .flush()
+    };
+    copy().with_context(|| {
+        format!(
+            "{}: the commit stopped part way; {} holds part of the data and the delta still reads as before: run the same command again to finish",
+            delta.display(),
+            base_path.display()
+        )
+    })?;
     progress::finish(bar);
     drop(image);
     let parent_path = base_path;

@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use clap::Args;
 
 use indicatif::ProgressBar;
@@ -197,7 +197,12 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<u8> {
         true => 0,
         false => {
             let bar = progress::bar(args.progress, image.virtual_size());
-            let copied = keep_content(image.as_mut(), new.as_mut(), &bar)?;
+            let copied = keep_content(image.as_mut(), new.as_mut(), &bar).with_context(|| {
+                format!(
+                    "{}: the rebase stopped before the new parent was linked; the delta reads as before over its old parent (run the same command again)",
+                    delta.display()
+                )
+            })?;
             progress::finish(bar);
             copied
         }
