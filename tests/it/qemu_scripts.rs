@@ -77,6 +77,7 @@ const LINES: &[Line] = &[
     same("KubeVirt CDI qemu.go ConvertToRawStream", "qemu-img convert -t writeback -p -O raw disk.vmdk disk.img", &["disk.img"], false),
     same("KubeVirt CDI (preallocated)", "qemu-img convert -t writeback -p -O raw -S 0 disk.vhd prealloc.img", &["prealloc.img"], false),
     same("Packer / vSphere OVA builders", "qemu-img convert -O vmdk -o subformat=streamOptimized disk.raw stream.vmdk", &["stream.vmdk"], false),
+    same("qemu-img(1): FILENAME [FILENAME2 [...]] joined in order", "qemu-img convert -f raw -O vmdk disk.raw disk.raw joined.vmdk", &["joined.vmdk"], false),
     same("OVA builders (adapter type)", "qemu-img convert -f raw -O vmdk -o subformat=streamOptimized,adapter_type=lsilogic,compat6 disk.raw ova.vmdk", &["ova.vmdk"], false),
     same("Proxmox qm importdisk", "qemu-img convert -p -n -f vmdk -O raw disk.vmdk existing.raw", &["existing.raw"], false),
     same("the issue's pipeline line", "qemu-img convert -p -W -m 16 -O vmdk disk.raw parallel.vmdk", &["parallel.vmdk"], false),
