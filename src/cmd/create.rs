@@ -112,6 +112,9 @@ pub(super) fn make(
         format,
         path: path.to_path_buf(),
     });
+    if let Some(b) = &backing {
+        factory::parent_fits(format, b)?;
+    }
     let size = match (size, &backing) {
         (Some(size), _) => size,
         (None, Some(b)) => factory::open(&b.path, b.format, Access::Read)

@@ -141,14 +141,7 @@ pub fn create(
     backing: Option<&Backing>,
 ) -> Result<Box<dyn Sink>> {
     if let Some(b) = backing {
-        if b.format.is_some_and(|f| f != format) {
-            return Err(Error::invalid(format!(
-                "a {} image needs a {} parent, not {}",
-                format.name(),
-                format.name(),
-                b.format.map_or("", |f| f.name())
-            )));
-        }
+        parent_fits(format, b)?;
     }
     let image: Box<dyn Sink> = match (format, backing) {
         (Format::Raw, None) => {
@@ -165,6 +158,31 @@ pub fn create(
         }
     };
     Ok(image)
+}
+
+/// Fail unless `backing` can be the parent of a `format` delta: of the
+/// same format, as its -F says or (without one) as its content probes.
+/// A parent that cannot be probed is left for the open to explain.
+pub fn parent_fits(format: Format, backing: &Backing) -> Result<()> {
+    let (found, how) = match backing.format {
+        Some(f) => (f, "-F says"),
+        None => match probe(&backing.path) {
+            Ok(f) => (f, "it is"),
+            Err(_) => return Ok(()),
+        },
+    };
+    if found == format || format == Format::Raw {
+        return Ok(());
+    }
+    let (delta, parent) = match format {
+        Format::Vmdk => ("a VMDK delta", "a VMDK"),
+        _ => ("a differencing VHD", "a VHD"),
+    };
+    Err(Error::invalid(format!(
+        "{}: {delta} needs {parent} parent, and {how} {}",
+        backing.path.display(),
+        found.name()
+    )))
 }
 
 /// Create an image that is written front to back into `out` (a pipe):

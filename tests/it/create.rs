@@ -257,3 +257,32 @@ fn human_info_names_format_and_exact_size() {
         assert!(human.starts_with(&format!("image: {ps}\n")), "{human}");
     }
 }
+
+#[test]
+fn a_parent_of_another_format_is_named_before_anything_is_made() {
+    let dir = tempdir();
+    let d = dir.path();
+    let vmdk = d.join("base.vmdk");
+    let vhd = d.join("base.vhd");
+    vimg!("create -q -f vmdk", &vmdk, "8M").ok();
+    vimg!("create -q -f vhd", &vhd, "8M").ok();
+    for (line, parent, says) in [
+        ("create -f vmdk -b base.vmdk -F vhd", &vmdk, "-F says vpc"),
+        ("create -f vhd -b base.vmdk", &vmdk, "it is vmdk"),
+        ("create -f vmdk -b base.vhd", &vhd, "it is vpc"),
+    ] {
+        let out = d.join("delta.img");
+        let err = vimg!().words(line).arg(&out).run();
+        assert_eq!(err.code(), Some(1), "{line}: {err:?}");
+        let text = err.stderr_text();
+        assert!(
+            text.contains(&parent.display().to_string()),
+            "{line}: {text}"
+        );
+        assert!(
+            text.contains("needs a") && text.contains(says),
+            "{line}: {text}"
+        );
+        assert!(!out.exists(), "{line}");
+    }
+}
