@@ -10,8 +10,10 @@ fn main() -> ExitCode {
     let cli = match vimg::cmd::Cli::try_parse() {
         Ok(cli) => cli,
         // A bad value (a format, a size) is bad input like any other: one
-        // line and exit code 1, as qemu-img gives; usage errors, --help and
-        // --version as clap shows them.
+        // line and exit code 1, as qemu-img gives (compare: 2, its code
+        // for an error, as qemu-img compare gives for an unknown format or
+        // cache mode, where 1 would say "different"); usage errors, --help
+        // and --version as clap shows them.
         Err(e)
             if matches!(
                 e.kind(),
@@ -20,7 +22,11 @@ fn main() -> ExitCode {
         {
             let line = one_line(&e.render().to_string());
             eprintln!("vimg: error: {}", vimg::cmd::printable(&line));
-            return ExitCode::from(1);
+            let verb = std::env::args().nth(1);
+            return ExitCode::from(match verb.as_deref() {
+                Some("compare") => 2,
+                _ => 1,
+            });
         }
         // --help and --version print and succeed.
         Err(e) if !e.use_stderr() => e.exit(),

@@ -82,7 +82,6 @@ enum Verdict {
 }
 
 pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
-    args.qemu_only.refuse()?;
     match compare(&args) {
         Ok((verdict, sizes_differ)) => {
             let say = |text: &str| {
@@ -142,6 +141,7 @@ fn first_difference(a: &[u8], b: &[u8]) -> Option<u64> {
 }
 
 fn compare(args: &CompareArgs) -> anyhow::Result<(Verdict, bool)> {
+    args.qemu_only.refuse()?;
     let opts = OpenOptions::new(read_access(args.force_share));
     let mut a = factory::open_with(&args.first, args.format, opts.clone())?;
     let mut b = factory::open_with(&args.second, args.other_format, opts)?;

@@ -127,4 +127,21 @@ fn a_comparison_that_cannot_be_made_exits_2() {
     assert_eq!(run.code(), Some(2), "{run:?}");
     assert_eq!(run.stderr_text().lines().count(), 1, "{run:?}");
     assert!(run.stderr_text().contains("missing.vmdk"));
+    // Bad values and refused flags too (qemu-img compare gives 2 for an
+    // unknown format or cache mode); 1 would read as "different".
+    for line in [
+        "compare -f qcow2",
+        "compare -T bogus",
+        "compare --image-opts",
+    ] {
+        let run = vimg!().words(line).arg(&a).arg(&a).run();
+        assert_eq!(run.code(), Some(2), "{line}: {run:?}");
+        assert_eq!(run.stderr_text().lines().count(), 1, "{line}: {run:?}");
+        if line != "compare --image-opts" {
+            let qemu = qemu_img!().words(line).arg(&a).arg(&a).run();
+            assert_eq!(qemu.code(), Some(2), "qemu-img {line}: {qemu:?}");
+        }
+    }
+    // A usage error is 1, as in qemu-img.
+    vimg!("compare --bogus", &a, &a).code(1);
 }
