@@ -317,10 +317,10 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD.')
-            [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike.')
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2.')
-            [CompletionResult]::new('rebase', 'rebase', [CompletionResultType]::ParameterValue, 'Make NEWBASE the parent of DELTA. By default DELTA reads the same afterwards: every range DELTA does not hold where its old chain and NEWBASE read differently is first copied into DELTA. With -u only the link is rewritten (VMDK parentFileNameHint and parentCID; VHD parent UUID, time stamp, name and locators): the repair for a parent that was moved or renamed, or whose CID/UUID no longer matches. -b "" makes DELTA a standalone image (flattened: its parents'' data copied in first, unless -u).')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Make a new, empty delta over BASE (a VMware snapshot, a differencing VHD)')
+            [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write a delta''s data into its parent, then empty and relink the delta')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show a delta''s chain down to its base, and whether each link holds')
+            [CompletionResult]::new('rebase', 'rebase', [CompletionResultType]::ParameterValue, 'Give a delta another parent (or none), keeping what it reads')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -409,10 +409,10 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             break
         }
         'vimg;snapshot;help' {
-            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD.')
-            [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike.')
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2.')
-            [CompletionResult]::new('rebase', 'rebase', [CompletionResultType]::ParameterValue, 'Make NEWBASE the parent of DELTA. By default DELTA reads the same afterwards: every range DELTA does not hold where its old chain and NEWBASE read differently is first copied into DELTA. With -u only the link is rewritten (VMDK parentFileNameHint and parentCID; VHD parent UUID, time stamp, name and locators): the repair for a parent that was moved or renamed, or whose CID/UUID no longer matches. -b "" makes DELTA a standalone image (flattened: its parents'' data copied in first, unless -u).')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Make a new, empty delta over BASE (a VMware snapshot, a differencing VHD)')
+            [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write a delta''s data into its parent, then empty and relink the delta')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show a delta''s chain down to its base, and whether each link holds')
+            [CompletionResult]::new('rebase', 'rebase', [CompletionResultType]::ParameterValue, 'Give a delta another parent (or none), keeping what it reads')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -542,10 +542,10 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             break
         }
         'vimg;help;snapshot' {
-            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD.')
-            [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike.')
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2.')
-            [CompletionResult]::new('rebase', 'rebase', [CompletionResultType]::ParameterValue, 'Make NEWBASE the parent of DELTA. By default DELTA reads the same afterwards: every range DELTA does not hold where its old chain and NEWBASE read differently is first copied into DELTA. With -u only the link is rewritten (VMDK parentFileNameHint and parentCID; VHD parent UUID, time stamp, name and locators): the repair for a parent that was moved or renamed, or whose CID/UUID no longer matches. -b "" makes DELTA a standalone image (flattened: its parents'' data copied in first, unless -u).')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Make a new, empty delta over BASE (a VMware snapshot, a differencing VHD)')
+            [CompletionResult]::new('commit', 'commit', [CompletionResultType]::ParameterValue, 'Write a delta''s data into its parent, then empty and relink the delta')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show a delta''s chain down to its base, and whether each link holds')
+            [CompletionResult]::new('rebase', 'rebase', [CompletionResultType]::ParameterValue, 'Give a delta another parent (or none), keeping what it reads')
             break
         }
         'vimg;help;snapshot;create' {

@@ -303,10 +303,10 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD.'
-            cand commit 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike.'
-            cand list 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2.'
-            cand rebase 'Make NEWBASE the parent of DELTA. By default DELTA reads the same afterwards: every range DELTA does not hold where its old chain and NEWBASE read differently is first copied into DELTA. With -u only the link is rewritten (VMDK parentFileNameHint and parentCID; VHD parent UUID, time stamp, name and locators): the repair for a parent that was moved or renamed, or whose CID/UUID no longer matches. -b "" makes DELTA a standalone image (flattened: its parents'' data copied in first, unless -u).'
+            cand create 'Make a new, empty delta over BASE (a VMware snapshot, a differencing VHD)'
+            cand commit 'Write a delta''s data into its parent, then empty and relink the delta'
+            cand list 'Show a delta''s chain down to its base, and whether each link holds'
+            cand rebase 'Give a delta another parent (or none), keeping what it reads'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'vimg;snapshot;create'= {
@@ -390,10 +390,10 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand --version 'Print version'
         }
         &'vimg;snapshot;help'= {
-            cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD.'
-            cand commit 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike.'
-            cand list 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2.'
-            cand rebase 'Make NEWBASE the parent of DELTA. By default DELTA reads the same afterwards: every range DELTA does not hold where its old chain and NEWBASE read differently is first copied into DELTA. With -u only the link is rewritten (VMDK parentFileNameHint and parentCID; VHD parent UUID, time stamp, name and locators): the repair for a parent that was moved or renamed, or whose CID/UUID no longer matches. -b "" makes DELTA a standalone image (flattened: its parents'' data copied in first, unless -u).'
+            cand create 'Make a new, empty delta over BASE (a VMware snapshot, a differencing VHD)'
+            cand commit 'Write a delta''s data into its parent, then empty and relink the delta'
+            cand list 'Show a delta''s chain down to its base, and whether each link holds'
+            cand rebase 'Give a delta another parent (or none), keeping what it reads'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'vimg;snapshot;help;create'= {
@@ -503,10 +503,10 @@ set edit:completion:arg-completer[vimg] = {|@words|
         &'vimg;help;resize'= {
         }
         &'vimg;help;snapshot'= {
-            cand create 'Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK, a differencing disk over a VHD.'
-            cand commit 'Write DELTA''s data into its parent, so that the parent reads exactly what DELTA read; then empty DELTA (unless -d) and relink it (VMDK parentCID = the parent''s new CID; VHD parent time stamp refreshed), so that DELTA over its parent still reads the same and is a valid chain for VMware, Hyper-V and qemu alike.'
-            cand list 'Show the chain from IMAGE down to its base: each layer''s files, format, sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and the one it records of its parent, and whether each link is valid (the parent found, with that identity and the same virtual size). A broken link is shown, and the exit code is then 2.'
-            cand rebase 'Make NEWBASE the parent of DELTA. By default DELTA reads the same afterwards: every range DELTA does not hold where its old chain and NEWBASE read differently is first copied into DELTA. With -u only the link is rewritten (VMDK parentFileNameHint and parentCID; VHD parent UUID, time stamp, name and locators): the repair for a parent that was moved or renamed, or whose CID/UUID no longer matches. -b "" makes DELTA a standalone image (flattened: its parents'' data copied in first, unless -u).'
+            cand create 'Make a new, empty delta over BASE (a VMware snapshot, a differencing VHD)'
+            cand commit 'Write a delta''s data into its parent, then empty and relink the delta'
+            cand list 'Show a delta''s chain down to its base, and whether each link holds'
+            cand rebase 'Give a delta another parent (or none), keeping what it reads'
         }
         &'vimg;help;snapshot;create'= {
         }

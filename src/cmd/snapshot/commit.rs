@@ -17,6 +17,8 @@ use crate::image::{factory, Format, Image, NewParent, OpenOptions};
 use crate::interrupt;
 use crate::io::{folder_of, Access};
 
+/// Write a delta's data into its parent, then empty and relink the delta
+///
 /// Write DELTA's data into its parent, so that the parent reads exactly
 /// what DELTA read; then empty DELTA (unless -d) and relink it (VMDK
 /// parentCID = the parent's new CID; VHD parent time stamp refreshed), so

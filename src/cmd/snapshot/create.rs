@@ -8,8 +8,10 @@ use clap::Args;
 use super::super::args::Placing;
 use crate::image::{factory, Format};
 
-/// Make a new, empty delta over BASE: a VMware snapshot disk over a VMDK,
-/// a differencing disk over a VHD.
+/// Make a new, empty delta over BASE (a VMware snapshot, a differencing VHD)
+///
+/// The delta is a VMware snapshot disk over a VMDK, a differencing disk
+/// over a VHD.
 ///
 /// Examples:
 ///   vimg snapshot create base.vmdk base-000001.vmdk

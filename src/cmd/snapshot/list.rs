@@ -12,6 +12,8 @@ use crate::image::{factory, Format, Image, OpenOptions};
 use crate::io::Access;
 use crate::units::human_size;
 
+/// Show a delta's chain down to its base, and whether each link holds
+///
 /// Show the chain from IMAGE down to its base: each layer's files, format,
 /// sizes, the bytes it holds itself, its identity (VMDK CID, VHD UUID) and
 /// the one it records of its parent, and whether each link is valid (the

@@ -16,6 +16,8 @@ use crate::image::{factory, Format, Image, NewParent, OpenOptions, Source};
 use crate::interrupt;
 use crate::io::{folder_of, Access};
 
+/// Give a delta another parent (or none), keeping what it reads
+///
 /// Make NEWBASE the parent of DELTA. By default DELTA reads the same
 /// afterwards: every range DELTA does not hold where its old chain and
 /// NEWBASE read differently is first copied into DELTA. With -u only the
