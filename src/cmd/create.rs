@@ -113,7 +113,8 @@ pub(super) fn make(
         path: path.to_path_buf(),
     });
     if let Some(b) = &backing {
-        factory::parent_fits(format, b)?;
+        factory::parent_fits(format, b)
+            .with_context(|| format!("cannot create {}", file.display()))?;
     }
     let size = match (size, &backing) {
         (Some(size), _) => size,

@@ -136,7 +136,9 @@ fn resolve_extent(desc: &Path, name: &str) -> Result<PathBuf> {
             format!("extent file name \"{name}\" is absolute, empty or leaves the descriptor's directory; refused"),
         ));
     }
-    Ok(folder_of(desc).join(rel))
+    // Beside a descriptor in the current folder, the bare name (as
+    // qemu-img shows it), not `./name`.
+    Ok(desc.parent().map_or(rel.to_path_buf(), |dir| dir.join(rel)))
 }
 
 impl Vmdk {
