@@ -28,6 +28,40 @@ pub enum Conflict<T> {
     Overlap(Span<T>, Span<T>),
 }
 
+impl<T> Conflict<T> {
+    /// The data units this conflict makes untrustworthy, for an open that
+    /// reads what it can (`units` tells a run of units, each `len` bytes
+    /// long, from other claims): of a run past the end of a
+    /// `file_len`-byte file, those that reach past it; of an overlap, those
+    /// of the later span that meet the earlier one, or, when the later
+    /// span is no run of units, those of the earlier that meet it.
+    pub fn faulty_units(
+        &self,
+        file_len: u64,
+        len: u64,
+        units: impl Fn(&T) -> Option<Units>,
+    ) -> Vec<u64> {
+        // The units of run `span` whose bytes meet `from..to`.
+        let meeting = |span: &Span<T>, from: u64, to: u64| -> Vec<u64> {
+            let Some(run) = units(&span.what) else {
+                return Vec::new();
+            };
+            (0..run.count)
+                .filter(|k| {
+                    let at = span.start.saturating_add(k * len);
+                    at < to && at.saturating_add(len) > from
+                })
+                .map(|k| run.first + k)
+                .collect()
+        };
+        match self {
+            Conflict::PastEnd(span) => meeting(span, file_len, u64::MAX),
+            Conflict::Overlap(a, b) if units(&b.what).is_some() => meeting(b, a.start, a.end),
+            Conflict::Overlap(a, b) => meeting(a, b.start, b.end),
+        }
+    }
+}
+
 /// Units of data (grains, blocks) `first` to `first + count - 1`, lying
 /// back to back in the file: what a run of claims stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

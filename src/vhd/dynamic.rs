@@ -366,31 +366,12 @@ impl Dynamic {
     }
 
     /// The blocks a conflict makes unreadable, for a [`Walk::Salvage`]
-    /// open: those of a run past the end of the file, or lying on another
-    /// party (of two runs of blocks, the later one's); none when the
-    /// conflict is not about blocks (the BAT or the headers).
+    /// open (none when it is not about blocks: the BAT or the headers).
     fn faulty_blocks(&self, len: u64, conflict: &Conflict<Part>) -> Vec<u64> {
-        let need = self.bitmap_size + self.block_size;
-        // The blocks of run `span` whose bytes meet `from..to`.
-        let meeting = |span: &Span<Part>, from: u64, to: u64| -> Vec<u64> {
-            let Part::Blocks(units) = span.what else {
-                return Vec::new();
-            };
-            (0..units.count)
-                .filter(|k| {
-                    let at = span.start.saturating_add(k * need);
-                    at < to && at.saturating_add(need) > from
-                })
-                .map(|k| units.first + k)
-                .collect()
-        };
-        match conflict {
-            Conflict::PastEnd(span) => meeting(span, len, u64::MAX),
-            Conflict::Overlap(a, b) => match (&a.what, &b.what) {
-                (_, Part::Blocks(_)) => meeting(b, a.start, a.end),
-                _ => meeting(a, b.start, b.end),
-            },
-        }
+        conflict.faulty_units(len, self.bitmap_size + self.block_size, |what| match what {
+            Part::Blocks(units) => Some(*units),
+            _ => None,
+        })
     }
 
     /// The block of the run `span` that holds byte `at`, and its host.

@@ -304,29 +304,10 @@ impl SparseExtent {
     /// that lie past the end of the file, or on metadata, or (of two runs
     /// that overlap) those of the later run that overlap the earlier.
     fn faulty_grains(&self, len: u64, conflict: &Conflict<Part>) -> Vec<u64> {
-        let need = self.grain_need();
-        // The grains of run `span` whose bytes meet `from..to`.
-        let meeting = |span: &Span<Part>, from: u64, to: u64| -> Vec<u64> {
-            let Part::Grains(units) = span.what else {
-                return Vec::new();
-            };
-            (0..units.count)
-                .filter(|k| {
-                    let at = span.start.saturating_add(k * need);
-                    at < to && at.saturating_add(need) > from
-                })
-                .map(|k| units.first + k)
-                .collect()
-        };
-        match conflict {
-            Conflict::PastEnd(span) => meeting(span, len, u64::MAX),
-            Conflict::Overlap(a, b) => match (&a.what, &b.what) {
-                (Part::Grains(_), Part::Grains(_)) | (_, Part::Grains(_)) => {
-                    meeting(b, a.start, a.end)
-                }
-                _ => meeting(a, b.start, b.end),
-            },
-        }
+        conflict.faulty_units(len, self.grain_need(), |what| match what {
+            Part::Grains(units) => Some(*units),
+            _ => None,
+        })
     }
 
     /// Bytes each grain takes from where its entry points: the grain, or
