@@ -41,8 +41,8 @@ set edit:completion:arg-completer[vimg] = {|@words|
         &'vimg;create'= {
             cand -f 'Image format: vmdk, vhd (or vpc), raw'
             cand --format 'Image format: vmdk, vhd (or vpc), raw'
-            cand -o 'Format options as key=value[,key=value...]; may be repeated (vmdk: subformat, adapter_type, hwversion, compat6, toolsversion, zeroed_grain; vhd: subformat=dynamic|fixed, force_size, block_size)'
-            cand --options 'Format options as key=value[,key=value...]; may be repeated (vmdk: subformat, adapter_type, hwversion, compat6, toolsversion, zeroed_grain; vhd: subformat=dynamic|fixed, force_size, block_size)'
+            cand -o 'Format options as key=value[,key=value...]; may be repeated (vmdk: subformat, adapter_type, hwversion, compat6, toolsversion, zeroed_grain, compression_level; vhd: subformat=dynamic|fixed, force_size, block_size, azure; all: size, backing_file, backing_fmt as qemu-img takes them). `-o help` lists them with their values'
+            cand --options 'Format options as key=value[,key=value...]; may be repeated (vmdk: subformat, adapter_type, hwversion, compat6, toolsversion, zeroed_grain, compression_level; vhd: subformat=dynamic|fixed, force_size, block_size, azure; all: size, backing_file, backing_fmt as qemu-img takes them). `-o help` lists them with their values'
             cand -t 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed'
             cand --cache 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed'
             cand --target-cache 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed'

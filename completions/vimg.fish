@@ -45,7 +45,7 @@ complete -c vimg -n "__fish_vimg_using_subcommand create" -s f -l format -d 'Ima
 vmdk\t''
 vhd\t''
 vpc\t''"
-complete -c vimg -n "__fish_vimg_using_subcommand create" -s o -l options -d 'Format options as key=value[,key=value...]; may be repeated (vmdk: subformat, adapter_type, hwversion, compat6, toolsversion, zeroed_grain; vhd: subformat=dynamic|fixed, force_size, block_size)' -r
+complete -c vimg -n "__fish_vimg_using_subcommand create" -s o -l options -d 'Format options as key=value[,key=value...]; may be repeated (vmdk: subformat, adapter_type, hwversion, compat6, toolsversion, zeroed_grain, compression_level; vhd: subformat=dynamic|fixed, force_size, block_size, azure; all: size, backing_file, backing_fmt as qemu-img takes them). `-o help` lists them with their values' -r
 complete -c vimg -n "__fish_vimg_using_subcommand create" -s t -l cache -l target-cache -d 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
 writeback\t'Flush the new image before it is moved into place'
 none\t'As writeback'

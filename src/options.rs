@@ -5,6 +5,48 @@
 use crate::error::{Error, Result};
 use crate::units::parse_size;
 
+/// One option a format's `create` takes, for `-o help`.
+#[derive(Clone, Copy, Debug)]
+pub struct OptionDoc {
+    pub key: &'static str,
+    /// What its value is: `str`, `bool (on/off)`, `size`.
+    pub kind: &'static str,
+    pub about: &'static str,
+}
+
+/// The options every format's `create` takes (the command takes them).
+pub const SIZE: OptionDoc = OptionDoc {
+    key: "size",
+    kind: "size",
+    about: "Virtual disk size (the SIZE argument wins when both are given)",
+};
+
+/// The parent options of the formats that make deltas.
+pub const BACKING: [OptionDoc; 2] = [
+    OptionDoc {
+        key: "backing_file",
+        kind: "str",
+        about: "The parent of a delta (create's -b, convert's -B)",
+    },
+    OptionDoc {
+        key: "backing_fmt",
+        kind: "str",
+        about: "The parent's format, which is the delta's own (-F)",
+    },
+];
+
+/// What `-o help` prints: the options `format` takes, in qemu-img's layout.
+pub fn help_text(format: &str, docs: &[OptionDoc]) -> String {
+    let mut docs = docs.to_vec();
+    docs.sort_by_key(|d| d.key);
+    let mut text = format!("Supported {format} options:\n");
+    for d in docs {
+        let key = format!("{}=<{}>", d.key, d.kind);
+        text.push_str(&format!("  {key:<22} - {}\n", d.about));
+    }
+    text
+}
+
 /// Options not yet taken by a format, and the notes (warnings) the format
 /// leaves for the user while taking them.
 #[derive(Clone, Debug, Default)]
@@ -66,6 +108,14 @@ impl Options {
     /// The notes left so far.
     pub fn take_notes(&mut self) -> Vec<String> {
         std::mem::take(&mut self.notes)
+    }
+
+    /// True when `-o help` (or qemu-img's `-o ?`) asks for the list of
+    /// options instead.
+    pub fn wants_help(&self) -> bool {
+        self.pairs
+            .iter()
+            .any(|(k, v)| v.is_none() && (k == "help" || k == "?"))
     }
 
     /// True when no option is left.

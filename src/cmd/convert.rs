@@ -1,7 +1,7 @@
 //! `vimg convert`: copy an image into a new one of another format.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -19,7 +19,7 @@ use crate::copy::pipeline::Lost;
 use crate::copy::{copy, CopyOptions, Layers, Plan};
 use crate::image::{factory, Backing, Format, Image, OpenOptions};
 use crate::io::{folder_of, Access};
-use crate::options::Options;
+use crate::options::{help_text, Options};
 use crate::units::parse_size;
 
 /// Convert a disk image to another format or subformat
@@ -38,7 +38,10 @@ use crate::units::parse_size;
 /// be written to standard output with TARGET `-`, for piping into an
 /// upload tool.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    override_usage = "vimg convert [OPTIONS] SOURCE... TARGET\n       vimg convert -O FMT -o help"
+)]
 pub struct ConvertArgs {
     /// Source format (probed from the content when not given)
     #[arg(short = 'f', long = "source-format", visible_alias = "format", value_name = "FMT", value_parser = format_name())]
@@ -162,14 +165,23 @@ pub struct ConvertArgs {
     #[command(flatten)]
     placing: Placing,
 
-    /// The image to read; several are read one after the other, as one
-    /// disk (qemu-img's concatenation)
-    #[arg(value_name = "SOURCE", required = true, num_args = 1..)]
-    sources: Vec<PathBuf>,
+    /// SOURCE... TARGET: the images to read (several are read one after
+    /// the other, as one disk: qemu-img's concatenation), then the image
+    /// to write (`-` writes a streamOptimized VMDK to standard output)
+    #[arg(value_name = "FILE")]
+    files: Vec<PathBuf>,
+}
 
-    /// The image to write; `-` writes a streamOptimized VMDK to standard
-    /// output
-    target: PathBuf,
+impl ConvertArgs {
+    /// The images to read (checked by [`run`]: at least one).
+    fn sources(&self) -> &[PathBuf] {
+        &self.files[..self.files.len() - 1]
+    }
+
+    /// The image to write.
+    fn target(&self) -> &Path {
+        &self.files[self.files.len() - 1]
+    }
 }
 
 /// `-S`: a size that is a multiple of 512 (qemu-img takes 1536 too).
@@ -204,7 +216,7 @@ fn refuse_unsupported(args: &ConvertArgs) -> anyhow::Result<()> {
 /// without -O of the format it probes as, which must be raw (a script's
 /// `-n` into a VMDK or VHD without -O would overwrite its metadata).
 fn open_existing(args: &ConvertArgs) -> anyhow::Result<Box<dyn Image>> {
-    let target = &args.target;
+    let target = args.target();
     if target.as_os_str() == "-" {
         bail!("-n writes into an existing image; standard output is not one");
     }
@@ -271,12 +283,12 @@ fn open_sources(
     args: &ConvertArgs,
     open: &OpenOptions,
 ) -> anyhow::Result<(Box<dyn Image>, Vec<u64>)> {
-    if let [one] = args.sources.as_slice() {
+    if let [one] = args.sources() {
         let image = factory::open_with(one, args.source_format, open.clone())?;
         return Ok((image, vec![0]));
     }
     let mut images = Vec::new();
-    for source in &args.sources {
+    for source in args.sources() {
         images.push(factory::open_with(
             source,
             args.source_format,
@@ -290,6 +302,30 @@ fn open_sources(
 
 pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
     refuse_unsupported(&args)?;
+    let mut options = Options::parse(args.options.iter().map(String::as_str))?;
+    let target_format = args.output_format.unwrap_or(Format::Raw);
+    if options.wants_help() {
+        // What create takes but the size, which is the source's.
+        let docs: Vec<_> = factory::create_options(target_format)
+            .iter()
+            .filter(|d| d.key != "size")
+            .copied()
+            .collect();
+        super::print(&help_text(target_format.name(), &docs))?;
+        return Ok(0);
+    }
+    if args.files.len() < 2 {
+        bail!("give the SOURCE image (or several) and the TARGET to write");
+    }
+    // qemu-img's -o spellings of -B and -F; the flags win.
+    let backing_file = match options.take_str("backing_file")? {
+        Some(name) => Some(args.backing.clone().unwrap_or(name.into())),
+        None => args.backing.clone(),
+    };
+    let backing_format = match options.take_str("backing_fmt")? {
+        Some(name) => Some(args.backing_format.unwrap_or(Format::from_name(&name)?)),
+        None => args.backing_format,
+    };
     if let Some(n) = args.parallel {
         crate::io::set_workers(n.into());
     }
@@ -309,8 +345,8 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
     let context = || {
         format!(
             "converting {} to {} failed",
-            named(&args.sources),
-            args.target.display()
+            named(args.sources()),
+            args.target().display()
         )
     };
 
@@ -319,7 +355,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
         if dst.virtual_size() < size {
             bail!(
                 "{}: it holds {} bytes, less than the source's {size}",
-                args.target.display(),
+                args.target().display(),
                 dst.virtual_size()
             );
         }
@@ -354,19 +390,17 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
         return Ok(finish(&args, &starts, &lost));
     }
 
-    let mut options = Options::parse(args.options.iter().map(String::as_str))?;
     if args.compress {
         options.set_by_flag("compress", "on", "-c");
     }
-    let target_format = args.output_format.unwrap_or(Format::Raw);
-    let to_stdout = args.target.as_os_str() == "-";
-    if to_stdout && args.backing.is_some() {
+    let to_stdout = args.target().as_os_str() == "-";
+    if to_stdout && backing_file.is_some() {
         bail!("-B makes a delta, which names its parent: it cannot go to standard output");
     }
     let staging = match to_stdout {
         true => None,
         false => Some(Staging::new(
-            &args.target,
+            args.target(),
             args.placing.force,
             args.placing.cache.unwrap_or_default(),
         )?),
@@ -380,11 +414,11 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
     };
     // -B: the parent, opened to compare with, and as the delta records it.
     let mut parent = None;
-    let backing = match &args.backing {
+    let backing = match &backing_file {
         None => None,
         Some(typed) => {
-            let path = chain::parent_path(&args.target, &typed.to_string_lossy());
-            let image = factory::open_with(&path, args.backing_format, open.clone())
+            let path = chain::parent_path(args.target(), &typed.to_string_lossy());
+            let image = factory::open_with(&path, backing_format, open.clone())
                 .with_context(|| format!("cannot open the backing file {}", path.display()))?;
             if image.virtual_size() != size {
                 bail!(
@@ -395,8 +429,8 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
             }
             parent = Some(image);
             Some(Backing {
-                name: chain::relative_name(folder_of(&args.target), &path),
-                format: args.backing_format,
+                name: chain::relative_name(folder_of(args.target()), &path),
+                format: backing_format,
                 path,
             })
         }
@@ -419,7 +453,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
             ));
             // The stream names its extent; the likely final name is the
             // source's with a .vmdk suffix.
-            let stem = args.sources[0]
+            let stem = args.sources()[0]
                 .file_stem()
                 .unwrap_or_default()
                 .to_string_lossy();
@@ -428,7 +462,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
         }
     }
     .map_err(explain)
-    .with_context(|| format!("cannot create {}", args.target.display()))?;
+    .with_context(|| format!("cannot create {}", args.target().display()))?;
     if !args.placing.quiet {
         for note in options.take_notes() {
             eprintln!("vimg: {note}");
@@ -437,7 +471,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
     if dst.virtual_size() < size {
         bail!(
             "{}: the target would hold {} bytes, less than the source's {size}",
-            args.target.display(),
+            args.target().display(),
             dst.virtual_size()
         );
     }
@@ -484,6 +518,6 @@ fn finish(args: &ConvertArgs, starts: &[u64], lost: &[Lost]) -> u8 {
     if lost.is_empty() {
         return 0;
     }
-    report_lost(&args.sources, starts, lost);
+    report_lost(args.sources(), starts, lost);
     2
 }

@@ -11,7 +11,7 @@ use crate::chain;
 use crate::image::{factory, Backing, Format};
 use crate::io::folder_of;
 use crate::io::Access;
-use crate::options::Options;
+use crate::options::{help_text, Options};
 use crate::units::parse_size;
 
 /// Create a new, empty disk image
@@ -19,6 +19,7 @@ use crate::units::parse_size;
 /// Examples:
 ///   vimg create -f vmdk disk.vmdk 10G
 ///   vimg create -f vhd -o subformat=fixed disk.vhd 30G
+///   vimg create -f vmdk -o help      (the options a format takes)
 ///
 /// An existing FILE is never overwritten unless --force is given.
 ///
@@ -26,7 +27,10 @@ use crate::units::parse_size;
 /// it records PARENT relative to its own folder and PARENT's content ID,
 /// and reads PARENT's data wherever it holds none itself.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    override_usage = "vimg create [OPTIONS] FILE [SIZE]\n       vimg create -f FMT -o help"
+)]
 pub struct CreateArgs {
     /// Image format: vmdk, vhd (or vpc), raw
     #[arg(short = 'f', long = "format", value_name = "FMT", default_value = "raw", value_parser = format_name())]
@@ -34,7 +38,9 @@ pub struct CreateArgs {
 
     /// Format options as key=value[,key=value...]; may be repeated
     /// (vmdk: subformat, adapter_type, hwversion, compat6, toolsversion,
-    /// zeroed_grain; vhd: subformat=dynamic|fixed, force_size, block_size)
+    /// zeroed_grain, compression_level; vhd: subformat=dynamic|fixed,
+    /// force_size, block_size, azure; all: size, backing_file, backing_fmt
+    /// as qemu-img takes them). `-o help` lists them with their values
     #[arg(short = 'o', long = "options", value_name = "OPTIONS")]
     options: Vec<String>,
 
@@ -60,39 +66,54 @@ pub struct CreateArgs {
     #[command(flatten)]
     qemu_only: QemuOnly,
 
-    /// The image file to create
-    file: PathBuf,
+    /// The image file to create (not needed with -o help)
+    file: Option<PathBuf>,
 
     /// Virtual disk size: 512, 64K, 10G, 1.5T (binary units; rounded up to
     /// a whole 512-byte sector); with -b, the parent's size by default
-    #[arg(required_unless_present = "backing", value_parser = parse_size)]
+    #[arg(value_parser = parse_size)]
     size: Option<u64>,
 }
 
 pub fn run(args: CreateArgs) -> anyhow::Result<u8> {
     args.qemu_only.refuse()?;
+    let mut opts = Options::parse(args.options.iter().map(String::as_str))?;
+    if opts.wants_help() {
+        let docs = factory::create_options(args.format);
+        super::print(&help_text(args.format.name(), docs))?;
+        return Ok(0);
+    }
+    let Some(file) = &args.file else {
+        bail!("give the image FILE to create (and its SIZE, unless -b gives a parent)");
+    };
+    // qemu-img's -o spellings of SIZE, -b and -F; those win when both
+    // are given, as in qemu-img.
+    let size = match opts.take_size("size")? {
+        Some(size) => Some(args.size.unwrap_or(size)),
+        None => args.size,
+    };
+    let typed = match opts.take_str("backing_file")? {
+        Some(name) => Some(args.backing.clone().unwrap_or(name.into())),
+        None => args.backing.clone(),
+    };
+    let backing_format = match opts.take_str("backing_fmt")? {
+        Some(name) => Some(args.backing_format.unwrap_or(Format::from_name(&name)?)),
+        None => args.backing_format,
+    };
     // -b: a relative path is relative to FILE's folder, as in qemu-img.
-    let parent = args
-        .backing
+    let parent = typed
         .as_ref()
-        .map(|typed| chain::parent_path(&args.file, &typed.to_string_lossy()));
+        .map(|typed| chain::parent_path(file, &typed.to_string_lossy()));
     if let (true, Some(parent)) = (args.backing_unsafe, &parent) {
-        factory::open(parent, args.backing_format, Access::Read).with_context(|| {
+        factory::open(parent, backing_format, Access::Read).with_context(|| {
             format!(
                 "cannot open the parent {} (-u cannot help: a delta records its parent's content ID, so the parent must be readable)",
                 parent.display()
             )
         })?;
     }
-    let backing = parent.as_deref().map(|p| (p, args.backing_format));
-    make(
-        &args.file,
-        args.format,
-        args.size,
-        &args.options,
-        backing,
-        &args.placing,
-    )
+    let backing = parent.as_deref().map(|p| (p, backing_format));
+    make(file, args.format, size, opts, backing, &args.placing)
 }
 
 /// Create `file`, of `format` and `size` (the parent's without one), with
@@ -102,11 +123,10 @@ pub(super) fn make(
     file: &Path,
     format: Format,
     size: Option<u64>,
-    options: &[String],
+    mut opts: Options,
     backing: Option<(&Path, Option<Format>)>,
     placing: &Placing,
 ) -> anyhow::Result<u8> {
-    let mut opts = Options::parse(options.iter().map(String::as_str))?;
     let backing = backing.map(|(path, format)| Backing {
         name: chain::relative_name(folder_of(file), path),
         format,
@@ -121,7 +141,10 @@ pub(super) fn make(
         (None, Some(b)) => factory::open(&b.path, b.format, Access::Read)
             .with_context(|| format!("cannot open the parent {}", b.path.display()))?
             .virtual_size(),
-        (None, None) => bail!("a size is needed without -b"),
+        (None, None) => bail!(
+            "{}: give its SIZE (or -b PARENT, whose size it takes)",
+            file.display()
+        ),
     };
     let staging = Staging::new(file, placing.force, placing.cache.unwrap_or_default())?;
     let image = factory::create(&staging.path(), format, size, &mut opts, backing.as_ref())

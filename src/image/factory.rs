@@ -8,7 +8,7 @@ use super::{Backing, Format, Image, OpenOptions, Sink};
 use crate::chain::Chain;
 use crate::error::{Error, Result};
 use crate::io::{Access, ImageFile, SECTOR};
-use crate::options::Options;
+use crate::options::{OptionDoc, Options};
 use crate::{raw, vhd, vmdk};
 
 /// Bytes at the start of a file that probing looks at.
@@ -158,6 +158,15 @@ pub fn create(
         }
     };
     Ok(image)
+}
+
+/// The options `create` takes for `format`, for `-o help`.
+pub fn create_options(format: Format) -> &'static [OptionDoc] {
+    match format {
+        Format::Raw => &[crate::options::SIZE],
+        Format::Vmdk => vmdk::CREATE_OPTIONS,
+        Format::Vhd => vhd::CREATE_OPTIONS,
+    }
 }
 
 /// Fail unless `backing` can be the parent of a `format` delta: of the

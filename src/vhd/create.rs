@@ -13,7 +13,7 @@ use crate::chain::Chain;
 use crate::error::{Error, Result};
 use crate::image::{Backing, OpenOptions, Sink};
 use crate::io::{align_up, Access, ImageFile, SECTOR};
-use crate::options::Options;
+use crate::options::{OptionDoc, Options, BACKING, SIZE};
 
 /// Default block size of dynamic disks, as Hyper-V and qemu-img use.
 const DEFAULT_BLOCK_SIZE: u64 = 2 << 20;
@@ -38,6 +38,33 @@ pub fn data_cost(opts: &Options) -> Result<(u64, u64)> {
     let bitmap = align_up((block / SECTOR).div_ceil(8), SECTOR);
     Ok((block, block + align_up(bitmap, 4096)))
 }
+
+/// The options `create` takes for a VHD (`-o help`).
+pub const OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        key: "subformat",
+        kind: "str",
+        about: "dynamic (default) or fixed",
+    },
+    OptionDoc {
+        key: "force_size",
+        kind: "bool (on/off)",
+        about: "The exact size asked for (default on), not the nearest size CHS geometry can express (off, as qemu-img's default)",
+    },
+    OptionDoc {
+        key: "block_size",
+        kind: "size",
+        about: "Block size of a dynamic or differencing VHD, a power of two from 512K to 256M (default 2M)",
+    },
+    OptionDoc {
+        key: "azure",
+        kind: "bool (on/off)",
+        about: "A fixed VHD of a whole number of MiB, as Azure takes",
+    },
+    SIZE,
+    BACKING[0],
+    BACKING[1],
+];
 
 pub fn create(
     path: &Path,

@@ -30,7 +30,7 @@ use crate::image::{
 use crate::io::{align_down, align_up, ImageFile, SECTOR};
 use crate::options::Options;
 
-pub use self::create::{create, data_cost};
+pub use self::create::{create, data_cost, OPTIONS as CREATE_OPTIONS};
 pub use self::geometry::MAX_SIZE;
 
 /// True when the first bytes of a file are a VHD footer copy.

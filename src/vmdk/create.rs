@@ -12,7 +12,7 @@ use crate::chain::Chain;
 use crate::error::{Error, Result};
 use crate::image::{Backing, OpenOptions, Sink};
 use crate::io::{align_up, Access, ImageFile, SECTOR};
-use crate::options::Options;
+use crate::options::{OptionDoc, Options, BACKING, SIZE};
 
 /// Grain size vimg writes, in sectors (64 KiB, as VMware and qemu-img).
 pub const GRAIN_SECTORS: u64 = 128;
@@ -299,6 +299,53 @@ pub fn data_cost(opts: &Options) -> Result<(u64, u64)> {
         },
     )
 }
+
+/// The options `create` takes for a VMDK (`-o help`).
+pub const OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        key: "subformat",
+        kind: "str",
+        about: "monolithicSparse (default), monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat or streamOptimized",
+    },
+    OptionDoc {
+        key: "adapter_type",
+        kind: "str",
+        about: "Virtual adapter type: ide (default), lsilogic, buslogic or legacyESX",
+    },
+    OptionDoc {
+        key: "hwversion",
+        kind: "str",
+        about: "VMware virtual hardware version (default 4)",
+    },
+    OptionDoc {
+        key: "compat6",
+        kind: "bool (on/off)",
+        about: "Hardware version 6 (the same as hwversion=6)",
+    },
+    OptionDoc {
+        key: "toolsversion",
+        kind: "str",
+        about: "VMware Tools version recorded in the descriptor (a number)",
+    },
+    OptionDoc {
+        key: "zeroed_grain",
+        kind: "bool (on/off)",
+        about: "Record zeros with zeroed-grain table entries instead of data",
+    },
+    OptionDoc {
+        key: "compression_level",
+        kind: "str",
+        about: "Deflate level of a streamOptimized VMDK, 1 to 9 (default 6)",
+    },
+    OptionDoc {
+        key: "compress",
+        kind: "bool (on/off)",
+        about: "Compressed data (streamOptimized), as convert -c",
+    },
+    SIZE,
+    BACKING[0],
+    BACKING[1],
+];
 
 /// The subformat asked for, else `default`; `compress` (convert -c) asks
 /// for the one compressed subformat, streamOptimized.

@@ -33,7 +33,7 @@ use crate::image::{
 use crate::io::{folder_of, Access, ImageFile, Named, SECTOR};
 use crate::options::Options;
 
-pub use self::create::{create, create_stream, data_cost};
+pub use self::create::{create, create_stream, data_cost, OPTIONS as CREATE_OPTIONS};
 
 /// True when a file's first bytes are a VMDK: sparse or COWD magic, or a
 /// text descriptor.

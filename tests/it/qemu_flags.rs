@@ -239,6 +239,79 @@ fn convert_n_writes_into_existing_images_of_every_format() {
 /// stopped at any write, the image is no worse than leaking, each 64 KiB
 /// piece reads as it did or as the source (never a mix, nor anything
 /// else), and a rerun finishes the copy.
+/// The keys of the options `-o help` lists (`  key=<kind>  - about`).
+fn option_keys(help: &str) -> BTreeSet<String> {
+    help.lines()
+        .filter_map(|l| l.strip_prefix("  ")?.split_once('='))
+        .map(|(k, _)| k.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn o_help_lists_every_option_qemu_img_lists_and_each_is_taken() {
+    let dir = tempdir();
+    let d = dir.path();
+    for fmt in ["vmdk", "vpc", "raw"] {
+        let ours = option_keys(&vimg!("create -f").arg(fmt).arg("-o").arg("help").ok());
+        let qemu = qemu_img!("create -f").arg(fmt).arg("-o").arg("help").run();
+        let theirs = option_keys(&qemu.stdout_text());
+        assert!(theirs.contains("size"), "{qemu:?}");
+        // qemu-img's raw takes preallocation, which vimg's create -f raw
+        // does not (resize --preallocation does).
+        let skipped = |k: &str| fmt == "raw" && k != "size";
+        let missing: Vec<_> = theirs
+            .iter()
+            .filter(|k| !ours.contains(*k) && !skipped(k))
+            .collect();
+        assert!(missing.is_empty(), "{fmt}: -o help lacks {missing:?}");
+        // Each listed key is one create knows (it may want others with it).
+        for key in &ours {
+            let value = match key.as_str() {
+                "size" | "block_size" => "1M",
+                "backing_file" => "none.img",
+                "backing_fmt" | "subformat" => fmt,
+                _ => "1",
+            };
+            let run = vimg!("create -q -f")
+                .arg(fmt)
+                .arg("-o")
+                .arg(format!("{key}={value}"))
+                .arg(d.join(format!("{key}.{fmt}")))
+                .arg("1M")
+                .run();
+            assert!(
+                !run.stderr_text().contains("has no option"),
+                "{fmt} {key}: {run:?}"
+            );
+        }
+        // qemu-img's `-o ?`, and convert's list (the target's).
+        assert_eq!(
+            option_keys(&vimg!("create -f").arg(fmt).arg("-o").arg("?").ok()),
+            ours
+        );
+        let convert = option_keys(&vimg!("convert -O").arg(fmt).arg("-o").arg("help").ok());
+        assert!(!convert.contains("size") && convert.iter().all(|k| ours.contains(k)));
+    }
+    // -o size, backing_file and backing_fmt as qemu-img takes them.
+    let base = d.join("base.vmdk");
+    vimg!("create -q -f vmdk -o size=8M", &base).ok();
+    assert_eq!(qemu_info(None, &base)["virtual-size"], 8 << 20);
+    let delta = d.join("delta.vmdk");
+    vimg!(
+        "create -q -f vmdk -o backing_file=base.vmdk,backing_fmt=vmdk",
+        &delta
+    )
+    .ok();
+    assert_eq!(qemu_info(None, &delta)["backing-filename"], "base.vmdk");
+    let over = d.join("over.vmdk");
+    vimg!("convert -O vmdk -o backing_file=base.vmdk", &base, &over).ok();
+    assert_eq!(qemu_info(None, &over)["backing-filename"], "base.vmdk");
+    assert_identical("vmdk", &base, "vmdk", &over);
+    // Without a FILE, only -o help.
+    vimg!("create -f vmdk").code(1);
+    vimg!("convert", &base).code(1);
+}
+
 #[test]
 fn convert_n_killed_at_any_write_leaves_each_piece_old_or_new() {
     use crate::support::faults::{assert_no_worse_than_leaks, killed_at, writes_of};

@@ -63,6 +63,8 @@ const LINES: &[Line] = &[
     same("VMware ESXi import how-tos", "qemu-img create -f vmdk -o adapter_type=lsilogic,subformat=monolithicFlat flat.vmdk 64M", &["flat.vmdk"], false),
     same("libvirt/virt-install guides", "qemu-img create -f vmdk new.vmdk 10G", &["new.vmdk"], false),
     same("Hyper-V on Linux guides", "qemu-img create -f vpc -o subformat=fixed,force_size fixed.vhd 64M", &["fixed.vhd"], false),
+    same("OpenStack nova create_cow_image (older releases: -o backing_file)", "qemu-img create -f vmdk -o backing_file=disk.vmdk,backing_fmt=vmdk cow.vmdk", &["cow.vmdk"], false),
+    same("qemu-img(1): -o size instead of SIZE", "qemu-img create -f vpc -o size=64M,force_size=on sized.vhd", &["sized.vhd"], false),
     same("OpenStack devstack (delta over an image)", "qemu-img create -f vmdk -b disk.vmdk -F vmdk overlay.vmdk", &["overlay.vmdk"], false),
     // info
     same("Azure: prepare a generic Linux VHD", "qemu-img info -f raw --output json disk.raw", &[], true),

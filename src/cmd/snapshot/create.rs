@@ -7,6 +7,7 @@ use clap::Args;
 
 use super::super::args::Placing;
 use crate::image::{factory, Format};
+use crate::options::Options;
 
 /// Make a new, empty delta over BASE (a VMware snapshot, a differencing VHD)
 ///
@@ -52,7 +53,7 @@ pub fn run(args: SnapshotCreateArgs) -> anyhow::Result<u8> {
         &args.delta,
         format,
         None,
-        &args.options,
+        Options::parse(args.options.iter().map(String::as_str))?,
         Some((&args.base, Some(format))),
         &args.placing,
     )
