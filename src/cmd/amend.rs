@@ -3,13 +3,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::Args;
 
 use super::args::format_name;
 use crate::image::{factory, Format, OpenOptions};
 use crate::io::Access;
-use crate::options::Options;
+use crate::options::{help_text, Options};
 
 /// Change in place what can change without moving data
 ///
@@ -28,7 +28,10 @@ use crate::options::Options;
 ///   vimg amend -o hwversion=13,toolsversion=12352 disk.vmdk
 ///   vimg amend -o creator_app=win disk.vhd
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    override_usage = "vimg amend [OPTIONS] -o OPTIONS FILE\n       vimg amend -f FMT -o help"
+)]
 pub struct AmendArgs {
     /// Image format (probed from the content when not given)
     #[arg(short = 'f', long = "format", value_name = "FMT", value_parser = format_name())]
@@ -59,18 +62,34 @@ pub struct AmendArgs {
     #[command(flatten)]
     qemu_only: super::args::QemuOnly,
 
-    /// The image to amend
-    file: PathBuf,
+    /// The image to amend (with -o help, -f or FILE says the format)
+    file: Option<PathBuf>,
 }
 
 pub fn run(args: AmendArgs) -> anyhow::Result<u8> {
     args.qemu_only.refuse()?;
     let mut opts = Options::parse(args.options.iter().map(String::as_str))?;
+    if opts.wants_help() {
+        let format = match (args.format, &args.file) {
+            (Some(f), _) => f,
+            (None, Some(file)) => factory::probe(file)?,
+            (None, None) => bail!("-o help lists the options of a format: give -f FMT or a FILE"),
+        };
+        let docs = factory::amend_options(format);
+        if docs.is_empty() {
+            bail!("{} images have nothing to amend", format.name());
+        }
+        super::print(&help_text(format.name(), docs))?;
+        return Ok(0);
+    }
+    let Some(file) = &args.file else {
+        bail!("give the image FILE to amend");
+    };
     let open = OpenOptions::new(Access::Write).with_parents(None);
-    let mut image = factory::open_with(&args.file, args.format, open)?;
+    let mut image = factory::open_with(file, args.format, open)?;
     let changed = image
         .amend(&mut opts)
-        .with_context(|| format!("cannot amend {}", args.file.display()))?;
+        .with_context(|| format!("cannot amend {}", file.display()))?;
     image.flush()?;
     if !args.quiet {
         match changed.is_empty() {

@@ -169,6 +169,15 @@ pub fn create_options(format: Format) -> &'static [OptionDoc] {
     }
 }
 
+/// The options `amend` takes for `format`, for `-o help`.
+pub fn amend_options(format: Format) -> &'static [OptionDoc] {
+    match format {
+        Format::Raw => &[],
+        Format::Vmdk => vmdk::AMEND_OPTIONS,
+        Format::Vhd => vhd::AMEND_OPTIONS,
+    }
+}
+
 /// Fail unless `backing` can be the parent of a `format` delta: of the
 /// same format, as its -F says or (without one) as its content probes.
 /// A parent that cannot be probed is left for the open to explain.

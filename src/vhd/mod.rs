@@ -31,6 +31,30 @@ use crate::io::{align_down, align_up, ImageFile, SECTOR};
 use crate::options::Options;
 
 pub use self::create::{create, data_cost, OPTIONS as CREATE_OPTIONS};
+
+/// The options `amend` takes for a VHD (`-o help`).
+pub const AMEND_OPTIONS: &[crate::options::OptionDoc] = &[
+    crate::options::OptionDoc {
+        key: "creator_app",
+        kind: "str",
+        about: "The creator application, one to four ASCII characters (win, vpc, qemu, d2v)",
+    },
+    crate::options::OptionDoc {
+        key: "creator_os",
+        kind: "str",
+        about: "Wi2k (windows) or Mac",
+    },
+    crate::options::OptionDoc {
+        key: "creator_version",
+        kind: "str",
+        about: "MAJOR.MINOR, e.g. 10.0",
+    },
+    crate::options::OptionDoc {
+        key: "force_size",
+        kind: "bool (on/off)",
+        about: "on: geometry that says the size is exact; off: a size CHS geometry can express",
+    },
+];
 pub use self::geometry::MAX_SIZE;
 
 /// True when the first bytes of a file are a VHD footer copy.

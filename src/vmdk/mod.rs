@@ -35,6 +35,35 @@ use crate::options::Options;
 
 pub use self::create::{create, create_stream, data_cost, OPTIONS as CREATE_OPTIONS};
 
+/// The options `amend` takes for a VMDK (`-o help`).
+pub const AMEND_OPTIONS: &[crate::options::OptionDoc] = &[
+    crate::options::OptionDoc {
+        key: "adapter_type",
+        kind: "str",
+        about: "ide, lsilogic, buslogic or legacyESX (and the geometry VMware expects with it)",
+    },
+    crate::options::OptionDoc {
+        key: "geometry",
+        kind: "str",
+        about: "CYLINDERS/HEADS/SECTORS recorded in the descriptor",
+    },
+    crate::options::OptionDoc {
+        key: "hwversion",
+        kind: "str",
+        about: "VMware virtual hardware version (a number)",
+    },
+    crate::options::OptionDoc {
+        key: "compat6",
+        kind: "bool (on/off)",
+        about: "Hardware version 6 (the same as hwversion=6)",
+    },
+    crate::options::OptionDoc {
+        key: "toolsversion",
+        kind: "str",
+        about: "VMware Tools version (a number)",
+    },
+];
+
 /// True when a file's first bytes are a VMDK: sparse or COWD magic, or a
 /// text descriptor.
 pub fn probe(head: &[u8]) -> bool {

@@ -307,8 +307,37 @@ fn o_help_lists_every_option_qemu_img_lists_and_each_is_taken() {
     vimg!("convert -O vmdk -o backing_file=base.vmdk", &base, &over).ok();
     assert_eq!(qemu_info(None, &over)["backing-filename"], "base.vmdk");
     assert_identical("vmdk", &base, "vmdk", &over);
+    // amend's list: each key is one amend takes.
+    for (fmt, image) in [("vmdk", "amend.vmdk"), ("vpc", "amend.vhd")] {
+        let image = d.join(image);
+        vimg!("create -q -f").arg(fmt).arg(&image).arg("8M").ok();
+        let keys = option_keys(&vimg!("amend -o help", &image).ok());
+        assert_eq!(option_keys(&vimg!("amend -o help -f").arg(fmt).ok()), keys);
+        assert!(keys.len() >= 4, "{fmt}: {keys:?}");
+        for key in keys {
+            let value = match key.as_str() {
+                "adapter_type" => "lsilogic",
+                "geometry" => "16/16/63",
+                "creator_app" => "win",
+                "creator_os" => "Wi2k",
+                "creator_version" => "10.0",
+                "compat6" | "force_size" => "on",
+                _ => "7",
+            };
+            let run = vimg!("amend -q -o")
+                .arg(format!("{key}={value}"))
+                .arg(&image)
+                .run();
+            assert!(
+                !run.stderr_text().contains("has no option"),
+                "{fmt} {key}: {run:?}"
+            );
+        }
+        vimg!("check", &image).ok();
+    }
     // Without a FILE, only -o help.
     vimg!("create -f vmdk").code(1);
+    vimg!("amend -o hwversion=7").code(1);
     vimg!("convert", &base).code(1);
 }
 
