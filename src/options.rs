@@ -21,6 +21,13 @@ pub const SIZE: OptionDoc = OptionDoc {
     about: "Virtual disk size (the SIZE argument wins when both are given)",
 };
 
+/// qemu-img's preallocation, which `create` takes for every format.
+pub const PREALLOCATION: OptionDoc = OptionDoc {
+    key: "preallocation",
+    kind: "str",
+    about: "off (default), metadata (the same), falloc (space reserved) or full (zeros written); falloc and full for raw, fixed VHD and flat VMDK",
+};
+
 /// The parent options of the formats that make deltas.
 pub const BACKING: [OptionDoc; 2] = [
     OptionDoc {

@@ -9,6 +9,7 @@ use clap::Args;
 use super::args::{
     format_name, read_access, refuse, Confinement, Placing, QemuOnly, NO_INTERNAL_SNAPSHOTS,
 };
+use super::prealloc::{host_ranges, preallocate, Preallocation};
 use super::progress;
 use super::staging::{Cache, Staging};
 use crate::chain;
@@ -326,6 +327,10 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
         Some(name) => Some(args.backing_format.unwrap_or(Format::from_name(&name)?)),
         None => args.backing_format,
     };
+    let prealloc = match options.take_str("preallocation")? {
+        Some(name) => Preallocation::from_name(&name)?,
+        None => Preallocation::Off,
+    };
     if let Some(n) = args.parallel {
         crate::io::set_workers(n.into());
     }
@@ -467,6 +472,35 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
         for note in options.take_notes() {
             eprintln!("vimg: {note}");
         }
+    }
+    if prealloc.reserves() {
+        // The whole target reserved (falloc) or written with zeros (full)
+        // before the copy, as qemu-img does: the image is closed for it,
+        // then opened again.
+        let Some(staging) = &staging else {
+            bail!(
+                "preallocation={} needs a file: standard output cannot be preallocated",
+                prealloc.name()
+            );
+        };
+        let placed = match dst.as_image() {
+            Some(image) => host_ranges(image, 0, size)?.is_some(),
+            None => false,
+        };
+        if !placed {
+            bail!(
+                "{}: preallocation={}: only a disk whose bytes lie in its files as they are (raw, a fixed VHD, a flat VMDK) can be preallocated; a sparse VMDK or a dynamic VHD allocates as it is written",
+                args.target().display(),
+                prealloc.name()
+            );
+        }
+        dst.flush().map_err(explain)?;
+        drop(dst);
+        let path = staging.path();
+        preallocate(&path, Some(target_format), prealloc, 0, size)
+            .with_context(|| format!("cannot preallocate {}", args.target().display()))?;
+        let open = OpenOptions::new(Access::Write).with_parents(None);
+        dst = factory::open_with(&path, Some(target_format), open).map_err(explain)?;
     }
     if dst.virtual_size() < size {
         bail!(

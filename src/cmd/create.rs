@@ -6,9 +6,10 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::args::{format_name, Placing, QemuOnly};
+use super::prealloc::{host_ranges, preallocate, Preallocation};
 use super::staging::Staging;
 use crate::chain;
-use crate::image::{factory, Backing, Format};
+use crate::image::{factory, Backing, Format, OpenOptions};
 use crate::io::folder_of;
 use crate::io::Access;
 use crate::options::{help_text, Options};
@@ -146,6 +147,10 @@ pub(super) fn make(
             file.display()
         ),
     };
+    let prealloc = match opts.take_str("preallocation")? {
+        Some(name) => Preallocation::from_name(&name)?,
+        None => Preallocation::Off,
+    };
     let staging = Staging::new(file, placing.force, placing.cache.unwrap_or_default())?;
     let image = factory::create(&staging.path(), format, size, &mut opts, backing.as_ref())
         .and_then(|mut image| image.flush().map(|()| image))
@@ -159,6 +164,21 @@ pub(super) fn make(
     let files = image.files();
     let virtual_size = image.virtual_size();
     drop(image);
+    if prealloc.reserves() {
+        let open = OpenOptions::new(Access::Read).with_parents(None);
+        let mut image = factory::open_with(&staging.path(), Some(format), open)
+            .map_err(|e| staging.explain(e))?;
+        if host_ranges(image.as_mut(), 0, virtual_size)?.is_none() {
+            bail!(
+                "{}: preallocation={}: only a disk whose bytes lie in its files as they are (raw, a fixed VHD, a flat VMDK) can be preallocated; a sparse VMDK or a dynamic VHD allocates as it is written",
+                file.display(),
+                prealloc.name()
+            );
+        }
+        drop(image);
+        preallocate(&staging.path(), Some(format), prealloc, 0, virtual_size)
+            .with_context(|| format!("cannot preallocate {}", file.display()))?;
+    }
     staging.commit(&files)?;
     if !placing.quiet {
         super::print(&format!(

@@ -11,6 +11,7 @@ mod create;
 mod info;
 mod map;
 mod measure;
+mod prealloc;
 mod progress;
 mod resize;
 mod snapshot;

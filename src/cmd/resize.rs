@@ -6,9 +6,10 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 
 use super::args::format_name;
+use super::prealloc::{host_ranges, preallocate, Preallocation};
 use crate::image::check::Repair;
 use crate::image::{factory, Format, Image, OpenOptions, Source};
-use crate::io::{align_up, is_zero, Access, ImageFile, SECTOR};
+use crate::io::{align_up, is_zero, Access, SECTOR};
 use crate::units::{human_size, parse_size};
 
 /// Change a disk's size in place
@@ -72,77 +73,6 @@ pub struct ResizeArgs {
     /// The new size (10G), or the change (+10G, -512M)
     #[arg(allow_hyphen_values = true, value_name = "[+|-]SIZE")]
     size: String,
-}
-
-/// `--preallocation`'s values, qemu-img's.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-enum Preallocation {
-    #[default]
-    Off,
-    Metadata,
-    Falloc,
-    Full,
-}
-
-/// A run of a host file: the file, the offset, the length.
-type HostRun = (std::sync::Arc<std::path::Path>, u64, u64);
-
-/// Where in which files the disk's bytes `[from, to)` lie, or `None` when
-/// some of them have no place of their own (a sparse layout, or
-/// compressed data).
-fn host_ranges(image: &mut dyn Image, from: u64, to: u64) -> anyhow::Result<Option<Vec<HostRun>>> {
-    let mut out = Vec::new();
-    let mut at = from;
-    while at < to {
-        let m = image.block_status(at, to - at)?;
-        let len = m.len.max(1).min(to - at);
-        match m.source {
-            Source::Data {
-                host: Some(h),
-                compressed: false,
-            }
-            | Source::Zero { host: Some(h), .. } => out.push((h.file, h.offset, len)),
-            _ => return Ok(None),
-        }
-        at += len;
-    }
-    Ok(Some(out))
-}
-
-/// Reserve (falloc) or write with zeros (full) the host places of the
-/// disk's bytes `[from, to)`.
-fn preallocate(
-    path: &std::path::Path,
-    format: Option<Format>,
-    mode: Preallocation,
-    from: u64,
-    to: u64,
-) -> anyhow::Result<()> {
-    let open = OpenOptions::new(Access::Read).with_parents(None);
-    let mut image = factory::open_with(path, format, open)?;
-    let Some(ranges) = host_ranges(image.as_mut(), from, to)? else {
-        bail!(
-            "{}: the new space has no place of its own in the files to preallocate",
-            path.display()
-        );
-    };
-    drop(image);
-    for (file, offset, len) in ranges {
-        let host = ImageFile::open(&file, Access::Write)?;
-        let reserved = mode == Preallocation::Falloc && host.allocate(offset, len)?;
-        if !reserved {
-            // full, or a file system that cannot reserve: zeros written.
-            let zeros = vec![0u8; 1 << 20];
-            let mut at = offset;
-            while at < offset + len {
-                let n = (offset + len - at).min(zeros.len() as u64);
-                host.write_all_at(&zeros[..n as usize], at)?;
-                at += n;
-            }
-        }
-        host.sync()?;
-    }
-    Ok(())
 }
 
 /// The size `text` asks for, given the current one.

@@ -163,7 +163,7 @@ pub fn create(
 /// The options `create` takes for `format`, for `-o help`.
 pub fn create_options(format: Format) -> &'static [OptionDoc] {
     match format {
-        Format::Raw => &[crate::options::SIZE],
+        Format::Raw => &[crate::options::SIZE, crate::options::PREALLOCATION],
         Format::Vmdk => vmdk::CREATE_OPTIONS,
         Format::Vhd => vhd::CREATE_OPTIONS,
     }

@@ -13,7 +13,7 @@ use crate::chain::Chain;
 use crate::error::{Error, Result};
 use crate::image::{Backing, OpenOptions, Sink};
 use crate::io::{align_up, Access, ImageFile, SECTOR};
-use crate::options::{OptionDoc, Options, BACKING, SIZE};
+use crate::options::{OptionDoc, Options, BACKING, PREALLOCATION, SIZE};
 
 /// Default block size of dynamic disks, as Hyper-V and qemu-img use.
 const DEFAULT_BLOCK_SIZE: u64 = 2 << 20;
@@ -62,6 +62,7 @@ pub const OPTIONS: &[OptionDoc] = &[
         about: "A fixed VHD of a whole number of MiB, as Azure takes",
     },
     SIZE,
+    PREALLOCATION,
     BACKING[0],
     BACKING[1],
 ];

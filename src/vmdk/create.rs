@@ -12,7 +12,7 @@ use crate::chain::Chain;
 use crate::error::{Error, Result};
 use crate::image::{Backing, OpenOptions, Sink};
 use crate::io::{align_up, Access, ImageFile, SECTOR};
-use crate::options::{OptionDoc, Options, BACKING, SIZE};
+use crate::options::{OptionDoc, Options, BACKING, PREALLOCATION, SIZE};
 
 /// Grain size vimg writes, in sectors (64 KiB, as VMware and qemu-img).
 pub const GRAIN_SECTORS: u64 = 128;
@@ -343,6 +343,7 @@ pub const OPTIONS: &[OptionDoc] = &[
         about: "Compressed data (streamOptimized), as convert -c",
     },
     SIZE,
+    PREALLOCATION,
     BACKING[0],
     BACKING[1],
 ];

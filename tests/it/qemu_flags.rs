@@ -341,6 +341,70 @@ fn o_help_lists_every_option_qemu_img_lists_and_each_is_taken() {
     vimg!("convert", &base).code(1);
 }
 
+/// Bytes a file takes on disk.
+fn allocated(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().blocks() * 512
+}
+
+#[test]
+fn create_and_convert_take_preallocation_where_the_bytes_lie_in_files() {
+    let dir = tempdir();
+    let d = dir.path();
+    let src = source(d);
+    for mode in ["falloc", "full"] {
+        let raw = d.join(format!("{mode}.raw"));
+        vimg!("create -q -f raw -o")
+            .arg(format!("preallocation={mode}"))
+            .arg(&raw)
+            .arg("16M")
+            .ok();
+        assert!(allocated(&raw) >= 16 << 20, "{mode}: {}", allocated(&raw));
+        let fixed = d.join(format!("{mode}.vhd"));
+        let opts = format!("subformat=fixed,preallocation={mode}");
+        vimg!("convert -O vpc -o")
+            .arg(&opts)
+            .arg(&src)
+            .arg(&fixed)
+            .ok();
+        assert!(allocated(&fixed) >= 64 << 20, "{mode}");
+        vimg!("compare", &src, &fixed).ok();
+        let flat = d.join(format!("{mode}.vmdk"));
+        let opts = format!("subformat=monolithicFlat,preallocation={mode}");
+        vimg!("convert -O vmdk -o")
+            .arg(&opts)
+            .arg(&src)
+            .arg(&flat)
+            .ok();
+        assert!(allocated(&d.join(format!("{mode}-flat.vmdk"))) >= 64 << 20);
+        assert_identical("raw", &src, "vmdk", &flat);
+    }
+    // A sparse layout allocates as it is written: refused, nothing made.
+    let sparse = d.join("sparse.vmdk");
+    vimg!("create -f vmdk -o preallocation=full", &sparse, "16M")
+        .one_line_error(&sparse, "a sparse VMDK preallocated");
+    vimg!(
+        "convert -O vpc -o preallocation=falloc",
+        &src,
+        d.join("dyn.vhd")
+    )
+    .code(1);
+    assert!(!sparse.exists() && !d.join("dyn.vhd").exists());
+    // metadata and off are what vimg does anyway.
+    vimg!(
+        "create -q -f vmdk -o preallocation=metadata",
+        &sparse,
+        "16M"
+    )
+    .ok();
+    vimg!(
+        "create -f raw -o preallocation=bogus",
+        d.join("b.raw"),
+        "1M"
+    )
+    .code(1);
+}
+
 #[test]
 fn convert_n_killed_at_any_write_leaves_each_piece_old_or_new() {
     use crate::support::faults::{assert_no_worse_than_leaks, killed_at, writes_of};

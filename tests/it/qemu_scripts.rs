@@ -77,6 +77,8 @@ const LINES: &[Line] = &[
     same("OpenStack nova images.convert_image", "qemu-img convert -t none -O raw -f vmdk disk.vmdk out.raw", &["out.raw"], false),
     same("OpenStack cinder image_utils (VHD upload)", "qemu-img convert -O vpc -o subformat=dynamic,force_size -t none -f raw disk.raw vol.vhd", &["vol.vhd"], false),
     same("KubeVirt CDI qemu.go ConvertToRawStream", "qemu-img convert -t writeback -p -O raw disk.vmdk disk.img", &["disk.img"], false),
+    same("KubeVirt CDI convertPreallocationMethods (falloc)", "qemu-img convert -t writeback -p -O raw -o preallocation=falloc disk.vmdk falloc.img", &["falloc.img"], false),
+    same("KubeVirt CDI convertPreallocationMethods (full)", "qemu-img convert -t writeback -p -O raw -o preallocation=full disk.vhd full.img", &["full.img"], false),
     same("KubeVirt CDI (preallocated)", "qemu-img convert -t writeback -p -O raw -S 0 disk.vhd prealloc.img", &["prealloc.img"], false),
     same("Packer / vSphere OVA builders", "qemu-img convert -O vmdk -o subformat=streamOptimized disk.raw stream.vmdk", &["stream.vmdk"], false),
     same("qemu-img(1): FILENAME [FILENAME2 [...]] joined in order", "qemu-img convert -f raw -O vmdk disk.raw disk.raw joined.vmdk", &["joined.vmdk"], false),
