@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use super::staging::Cache;
 use crate::image::{Format, OpenOptions};
 use crate::io::Access;
+use crate::options::Options;
 
 /// Output style of `info`, `map` and `check`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -173,6 +174,25 @@ pub fn refuse(flag: &str, why: &str) -> anyhow::Result<()> {
 /// qemu-img's -l/-c/-a/-d: internal snapshots, which VMDK and VHD do not
 /// have.
 pub const NO_INTERNAL_SNAPSHOTS: &str = "VMDK and VHD images have no internal snapshots (their snapshots are delta files: see `vimg snapshot create`)";
+
+/// The parent a delta is made over, as the flags give it (`-b`/`-B`,
+/// `-F`) or qemu-img's `-o backing_file=` and `backing_fmt=`, which are
+/// taken out of `opts`; the flags win, as in qemu-img.
+pub fn backing_of(
+    opts: &mut Options,
+    file: Option<&PathBuf>,
+    format: Option<Format>,
+) -> anyhow::Result<(Option<PathBuf>, Option<Format>)> {
+    let file = match opts.take_str("backing_file")? {
+        Some(name) => Some(file.cloned().unwrap_or(name.into())),
+        None => file.cloned(),
+    };
+    let format = match opts.take_str("backing_fmt")? {
+        Some(name) => Some(format.map_or_else(|| Format::from_name(&name), Ok)?),
+        None => format,
+    };
+    Ok((file, format))
+}
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::args::{
-    format_name, read_access, refuse, Confinement, Placing, QemuOnly, NO_INTERNAL_SNAPSHOTS,
+    backing_of, format_name, read_access, refuse, Confinement, Placing, QemuOnly,
+    NO_INTERNAL_SNAPSHOTS,
 };
 use super::prealloc::{host_ranges, preallocate, Preallocation};
 use super::progress;
@@ -319,18 +320,9 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
         bail!("give the SOURCE image (or several) and the TARGET to write");
     }
     // qemu-img's -o spellings of -B and -F; the flags win.
-    let backing_file = match options.take_str("backing_file")? {
-        Some(name) => Some(args.backing.clone().unwrap_or(name.into())),
-        None => args.backing.clone(),
-    };
-    let backing_format = match options.take_str("backing_fmt")? {
-        Some(name) => Some(args.backing_format.unwrap_or(Format::from_name(&name)?)),
-        None => args.backing_format,
-    };
-    let prealloc = match options.take_str("preallocation")? {
-        Some(name) => Preallocation::from_name(&name)?,
-        None => Preallocation::Off,
-    };
+    let (backing_file, backing_format) =
+        backing_of(&mut options, args.backing.as_ref(), args.backing_format)?;
+    let prealloc = Preallocation::take(&mut options)?;
     if let Some(n) = args.parallel {
         crate::io::set_workers(n.into());
     }

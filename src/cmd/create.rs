@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::Args;
 
-use super::args::{format_name, Placing, QemuOnly};
+use super::args::{backing_of, format_name, Placing, QemuOnly};
 use super::prealloc::{host_ranges, preallocate, Preallocation};
 use super::staging::Staging;
 use crate::chain;
@@ -93,14 +93,8 @@ pub fn run(args: CreateArgs) -> anyhow::Result<u8> {
         Some(size) => Some(args.size.unwrap_or(size)),
         None => args.size,
     };
-    let typed = match opts.take_str("backing_file")? {
-        Some(name) => Some(args.backing.clone().unwrap_or(name.into())),
-        None => args.backing.clone(),
-    };
-    let backing_format = match opts.take_str("backing_fmt")? {
-        Some(name) => Some(args.backing_format.unwrap_or(Format::from_name(&name)?)),
-        None => args.backing_format,
-    };
+    let (typed, backing_format) =
+        backing_of(&mut opts, args.backing.as_ref(), args.backing_format)?;
     // -b: a relative path is relative to FILE's folder, as in qemu-img.
     let parent = typed
         .as_ref()
@@ -147,10 +141,7 @@ pub(super) fn make(
             file.display()
         ),
     };
-    let prealloc = match opts.take_str("preallocation")? {
-        Some(name) => Preallocation::from_name(&name)?,
-        None => Preallocation::Off,
-    };
+    let prealloc = Preallocation::take(&mut opts)?;
     let staging = Staging::new(file, placing.force, placing.cache.unwrap_or_default())?;
     let image = factory::create(&staging.path(), format, size, &mut opts, backing.as_ref())
         .and_then(|mut image| image.flush().map(|()| image))

@@ -8,6 +8,7 @@ use clap::ValueEnum;
 
 use crate::image::{factory, Format, Image, OpenOptions, Source};
 use crate::io::{Access, ImageFile};
+use crate::options::Options;
 
 /// `--preallocation`'s values, qemu-img's.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -85,9 +86,13 @@ pub fn preallocate(
 }
 
 impl Preallocation {
-    /// The mode `-o preallocation=NAME` names.
-    pub fn from_name(name: &str) -> anyhow::Result<Preallocation> {
-        match Preallocation::from_str(name, false) {
+    /// The mode `-o preallocation=NAME` asks for (taken out of `opts`),
+    /// off without one.
+    pub fn take(opts: &mut Options) -> anyhow::Result<Preallocation> {
+        let Some(name) = opts.take_str("preallocation")? else {
+            return Ok(Preallocation::Off);
+        };
+        match Preallocation::from_str(&name, false) {
             Ok(mode) => Ok(mode),
             Err(_) => bail!("preallocation '{name}' is not one of: off, metadata, falloc, full"),
         }
