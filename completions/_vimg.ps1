@@ -106,8 +106,8 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             [CompletionResult]::new('--source-cache', '--source-cache', [CompletionResultType]::ParameterName, 'Cache mode of the source (qemu-img''s -T): accepted; vimg reads through the page cache')
             [CompletionResult]::new('-B', '-B ', [CompletionResultType]::ParameterName, 'Make the target a delta (VMDK snapshot, differencing VHD) over BACKING, holding only what differs from it; a relative path is relative to TARGET''s folder')
             [CompletionResult]::new('--backing', '--backing', [CompletionResultType]::ParameterName, 'Make the target a delta (VMDK snapshot, differencing VHD) over BACKING, holding only what differs from it; a relative path is relative to TARGET''s folder')
-            [CompletionResult]::new('-F', '-F ', [CompletionResultType]::ParameterName, 'Format of BACKING (probed when not given)')
-            [CompletionResult]::new('--backing-format', '--backing-format', [CompletionResultType]::ParameterName, 'Format of BACKING (probed when not given)')
+            [CompletionResult]::new('-F', '-F ', [CompletionResultType]::ParameterName, 'Format of BACKING (probed when not given); without -B it has no effect, as in qemu-img')
+            [CompletionResult]::new('--backing-format', '--backing-format', [CompletionResultType]::ParameterName, 'Format of BACKING (probed when not given); without -B it has no effect, as in qemu-img')
             [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Move at most RATE bytes a second (10M, 1G; binary units)')
             [CompletionResult]::new('--rate', '--rate', [CompletionResultType]::ParameterName, 'Move at most RATE bytes a second (10M, 1G; binary units)')
             [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'Threads for compressing and decompressing (default: one a core; the reading and writing threads come on top)')
@@ -325,7 +325,7 @@ Register-ArgumentCompleter -Native -CommandName 'vimg' -ScriptBlock {
             break
         }
         'vimg;snapshot;create' {
-            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Options of the delta''s format as key=value[,key=value...]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Options of the delta''s format as key=value[,key=value...]; `-o help` lists them')
             [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed')
             [CompletionResult]::new('--cache', '--cache', [CompletionResultType]::ParameterName, 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed')
             [CompletionResult]::new('--target-cache', '--target-cache', [CompletionResultType]::ParameterName, 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed')

@@ -100,8 +100,8 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand --source-cache 'Cache mode of the source (qemu-img''s -T): accepted; vimg reads through the page cache'
             cand -B 'Make the target a delta (VMDK snapshot, differencing VHD) over BACKING, holding only what differs from it; a relative path is relative to TARGET''s folder'
             cand --backing 'Make the target a delta (VMDK snapshot, differencing VHD) over BACKING, holding only what differs from it; a relative path is relative to TARGET''s folder'
-            cand -F 'Format of BACKING (probed when not given)'
-            cand --backing-format 'Format of BACKING (probed when not given)'
+            cand -F 'Format of BACKING (probed when not given); without -B it has no effect, as in qemu-img'
+            cand --backing-format 'Format of BACKING (probed when not given); without -B it has no effect, as in qemu-img'
             cand -r 'Move at most RATE bytes a second (10M, 1G; binary units)'
             cand --rate 'Move at most RATE bytes a second (10M, 1G; binary units)'
             cand -m 'Threads for compressing and decompressing (default: one a core; the reading and writing threads come on top)'
@@ -310,7 +310,7 @@ set edit:completion:arg-completer[vimg] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'vimg;snapshot;create'= {
-            cand -o 'Options of the delta''s format as key=value[,key=value...]'
+            cand -o 'Options of the delta''s format as key=value[,key=value...]; `-o help` lists them'
             cand -t 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed'
             cand --cache 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed'
             cand --target-cache 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed'

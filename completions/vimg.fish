@@ -100,7 +100,7 @@ none\t'As writeback'
 writethrough\t'As writeback'
 directsync\t'As writeback'"
 complete -c vimg -n "__fish_vimg_using_subcommand convert" -s B -l backing -d 'Make the target a delta (VMDK snapshot, differencing VHD) over BACKING, holding only what differs from it; a relative path is relative to TARGET\'s folder' -r -F
-complete -c vimg -n "__fish_vimg_using_subcommand convert" -s F -l backing-format -d 'Format of BACKING (probed when not given)' -r -f -a "raw\t''
+complete -c vimg -n "__fish_vimg_using_subcommand convert" -s F -l backing-format -d 'Format of BACKING (probed when not given); without -B it has no effect, as in qemu-img' -r -f -a "raw\t''
 vmdk\t''
 vhd\t''
 vpc\t''"
@@ -279,7 +279,7 @@ complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -a "list" -d 'Show a delta\'s chain down to its base, and whether each link holds'
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -a "rebase" -d 'Give a delta another parent (or none), keeping what it reads'
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and not __fish_seen_subcommand_from create commit list rebase help" -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from create" -s o -d 'Options of the delta\'s format as key=value[,key=value...]' -r
+complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from create" -s o -d 'Options of the delta\'s format as key=value[,key=value...]; `-o help` lists them' -r
 complete -c vimg -n "__fish_vimg_using_subcommand snapshot; and __fish_seen_subcommand_from create" -s t -l cache -l target-cache -d 'When to flush the new image to disk: unsafe (never), writeback, none, writethrough or directsync (before it is moved into place). Without -t, only an image that replaces an existing file is flushed' -r -f -a "unsafe\t'Never flush (fastest; a power cut can lose the new image)'
 writeback\t'Flush the new image before it is moved into place'
 none\t'As writeback'

@@ -22,8 +22,8 @@ fn main() -> ExitCode {
         {
             let line = one_line(&e.render().to_string());
             eprintln!("vimg: error: {}", vimg::cmd::printable(&line));
-            let verb = std::env::args().nth(1);
-            return ExitCode::from(match verb.as_deref() {
+            let verb = std::env::args_os().nth(1);
+            return ExitCode::from(match verb.as_deref().and_then(|v| v.to_str()) {
                 Some("compare") => 2,
                 _ => 1,
             });

@@ -18,7 +18,7 @@ pub struct OptionDoc {
 pub const SIZE: OptionDoc = OptionDoc {
     key: "size",
     kind: "size",
-    about: "Virtual disk size (the SIZE argument wins when both are given)",
+    about: "Virtual disk size (instead of the SIZE argument)",
 };
 
 /// qemu-img's preallocation, which `create` takes for every format.

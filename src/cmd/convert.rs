@@ -107,8 +107,9 @@ pub struct ConvertArgs {
     )]
     backing: Option<PathBuf>,
 
-    /// Format of BACKING (probed when not given)
-    #[arg(short = 'F', long = "backing-format", value_name = "FMT", value_parser = format_name(), requires = "backing")]
+    /// Format of BACKING (probed when not given); without -B it has no
+    /// effect, as in qemu-img
+    #[arg(short = 'F', long = "backing-format", value_name = "FMT", value_parser = format_name())]
     backing_format: Option<Format>,
 
     /// Move at most RATE bytes a second (10M, 1G; binary units)
@@ -248,6 +249,7 @@ fn open_existing(args: &ConvertArgs) -> anyhow::Result<Box<dyn Image>> {
 /// it lies in (`starts`: where each source begins in the whole).
 fn report_lost(sources: &[PathBuf], starts: &[u64], lost: &[Lost]) {
     let mut ranges = 0;
+    let mut losers = Vec::new();
     for l in lost {
         let mut at = l.range.start;
         while at < l.range.end {
@@ -264,13 +266,16 @@ fn report_lost(sources: &[PathBuf], starts: &[u64], lost: &[Lost]) {
                 super::printable(&l.why)
             );
             ranges += 1;
+            if !losers.contains(&i) {
+                losers.push(i);
+            }
             at = end;
         }
     }
     let total: u64 = lost.iter().map(|l| l.range.end - l.range.start).sum();
     eprintln!(
         "vimg: {}: {total} bytes in {ranges} ranges could not be read; the target holds zeros there",
-        named(sources)
+        named(&losers.iter().map(|&i| sources[i].clone()).collect::<Vec<_>>())
     );
 }
 
@@ -323,6 +328,19 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
     let (backing_file, backing_format) =
         backing_of(&mut options, args.backing.as_ref(), args.backing_format)?;
     let prealloc = Preallocation::take(&mut options)?;
+    // What qemu-img takes and does nothing with: said, not refused.
+    let mut idle = Vec::new();
+    if options.take_str("size")?.is_some() {
+        idle.push("-o size has no effect: the target has the source's size");
+    }
+    if backing_format.is_some() && backing_file.is_none() {
+        idle.push("-F (backing_fmt) has no effect without -B (backing_file)");
+    }
+    if !args.placing.quiet {
+        for note in idle {
+            eprintln!("vimg: {note}");
+        }
+    }
     if let Some(n) = args.parallel {
         crate::io::set_workers(n.into());
     }
@@ -475,8 +493,11 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
                 prealloc.name()
             );
         };
+        // All of the target, which may be larger than the source (a VHD's
+        // size rounded up to a whole MiB or to a CHS geometry).
+        let whole = dst.virtual_size();
         let placed = match dst.as_image() {
-            Some(image) => host_ranges(image, 0, size)?.is_some(),
+            Some(image) => host_ranges(image, 0, whole)?.is_some(),
             None => false,
         };
         if !placed {
@@ -489,7 +510,8 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
         dst.flush().map_err(explain)?;
         drop(dst);
         let path = staging.path();
-        preallocate(&path, Some(target_format), prealloc, 0, size)
+        preallocate(&path, Some(target_format), prealloc, 0, whole)
+            .map_err(|e| staging.explain(e))
             .with_context(|| format!("cannot preallocate {}", args.target().display()))?;
         let open = OpenOptions::new(Access::Write).with_parents(None);
         dst = factory::open_with(&path, Some(target_format), open).map_err(explain)?;

@@ -87,11 +87,14 @@ pub fn run(args: CreateArgs) -> anyhow::Result<u8> {
     let Some(file) = &args.file else {
         bail!("give the image FILE to create (and its SIZE, unless -b gives a parent)");
     };
-    // qemu-img's -o spellings of SIZE, -b and -F; those win when both
-    // are given, as in qemu-img.
-    let size = match opts.take_size("size")? {
-        Some(size) => Some(args.size.unwrap_or(size)),
-        None => args.size,
+    // qemu-img's -o spellings of SIZE, -b and -F (the flags win, as in
+    // qemu-img; the size may be given only once).
+    let size = match (opts.take_size("size")?, args.size) {
+        (Some(_), Some(_)) => bail!(
+            "{}: give its size once: SIZE or -o size, not both",
+            file.display()
+        ),
+        (o, arg) => arg.or(o),
     };
     let (typed, backing_format) =
         backing_of(&mut opts, args.backing.as_ref(), args.backing_format)?;
@@ -168,6 +171,7 @@ pub(super) fn make(
         }
         drop(image);
         preallocate(&staging.path(), Some(format), prealloc, 0, virtual_size)
+            .map_err(|e| staging.explain(e))
             .with_context(|| format!("cannot preallocate {}", file.display()))?;
     }
     staging.commit(&files)?;

@@ -122,6 +122,27 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// Run a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    run_command(cli).map_err(name_stopped_commit)
+}
+
+/// A delta that does not fit its parent because a commit into that parent
+/// was stopped part way: say so, and how to finish it, before the rest.
+fn name_stopped_commit(err: anyhow::Error) -> anyhow::Error {
+    let delta = err.chain().find_map(|cause| match cause.downcast_ref() {
+        Some(crate::Error::Chain { path, .. }) => Some(path.clone()),
+        _ => None,
+    });
+    match delta.filter(|d| snapshot::commit::interrupted(d).is_some()) {
+        Some(d) => err.context(format!(
+            "a commit of {} into its parent was stopped part way; `vimg commit {}` finishes it",
+            d.display(),
+            d.display()
+        )),
+        None => err,
+    }
+}
+
+fn run_command(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Create(args) => create::run(args),
         Command::Info(args) => info::run(args),

@@ -143,12 +143,11 @@ fn read_salvaging(
             if let Err(e) = src.read_at(sector, s) {
                 sector.fill(0);
                 let end = s + sector.len() as u64;
+                let why = e.to_string();
+                // Sectors lost for the same reason make one range.
                 match lost.last_mut() {
-                    Some(l) if l.range.end == s => l.range.end = end,
-                    _ => lost.push(Lost {
-                        range: s..end,
-                        why: e.to_string(),
-                    }),
+                    Some(l) if l.range.end == s && l.why == why => l.range.end = end,
+                    _ => lost.push(Lost { range: s..end, why }),
                 }
             }
         }

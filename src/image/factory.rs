@@ -182,29 +182,36 @@ pub fn amend_options(format: Format) -> &'static [OptionDoc] {
 /// same format, as its -F says or (without one) as its content probes.
 /// A parent that cannot be probed is left for the open to explain.
 pub fn parent_fits(format: Format, backing: &Backing) -> Result<()> {
-    let (found, how) = match backing.format {
-        Some(f) => (f, "-F says"),
-        None => match probe(&backing.path) {
-            Ok(f) => (f, "it is"),
-            Err(_) => return Ok(()),
-        },
+    if backing.name.is_empty() || backing.path.as_os_str().is_empty() {
+        return Err(Error::invalid("the parent's file name is empty"));
+    }
+    let label = |f: Format| match f {
+        Format::Raw => "raw",
+        Format::Vmdk => "VMDK",
+        Format::Vhd => "VHD",
     };
-    if found == format || format == Format::Raw {
+    let probed = probe(&backing.path).ok();
+    if format == Format::Raw {
         return Ok(());
     }
     let (delta, parent) = match format {
         Format::Vmdk => ("a VMDK delta", "a VMDK"),
         _ => ("a differencing VHD", "a VHD"),
     };
-    Err(Error::invalid(format!(
-        "{}: {delta} needs {parent} parent, and {how} {}",
-        backing.path.display(),
-        found.name()
-    )))
+    let wrong = |how: String| {
+        Err(Error::invalid(format!(
+            "{}: {delta} needs {parent} parent, and {how}",
+            backing.path.display()
+        )))
+    };
+    match (backing.format, probed) {
+        (Some(f), _) if f != format => wrong(format!("-F says {}", label(f))),
+        (_, Some(found)) if found != format => wrong(format!("it is {}", label(found))),
+        // A parent that cannot be probed is left for the open to explain.
+        _ => Ok(()),
+    }
 }
 
-/// Create an image that is written front to back into `out` (a pipe):
-/// only formats made to stream can (streamOptimized VMDK).
 /// What a conversion into `format` needs (`qemu-img measure`): the bytes
 /// of the files it writes for the data at hand, and for a disk full of
 /// data.
@@ -266,6 +273,8 @@ pub fn measure(
     })
 }
 
+/// Create an image that is written front to back into `out` (a pipe):
+/// only formats made to stream can (streamOptimized VMDK).
 pub fn create_stream(
     name: &Path,
     format: Format,

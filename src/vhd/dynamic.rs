@@ -521,6 +521,21 @@ impl Dynamic {
         &self.file
     }
 
+    /// Whether block `block`'s bitmap can be read: true but for a block a
+    /// [`Walk::Salvage`] open found wrong, unless only its end is cut off
+    /// by the end of the file (its bitmap in the file).
+    fn bitmap_readable(&mut self, block: u64) -> Result<bool> {
+        let Some(f) = self.unreadable.get(&block) else {
+            return Ok(true);
+        };
+        if !f.past_end {
+            return Ok(false);
+        }
+        let end = self.file_end;
+        let bitmap = self.bitmap_size;
+        Ok(self.block_host(block)?.is_some_and(|h| h + bitmap <= end))
+    }
+
     /// The host offset of block `block`'s bitmap, if it is allocated.
     fn block_host(&mut self, block: u64) -> Result<Option<u64>> {
         let entry = self.bat.get(&self.file, block)?;
@@ -550,7 +565,7 @@ impl Dynamic {
     pub fn status(&mut self, offset: u64, len: u64) -> Result<Mapping> {
         let block = offset / self.block_size;
         let in_block = offset % self.block_size;
-        if self.unreadable.contains_key(&block) {
+        if !self.bitmap_readable(block)? {
             // Data whose place cannot be trusted: reading it fails.
             let span = (self.block_size - in_block).min(len);
             let data = Source::Data {
@@ -639,14 +654,26 @@ impl Dynamic {
                 continue;
             };
             let data = host + self.bitmap_size + p.within;
-            if let Some(f) = self.unreadable.get(&p.index) {
-                if !f.past_end || data + p.len() as u64 > self.file_end {
-                    return Err(Error::invalid(f.why.clone()));
+            // A block cut short by the end of the file (salvaging): what of
+            // its data lies in the file reads; the rest fails.
+            let readable = self.bitmap_readable(p.index)?;
+            let cut = match self.unreadable.get(&p.index) {
+                None => None,
+                Some(f) if readable => Some((self.file_end, f.why.clone())),
+                Some(f) => return Err(Error::invalid(f.why.clone())),
+            };
+            let in_file = |from: u64, len: usize| -> Result<()> {
+                match &cut {
+                    Some((end, why)) if from + len as u64 > *end => {
+                        Err(Error::invalid(why.clone()))
+                    }
+                    _ => Ok(()),
                 }
-            }
+            };
             let sectors = self.block_size / SECTOR;
             let bitmap = self.bitmap(p.index, host)?;
             if let Bitmap::Full = bitmap {
+                in_file(data, p.len())?;
                 runs.push(data, p.range);
                 continue;
             }
@@ -654,6 +681,7 @@ impl Dynamic {
             for s in units(at, p.len(), SECTOR) {
                 let range = p.range.start + s.range.start..p.range.start + s.range.end;
                 if bitmap.get(s.index % sectors) {
+                    in_file(data + s.range.start as u64, s.len())?;
                     runs.push(data + s.range.start as u64, range);
                 } else {
                     fill(&mut buf[range], at + s.range.start as u64)?;

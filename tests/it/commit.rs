@@ -143,6 +143,7 @@ fn every_kill_is_finished_by_a_rerun(make: fn(&Path) -> (PathBuf, PathBuf, PathB
     let _ = (&parent, &delta);
     let writes = writes_of(&vimg!("commit -q", &delta));
     assert!(writes.len() > 4, "{writes:?}");
+    let mut refused = 0;
     for n in 0..writes.len() {
         let here = d.join(format!("kill-{n}"));
         std::fs::create_dir(&here).unwrap();
@@ -157,6 +158,15 @@ fn every_kill_is_finished_by_a_rerun(make: fn(&Path) -> (PathBuf, PathBuf, PathB
         if journal.exists() && file_len(&journal) > 0 {
             assert!(named, "killed at write {n} ({}): {check:?}", writes[n]);
             assert_eq!(check.code(), Some(2));
+            // A delta that no longer opens says why, and how to finish.
+            let info = vimg!("info", &delta).run();
+            if info.code() != Some(0) {
+                refused += 1;
+                assert!(
+                    info.stderr_text().contains("`vimg commit "),
+                    "killed at write {n}: {info:?}"
+                );
+            }
         }
         vimg!("commit -q", &delta).ok();
         assert!(!journal.exists());
@@ -179,6 +189,10 @@ fn every_kill_is_finished_by_a_rerun(make: fn(&Path) -> (PathBuf, PathBuf, PathB
             assert_qemu_check(&delta);
         }
         std::fs::remove_dir_all(&here).unwrap();
+    }
+    // A VMDK delta's parentCID stops matching at the parent's first write.
+    if fmt == "vmdk" {
+        assert!(refused > 0, "no stop left a delta that does not open");
     }
 }
 

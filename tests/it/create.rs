@@ -267,9 +267,10 @@ fn a_parent_of_another_format_is_named_before_anything_is_made() {
     vimg!("create -q -f vmdk", &vmdk, "8M").ok();
     vimg!("create -q -f vhd", &vhd, "8M").ok();
     for (line, parent, says) in [
-        ("create -f vmdk -b base.vmdk -F vhd", &vmdk, "-F says vpc"),
-        ("create -f vhd -b base.vmdk", &vmdk, "it is vmdk"),
-        ("create -f vmdk -b base.vhd", &vhd, "it is vpc"),
+        ("create -f vmdk -b base.vmdk -F vhd", &vmdk, "-F says VHD"),
+        ("create -f vhd -b base.vmdk", &vmdk, "it is VMDK"),
+        ("create -f vmdk -b base.vhd", &vhd, "it is VHD"),
+        ("create -f vhd -b base.vmdk -F vhd", &vmdk, "it is VMDK"),
     ] {
         let out = d.join("delta.img");
         let err = vimg!().words(line).arg(&out).run();

@@ -335,6 +335,35 @@ fn o_help_lists_every_option_qemu_img_lists_and_each_is_taken() {
         }
         vimg!("check", &image).ok();
     }
+    // The size once, as qemu-img insists.
+    vimg!("create -f raw -o size=1M", d.join("twice.raw"), "1M")
+        .one_line_error(&d.join("twice.raw"), "-o size and SIZE");
+    // What qemu-img's convert takes and ignores: said, not refused.
+    let run = vimg!(
+        "convert -O raw -o size=1M -F vmdk",
+        &base,
+        d.join("ignored.raw")
+    )
+    .run();
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert!(
+        run.stderr_text().contains("-o size has no effect"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr_text().contains("-F (backing_fmt) has no effect"),
+        "{run:?}"
+    );
+    // snapshot create: its format's options, but what BASE settles.
+    let keys = option_keys(&vimg!("snapshot create -o help", &base, d.join("s.vmdk")).ok());
+    assert!(keys.contains("subformat") && !keys.contains("size") && !keys.contains("backing_file"));
+    assert!(!d.join("s.vmdk").exists());
+    let run = vimg!("snapshot create -o size=1M", &base, d.join("s.vmdk")).run();
+    assert_eq!(run.code(), Some(1));
+    assert!(
+        run.stderr_text().contains("a delta has its parent's size"),
+        "{run:?}"
+    );
     // Without a FILE, only -o help.
     vimg!("create -f vmdk").code(1);
     vimg!("amend -o hwversion=7").code(1);
@@ -379,6 +408,22 @@ fn create_and_convert_take_preallocation_where_the_bytes_lie_in_files() {
         assert!(allocated(&d.join(format!("{mode}-flat.vmdk"))) >= 64 << 20);
         assert_identical("raw", &src, "vmdk", &flat);
     }
+    // A target larger than its source (Azure's whole MiB) is preallocated
+    // whole.
+    let small = d.join("small.raw");
+    std::fs::write(&small, vec![1u8; 1000 << 10]).unwrap();
+    let azure = d.join("azure.vhd");
+    vimg!(
+        "convert -O vpc -o azure=on,preallocation=full",
+        &small,
+        &azure
+    )
+    .ok();
+    assert!(
+        allocated(&azure) >= (1 << 20) + 512,
+        "{}",
+        allocated(&azure)
+    );
     // A sparse layout allocates as it is written: refused, nothing made.
     let sparse = d.join("sparse.vmdk");
     vimg!("create -f vmdk -o preallocation=full", &sparse, "16M")
@@ -655,6 +700,44 @@ fn convert_salvage_reads_past_unreadable_vhd_blocks() {
     let data = std::fs::read(&out).unwrap();
     assert!(data[..2 << 20].iter().all(|&b| b == 5));
     assert!(data[2 << 20..].iter().all(|&b| b == 0));
+    // A differencing VHD cut short inside a block: of the sectors past the
+    // end, those it holds itself are lost; the others read the parent.
+    let base = d.join("base.vhd");
+    vimg!("create -q -f vhd", &base, "8M").ok();
+    qemu_io("vpc", &base, &["write -P 5 0 8M"]);
+    let changed = d.join("changed.raw");
+    vimg!("convert -O raw", &base, &changed).ok();
+    qemu_io("raw", &changed, &["write -P 6 2M 64k", "write -P 7 3M 64k"]);
+    let child = d.join("child.vhd");
+    vimg!("convert -O vhd -B base.vhd", &changed, &child).ok();
+    let map = vimg!("map --output json", &child).json();
+    let at_2m = map
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["start"] == 2 << 20)
+        .unwrap()["offset"]
+        .as_u64()
+        .unwrap();
+    // Cut just past the data at 2M: the data at 3M lies past the end.
+    truncate(&child, at_2m + (64 << 10) + 100);
+    let out = d.join("child.raw");
+    let run = vimg!("convert --salvage -O raw", &child, &out).run();
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    let err = run.stderr_text();
+    assert!(
+        err.contains("bytes 3145728..3211264 (65536 bytes)"),
+        "{err}"
+    );
+    assert!(err.contains("65536 bytes in 1 ranges"), "{err}");
+    let (got, want) = (
+        std::fs::read(&out).unwrap(),
+        std::fs::read(&changed).unwrap(),
+    );
+    let lost = (3 << 20)..(3 << 20) + (64 << 10);
+    assert!(got[lost.clone()].iter().all(|&b| b == 0));
+    assert_eq!(got[..lost.start], want[..lost.start]);
+    assert_eq!(got[lost.end..], want[lost.end..]);
 }
 
 /// Three sources of three formats, one a delta over a base: `a.vmdk`
@@ -720,6 +803,8 @@ fn convert_concatenates_several_sources_as_qemu_img_does() {
     // -f is every source's format: one of another format is named.
     vimg!("convert -f vmdk -O raw", &a, &b, d.join("x.raw")).one_line_error(&b, "-f vmdk on a VHD");
     // A salvaging copy names the source a lost range is in, and where.
+    let b2 = d.join("b2.vhd");
+    std::fs::copy(&b, &b2).unwrap();
     truncate(&b, 600_000);
     let run = vimg!("convert --salvage -O raw", &a, &b, &c, d.join("s.raw")).run();
     assert_eq!(run.code(), Some(2), "{run:?}");
@@ -732,6 +817,28 @@ fn convert_concatenates_several_sources_as_qemu_img_does() {
     );
     assert!(err.contains(&format!("{b_name}: bytes 4194304..")), "{err}");
     assert!(!err.contains(&format!("{}: bytes", a.display())), "{err}");
+    assert!(
+        err.contains(&format!("{b_name}: 2548736 bytes in 2 ranges")),
+        "{err}"
+    );
+    // Lost ranges that meet across two sources keep each its own reason:
+    // b's last block (past its end), then b2's first (on its header).
+    let mut bytes = std::fs::read(&b2).unwrap();
+    bytes[1536..1540].copy_from_slice(&1u32.to_be_bytes());
+    std::fs::write(&b2, bytes).unwrap();
+    let run = vimg!("convert --salvage -O raw", &b, &b2, d.join("s2.raw")).run();
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    let err = run.stderr_text();
+    let b2_name = b2.display().to_string();
+    let line = err
+        .lines()
+        .find(|l| l.starts_with(&format!("vimg: {b2_name}: bytes 0..")))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        line.contains(&format!("({b2_name}: ")) && line.contains("block 0"),
+        "{line}"
+    );
+    assert!(err.contains(&format!("{b_name}, {b2_name}: ")), "{err}");
 }
 
 #[test]

@@ -264,7 +264,7 @@ pub fn run(args: CommitArgs) -> anyhow::Result<u8> {
     };
     copy().with_context(|| {
         format!(
-            "{}: the commit stopped part way; {} holds part of the data and the delta still reads as before: run the same command again to finish",
+            "{}: the commit stopped part way; {} holds part of the data, and the delta may not open until the commit is finished: run the same command again to finish it",
             delta.display(),
             base_path.display()
         )

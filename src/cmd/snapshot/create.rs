@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::super::args::Placing;
 use crate::image::{factory, Format};
-use crate::options::Options;
+use crate::options::{help_text, Options};
 
 /// Make a new, empty delta over BASE (a VMware snapshot, a differencing VHD)
 ///
@@ -26,7 +26,8 @@ use crate::options::Options;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct SnapshotCreateArgs {
-    /// Options of the delta's format as key=value[,key=value...]
+    /// Options of the delta's format as key=value[,key=value...]; `-o help`
+    /// lists them
     #[arg(short = 'o', value_name = "OPTIONS")]
     options: Vec<String>,
 
@@ -49,11 +50,31 @@ pub fn run(args: SnapshotCreateArgs) -> anyhow::Result<u8> {
             args.base.display()
         );
     }
+    let mut opts = Options::parse(args.options.iter().map(String::as_str))?;
+    if opts.wants_help() {
+        // What create takes, but what BASE settles.
+        let docs: Vec<_> = factory::create_options(format)
+            .iter()
+            .filter(|d| !matches!(d.key, "size" | "backing_file" | "backing_fmt"))
+            .copied()
+            .collect();
+        super::super::print(&help_text(format.name(), &docs))?;
+        return Ok(0);
+    }
+    for (key, why) in [
+        ("size", "a delta has its parent's size"),
+        ("backing_file", "BASE is the parent"),
+        ("backing_fmt", "a delta has its parent's format"),
+    ] {
+        if opts.take_str(key)?.is_some() {
+            bail!("-o {key} has no place in snapshot create: {why}");
+        }
+    }
     super::super::create::make(
         &args.delta,
         format,
         None,
-        Options::parse(args.options.iter().map(String::as_str))?,
+        opts,
         Some((&args.base, Some(format))),
         &args.placing,
     )
