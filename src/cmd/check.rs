@@ -163,7 +163,25 @@ fn check_chain(args: &CheckArgs, access: Access) -> anyhow::Result<(Outcome, Box
         }
         let size = l.virtual_size();
         let file = l.files().into_iter().next().unwrap_or_default();
+        let link = l.parent_link();
         if let Some(parent) = l.parent() {
+            // A link --ignore-parent-id reads through: still not right
+            // (without it, the open reports the link as corrupt).
+            let ignoring = args.image.confinement.ignore_parent_id;
+            if let (true, Some((recorded, _)), Some(found)) = (ignoring, link, parent.identity()) {
+                if recorded != found {
+                    report.push(Finding::new(
+                        Severity::Warning,
+                        &file,
+                        None,
+                        "backing chain",
+                        format!(
+                            "its parent {} has ID {found}, but the delta was made from {recorded}; read through as --ignore-parent-id asks (if it is the right parent, `vimg rebase -u -b` relinks it)",
+                            parent.files().first().map(|p| p.display().to_string()).unwrap_or_default(),
+                        ),
+                    ));
+                }
+            }
             if parent.virtual_size() != size {
                 report.push(Finding::new(
                     Severity::Corruption,

@@ -87,6 +87,16 @@ fn rebase_u_relinks_a_moved_parent_and_a_broken_cid() {
         "{text}"
     );
     vimg!("map --ignore-parent-id", &delta).ok();
+    // check: the broken link is corrupt; read through, still a warning.
+    vimg!("check", &delta).code(2);
+    let json = vimg!("check --ignore-parent-id --output json", &delta).json();
+    let findings = json["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{json:#}");
+    assert_eq!(findings[0]["severity"], "warning", "{json:#}");
+    assert!(
+        findings[0]["message"].as_str().unwrap().contains(&recorded),
+        "{json:#}"
+    );
     let out = d.join("recovered.raw");
     vimg!("convert -q --ignore-parent-id -O raw", &delta, &out).ok();
     let out = vimg!("rebase -u -b", &moved, &delta).ok();
