@@ -94,6 +94,13 @@ pub enum Error {
     /// A request that cannot be carried out as asked (bad option, size, range).
     #[error("{0}")]
     Invalid(String),
+
+    /// Bytes `from..to` of the disk that a salvaging open found cannot be
+    /// read (a data unit whose place in the file cannot be trusted), in
+    /// the offsets of the disk whose read failed: a salvaging copy loses
+    /// the whole range at once instead of trying each sector of it.
+    #[error("{detail}")]
+    Unreadable { detail: String, from: u64, to: u64 },
 }
 
 /// A field of an on-disk structure that holds a value no valid image has:
@@ -183,6 +190,54 @@ impl Error {
     /// An invalid-request error.
     pub fn invalid(msg: impl Into<String>) -> Self {
         Error::Invalid(msg.into())
+    }
+
+    /// Bytes `range` of a disk cannot be read, for `detail`.
+    pub fn unreadable(detail: impl Into<String>, range: std::ops::Range<u64>) -> Self {
+        Error::Unreadable {
+            detail: detail.into(),
+            from: range.start,
+            to: range.end,
+        }
+    }
+
+    /// This error as seen from a disk in which the failing one starts at
+    /// byte `at` (an extent in a VMDK, a source in a concatenation).
+    pub fn shifted(self, at: u64) -> Self {
+        match self {
+            Error::Unreadable { detail, from, to } => Error::Unreadable {
+                detail,
+                from: from.saturating_add(at),
+                to: to.saturating_add(at),
+            },
+            other => other,
+        }
+    }
+
+    /// This error with its unreadable range cut to `within` (the disk the
+    /// failing unit lies in: a grain or block may reach past its end).
+    pub fn clipped(self, within: std::ops::Range<u64>) -> Self {
+        match self {
+            Error::Unreadable { detail, from, to } => Error::Unreadable {
+                detail,
+                from: from.clamp(within.start, within.end),
+                to: to.clamp(within.start, within.end),
+            },
+            other => other,
+        }
+    }
+
+    /// [`Error::shifted`] undone: as seen from a disk that starts at byte
+    /// `at` of the failing one (what lies before it, clipped).
+    pub fn shifted_back(self, at: u64) -> Self {
+        match self {
+            Error::Unreadable { detail, from, to } => Error::Unreadable {
+                detail,
+                from: from.saturating_sub(at),
+                to: to.saturating_sub(at),
+            },
+            other => other,
+        }
     }
 }
 

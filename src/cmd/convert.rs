@@ -245,6 +245,10 @@ fn open_existing(args: &ConvertArgs) -> anyhow::Result<Box<dyn Image>> {
     Ok(factory::open_with(target, Some(format), open)?)
 }
 
+/// Lost ranges reported one by one at most: an image whose whole table
+/// is garbage loses every unit, and a line each would bury the summary.
+const SHOWN_LOST: usize = 100;
+
 /// Tell what a salvaging copy could not read: each range in the source
 /// it lies in (`starts`: where each source begins in the whole).
 fn report_lost(sources: &[PathBuf], starts: &[u64], lost: &[Lost]) {
@@ -259,12 +263,14 @@ fn report_lost(sources: &[PathBuf], starts: &[u64], lost: &[Lost]) {
                 .map_or(l.range.end, |&s| s.min(l.range.end));
             let from = at - starts[i];
             let to = end - starts[i];
-            eprintln!(
-                "vimg: {}: bytes {from}..{to} ({} bytes) could not be read ({}); written as zeros",
-                sources[i].display(),
-                to - from,
-                super::printable(&l.why)
-            );
+            if ranges < SHOWN_LOST {
+                eprintln!(
+                    "vimg: {}: bytes {from}..{to} ({} bytes) could not be read ({}); written as zeros",
+                    sources[i].display(),
+                    to - from,
+                    super::printable(&l.why)
+                );
+            }
             ranges += 1;
             if !losers.contains(&i) {
                 losers.push(i);
@@ -273,6 +279,12 @@ fn report_lost(sources: &[PathBuf], starts: &[u64], lost: &[Lost]) {
         }
     }
     let total: u64 = lost.iter().map(|l| l.range.end - l.range.start).sum();
+    if ranges > SHOWN_LOST {
+        eprintln!(
+            "vimg: ... and {} more ranges (not shown)",
+            ranges - SHOWN_LOST
+        );
+    }
     eprintln!(
         "vimg: {}: {total} bytes in {ranges} ranges could not be read; the target holds zeros there",
         named(&losers.iter().map(|&i| sources[i].clone()).collect::<Vec<_>>())

@@ -121,7 +121,9 @@ impl Image for Concat {
             let piece = &mut buf[(at - offset) as usize..][..n as usize];
             // The sector's tail past a source's own size reads as zeros.
             let stored = part.size.saturating_sub(local).min(n) as usize;
-            part.image.read_at(&mut piece[..stored], local)?;
+            part.image
+                .read_at(&mut piece[..stored], local)
+                .map_err(|e| e.clipped(0..part.size).shifted(part.start))?;
             piece[stored..].fill(0);
             at += n;
         }

@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use super::plan::Plan;
 use super::throttle::{pace, Throttle};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::image::{Image, Sink};
 use crate::interrupt;
 use crate::io::{is_zero, SECTOR};
@@ -120,7 +120,9 @@ pub fn copy(
 
 /// Fill `buf` from `src` at `offset`; with `lost`, a read that fails is
 /// retried in pieces and then sectors, and what still fails reads as
-/// zeros and is recorded there.
+/// zeros and is recorded there. A failure that names the range it loses
+/// ([`Error::Unreadable`]: a whole grain or block) loses that range at
+/// once, and the reading goes on past it.
 fn read_salvaging(
     src: &mut dyn Image,
     buf: &mut [u8],
@@ -130,29 +132,62 @@ fn read_salvaging(
     let Some(lost) = lost else {
         return src.read_at(buf, offset);
     };
-    if src.read_at(buf, offset).is_ok() {
-        return Ok(());
-    }
-    for (i, piece) in buf.chunks_mut(SALVAGE_PIECE).enumerate() {
-        let at = offset + (i * SALVAGE_PIECE) as u64;
-        if src.read_at(piece, at).is_ok() {
-            continue;
-        }
-        for (j, sector) in piece.chunks_mut(SECTOR as usize).enumerate() {
-            let s = at + j as u64 * SECTOR;
-            if let Err(e) = src.read_at(sector, s) {
-                sector.fill(0);
-                let end = s + sector.len() as u64;
-                let why = e.to_string();
-                // Sectors lost for the same reason make one range.
-                match lost.last_mut() {
-                    Some(l) if l.range.end == s && l.why == why => l.range.end = end,
-                    _ => lost.push(Lost { range: s..end, why }),
+    salvage(src, buf, offset, lost, SALVAGE_PIECE);
+    Ok(())
+}
+
+/// Read what can be read of `buf` at `offset`, in steps of `step` bytes
+/// (then sectors) where a read fails without saying how far.
+fn salvage(src: &mut dyn Image, buf: &mut [u8], offset: u64, lost: &mut Vec<Lost>, step: usize) {
+    let mut pos = 0;
+    while pos < buf.len() {
+        let at = offset + pos as u64;
+        let end = offset + buf.len() as u64;
+        match src.read_at(&mut buf[pos..], at) {
+            Ok(()) => return,
+            Err(Error::Unreadable { detail, from, to }) if from < end && to > at => {
+                // What lies before the range, then the range, lost whole.
+                let (from, to) = (from.max(at), to.min(end));
+                let head = (from - offset) as usize;
+                salvage(src, &mut buf[pos..head], at, lost, step);
+                buf[head..(to - offset) as usize].fill(0);
+                record(lost, from..to, detail);
+                pos = (to - offset) as usize;
+            }
+            Err(e) if buf.len() - pos <= SECTOR as usize => {
+                buf[pos..].fill(0);
+                record(lost, at..end, e.to_string());
+                return;
+            }
+            Err(_) => {
+                // Pieces of `step`, then sectors, each on its own.
+                let smaller = if step > SECTOR as usize {
+                    SECTOR as usize
+                } else {
+                    step
+                };
+                let step_here = if buf.len() - pos > step {
+                    step
+                } else {
+                    smaller
+                };
+                for (i, piece) in buf[pos..].chunks_mut(step_here).enumerate() {
+                    let piece_at = at + (i * step_here) as u64;
+                    salvage(src, piece, piece_at, lost, smaller);
                 }
+                return;
             }
         }
     }
-    Ok(())
+}
+
+/// Record `range` as lost for `why`, joined to the last range when they
+/// meet and were lost for the same reason.
+fn record(lost: &mut Vec<Lost>, range: Range<u64>, why: String) {
+    match lost.last_mut() {
+        Some(l) if l.range.end == range.start && l.why == why => l.range.end = range.end,
+        _ => lost.push(Lost { range, why }),
+    }
 }
 
 /// Walk the plan and send the runs it hands out to the writer; buffers
@@ -217,8 +252,7 @@ fn write_nonzero(dst: &mut dyn Sink, data: &[u8], offset: u64, granule: u64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::copy::Layers;
-    use crate::error::Error;
+    use crate::copy::{Layers, CHUNK};
     use crate::raw::Raw;
     use std::path::PathBuf;
 
@@ -295,5 +329,99 @@ mod tests {
         .unwrap();
         assert_eq!(last, data.len() as u64);
         assert_eq!(std::fs::read(&b).unwrap(), data);
+    }
+
+    /// A disk of `size` bytes of 7s but for `bad` ranges: each fails its
+    /// reads, naming the range (`named`) or not; reads are counted.
+    struct Damaged {
+        size: u64,
+        bad: Vec<(Range<u64>, bool)>,
+        reads: usize,
+    }
+
+    impl Sink for Damaged {
+        fn virtual_size(&self) -> u64 {
+            self.size
+        }
+        fn write_at(&mut self, _: &[u8], _: u64) -> Result<()> {
+            Err(Error::invalid("read only"))
+        }
+        fn flush(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn files(&self) -> Vec<PathBuf> {
+            Vec::new()
+        }
+    }
+
+    impl Image for Damaged {
+        fn cluster_size(&self) -> u64 {
+            SECTOR
+        }
+        fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<()> {
+            self.reads += 1;
+            let end = offset + buf.len() as u64;
+            for (range, named) in &self.bad {
+                if range.start < end && range.end > offset {
+                    let why = format!("bad {range:?}");
+                    return Err(match named {
+                        true => Error::unreadable(why, range.clone()),
+                        false => Error::invalid(why),
+                    });
+                }
+            }
+            buf.fill(7);
+            Ok(())
+        }
+        fn block_status(&mut self, _: u64, len: u64) -> Result<crate::image::Mapping> {
+            let data = crate::image::Source::Data {
+                host: None,
+                compressed: false,
+            };
+            Ok(crate::image::Mapping::new(len, data))
+        }
+        fn info(&mut self) -> Result<crate::image::ImageInfo> {
+            Err(Error::invalid("no info"))
+        }
+    }
+
+    #[test]
+    fn salvage_loses_a_named_range_at_once_and_finds_others_by_sector() {
+        let mut src = Damaged {
+            size: 8 << 20,
+            bad: vec![
+                // Two named ranges that meet, one across a 2 MiB chunk.
+                ((1 << 20)..(3 << 20), true),
+                ((3 << 20)..(3 << 20) + 4096, true),
+                // One that says nothing of its extent: found by sectors.
+                ((6 << 20) + 1024..(6 << 20) + 1536, false),
+            ],
+            reads: 0,
+        };
+        let mut buf = vec![0u8; 8 << 20];
+        let mut lost = Vec::new();
+        for (i, chunk) in buf.chunks_mut(CHUNK as usize).enumerate() {
+            let at = i as u64 * CHUNK;
+            read_salvaging(&mut src, chunk, at, Some(&mut lost)).unwrap();
+        }
+        let ranges: Vec<_> = lost.iter().map(|l| l.range.clone()).collect();
+        assert_eq!(
+            ranges,
+            [
+                // Across the chunk boundary: one range, one reason.
+                (1 << 20)..(3 << 20),
+                (3 << 20)..(3 << 20) + 4096,
+                (6 << 20) + 1024..(6 << 20) + 1536,
+            ]
+        );
+        for l in &lost {
+            let r = l.range.start as usize..l.range.end as usize;
+            assert!(buf[r].iter().all(|&b| b == 0));
+        }
+        let kept = buf.iter().filter(|&&b| b == 7).count();
+        assert_eq!(kept, (8 << 20) - (2 << 20) - 4096 - 512);
+        // Named ranges cost a read or two each; the unnamed one its 64 KiB
+        // piece in sectors (128) and the pieces around it.
+        assert!(src.reads < 200, "{} reads", src.reads);
     }
 }

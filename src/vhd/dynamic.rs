@@ -660,7 +660,11 @@ impl Dynamic {
             let cut = match self.unreadable.get(&p.index) {
                 None => None,
                 Some(f) if readable => Some((self.file_end, f.why.clone())),
-                Some(f) => return Err(Error::invalid(f.why.clone())),
+                Some(f) => {
+                    let first = p.index * self.block_size;
+                    let whole = first..first + self.block_size;
+                    return Err(Error::unreadable(f.why.clone(), whole));
+                }
             };
             let in_file = |from: u64, len: usize| -> Result<()> {
                 match &cut {

@@ -386,6 +386,8 @@ impl Image for Vhd {
                 d.read(buf, offset, &mut |b, at| {
                     chain::read_parent(parent.as_deref_mut(), b, at)
                 })
+                // The last block may reach past the end of the disk.
+                .map_err(|e| e.clipped(0..self.size))
             }
         }
     }

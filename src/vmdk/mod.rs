@@ -841,11 +841,16 @@ impl Image for Vmdk {
         let parent = &mut self.parent;
         for_pieces(&mut self.extents, offset, buf.len(), |e, rel, range| {
             let piece = &mut buf[range];
-            let start = e.start;
+            let (start, e_len) = (e.start, e.len);
             match &mut e.storage {
-                Storage::Sparse(s) => s.read(piece, rel, &mut |b, at| {
-                    chain::read_parent(parent.as_deref_mut(), b, start + at)
-                }),
+                // The extent's own unreadable grains fail in its offsets,
+                // the parent's in the disk's: both come out in the disk's.
+                Storage::Sparse(s) => s
+                    .read(piece, rel, &mut |b, at| {
+                        chain::read_parent(parent.as_deref_mut(), b, start + at)
+                            .map_err(|e| e.shifted_back(start))
+                    })
+                    .map_err(|e| e.clipped(0..e_len).shifted(start)),
                 Storage::SeSparse(s) => s.read(piece, rel, &mut |b, at| {
                     chain::read_parent(parent.as_deref_mut(), b, start + at)
                 }),

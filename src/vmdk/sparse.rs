@@ -424,7 +424,8 @@ impl SparseExtent {
         for p in units(offset, buf.len(), self.grain) {
             let within = p.within as usize;
             if let Some(why) = self.unreadable.get(&p.index) {
-                return Err(Error::invalid(why.clone()));
+                let first = p.index * self.grain;
+                return Err(Error::unreadable(why.clone(), first..first + self.grain));
             }
             match self.lookup(p.index)? {
                 Grain::Unallocated => {

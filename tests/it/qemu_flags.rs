@@ -700,6 +700,25 @@ fn convert_salvage_reads_past_unreadable_vhd_blocks() {
     let data = std::fs::read(&out).unwrap();
     assert!(data[..2 << 20].iter().all(|&b| b == 5));
     assert!(data[2 << 20..].iter().all(|&b| b == 0));
+    // A BAT of garbage: every block lost whole, at once; the first 100
+    // ranges reported one by one.
+    let garbage = d.join("garbage.vhd");
+    vimg!("create -q -f vhd", &garbage, "512M").ok();
+    let mut bytes = std::fs::read(&garbage).unwrap();
+    for entry in bytes[1536..1536 + 256 * 4].chunks_mut(4) {
+        entry.copy_from_slice(&0x7fff_fff0u32.to_be_bytes());
+    }
+    std::fs::write(&garbage, bytes).unwrap();
+    let run = vimg!("convert --salvage -O raw", &garbage, d.join("garbage.raw")).run();
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    let err = run.stderr_text();
+    assert_eq!(
+        err.lines().filter(|l| l.contains(": bytes ")).count(),
+        100,
+        "{err}"
+    );
+    assert!(err.contains("... and 156 more ranges"), "{err}");
+    assert!(err.contains("536870912 bytes in 256 ranges"), "{err}");
     // A differencing VHD cut short inside a block: of the sectors past the
     // end, those it holds itself are lost; the others read the parent.
     let base = d.join("base.vhd");
