@@ -136,6 +136,17 @@ pub fn read_parent(
     Ok(())
 }
 
+/// Every host file `image` and its parents consist of.
+pub fn files(image: &mut dyn Image) -> Vec<PathBuf> {
+    let mut out = image.files();
+    let mut layer = image.parent();
+    while let Some(l) = layer {
+        out.extend(l.files());
+        layer = l.parent();
+    }
+    out
+}
+
 /// The allocation picture at `offset` resolved down the chain: the first
 /// layer that holds something there decides, with its depth (0 = top).
 /// `Unallocated` at the end means zeros with nothing below.

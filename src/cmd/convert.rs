@@ -1,6 +1,7 @@
 //! `vimg convert`: copy an image into a new one of another format.
 
 use std::io::IsTerminal;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -245,6 +246,34 @@ fn open_existing(args: &ConvertArgs) -> anyhow::Result<Box<dyn Image>> {
     Ok(factory::open_with(target, Some(format), open)?)
 }
 
+/// Refuse a target that is one of the files the source reads (itself, a
+/// parent, an extent): writing into it in place would change what is
+/// being read, and turn an image into its own raw bytes (qemu-img's locks
+/// refuse the same).
+fn refuse_reading_target(
+    src: &mut dyn Image,
+    dst: &dyn Image,
+    target: &Path,
+) -> anyhow::Result<()> {
+    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let read: Vec<_> = crate::chain::files(src)
+        .iter()
+        .filter_map(|p| id(p))
+        .collect();
+    if dst
+        .files()
+        .iter()
+        .filter_map(|p| id(p))
+        .any(|f| read.contains(&f))
+    {
+        bail!(
+            "{}: the source reads it (itself, a parent or an extent); -n would write over what is being read",
+            target.display()
+        );
+    }
+    Ok(())
+}
+
 /// Lost ranges reported one by one at most: an image whose whole table
 /// is garbage loses every unit, and a line each would bury the summary.
 const SHOWN_LOST: usize = 100;
@@ -379,6 +408,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
 
     if args.no_create {
         let mut dst = open_existing(&args)?;
+        refuse_reading_target(src.as_mut(), dst.as_ref(), args.target())?;
         if dst.virtual_size() < size {
             bail!(
                 "{}: it holds {} bytes, less than the source's {size}",

@@ -28,15 +28,18 @@ struct Part {
 pub struct Concat {
     parts: Vec<Part>,
     size: u64,
+    files: Vec<PathBuf>,
 }
 
 impl Concat {
     /// The images in `images`, in that order, as one disk.
     pub fn new(images: Vec<Box<dyn Image>>) -> Concat {
         let mut start = 0;
+        let mut files = Vec::new();
         let parts = images
             .into_iter()
-            .map(|image| {
+            .map(|mut image| {
+                files.extend(chain::files(image.as_mut()));
                 let size = image.virtual_size();
                 let len = align_up(size, SECTOR);
                 let part = Part {
@@ -49,7 +52,11 @@ impl Concat {
                 part
             })
             .collect();
-        Concat { parts, size: start }
+        Concat {
+            parts,
+            size: start,
+            files,
+        }
     }
 
     /// Where each source starts in the whole, in order.
@@ -84,8 +91,10 @@ impl Sink for Concat {
         Ok(())
     }
 
+    /// The files of every source's whole chain (a concatenation has no
+    /// parent of its own to reach them by).
     fn files(&self) -> Vec<PathBuf> {
-        self.parts.iter().flat_map(|p| p.image.files()).collect()
+        self.files.clone()
     }
 
     fn as_image(&mut self) -> Option<&mut dyn Image> {

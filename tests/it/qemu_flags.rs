@@ -231,6 +231,25 @@ fn convert_n_writes_into_existing_images_of_every_format() {
     let small = d.join("small.raw");
     qemu_img!("create -q -f raw", &small, "1M").ok();
     vimg!("convert -n", &src, &small).one_line_error(&small, "a target smaller than the source");
+    // A target the source reads (itself, its parent, a hard link to it,
+    // one of several sources) is refused, untouched: qemu-img's locks
+    // refuse it too.
+    let full = d.join("full.vmdk");
+    vimg!("create -q -f vmdk", &full, "4M").ok();
+    qemu_io("vmdk", &full, &["write -P 9 0 4M"]);
+    let delta = d.join("over-full.vmdk");
+    vimg!("create -q -f vmdk -b full.vmdk", &delta).ok();
+    let hard = d.join("hard.vmdk");
+    std::fs::hard_link(&full, &hard).unwrap();
+    let before = sha256(&full);
+    for (source, target) in [(&full, &full), (&delta, &full), (&full, &hard)] {
+        vimg!("convert -n -O raw", source, target)
+            .one_line_error(target, "-n over what the source reads");
+    }
+    vimg!("convert -n -O raw", &small, &full, &full)
+        .one_line_error(&full, "-n over one of the sources");
+    assert_eq!(sha256(&full), before);
+    vimg!("check", &delta).ok();
     // --target-is-zero needs -n, as in qemu-img (a usage error: exit 1).
     vimg!("convert --target-is-zero", &src, d.join("x.raw")).code(1);
 }
