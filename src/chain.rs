@@ -136,6 +136,15 @@ pub fn read_parent(
     Ok(())
 }
 
+/// True when a file of `a` is a file of `b` (the same file, by device
+/// and inode, whatever the names: links, `./x` and `x`).
+pub fn any_shared(a: &[PathBuf], b: &[PathBuf]) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &PathBuf| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let b: Vec<_> = b.iter().filter_map(id).collect();
+    a.iter().filter_map(id).any(|f| b.contains(&f))
+}
+
 /// Every host file `image` and its parents consist of.
 pub fn files(image: &mut dyn Image) -> Vec<PathBuf> {
     let mut out = image.files();

@@ -1,7 +1,6 @@
 //! `vimg convert`: copy an image into a new one of another format.
 
 use std::io::IsTerminal;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -255,17 +254,7 @@ fn refuse_reading_target(
     dst: &dyn Image,
     target: &Path,
 ) -> anyhow::Result<()> {
-    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
-    let read: Vec<_> = crate::chain::files(src)
-        .iter()
-        .filter_map(|p| id(p))
-        .collect();
-    if dst
-        .files()
-        .iter()
-        .filter_map(|p| id(p))
-        .any(|f| read.contains(&f))
-    {
+    if chain::any_shared(&dst.files(), &chain::files(src)) {
         bail!(
             "{}: the source reads it (itself, a parent or an extent); -n would write over what is being read",
             target.display()
@@ -475,8 +464,18 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
         None => None,
         Some(typed) => {
             let path = chain::parent_path(args.target(), &typed.to_string_lossy());
-            let image = factory::open_with(&path, backing_format, open.clone())
+            let mut image = factory::open_with(&path, backing_format, open.clone())
                 .with_context(|| format!("cannot open the backing file {}", path.display()))?;
+            if chain::any_shared(
+                &[args.target().to_path_buf()],
+                &chain::files(image.as_mut()),
+            ) {
+                bail!(
+                    "{}: it is the backing file {} or in its chain; an image cannot be a delta over itself",
+                    args.target().display(),
+                    path.display()
+                );
+            }
             if image.virtual_size() != size {
                 bail!(
                     "{}: it is {} bytes and the source {size}; a delta has its parent's size",

@@ -134,11 +134,26 @@ pub(super) fn make(
         factory::parent_fits(format, b)
             .with_context(|| format!("cannot create {}", file.display()))?;
     }
-    let size = match (size, &backing) {
+    // The parent's size, and a FILE that is the parent or in its chain
+    // refused (--force would make an image its own parent, and lose it).
+    let parent_size = match &backing {
+        None => None,
+        Some(b) => {
+            let mut parent = factory::open(&b.path, b.format, Access::Read)
+                .with_context(|| format!("cannot open the parent {}", b.path.display()))?;
+            if chain::any_shared(&[file.to_path_buf()], &chain::files(parent.as_mut())) {
+                bail!(
+                    "{}: it is the parent {} or in its chain; an image cannot be a delta over itself",
+                    file.display(),
+                    b.path.display()
+                );
+            }
+            Some(parent.virtual_size())
+        }
+    };
+    let size = match (size, parent_size) {
         (Some(size), _) => size,
-        (None, Some(b)) => factory::open(&b.path, b.format, Access::Read)
-            .with_context(|| format!("cannot open the parent {}", b.path.display()))?
-            .virtual_size(),
+        (None, Some(size)) => size,
         (None, None) => bail!(
             "{}: give its SIZE (or -b PARENT, whose size it takes)",
             file.display()

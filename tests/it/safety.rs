@@ -638,3 +638,64 @@ fn force_whose_nth_write_fails_ends_cleanly_with_the_old_image_or_the_new_one() 
         }
     }
 }
+
+/// No command makes an image a delta over itself or over a layer that
+/// reads it (a loop that loses the image's data), however the file is
+/// named: -b FILE with --force, -b its own child, convert -B, snapshot
+/// create, rebase (with and without -u, through a hard link).
+#[test]
+fn an_image_is_never_made_its_own_parent() {
+    let dir = tempdir();
+    let d = dir.path();
+    for (fmt, ext) in [("vmdk", "vmdk"), ("vpc", "vhd")] {
+        let base = d.join(format!("base.{ext}"));
+        let child = d.join(format!("child.{ext}"));
+        let link = d.join(format!("link.{ext}"));
+        vimg!("create -q -f").arg(fmt).arg(&base).arg("4M").ok();
+        qemu_io(fmt, &base, &["write -P 3 0 1M"]);
+        vimg!("create -q -f")
+            .arg(fmt)
+            .arg("-b")
+            .arg(&base)
+            .arg(&child)
+            .ok();
+        fs::hard_link(&child, &link).unwrap();
+        let (old_base, old_child) = (fs::read(&base).unwrap(), fs::read(&child).unwrap());
+        let lines = [
+            (
+                vimg!("create -q --force -f")
+                    .arg(fmt)
+                    .arg("-b")
+                    .arg(&base)
+                    .arg(&base),
+                &base,
+            ),
+            (
+                vimg!("create -q --force -f")
+                    .arg(fmt)
+                    .arg("-b")
+                    .arg(&child)
+                    .arg(&base),
+                &base,
+            ),
+            (
+                vimg!("convert -q --force -O")
+                    .arg(fmt)
+                    .arg("-B")
+                    .arg(&base)
+                    .arg(&child)
+                    .arg(&base),
+                &base,
+            ),
+            (vimg!("snapshot create --force", &child, &child), &child),
+            (vimg!("rebase -b", &child, &child), &child),
+            (vimg!("rebase -u -b", &link, &child), &child),
+        ];
+        for (line, named) in lines {
+            line.one_line_error(named, "a delta over itself");
+            assert_eq!(fs::read(&base).unwrap(), old_base, "{line}");
+            assert_eq!(fs::read(&child).unwrap(), old_child, "{line}");
+        }
+        vimg!("check", &child).ok();
+    }
+}

@@ -184,7 +184,15 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<u8> {
             Some(factory::open_with(&backing, args.backing_format, opts)?)
         }
     };
-    if let Some(n) = &new {
+    if let Some(n) = new.as_mut() {
+        // NEWBASE the delta itself, or a layer above it: a loop.
+        if chain::any_shared(&image.files(), &chain::files(n.as_mut())) {
+            bail!(
+                "{}: {} is the delta itself, or reads it; a delta cannot be its own parent",
+                delta.display(),
+                backing.display()
+            );
+        }
         if n.virtual_size() != image.virtual_size() {
             bail!(
                 "{}: the delta is {} bytes and {} is {} bytes; a parent has the delta's size",
