@@ -15,6 +15,14 @@ pub const MAX_DEPTH: usize = 1000;
 #[derive(Debug, Default)]
 pub struct Chain {
     seen: Vec<PathBuf>,
+    /// Every file of the layers opened so far (device, inode).
+    files: Vec<(u64, u64)>,
+}
+
+/// A file's identity, whatever its name (links, `./x`, `d/../x`).
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl Chain {
@@ -26,6 +34,12 @@ impl Chain {
     /// the chain loops back or is too deep.
     pub fn enter(&mut self, path: &Path) -> Result<()> {
         let id = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if !self.seen.contains(&id) && file_id(path).is_some_and(|f| self.files.contains(&f)) {
+            return Err(Error::chain(
+                path,
+                "the file is also a file of an image above it in its chain (an extent of a delta, or the same file under another name)",
+            ));
+        }
         if self.seen.contains(&id) {
             return Err(Error::chain(
                 path,
@@ -39,6 +53,28 @@ impl Chain {
             ));
         }
         self.seen.push(id);
+        Ok(())
+    }
+
+    /// Record the files of the layer at `path`, just opened; fails when
+    /// one of them is a file of a layer above (a delta whose extent is its
+    /// parent's file: emptying the delta would empty the parent).
+    pub fn claim(&mut self, path: &Path, files: &[PathBuf]) -> Result<()> {
+        let mut mine = Vec::new();
+        for file in files {
+            let Some(id) = file_id(file) else { continue };
+            if self.files.contains(&id) {
+                return Err(Error::chain(
+                    path,
+                    format!(
+                        "its file {} is also a file of an image above it in its chain",
+                        file.display()
+                    ),
+                ));
+            }
+            mine.push(id);
+        }
+        self.files.extend(mine);
         Ok(())
     }
 }

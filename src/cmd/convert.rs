@@ -251,12 +251,12 @@ fn open_existing(args: &ConvertArgs) -> anyhow::Result<Box<dyn Image>> {
 /// refuse the same).
 fn refuse_reading_target(
     src: &mut dyn Image,
-    dst: &dyn Image,
+    target_files: &[PathBuf],
     target: &Path,
 ) -> anyhow::Result<()> {
-    if chain::any_shared(&dst.files(), &chain::files(src)) {
+    if chain::any_shared(target_files, &chain::files(src)) {
         bail!(
-            "{}: the source reads it (itself, a parent or an extent); -n would write over what is being read",
+            "{}: the source reads it (itself, a parent or an extent); writing it would change what is being read, and what other deltas of it read",
             target.display()
         );
     }
@@ -397,7 +397,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
 
     if args.no_create {
         let mut dst = open_existing(&args)?;
-        refuse_reading_target(src.as_mut(), dst.as_ref(), args.target())?;
+        refuse_reading_target(src.as_mut(), &dst.files(), args.target())?;
         if dst.virtual_size() < size {
             bail!(
                 "{}: it holds {} bytes, less than the source's {size}",
@@ -442,6 +442,11 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
     let to_stdout = args.target().as_os_str() == "-";
     if to_stdout && backing_file.is_some() {
         bail!("-B makes a delta, which names its parent: it cannot go to standard output");
+    }
+    if !to_stdout {
+        // --force would replace a file the source reads: a parent or an
+        // extent other deltas read too (qemu-img's locks refuse it).
+        refuse_reading_target(src.as_mut(), &[args.target().to_path_buf()], args.target())?;
     }
     let staging = match to_stdout {
         true => None,

@@ -177,6 +177,15 @@ impl Vhd {
     /// the locators and checked against the UUID the child recorded.
     pub fn open_in(path: &Path, opts: &OpenOptions, chain: &mut Chain) -> Result<Vhd> {
         let mut vhd = Vhd::open_layer(path, opts)?;
+        match chain.claim(path, &vhd.files()) {
+            Ok(()) => {}
+            // Damage `check` reports; the walk stops there.
+            Err(e @ Error::Chain { .. }) if opts.for_check => {
+                vhd.damage.push(e);
+                return Ok(vhd);
+            }
+            Err(e) => return Err(e),
+        }
         let differencing = vhd
             .dynamic()
             .filter(|_| vhd.footer.disk_type == DiskType::Differencing);

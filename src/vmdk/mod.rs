@@ -175,6 +175,15 @@ impl Vmdk {
     /// `parentFileNameHint`, each checked against the CID its child recorded).
     pub fn open_in(path: &Path, opts: &OpenOptions, chain: &mut Chain) -> Result<Vmdk> {
         let mut vmdk = Vmdk::open_layer(path, opts)?;
+        match chain.claim(path, &vmdk.files()) {
+            Ok(()) => {}
+            // Damage `check` reports; the walk stops there.
+            Err(e @ Error::Chain { .. }) if opts.for_check => {
+                vmdk.damage.push(e);
+                return Ok(vmdk);
+            }
+            Err(e) => return Err(e),
+        }
         let hint = vmdk.desc.parent_hint.clone();
         if let Some(hint) = &hint {
             opts.allow_parent(path, hint)?;

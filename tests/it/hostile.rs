@@ -8,6 +8,7 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::vmdk::cid_of;
 use crate::support::*;
 
 /// A monolithicFlat descriptor naming `extent` for 1 MiB.
@@ -352,4 +353,41 @@ fn finding_8_info_says_when_a_probed_image_names_a_parent() {
     assert!(given.stderr_text().is_empty(), "{given:?}");
     let standalone = vimg!("info", &base).run();
     assert!(standalone.stderr_text().is_empty(), "{standalone:?}");
+}
+
+/// A delta whose extent is its parent's own file (or any file an image
+/// above names too): emptying the delta after a commit would empty the
+/// parent. The chain is refused, by file identity, before anything is
+/// written; `check` reports it.
+#[test]
+fn a_delta_whose_extent_is_its_parent_is_refused() {
+    let dir = tempdir();
+    let d = dir.path();
+    let base = d.join("base.vmdk");
+    vimg!("create -q -f vmdk", &base, "64M").ok();
+    qemu_io("vmdk", &base, &["write -P 7 0 4M"]);
+    let delta = d.join("d.vmdk");
+    let link = d.join("link.vmdk");
+    std::fs::hard_link(&base, &link).unwrap();
+    let before = sha256(&base);
+    for extent in ["base.vmdk", "link.vmdk"] {
+        std::fs::write(
+            &delta,
+            format!(
+                "# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID={:08x}\ncreateType=\"monolithicSparse\"\nparentFileNameHint=\"base.vmdk\"\nRW 131072 SPARSE \"{extent}\"\n",
+                cid_of(&base)
+            ),
+        )
+        .unwrap();
+        let err = vimg!("commit", &delta).run();
+        assert_eq!(err.code(), Some(1), "{extent}: {err:?}");
+        assert!(
+            err.stderr_text()
+                .contains("also a file of an image above it"),
+            "{err:?}"
+        );
+        vimg!("convert -O raw", &delta, d.join("x.raw")).code(1);
+        vimg!("check", &delta).code(2);
+        assert_eq!(sha256(&base), before, "{extent}");
+    }
 }

@@ -84,10 +84,18 @@ fn convert_refuses_an_existing_target_without_force() {
         assert_refused_and_untouched(&convert(fmt, opts, &src, &path), &path, &old);
         fs::remove_file(&path).unwrap();
     }
-    // Source and target the same file.
+    // Source and target the same file: refused with or without --force
+    // (--force would not help: the source reads it).
     let old = fs::read(&src).unwrap();
-    let convert = vimg!("convert -f raw -O raw", &src, &src);
-    assert_refused_and_untouched(&convert, &src, &old);
+    for line in ["convert -f raw -O raw", "convert --force -f raw -O raw"] {
+        let run = vimg!()
+            .words(line)
+            .arg(&src)
+            .arg(&src)
+            .one_line_error(&src, line);
+        assert!(run.stderr_text().contains("the source reads it"), "{run:?}");
+        assert_eq!(fs::read(&src).unwrap(), old);
+    }
 }
 
 #[test]
