@@ -1038,9 +1038,7 @@ impl Image for Vmdk {
 
     fn check_writable(&self) -> Result<()> {
         for e in &self.extents {
-            if let Storage::SeSparse(s) = &e.storage {
-                s.check_writable()?;
-            }
+            e.check_writable(&self.path)?;
         }
         Ok(())
     }

@@ -304,3 +304,50 @@ fn commits_into_split_flat_and_differencing_parents() {
         .iter()
         .all(|l| l["parent"]["valid"] == true));
 }
+
+/// What a commit cannot finish is refused before its journal: a base that
+/// cannot take data (a streamOptimized VMDK); and a stopped commit is
+/// finished into the base its journal names, not another.
+#[test]
+fn commit_refuses_what_it_cannot_finish_before_it_starts() {
+    let dir = tempdir();
+    let d = dir.path();
+    let (base, delta, _) = vmdk_chain(d);
+    let journal = d.join(format!(
+        ".{}.vimg-commit",
+        delta.file_name().unwrap().to_str().unwrap()
+    ));
+    // Into a stream layout: refused, no journal, nothing changed.
+    let stream = d.join("stream.vmdk");
+    vimg!(
+        "convert -q -O vmdk -o subformat=streamOptimized",
+        &base,
+        &stream
+    )
+    .ok();
+    let over_stream = d.join("over-stream.vmdk");
+    vimg!("snapshot create -q", &stream, &over_stream).ok();
+    qemu_io("vmdk", &over_stream, &["write -P 2 0 64k"]);
+    let before = sha256(&stream);
+    let err = vimg!("commit", &over_stream).one_line_error(&stream, "a commit into a stream");
+    assert!(!err.stderr_text().contains("stopped part way"), "{err:?}");
+    assert_eq!(sha256(&stream), before);
+    let stream_journal = d.join(".over-stream.vmdk.vimg-commit");
+    assert!(!stream_journal.exists());
+    vimg!("check", &over_stream).ok();
+    // A journal naming base.vmdk: -b another layer is refused, the
+    // journal kept; the commit it names is then finished.
+    let top = d.join("top.vmdk");
+    vimg!("snapshot create -q", &delta, &top).ok();
+    qemu_io("vmdk", &top, &["write -P 5 5M 64k"]);
+    let want = qemu_to_raw(&top, &d.join("want.raw"));
+    let top_journal = d.join(".top.vmdk.vimg-commit");
+    std::fs::write(&top_journal, "vimg snapshot commit in progress: run it again to finish\nparent=base.vmdk\nrecorded-id=0\n").unwrap();
+    let err =
+        vimg!("commit -b", &delta, &top).one_line_error(&top, "another base than the journal's");
+    assert!(err.stderr_text().contains("stopped part way"), "{err:?}");
+    assert!(top_journal.exists());
+    vimg!("commit -q -b", &base, &top).ok();
+    assert!(!top_journal.exists() && !journal.exists());
+    assert_same_bytes(&vimg_to_raw(&top, &d.join("after.raw")), &want);
+}

@@ -199,7 +199,18 @@ pub fn run(args: CommitArgs) -> anyhow::Result<u8> {
     // cannot be before the parent changes.
     image.check_writable()?;
     let size = image.virtual_size();
-    // Where the data goes: the parent, or BASE (resumed: the journal's).
+    // Where the data goes: the parent, or BASE (resumed: the journal's,
+    // and no other).
+    if let (Some(journal), Some(asked)) = (&resumed, &args.base) {
+        if !chain::any_shared(std::slice::from_ref(journal), std::slice::from_ref(asked)) {
+            bail!(
+                "{}: a commit into {} was stopped part way; finish it first (vimg commit {}), then commit elsewhere",
+                delta.display(),
+                journal.display(),
+                delta.display()
+            );
+        }
+    }
     let target = args.base.clone().or(resumed.clone());
     let (depth, above) = match &target {
         None => {
@@ -215,6 +226,9 @@ pub fn run(args: CommitArgs) -> anyhow::Result<u8> {
         })?,
     };
     let base = layer_at(image.as_mut(), depth).expect("found in the chain");
+    // Refused before the journal, as nothing can change: a base that
+    // cannot take data (a stream layout, read-only extents).
+    base.check_writable()?;
     let base_path = base.files().into_iter().next().unwrap_or_default();
     let base_id = base.identity().map(|i| i.to_string()).unwrap_or_default();
     if base.virtual_size() != size {
