@@ -172,6 +172,13 @@ pub fn read_parent(
     Ok(())
 }
 
+/// True when `a` and `b` name one file (by device and inode: hard
+/// links, symbolic links, `./x` and `x` alike); false when either is not
+/// there.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    file_id(a).is_some_and(|id| file_id(b) == Some(id))
+}
+
 /// True when a file of `a` is a file of `b` (the same file, by device
 /// and inode, whatever the names: links, `./x` and `x`).
 pub fn any_shared(a: &[PathBuf], b: &[PathBuf]) -> bool {

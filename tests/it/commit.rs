@@ -351,3 +351,24 @@ fn commit_refuses_what_it_cannot_finish_before_it_starts() {
     assert!(!top_journal.exists() && !journal.exists());
     assert_same_bytes(&vimg_to_raw(&top, &d.join("after.raw")), &want);
 }
+
+/// Other deltas of the parent are found by file identity: one that names
+/// the parent through a hard link stops the commit (a VHD keeps its UUID
+/// through a commit, so nothing else would show it now reads otherwise).
+#[test]
+fn a_sibling_naming_the_parent_through_a_hard_link_stops_the_commit() {
+    let dir = tempdir();
+    let d = dir.path();
+    let (parent, child, _) = vhd_chain(d);
+    let link = d.join("link.vhd");
+    std::fs::hard_link(&parent, &link).unwrap();
+    let other = d.join("other.vhd");
+    vimg!("snapshot create -q", &link, &other).ok();
+    let before = sha256(&parent);
+    for cmd in [vimg!("commit", &child), vimg!("commit -b", &link, &child)] {
+        let err = cmd.one_line_error(&child, "a sibling through a hard link");
+        assert!(err.stderr_text().contains("other.vhd"), "{err:?}");
+        assert_eq!(sha256(&parent), before);
+    }
+    vimg!("resize", &parent, "128M").code(1);
+}

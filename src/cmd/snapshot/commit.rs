@@ -131,17 +131,14 @@ fn sync_folder(file: &Path) -> anyhow::Result<()> {
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
-    fs::canonicalize(a)
-        .ok()
-        .is_some_and(|a| Some(a) == fs::canonicalize(b).ok())
+    chain::same_file(a, b)
 }
 
 /// Other deltas of `parent` (with identity `id`) in its folder.
 fn siblings(parent: &Path, id: &str, delta: &Path) -> Vec<PathBuf> {
-    let delta = fs::canonicalize(delta).ok();
     super::deltas_beside(parent)
         .into_iter()
-        .filter(|(path, recorded)| recorded == id && fs::canonicalize(path).ok() != delta)
+        .filter(|(path, recorded)| recorded == id && !chain::same_file(path, delta))
         .map(|(path, _)| path)
         .collect()
 }
@@ -157,13 +154,12 @@ fn layer_at(image: &mut dyn Image, depth: usize) -> Option<&mut dyn Image> {
 /// How deep in `image`'s chain the file `base` is (1: its parent), and
 /// the files of the layers above it.
 fn depth_of(image: &mut dyn Image, base: &Path) -> Option<(usize, Vec<PathBuf>)> {
-    let want = fs::canonicalize(base).ok()?;
     let mut above = Vec::new();
     let mut layer = Some(image);
     let mut depth = 0;
     while let Some(l) = layer {
         let file = l.files().into_iter().next().unwrap_or_default();
-        if depth > 0 && fs::canonicalize(&file).ok().as_ref() == Some(&want) {
+        if depth > 0 && same_file(&file, base) {
             return Some((depth, above));
         }
         above.push(file);
@@ -297,8 +293,7 @@ pub fn run(args: CommitArgs) -> anyhow::Result<u8> {
         None,
         OpenOptions::new(Access::Read).with_parents(None),
     )?;
-    let keeps_name = fs::canonicalize(chain::parent_path(delta, &name)).ok()
-        == fs::canonicalize(&parent_path).ok();
+    let keeps_name = same_file(&chain::parent_path(delta, &name), &parent_path);
     let name = match keeps_name {
         true => name,
         false => chain::relative_name(folder_of(delta), &parent_path),

@@ -132,8 +132,6 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<u8> {
 /// The deltas in `parent`'s folder that name it as their parent, with the
 /// identity each recorded of it, sorted by path.
 pub fn deltas_beside(parent: &Path) -> Vec<(PathBuf, String)> {
-    let canon = |p: &Path| fs::canonicalize(p).ok();
-    let parent_c = canon(parent);
     let Ok(entries) = fs::read_dir(folder_of(parent)) else {
         return Vec::new();
     };
@@ -145,7 +143,7 @@ pub fn deltas_beside(parent: &Path) -> Vec<(PathBuf, String)> {
             .and_then(|e| e.to_str())
             .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "vmdk" | "vhd" | "avhd"));
         let regular = entry.file_type().is_ok_and(|t| t.is_file());
-        if !image_like || !regular || canon(&path) == parent_c {
+        if !image_like || !regular || chain::same_file(&path, parent) {
             continue;
         }
         let opts = OpenOptions::new(Access::ReadShared).with_parents(None);
@@ -153,7 +151,7 @@ pub fn deltas_beside(parent: &Path) -> Vec<(PathBuf, String)> {
             continue;
         };
         if let Some((recorded, name)) = image.parent_link() {
-            if canon(&chain::parent_path(&path, &name)) == parent_c {
+            if chain::same_file(&chain::parent_path(&path, &name), parent) {
                 found.push((path, recorded.to_string()));
             }
         }
