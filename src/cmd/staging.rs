@@ -111,6 +111,10 @@ pub struct Staging {
     /// The files about to be replaced, held under our write lock from the
     /// first check to the swap, so that no VM starts on them meanwhile.
     held: Vec<ImageFile>,
+    /// The files of the image being replaced (its extents): the only ones
+    /// --force may replace besides the target itself; `None` while a
+    /// stopped --force left it half replaced (which the rerun finishes).
+    replaced: Option<Vec<PathBuf>>,
 }
 
 /// Take the write lock on `path`, an existing file about to be replaced:
@@ -144,6 +148,20 @@ impl Staging {
             }
             held.push(hold(&target)?);
         }
+        // What the old image consists of (itself alone, when it does not
+        // open as an image).
+        let half_replaced = fs::symlink_metadata(factory::replacing_marker(&target)).is_ok();
+        let replaced = match (held.is_empty(), half_replaced) {
+            (true, _) => Some(Vec::new()),
+            (false, true) => None,
+            (false, false) => {
+                let opts = crate::image::OpenOptions::new(Access::ReadShared).with_parents(None);
+                let files = factory::open_with(&target, None, opts)
+                    .map(|image| image.files())
+                    .unwrap_or_else(|_| vec![target.clone()]);
+                Some(files)
+            }
+        };
         let name = target
             .file_name()
             .with_context(|| format!("{}: not a file name", target.display()))?
@@ -170,6 +188,7 @@ impl Staging {
             force,
             cache,
             held,
+            replaced,
         })
     }
 
@@ -270,6 +289,18 @@ impl Staging {
     fn place(&mut self, staged: &Path, dest: &Path) -> anyhow::Result<bool> {
         let existing = match fs::symlink_metadata(dest) {
             Ok(meta) if self.force && meta.is_file() => {
+                // Only a file of the image being replaced: another image's
+                // extent under the same name is not TARGET's to replace.
+                let ours = match &self.replaced {
+                    Some(files) => files.iter().any(|r| crate::chain::same_file(r, dest)),
+                    None => true,
+                };
+                if !ours {
+                    bail!(
+                        "{}: exists, and is not a file of the image --force replaces; move it away first",
+                        dest.display()
+                    );
+                }
                 // The target itself is held since `new`; an extent file it
                 // replaces is taken now.
                 let id = (meta.dev(), meta.ino());

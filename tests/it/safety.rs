@@ -707,3 +707,54 @@ fn an_image_is_never_made_its_own_parent() {
         vimg!("check", &child).ok();
     }
 }
+
+/// --force replaces TARGET and its own extents, never another image's
+/// file that happens to have an extent's name.
+#[test]
+fn force_replaces_only_the_files_of_the_image_it_replaces() {
+    let dir = tempdir();
+    let d = dir.path();
+    let disk = d.join("disk.vmdk");
+    vimg!(
+        "create -q -f vmdk -o subformat=monolithicFlat",
+        &disk,
+        "16M"
+    )
+    .ok();
+    qemu_io("vmdk", &disk, &["write -P 7 0 1M"]);
+    // old.vmdk keeps using disk-flat.vmdk; disk.vmdk is now another image.
+    let old = d.join("old.vmdk");
+    fs::rename(&disk, &old).unwrap();
+    vimg!("create -q -f vmdk", &disk, "16M").ok();
+    let flat = d.join("disk-flat.vmdk");
+    let before = fs::read(&flat).unwrap();
+    let src = d.join("src.vmdk");
+    vimg!("create -q -f vmdk", &src, "16M").ok();
+    for line in [
+        vimg!(
+            "convert --force -O vmdk -o subformat=monolithicFlat",
+            &src,
+            &disk
+        ),
+        vimg!(
+            "create --force -f vmdk -o subformat=monolithicFlat",
+            &disk,
+            "16M"
+        ),
+    ] {
+        line.one_line_error(&flat, "another image's extent");
+        assert_eq!(fs::read(&flat).unwrap(), before, "{line}");
+        vimg!("check", &old).ok();
+        vimg!("check", &disk).ok();
+    }
+    // Its own extents it replaces.
+    let own = d.join("own.vmdk");
+    vimg!("create -q -f vmdk -o subformat=monolithicFlat", &own, "4M").ok();
+    vimg!(
+        "create -q --force -f vmdk -o subformat=monolithicFlat",
+        &own,
+        "8M"
+    )
+    .ok();
+    assert_eq!(qemu_info(None, &own)["virtual-size"], 8 << 20);
+}
