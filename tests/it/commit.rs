@@ -372,3 +372,32 @@ fn a_sibling_naming_the_parent_through_a_hard_link_stops_the_commit() {
     }
     vimg!("resize", &parent, "128M").code(1);
 }
+
+/// The delta is held under the write lock for the whole commit: nothing
+/// else (vimg amend, qemu-io) writes it while its data is copied.
+#[test]
+fn the_delta_is_locked_while_it_is_committed() {
+    let dir = tempdir();
+    let d = dir.path();
+    let (_, delta, _) = vmdk_chain(d);
+    qemu_io("vmdk", &delta, &["write -P 8 0 16M"]);
+    let mut commit = std::process::Command::new(VIMG)
+        .args(["commit", "-q", "-r", "8M"])
+        .arg(&delta)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let amend = vimg!("amend -o toolsversion=7", &delta).run();
+    let qemu = Cmd::new("qemu-io")
+        .args(["-f", "vmdk", "-c", "write -P 9 0 64k"])
+        .arg(&delta)
+        .run();
+    let status = commit.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(amend.code(), Some(1), "{amend:?}");
+    assert!(amend.stderr_text().contains("in use"), "{amend:?}");
+    // qemu-io says it cannot lock, and exits 1.
+    assert!(!qemu.status.success(), "{qemu:?}");
+    assert!(qemu.stderr_text().contains("lock"), "{qemu:?}");
+    vimg!("check", &delta).ok();
+}

@@ -184,7 +184,9 @@ pub fn run(args: CommitArgs) -> anyhow::Result<u8> {
         }
         None => None,
     };
-    let opts = OpenOptions::new(Access::Read)
+    // The delta too is held under the write lock from the start: nothing
+    // may change what it holds while that is copied and then emptied.
+    let opts = OpenOptions::new(Access::Write)
         .with_parents(Some(Access::Write))
         .trusting_parent(trusted);
     let mut image = factory::open_with(delta, args.format, opts)?;
