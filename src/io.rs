@@ -19,6 +19,11 @@ use crate::error::{Error, Result};
 /// (block/file-posix.c: RAW_LOCK_PERM_BASE + the WRITE bit).
 const QEMU_WRITE_BYTE: u64 = 101;
 
+/// The byte QEMU locks while it does not let others write an image (its
+/// "shared" bytes, RAW_LOCK_SHARED_BASE + the WRITE bit): what a reader
+/// holds, so that neither QEMU nor a vimg writer changes what it reads.
+const QEMU_NO_WRITERS_BYTE: u64 = 201;
+
 /// Bytes in a disk sector, the unit both formats count in.
 pub const SECTOR: u64 = 512;
 
@@ -165,6 +170,13 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 /// writable handle (two sets of tables in memory for one file).
 static WRITING: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
 
+/// Files this process reads under a read lock: one entry per handle.
+static READING: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+
+fn reading() -> std::sync::MutexGuard<'static, Vec<(u64, u64)>> {
+    READING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn writing() -> std::sync::MutexGuard<'static, Vec<(u64, u64)>> {
     // The list stays consistent even if a holder panicked.
     WRITING.lock().unwrap_or_else(|e| e.into_inner())
@@ -179,6 +191,8 @@ pub struct ImageFile {
     id: (u64, u64),
     /// Registered in [`WRITING`] (and locked) by this handle.
     writer: bool,
+    /// Registered in [`READING`] (holding the readers' lock) by this handle.
+    reader: bool,
 }
 
 impl ImageFile {
@@ -226,6 +240,7 @@ impl ImageFile {
             path: Arc::from(path),
             id: (meta.dev(), meta.ino()),
             writer: false,
+            reader: false,
         };
         match access {
             Access::Write => image.lock()?,
@@ -257,6 +272,7 @@ impl ImageFile {
             path: Arc::from(path),
             id: (meta.dev(), meta.ino()),
             writer: false,
+            reader: false,
         };
         image.lock()?;
         Ok(image)
@@ -273,6 +289,12 @@ impl ImageFile {
             return Err(Error::unsupported(
                 &self.path,
                 "is already open for writing in this command (named twice?); one file is written through one handle",
+            ));
+        }
+        if reading().contains(&self.id) {
+            return Err(Error::unsupported(
+                &self.path,
+                "is also read in this command (named twice?); it cannot be written while it is read",
             ));
         }
         match set_write_lock(&self.file) {
@@ -294,18 +316,33 @@ impl ImageFile {
     /// does: QEMU holds byte 101 (its "write" permission) while it may
     /// write an image; a vimg writer holds the whole file. A writer in this
     /// process (the lower layers of a chain opened for commit) is not a
-    /// stranger. Readers take no lock themselves, so they never stop QEMU
-    /// or qemu-img from reading.
-    fn check_no_writer(&self) -> Result<()> {
+    /// stranger. Then take the readers' shared lock, as qemu-img does
+    /// without -U: writers (QEMU's, vimg's) wait until the read is done,
+    /// while other readers go on.
+    fn check_no_writer(&mut self) -> Result<()> {
         if writing().contains(&self.id) {
             return Ok(());
         }
-        match write_lock_held(&self.file, QEMU_WRITE_BYTE) {
-            Ok(true) => Err(Error::BeingWritten {
+        if let Ok(true) = write_lock_held(&self.file, QEMU_WRITE_BYTE) {
+            return Err(Error::BeingWritten {
                 path: self.path.to_path_buf(),
-            }),
+            });
+        }
+        // Held while the file is read: QEMU and vimg writers wait for it
+        // (-U, force-share, reads without it).
+        match set_lock_range(&self.file, libc::F_RDLCK, QEMU_NO_WRITERS_BYTE, 1) {
+            Ok(()) => {
+                self.reader = true;
+                reading().push(self.id);
+                Ok(())
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) => {
+                Err(Error::BeingWritten {
+                    path: self.path.to_path_buf(),
+                })
+            }
             // Filesystems without lock support: nothing to respect.
-            _ => Ok(()),
+            Err(_) => Ok(()),
         }
     }
 
@@ -610,6 +647,13 @@ impl ImageFile {
 
 impl Drop for ImageFile {
     fn drop(&mut self) {
+        if self.reader {
+            let _ = set_lock_range(&self.file, libc::F_UNLCK, QEMU_NO_WRITERS_BYTE, 1);
+            let mut reading = reading();
+            if let Some(i) = reading.iter().position(|&id| id == self.id) {
+                reading.swap_remove(i);
+            }
+        }
         if self.writer {
             // Unlocked now, not when the last copy of the descriptor goes:
             // a child another thread of this process forks keeps a copy
@@ -631,14 +675,22 @@ fn set_write_lock(file: &File) -> io::Result<()> {
 
 /// Set an open-file-description lock of `kind` (`F_WRLCK`, `F_UNLCK`) on
 /// all of `file`, without waiting.
-#[allow(unsafe_code)]
 fn set_lock(file: &File, kind: libc::c_int) -> io::Result<()> {
+    // l_start = l_len = 0: the whole file, however it grows.
+    set_lock_range(file, kind, 0, 0)
+}
+
+/// Set an open-file-description lock of `kind` on `len` bytes of `file`
+/// from `start` (0: to the end, however it grows), without waiting.
+#[allow(unsafe_code)]
+fn set_lock_range(file: &File, kind: libc::c_int, start: u64, len: u64) -> io::Result<()> {
     // SAFETY: `flock` is a plain C struct of integers; all zeros is a
     // valid value of it (and l_pid must be 0 for OFD locks).
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = kind as libc::c_short;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
-    // l_start = l_len = 0: the whole file, however it grows.
+    fl.l_start = start as libc::off_t;
+    fl.l_len = len as libc::off_t;
     // SAFETY: the descriptor is open for the whole call (we borrow `file`),
     // and `fl` is a valid `flock` that F_OFD_SETLK only reads.
     let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) };

@@ -758,3 +758,37 @@ fn force_replaces_only_the_files_of_the_image_it_replaces() {
     .ok();
     assert_eq!(qemu_info(None, &own)["virtual-size"], 8 << 20);
 }
+
+/// A reader holds the lock qemu-img's readers hold: while `convert` reads
+/// an image, neither vimg nor QEMU writes it (the copy would mix old and
+/// new data); other readers go on.
+#[test]
+fn an_image_being_read_is_not_written_meanwhile() {
+    let dir = tempdir();
+    let d = dir.path();
+    let img = d.join("b.vmdk");
+    vimg!("create -q -f vmdk", &img, "32M").ok();
+    qemu_io("vmdk", &img, &["write -P 8 0 32M"]);
+    let out = d.join("out.raw");
+    let mut convert = std::process::Command::new(VIMG)
+        .args(["convert", "-r", "16M", "-O", "raw"])
+        .arg(&img)
+        .arg(&out)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let compact = vimg!("compact", &img).run();
+    let qemu = Cmd::new("qemu-io")
+        .args(["-f", "vmdk", "-c", "write -P 9 0 64k"])
+        .arg(&img)
+        .run();
+    let info = vimg!("info", &img).run();
+    let qemu_info = qemu_img!("info", &img).run();
+    assert!(convert.wait().unwrap().success());
+    assert_eq!(compact.code(), Some(1), "{compact:?}");
+    assert!(compact.stderr_text().contains("in use"), "{compact:?}");
+    assert!(qemu.stderr_text().contains("lock"), "{qemu:?}");
+    assert_eq!(info.code(), Some(0), "{info:?}");
+    assert_eq!(qemu_info.code(), Some(0), "{qemu_info:?}");
+    assert_identical("vmdk", &img, "raw", &out);
+}
