@@ -381,17 +381,10 @@ fn the_delta_is_locked_while_it_is_committed() {
     let d = dir.path();
     let (_, delta, _) = vmdk_chain(d);
     qemu_io("vmdk", &delta, &["write -P 8 0 16M"]);
-    let mut commit = std::process::Command::new(VIMG)
-        .args(["commit", "-q", "-r", "8M"])
-        .arg(&delta)
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    let settle = std::time::Duration::from_millis(700);
+    let mut commit = in_background(&vimg!("commit -q -r 8M", &delta), settle);
     let amend = vimg!("amend -o toolsversion=7", &delta).run();
-    let qemu = Cmd::new("qemu-io")
-        .args(["-f", "vmdk", "-c", "write -P 9 0 64k"])
-        .arg(&delta)
-        .run();
+    let qemu = qemu_io_write_vmdk(&delta, 9, "64k");
     let status = commit.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert_eq!(amend.code(), Some(1), "{amend:?}");

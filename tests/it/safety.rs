@@ -770,18 +770,10 @@ fn an_image_being_read_is_not_written_meanwhile() {
     vimg!("create -q -f vmdk", &img, "32M").ok();
     qemu_io("vmdk", &img, &["write -P 8 0 32M"]);
     let out = d.join("out.raw");
-    let mut convert = std::process::Command::new(VIMG)
-        .args(["convert", "-r", "16M", "-O", "raw"])
-        .arg(&img)
-        .arg(&out)
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    let settle = std::time::Duration::from_millis(700);
+    let mut convert = in_background(&vimg!("convert -r 16M -O raw", &img, &out), settle);
     let compact = vimg!("compact", &img).run();
-    let qemu = Cmd::new("qemu-io")
-        .args(["-f", "vmdk", "-c", "write -P 9 0 64k"])
-        .arg(&img)
-        .run();
+    let qemu = qemu_io_write_vmdk(&img, 9, "64k");
     let info = vimg!("info", &img).run();
     let qemu_info = qemu_img!("info", &img).run();
     assert!(convert.wait().unwrap().success());

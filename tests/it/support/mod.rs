@@ -65,6 +65,27 @@ pub fn field_str<'a>(v: &'a Value, key: &str) -> &'a str {
 }
 
 /// A new temporary directory, removed when the value is dropped.
+/// `cmd` (a vimg command line) started in the background, and given
+/// `settle` to get going, for what must run alongside it.
+pub fn in_background(cmd: &Cmd, settle: std::time::Duration) -> std::process::Child {
+    let child = std::process::Command::new(VIMG)
+        .args(cmd.argv())
+        .spawn()
+        .expect("vimg starts");
+    std::thread::sleep(settle);
+    child
+}
+
+/// A qemu-io write of `len` bytes of `pattern` at 0 into the VMDK at
+/// `path`, which may fail (run alongside something that holds the image).
+pub fn qemu_io_write_vmdk(path: &Path, pattern: u8, len: &str) -> Run {
+    Cmd::new("qemu-io")
+        .args(["-f", "vmdk", "-c"])
+        .arg(format!("write -P {pattern} 0 {len}"))
+        .arg(path)
+        .run()
+}
+
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("cannot create a temporary directory")
 }
