@@ -610,8 +610,11 @@ impl FileUse {
                 (Use::Flat, false) => "overlaps another flat extent in the same file",
             },
         };
-        Err(Error::unsupported(
+        // Damage `check` counts: two extents writing one place.
+        Err(Error::corrupt(
             desc,
+            "VMDK extent line",
+            0,
             format!("extent {name} {why}; refused"),
         ))
     }

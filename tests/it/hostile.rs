@@ -391,3 +391,33 @@ fn a_delta_whose_extent_is_its_parent_is_refused() {
         assert_eq!(sha256(&base), before, "{extent}");
     }
 }
+
+/// Two extents of a split VMDK that are one file (a hard link): every
+/// command refuses it, and `check` counts it as corruption, naming it.
+#[test]
+fn extents_that_are_one_file_are_corruption_to_check() {
+    let dir = tempdir();
+    let d = dir.path();
+    let img = d.join("s.vmdk");
+    vimg!(
+        "create -q -f vmdk -o subformat=twoGbMaxExtentSparse",
+        &img,
+        "5G"
+    )
+    .ok();
+    let (s1, s2) = (d.join("s-s001.vmdk"), d.join("s-s002.vmdk"));
+    std::fs::remove_file(&s2).unwrap();
+    std::fs::hard_link(&s1, &s2).unwrap();
+    vimg!("info", &img).one_line_error(&img, "extents that are one file");
+    let run = vimg!("check --output json", &img).run();
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(json["corruptions"], 1, "{json:#}");
+    let message = json["findings"][0]["message"].as_str().unwrap();
+    assert!(message.contains("s-s002.vmdk"), "{json:#}");
+    assert_eq!(
+        json["findings"][0]["file"],
+        img.display().to_string(),
+        "{json:#}"
+    );
+}
