@@ -204,37 +204,29 @@ impl Error {
     /// This error as seen from a disk in which the failing one starts at
     /// byte `at` (an extent in a VMDK, a source in a concatenation).
     pub fn shifted(self, at: u64) -> Self {
-        match self {
-            Error::Unreadable { detail, from, to } => Error::Unreadable {
-                detail,
-                from: from.saturating_add(at),
-                to: to.saturating_add(at),
-            },
-            other => other,
-        }
+        self.map_unreadable(|x| x.saturating_add(at))
     }
 
     /// This error with its unreadable range cut to `within` (the disk the
     /// failing unit lies in: a grain or block may reach past its end).
     pub fn clipped(self, within: std::ops::Range<u64>) -> Self {
-        match self {
-            Error::Unreadable { detail, from, to } => Error::Unreadable {
-                detail,
-                from: from.clamp(within.start, within.end),
-                to: to.clamp(within.start, within.end),
-            },
-            other => other,
-        }
+        self.map_unreadable(|x| x.clamp(within.start, within.end))
     }
 
     /// [`Error::shifted`] undone: as seen from a disk that starts at byte
     /// `at` of the failing one (what lies before it, clipped).
     pub fn shifted_back(self, at: u64) -> Self {
+        self.map_unreadable(|x| x.saturating_sub(at))
+    }
+
+    /// An [`Error::Unreadable`] with both ends of its range moved by `f`;
+    /// any other error as it is.
+    fn map_unreadable(self, f: impl Fn(u64) -> u64) -> Self {
         match self {
             Error::Unreadable { detail, from, to } => Error::Unreadable {
                 detail,
-                from: from.saturating_sub(at),
-                to: to.saturating_sub(at),
+                from: f(from),
+                to: f(to),
             },
             other => other,
         }

@@ -42,9 +42,14 @@ pub const BACKING: [OptionDoc; 2] = [
     },
 ];
 
-/// What `-o help` prints: the options `format` takes, in qemu-img's layout.
-pub fn help_text(format: &str, docs: &[OptionDoc]) -> String {
-    let mut docs = docs.to_vec();
+/// What `-o help` prints: the options `format` takes, but the keys in
+/// `leave_out` (what the command settles itself), in qemu-img's layout.
+pub fn help_text(format: &str, docs: &[OptionDoc], leave_out: &[&str]) -> String {
+    let mut docs: Vec<_> = docs
+        .iter()
+        .filter(|d| !leave_out.contains(&d.key))
+        .copied()
+        .collect();
     docs.sort_by_key(|d| d.key);
     let mut text = format!("Supported {format} options:\n");
     for d in docs {

@@ -79,7 +79,7 @@ pub fn run(args: AmendArgs) -> anyhow::Result<u8> {
         if docs.is_empty() {
             bail!("{} images have nothing to amend", format.name());
         }
-        super::print(&help_text(format.name(), docs))?;
+        super::print(&help_text(format.name(), docs, &[]))?;
         return Ok(0);
     }
     let Some(file) = &args.file else {

@@ -343,12 +343,8 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
     let target_format = args.output_format.unwrap_or(Format::Raw);
     if options.wants_help() {
         // What create takes but the size, which is the source's.
-        let docs: Vec<_> = factory::create_options(target_format)
-            .iter()
-            .filter(|d| d.key != "size")
-            .copied()
-            .collect();
-        super::print(&help_text(target_format.name(), &docs))?;
+        let docs = factory::create_options(target_format);
+        super::print(&help_text(target_format.name(), docs, &["size"]))?;
         return Ok(0);
     }
     if args.files.len() < 2 {

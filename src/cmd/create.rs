@@ -81,7 +81,7 @@ pub fn run(args: CreateArgs) -> anyhow::Result<u8> {
     let mut opts = Options::parse(args.options.iter().map(String::as_str))?;
     if opts.wants_help() {
         let docs = factory::create_options(args.format);
-        super::print(&help_text(args.format.name(), docs))?;
+        super::print(&help_text(args.format.name(), docs, &[]))?;
         return Ok(0);
     }
     let Some(file) = &args.file else {

@@ -565,7 +565,7 @@ impl Dynamic {
     pub fn status(&mut self, offset: u64, len: u64) -> Result<Mapping> {
         let block = offset / self.block_size;
         let in_block = offset % self.block_size;
-        if !self.bitmap_readable(block)? {
+        if !self.unreadable.is_empty() && !self.bitmap_readable(block)? {
             // Data whose place cannot be trusted: reading it fails.
             let span = (self.block_size - in_block).min(len);
             let data = Source::Data {
@@ -656,7 +656,8 @@ impl Dynamic {
             let data = host + self.bitmap_size + p.within;
             // A block cut short by the end of the file (salvaging): what of
             // its data lies in the file reads; the rest fails.
-            let readable = self.bitmap_readable(p.index)?;
+            // (Only a salvaging open has such blocks: no work otherwise.)
+            let readable = self.unreadable.is_empty() || self.bitmap_readable(p.index)?;
             let cut = match self.unreadable.get(&p.index) {
                 None => None,
                 Some(f) if readable => Some((self.file_end, f.why.clone())),

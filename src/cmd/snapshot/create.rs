@@ -53,12 +53,9 @@ pub fn run(args: SnapshotCreateArgs) -> anyhow::Result<u8> {
     let mut opts = Options::parse(args.options.iter().map(String::as_str))?;
     if opts.wants_help() {
         // What create takes, but what BASE settles.
-        let docs: Vec<_> = factory::create_options(format)
-            .iter()
-            .filter(|d| !matches!(d.key, "size" | "backing_file" | "backing_fmt"))
-            .copied()
-            .collect();
-        super::super::print(&help_text(format.name(), &docs))?;
+        let docs = factory::create_options(format);
+        let settled = ["size", "backing_file", "backing_fmt"];
+        super::super::print(&help_text(format.name(), docs, &settled))?;
         return Ok(0);
     }
     for (key, why) in [
